@@ -1,0 +1,221 @@
+//! Element-wise expressions over a node's inputs.
+//!
+//! A tileable `a + 1` is one `Map` node whose expression is `(#0 + 1)`; fusion
+//! composes such expressions, so a chain `((x + 1) * 2)` becomes one chunk op
+//! that kernels evaluate in a single pass over memory.
+
+use crate::dtype::DType;
+use crate::error::{IrError, IrResult};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UnaryFn {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    /// Logical not (bool only).
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BinaryFn {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Eq,
+    Ne,
+    And,
+    Or,
+}
+
+impl BinaryFn {
+    pub fn is_comparison(self) -> bool {
+        use BinaryFn::*;
+        matches!(self, Gt | Lt | Ge | Le | Eq | Ne)
+    }
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinaryFn::And | BinaryFn::Or)
+    }
+    pub fn symbol(self) -> &'static str {
+        use BinaryFn::*;
+        match self {
+            Add => "+",
+            Sub => "-",
+            Mul => "*",
+            Div => "/",
+            Pow => "**",
+            Gt => ">",
+            Lt => "<",
+            Ge => ">=",
+            Le => "<=",
+            Eq => "==",
+            Ne => "!=",
+            And => "&",
+            Or => "|",
+        }
+    }
+}
+
+/// An element-wise expression. `Input(i)` is the node's i-th input; inputs are
+/// broadcast against each other as in numpy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Expr {
+    Input(usize),
+    /// A Python-style float scalar (NEP 50: it does not widen float32 arrays).
+    Const(f64),
+    Unary(UnaryFn, Box<Expr>),
+    Binary(BinaryFn, Box<Expr>, Box<Expr>),
+    Cast(DType, Box<Expr>),
+    Where(Box<Expr>, Box<Expr>, Box<Expr>),
+}
+
+impl Expr {
+    pub fn input(i: usize) -> Expr {
+        Expr::Input(i)
+    }
+    pub fn unary(f: UnaryFn, e: Expr) -> Expr {
+        Expr::Unary(f, Box::new(e))
+    }
+    pub fn binary(f: BinaryFn, a: Expr, b: Expr) -> Expr {
+        Expr::Binary(f, Box::new(a), Box::new(b))
+    }
+
+    /// The result dtype given the inputs' dtypes; errors name the bad dtype.
+    pub fn dtype(&self, inputs: &[DType]) -> IrResult<DType> {
+        Ok(match self {
+            Expr::Input(i) => *inputs
+                .get(*i)
+                .ok_or_else(|| IrError::Graph(format!("expression refers to input #{i} of {}", inputs.len())))?,
+            Expr::Const(_) => DType::Float64,
+            Expr::Cast(d, e) => {
+                e.dtype(inputs)?;
+                if !d.is_numeric() {
+                    return Err(IrError::DType(format!("cannot cast a tensor to {d}")));
+                }
+                *d
+            }
+            Expr::Unary(f, e) => {
+                let d = e.dtype(inputs)?;
+                match f {
+                    UnaryFn::Not if d != DType::Bool => {
+                        return Err(IrError::DType(format!("logical not needs a bool operand, got {d}")))
+                    }
+                    UnaryFn::Not => DType::Bool,
+                    UnaryFn::Neg if d == DType::Bool => {
+                        return Err(IrError::DType("negative of a bool tensor is not supported, use logical not".into()))
+                    }
+                    UnaryFn::Neg | UnaryFn::Abs => d,
+                    UnaryFn::Exp | UnaryFn::Log | UnaryFn::Sqrt => float_of(d),
+                }
+            }
+            Expr::Binary(f, a, b) => {
+                let (da, db) = (a.dtype(inputs)?, b.dtype(inputs)?);
+                let joined = match (a.as_ref(), b.as_ref()) {
+                    (Expr::Const(_), Expr::Const(_)) => DType::Float64,
+                    (Expr::Const(_), _) => db.with_float_scalar(),
+                    (_, Expr::Const(_)) => da.with_float_scalar(),
+                    _ => DType::promote(da, db),
+                };
+                if f.is_comparison() {
+                    DType::Bool
+                } else if f.is_logical() {
+                    if da != DType::Bool || db != DType::Bool {
+                        return Err(IrError::DType(format!(
+                            "operator {} needs bool operands, got {da} and {db}",
+                            f.symbol()
+                        )));
+                    }
+                    DType::Bool
+                } else if *f == BinaryFn::Div {
+                    float_of(joined)
+                } else if joined == DType::Bool {
+                    // numpy: bool + bool stays bool for +,*; we keep integer arithmetic simple
+                    DType::Int64
+                } else {
+                    joined
+                }
+            }
+            Expr::Where(c, a, b) => {
+                let dc = c.dtype(inputs)?;
+                if dc != DType::Bool {
+                    return Err(IrError::DType(format!("where_ needs a bool condition, got {dc}")));
+                }
+                let (da, db) = (a.dtype(inputs)?, b.dtype(inputs)?);
+                DType::promote(da, db)
+            }
+        })
+    }
+
+    /// Replace every `Input(i)` with `f(i)`.
+    pub fn substitute(&self, f: &mut impl FnMut(usize) -> Expr) -> Expr {
+        match self {
+            Expr::Input(i) => f(*i),
+            Expr::Const(c) => Expr::Const(*c),
+            Expr::Unary(u, e) => Expr::Unary(*u, Box::new(e.substitute(f))),
+            Expr::Binary(b, x, y) => Expr::Binary(*b, Box::new(x.substitute(f)), Box::new(y.substitute(f))),
+            Expr::Cast(d, e) => Expr::Cast(*d, Box::new(e.substitute(f))),
+            Expr::Where(c, x, y) => {
+                Expr::Where(Box::new(c.substitute(f)), Box::new(x.substitute(f)), Box::new(y.substitute(f)))
+            }
+        }
+    }
+
+    /// Number of operator nodes (for explain and fusion limits).
+    pub fn size(&self) -> usize {
+        match self {
+            Expr::Input(_) | Expr::Const(_) => 1,
+            Expr::Unary(_, e) | Expr::Cast(_, e) => 1 + e.size(),
+            Expr::Binary(_, a, b) => 1 + a.size() + b.size(),
+            Expr::Where(c, a, b) => 1 + c.size() + a.size() + b.size(),
+        }
+    }
+}
+
+fn float_of(d: DType) -> DType {
+    if d.is_float() {
+        d
+    } else {
+        DType::Float64
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Input(i) => write!(f, "#{i}"),
+            Expr::Const(c) => write!(f, "{c}"),
+            Expr::Unary(UnaryFn::Neg, e) => write!(f, "-{e}"),
+            Expr::Unary(UnaryFn::Not, e) => write!(f, "!{e}"),
+            Expr::Unary(u, e) => write!(f, "{}({e})", format!("{u:?}").to_lowercase()),
+            Expr::Binary(b, x, y) => write!(f, "({x} {} {y})", b.symbol()),
+            Expr::Cast(d, e) => write!(f, "astype({e}, {d})"),
+            Expr::Where(c, x, y) => write!(f, "where({c}, {x}, {y})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtypes_follow_numpy() {
+        let add1 = Expr::binary(BinaryFn::Add, Expr::input(0), Expr::Const(1.0));
+        assert_eq!(add1.dtype(&[DType::Int32]).unwrap(), DType::Float64);
+        assert_eq!(add1.dtype(&[DType::Float32]).unwrap(), DType::Float32);
+        let cmp = Expr::binary(BinaryFn::Gt, Expr::input(0), Expr::input(1));
+        assert_eq!(cmp.dtype(&[DType::Int32, DType::Float64]).unwrap(), DType::Bool);
+        let bad = Expr::binary(BinaryFn::And, Expr::input(0), Expr::input(1));
+        assert!(bad.dtype(&[DType::Int32, DType::Bool]).unwrap_err().to_string().contains("int32"));
+        assert_eq!(add1.to_string(), "(#0 + 1)");
+    }
+}

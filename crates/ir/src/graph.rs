@@ -1,0 +1,418 @@
+//! Tileable and chunk graphs: DAGs on petgraph behind typed ids, deduplicated by key.
+//!
+//! Inserting a node whose key is already present returns the existing id, so
+//! common subexpressions are shared for free. Edges carry the input position.
+
+use crate::error::{IrError, IrResult};
+use crate::key::Key;
+use crate::op::{ChunkOp, Op};
+use crate::shape::{fmt_shape, Dim, Meta};
+use crate::DType;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use petgraph::Direction;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fmt::{self, Write};
+use std::marker::PhantomData;
+
+macro_rules! typed_id {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub u32);
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+        impl From<NodeIndex> for $name {
+            fn from(n: NodeIndex) -> Self {
+                $name(n.index() as u32)
+            }
+        }
+        impl From<$name> for NodeIndex {
+            fn from(id: $name) -> Self {
+                NodeIndex::new(id.0 as usize)
+            }
+        }
+    };
+}
+
+typed_id!(TileableId, "A node of a [`TileableGraph`].");
+typed_id!(ChunkId, "A node of a [`ChunkGraph`].");
+
+/// What a graph node must offer to the shared graph code.
+pub trait GraphNode: Clone {
+    type Id: Copy + Eq + std::hash::Hash + From<NodeIndex> + Into<NodeIndex> + fmt::Debug;
+    fn key(&self) -> Key;
+    fn inputs(&self) -> &[Self::Id];
+    fn inputs_mut(&mut self) -> &mut Vec<Self::Id>;
+    /// One line of `explain()`: op, key prefix, shape, dtype …
+    fn label(&self) -> String;
+}
+
+/// A tileable node: one user-level op.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TileableNode {
+    pub key: Key,
+    pub op: Op,
+    pub inputs: Vec<TileableId>,
+    pub meta: Meta,
+}
+
+impl GraphNode for TileableNode {
+    type Id = TileableId;
+    fn key(&self) -> Key {
+        self.key
+    }
+    fn inputs(&self) -> &[TileableId] {
+        &self.inputs
+    }
+    fn inputs_mut(&mut self) -> &mut Vec<TileableId> {
+        &mut self.inputs
+    }
+    fn label(&self) -> String {
+        format!("{} key={} {}", self.op, self.key.short(), self.meta)
+    }
+}
+
+/// A chunk node: one kernel invocation producing one chunk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkNode {
+    pub key: Key,
+    pub op: ChunkOp,
+    pub inputs: Vec<ChunkId>,
+    /// Shape of the produced chunk (partials of reductions keep reduced axes as 1).
+    pub shape: Vec<Dim>,
+    /// Element type for tensor chunks; `None` for frames.
+    pub dtype: Option<DType>,
+    /// Position in its tileable's chunk grid.
+    pub index: Vec<usize>,
+}
+
+impl GraphNode for ChunkNode {
+    type Id = ChunkId;
+    fn key(&self) -> Key {
+        self.key
+    }
+    fn inputs(&self) -> &[ChunkId] {
+        &self.inputs
+    }
+    fn inputs_mut(&mut self) -> &mut Vec<ChunkId> {
+        &mut self.inputs
+    }
+    fn label(&self) -> String {
+        let mut s = format!("{} key={} index={:?} shape={}", self.op, self.key.short(), self.index, fmt_shape(&self.shape));
+        if let Some(d) = self.dtype {
+            let _ = write!(s, " dtype={d}");
+        }
+        s
+    }
+}
+
+/// A DAG of keyed nodes. `N::Id`s stay valid across removals.
+#[derive(Clone)]
+pub struct Dag<N: GraphNode> {
+    graph: StableDiGraph<N, usize>,
+    by_key: HashMap<Key, NodeIndex>,
+    _id: PhantomData<N::Id>,
+}
+
+pub type TileableGraph = Dag<TileableNode>;
+pub type ChunkGraph = Dag<ChunkNode>;
+
+impl<N: GraphNode> Default for Dag<N> {
+    fn default() -> Self {
+        Dag { graph: StableDiGraph::default(), by_key: HashMap::new(), _id: PhantomData }
+    }
+}
+
+impl<N: GraphNode + fmt::Debug> fmt::Debug for Dag<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dag").field("nodes", &self.graph.node_count()).finish()
+    }
+}
+
+impl<N: GraphNode> Dag<N> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn with_capacity(nodes: usize) -> Self {
+        Dag {
+            graph: StableDiGraph::with_capacity(nodes, nodes * 2),
+            by_key: HashMap::with_capacity(nodes),
+            _id: PhantomData,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    /// Insert a node, or return the id of the node with the same key.
+    /// Its inputs must already be in the graph.
+    pub fn insert(&mut self, node: N) -> N::Id {
+        if let Some(&ix) = self.by_key.get(&node.key()) {
+            return ix.into();
+        }
+        let key = node.key();
+        let inputs: Vec<NodeIndex> = node.inputs().iter().map(|&i| i.into()).collect();
+        let ix = self.graph.add_node(node);
+        for (pos, input) in inputs.into_iter().enumerate() {
+            self.graph.add_edge(input, ix, pos);
+        }
+        self.by_key.insert(key, ix);
+        ix.into()
+    }
+
+    pub fn get(&self, key: &Key) -> Option<N::Id> {
+        self.by_key.get(key).map(|&ix| ix.into())
+    }
+    pub fn node(&self, id: N::Id) -> &N {
+        &self.graph[id.into()]
+    }
+    pub fn try_node(&self, id: N::Id) -> Option<&N> {
+        self.graph.node_weight(id.into())
+    }
+    /// Mutate a node in place; its key and inputs must not change.
+    pub fn node_mut(&mut self, id: N::Id) -> &mut N {
+        &mut self.graph[id.into()]
+    }
+    pub fn ids(&self) -> impl Iterator<Item = N::Id> + '_ {
+        self.graph.node_indices().map(Into::into)
+    }
+    /// Consumers of a node (each once, whatever the number of edges).
+    pub fn consumers(&self, id: N::Id) -> Vec<N::Id> {
+        let mut seen = HashSet::new();
+        self.graph
+            .edges_directed(id.into(), Direction::Outgoing)
+            .filter(|e| seen.insert(e.target()))
+            .map(|e| e.target().into())
+            .collect()
+    }
+    pub fn consumer_count(&self, id: N::Id) -> usize {
+        self.consumers(id).len()
+    }
+    /// Nodes with no consumers.
+    pub fn sinks(&self) -> Vec<N::Id> {
+        self.graph
+            .node_indices()
+            .filter(|&ix| self.graph.edges_directed(ix, Direction::Outgoing).next().is_none())
+            .map(Into::into)
+            .collect()
+    }
+    /// Remove a node that nothing consumes.
+    pub fn remove(&mut self, id: N::Id) -> Option<N> {
+        let node = self.graph.remove_node(id.into())?;
+        self.by_key.remove(&node.key());
+        Some(node)
+    }
+
+    /// Topological order (inputs first); errors on a cycle.
+    pub fn topo_order(&self) -> IrResult<Vec<N::Id>> {
+        petgraph::algo::toposort(&self.graph, None)
+            .map(|v| v.into_iter().map(Into::into).collect())
+            .map_err(|c| IrError::Graph(format!("cycle through node {}", self.graph[c.node_id()].key())))
+    }
+
+    /// Every node reachable backwards from `roots` (roots included).
+    pub fn ancestors(&self, roots: &[N::Id]) -> HashSet<N::Id> {
+        let mut seen: HashSet<N::Id> = HashSet::new();
+        let mut stack: Vec<N::Id> = roots.to_vec();
+        while let Some(id) = stack.pop() {
+            if seen.insert(id) {
+                stack.extend(self.node(id).inputs().iter().copied());
+            }
+        }
+        seen
+    }
+
+    /// The indented tree view: one node a line, inputs indented by 2; a node
+    /// printed before is referenced as `^ key=…` instead of repeated.
+    pub fn explain(&self, roots: &[N::Id]) -> String {
+        let mut out = String::new();
+        let mut seen = HashSet::new();
+        for &r in roots {
+            self.explain_node(r, 0, &mut seen, &mut out);
+        }
+        out
+    }
+
+    fn explain_node(&self, id: N::Id, depth: usize, seen: &mut HashSet<N::Id>, out: &mut String) {
+        let node = self.node(id);
+        let pad = "  ".repeat(depth);
+        if !seen.insert(id) {
+            let _ = writeln!(out, "{pad}^ key={}", node.key().short());
+            return;
+        }
+        let _ = writeln!(out, "{pad}{}", node.label());
+        for &i in node.inputs() {
+            self.explain_node(i, depth + 1, seen, out);
+        }
+    }
+
+    /// Graphviz DOT.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph mars {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n");
+        for ix in self.graph.node_indices() {
+            let label = self.graph[ix].label().replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "  n{} [label=\"{}\"];", ix.index(), label);
+        }
+        for e in self.graph.edge_references() {
+            let _ = writeln!(out, "  n{} -> n{} [label=\"{}\"];", e.source().index(), e.target().index(), e.weight());
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// Nodes in topological order with inputs as positions in that order: the
+    /// serialised form.
+    pub fn to_nodes(&self) -> IrResult<Vec<N>> {
+        let order = self.topo_order()?;
+        let pos: HashMap<N::Id, usize> = order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        Ok(order
+            .iter()
+            .map(|&id| {
+                let mut n = self.node(id).clone();
+                for i in n.inputs_mut().iter_mut() {
+                    *i = NodeIndex::new(pos[i]).into();
+                }
+                n
+            })
+            .collect())
+    }
+
+    /// Rebuild from the serialised form, checking for dangling inputs and cycles
+    /// (an input must come earlier in the list).
+    pub fn from_nodes(nodes: Vec<N>) -> IrResult<Self> {
+        let mut g = Dag::with_capacity(nodes.len());
+        let mut ids: Vec<N::Id> = Vec::with_capacity(nodes.len());
+        for (i, mut n) in nodes.into_iter().enumerate() {
+            for input in n.inputs_mut().iter_mut() {
+                let pos: NodeIndex = (*input).into();
+                let pos = pos.index();
+                if pos >= i {
+                    return Err(IrError::Graph(format!(
+                        "node {i} (key {}) refers to input #{pos}, which is {}",
+                        n.key(),
+                        if pos < ids.len() + 1 || pos == i { "itself or later (a cycle)" } else { "missing" }
+                    )));
+                }
+                *input = ids[pos];
+            }
+            ids.push(g.insert(n));
+        }
+        Ok(g)
+    }
+}
+
+/// The JSON form of a graph, versioned.
+#[derive(Serialize, Deserialize)]
+struct GraphFile<N> {
+    format: String,
+    nodes: Vec<N>,
+}
+
+pub const FORMAT_TILEABLE: &str = "mars-tileable-graph/1";
+pub const FORMAT_CHUNK: &str = "mars-chunk-graph/1";
+
+macro_rules! serde_forms {
+    ($node:ty, $fmt:expr) => {
+        impl Dag<$node> {
+            pub fn to_json(&self) -> IrResult<String> {
+                let file = GraphFile { format: $fmt.to_string(), nodes: self.to_nodes()? };
+                serde_json::to_string_pretty(&file).map_err(|e| IrError::Serde(e.to_string()))
+            }
+            pub fn from_json(text: &str) -> IrResult<Self> {
+                let file: GraphFile<$node> = serde_json::from_str(text)
+                    .map_err(|e| IrError::Serde(format!("line {} column {}: {e}", e.line(), e.column())))?;
+                if file.format != $fmt {
+                    return Err(IrError::Serde(format!(
+                        "unsupported graph format {:?} (expected {:?})",
+                        file.format, $fmt
+                    )));
+                }
+                Self::from_nodes(file.nodes)
+            }
+            /// Compact binary form for the wire.
+            pub fn to_bytes(&self) -> IrResult<Vec<u8>> {
+                bincode::serialize(&self.to_nodes()?).map_err(|e| IrError::Serde(e.to_string()))
+            }
+            pub fn from_bytes(bytes: &[u8]) -> IrResult<Self> {
+                let nodes: Vec<$node> = bincode::deserialize(bytes).map_err(|e| IrError::Serde(e.to_string()))?;
+                Self::from_nodes(nodes)
+            }
+        }
+    };
+}
+
+serde_forms!(TileableNode, FORMAT_TILEABLE);
+serde_forms!(ChunkNode, FORMAT_CHUNK);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{BinaryFn, Expr};
+    use crate::op::TensorOp;
+    use crate::shape::dims;
+
+    fn ones(g: &mut TileableGraph) -> TileableId {
+        let op = Op::Tensor(TensorOp::Full { shape: vec![4, 4], value: 1.0, dtype: DType::Float64, chunks: Some(vec![2, 2]) });
+        let key = Key::of(&op, &[]);
+        g.insert(TileableNode { key, op, inputs: vec![], meta: Meta::tensor(dims(&[4, 4]), DType::Float64) })
+    }
+
+    fn sample() -> (TileableGraph, TileableId) {
+        let mut g = TileableGraph::new();
+        let a = ones(&mut g);
+        let a2 = ones(&mut g);
+        assert_eq!(a, a2, "same key, same node");
+        let op = Op::Tensor(TensorOp::Map { expr: Expr::binary(BinaryFn::Add, Expr::Input(0), Expr::Input(1)) });
+        let key = Key::of(&op, &[g.node(a).key, g.node(a).key]);
+        let b = g.insert(TileableNode { key, op, inputs: vec![a, a], meta: Meta::tensor(dims(&[4, 4]), DType::Float64) });
+        (g, b)
+    }
+
+    #[test]
+    fn dedup_explain_dot() {
+        let (g, b) = sample();
+        assert_eq!(g.len(), 2);
+        let text = g.explain(&[b]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("Map (#0 + #1) key="), "{text}");
+        assert!(lines[1].starts_with("  Full(1) chunks=[2, 2] key="), "{text}");
+        assert!(lines[2].starts_with("  ^ key="), "{text}");
+        let dot = g.to_dot();
+        assert!(dot.starts_with("digraph mars {") && dot.contains("n0 -> n1"), "{dot}");
+    }
+
+    #[test]
+    fn json_and_binary_round_trip() {
+        let (g, b) = sample();
+        let json = g.to_json().unwrap();
+        assert!(json.contains("\"format\": \"mars-tileable-graph/1\""));
+        let back = TileableGraph::from_json(&json).unwrap();
+        assert_eq!(back.len(), 2);
+        let root = back.get(&g.node(b).key).unwrap();
+        assert_eq!(back.explain(&[root]), g.explain(&[b]));
+        let bin = TileableGraph::from_bytes(&g.to_bytes().unwrap()).unwrap();
+        assert_eq!(bin.explain(&[bin.get(&g.node(b).key).unwrap()]), g.explain(&[b]));
+    }
+
+    #[test]
+    fn bad_graphs_are_errors() {
+        let err = TileableGraph::from_json("{\"format\": \"mars-tileable-graph/1\",\n \"nodes\": [}").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let err = TileableGraph::from_json("{\"format\": \"v9\", \"nodes\": []}").unwrap_err();
+        assert!(err.to_string().contains("unsupported graph format"), "{err}");
+        let (g, _) = sample();
+        let mut nodes = g.to_nodes().unwrap();
+        nodes[1].inputs[0] = TileableId(5);
+        let err = TileableGraph::from_nodes(nodes).unwrap_err();
+        assert!(err.to_string().contains("input #5"), "{err}");
+    }
+}

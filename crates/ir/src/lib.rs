@@ -1,0 +1,34 @@
+//! `mars-ir`: the explicit, serialisable intermediate representation of mars-rs.
+//!
+//! What lives here and nowhere else:
+//! - [`Key`]: 128-bit content hashes naming every tileable and chunk;
+//! - [`DType`], [`Dim`] and shapes, and [`TensorData`], the in-memory tensor value;
+//! - [`Op`]: every operation, tileable-level ([`TensorOp`], [`FrameOp`]) and
+//!   chunk-level ([`ChunkOp`]), as documented records of parameters;
+//! - [`Expr`]: element-wise expressions, which fusion composes;
+//! - [`TileableGraph`] and [`ChunkGraph`], DAGs on petgraph behind typed ids;
+//! - [`infer`]: shape and dtype inference, where bad input is first caught;
+//! - one `explain()` walker, `to_dot()`, and serde (JSON and a compact binary form).
+//!
+//! This crate knows nothing about tiling or execution.
+
+pub mod data;
+pub mod display;
+pub mod dtype;
+pub mod error;
+pub mod expr;
+pub mod frame;
+pub mod graph;
+pub mod infer;
+pub mod key;
+pub mod op;
+pub mod shape;
+
+pub use data::TensorData;
+pub use dtype::DType;
+pub use error::{IrError, IrResult};
+pub use expr::{BinaryFn, Expr, UnaryFn};
+pub use graph::{ChunkGraph, ChunkId, ChunkNode, TileableGraph, TileableId, TileableNode};
+pub use key::Key;
+pub use op::{ChunkOp, FrameOp, Op, ReduceFn, SliceElem, TensorOp};
+pub use shape::{fmt_shape, Dim, Meta};

@@ -1,0 +1,293 @@
+//! Every operation of mars-rs, as explicit serialisable records.
+//!
+//! [`Op`] is what a tileable node does (one per user-level op); [`ChunkOp`] is
+//! what one chunk node does after tiling. Both hash into keys with [`crate::Key::of`].
+
+use crate::data::TensorData;
+use crate::dtype::DType;
+use crate::expr::Expr;
+use crate::key::Key;
+use crate::shape::Dim;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A tileable-level op.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    Tensor(TensorOp),
+    Frame(FrameOp),
+    /// A result the backend already holds: its chunk keys (row-major over the
+    /// chunk grid) and nsplits. Executing over held results lowers them to this.
+    Fetch { chunks: Vec<Key>, nsplits: Vec<Vec<Dim>> },
+}
+
+/// Random distributions; every element is a pure function of (seed, flat index).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Distribution {
+    /// Uniform on [0, 1).
+    Uniform,
+    /// Standard normal.
+    Normal,
+    /// Integers uniform on [low, high).
+    RandInt { low: i64, high: i64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReduceFn {
+    Sum,
+    Prod,
+    Min,
+    Max,
+    Mean,
+    /// Variance with `ddof` delta degrees of freedom (numpy default 0).
+    Var { ddof: u32 },
+    Std { ddof: u32 },
+    ArgMin,
+    ArgMax,
+}
+
+impl ReduceFn {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceFn::Sum => "sum",
+            ReduceFn::Prod => "prod",
+            ReduceFn::Min => "min",
+            ReduceFn::Max => "max",
+            ReduceFn::Mean => "mean",
+            ReduceFn::Var { .. } => "var",
+            ReduceFn::Std { .. } => "std",
+            ReduceFn::ArgMin => "argmin",
+            ReduceFn::ArgMax => "argmax",
+        }
+    }
+    /// numpy's result dtype.
+    pub fn out_dtype(self, input: DType) -> DType {
+        match self {
+            ReduceFn::Sum | ReduceFn::Prod => {
+                if input.is_float() {
+                    input
+                } else if input.is_unsigned() {
+                    DType::UInt64
+                } else {
+                    DType::Int64
+                }
+            }
+            ReduceFn::Min | ReduceFn::Max => input,
+            ReduceFn::Mean | ReduceFn::Var { .. } | ReduceFn::Std { .. } => {
+                if input == DType::Float32 {
+                    DType::Float32
+                } else {
+                    DType::Float64
+                }
+            }
+            ReduceFn::ArgMin | ReduceFn::ArgMax => DType::Int64,
+        }
+    }
+    pub fn is_arg(self) -> bool {
+        matches!(self, ReduceFn::ArgMin | ReduceFn::ArgMax)
+    }
+}
+
+/// One axis of a slice, with ndarray's `s![]` semantics (negative indices count
+/// from the end; a negative step walks the selected range backwards).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SliceElem {
+    Slice { start: isize, end: Option<isize>, step: isize },
+    Index(isize),
+    NewAxis,
+}
+
+impl From<&ndarray::SliceInfoElem> for SliceElem {
+    fn from(e: &ndarray::SliceInfoElem) -> Self {
+        match *e {
+            ndarray::SliceInfoElem::Slice { start, end, step } => SliceElem::Slice { start, end, step },
+            ndarray::SliceInfoElem::Index(i) => SliceElem::Index(i),
+            ndarray::SliceInfoElem::NewAxis => SliceElem::NewAxis,
+        }
+    }
+}
+
+impl From<SliceElem> for ndarray::SliceInfoElem {
+    fn from(e: SliceElem) -> Self {
+        match e {
+            SliceElem::Slice { start, end, step } => ndarray::SliceInfoElem::Slice { start, end, step },
+            SliceElem::Index(i) => ndarray::SliceInfoElem::Index(i),
+            SliceElem::NewAxis => ndarray::SliceInfoElem::NewAxis,
+        }
+    }
+}
+
+impl fmt::Display for SliceElem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SliceElem::Index(i) => write!(f, "{i}"),
+            SliceElem::NewAxis => f.write_str("newaxis"),
+            SliceElem::Slice { start, end, step } => {
+                if *start != 0 {
+                    write!(f, "{start}")?;
+                }
+                f.write_str("..")?;
+                if let Some(e) = end {
+                    write!(f, "{e}")?;
+                }
+                if *step != 1 {
+                    write!(f, ";{step}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Tensor ops at the tileable level. Creation ops carry optional chunk sizes
+/// (per axis) so a `rechunk` right after them changes how they are generated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TensorOp {
+    /// `ones`, `zeros`, `full`.
+    Full { shape: Vec<usize>, value: f64, dtype: DType, chunks: Option<Vec<usize>> },
+    /// `arange(start, start + n*step, step)`, float64.
+    Arange { start: f64, step: f64, n: usize, chunks: Option<Vec<usize>> },
+    /// Counter-based random numbers: element `i` depends only on `(seed, i)`.
+    Random { seed: u64, dist: Distribution, shape: Vec<usize>, chunks: Option<Vec<usize>> },
+    /// User data (`mt::tensor`).
+    Literal { data: TensorData, chunks: Option<Vec<usize>> },
+    /// Element-wise expression over the inputs, with numpy broadcasting.
+    Map { expr: Expr },
+    /// Reduction over `axes` (all axes for a full reduction); axes are removed.
+    Reduce { func: ReduceFn, axes: Vec<usize> },
+    /// `numpy.dot` for 1-D and 2-D operands.
+    Dot,
+    Transpose { axes: Vec<usize> },
+    Reshape { shape: Vec<usize> },
+    Slice { elems: Vec<SliceElem> },
+    Concatenate { axis: usize },
+    /// Boolean mask: input 0 the data, input 1 the mask (same shape, or 1-D along axis 0).
+    Filter,
+    /// New chunk sizes per axis.
+    Rechunk { chunks: Vec<usize> },
+}
+
+/// Dataframe ops at the tileable level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FrameOp {
+    /// An in-memory Arrow record batch, carried as Arrow IPC stream bytes.
+    FromBatch { ipc: Vec<u8>, rows_per_chunk: Option<usize> },
+}
+
+/// Chunk-level ops: what a kernel runs for one chunk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ChunkOp {
+    /// A chunk already held in the backend's store (its key is the node's key).
+    Fetch,
+    Full { shape: Vec<usize>, value: f64, dtype: DType },
+    Arange { start: f64, step: f64, n: usize },
+    /// The block at `offset` of a `global_shape` random tensor.
+    Random { seed: u64, dist: Distribution, global_shape: Vec<usize>, offset: Vec<usize>, shape: Vec<usize> },
+    Literal { data: TensorData },
+    /// Element-wise expression over the inputs (broadcast within the chunk).
+    Map { expr: Expr, dtype: DType },
+    /// First stage of a tree reduction: an optional fused element-wise expression,
+    /// then a partial aggregate keeping reduced axes as length 1. `offset` and
+    /// `global_shape` locate the chunk, for arg-reductions.
+    ReduceMap {
+        func: ReduceFn,
+        axes: Vec<usize>,
+        expr: Option<Expr>,
+        in_dtype: DType,
+        offset: Vec<usize>,
+        global_shape: Vec<usize>,
+    },
+    /// Combines partials; with `finalize` it also produces the result (axes removed).
+    ReduceCombine { func: ReduceFn, axes: Vec<usize>, finalize: bool, out_dtype: DType },
+    /// Block product (1-D/2-D as numpy.dot).
+    MatMul,
+    Transpose { axes: Vec<usize> },
+    Reshape { shape: Vec<usize> },
+    Slice { elems: Vec<SliceElem> },
+    /// Builds one output chunk from pieces of its inputs (rechunk).
+    Assemble { shape: Vec<usize>, dtype: DType, pieces: Vec<Piece> },
+    /// Boolean mask; `rows` selects along axis 0 with a 1-D mask.
+    Filter { rows: bool },
+    /// Rows of a record batch, as Arrow IPC stream bytes.
+    FrameLiteral { ipc: Vec<u8> },
+}
+
+/// Copy `src` ranges (per axis, half-open) of input `input` to `dst` offset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Piece {
+    pub input: usize,
+    pub src: Vec<(usize, usize)>,
+    pub dst: Vec<usize>,
+}
+
+fn opt_chunks(c: &Option<Vec<usize>>) -> String {
+    c.as_ref().map(|c| format!(" chunks={c:?}")).unwrap_or_default()
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Fetch { chunks, .. } => write!(f, "Fetch[{} chunks]", chunks.len()),
+            Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => {
+                write!(f, "FromBatch[{} bytes]", ipc.len())?;
+                if let Some(r) = rows_per_chunk {
+                    write!(f, " rows_per_chunk={r}")?;
+                }
+                Ok(())
+            }
+            Op::Tensor(t) => match t {
+                TensorOp::Full { value, chunks, .. } => write!(f, "Full({value}){}", opt_chunks(chunks)),
+                TensorOp::Arange { start, step, n, chunks } => {
+                    write!(f, "Arange({start}, step={step}, n={n}){}", opt_chunks(chunks))
+                }
+                TensorOp::Random { seed, dist, chunks, .. } => {
+                    write!(f, "Random({dist:?}, seed={seed}){}", opt_chunks(chunks))
+                }
+                TensorOp::Literal { chunks, .. } => write!(f, "Literal{}", opt_chunks(chunks)),
+                TensorOp::Map { expr } => write!(f, "Map {expr}"),
+                TensorOp::Reduce { func, axes } => write!(f, "Reduce {} axes={axes:?}", func.name()),
+                TensorOp::Dot => f.write_str("Dot"),
+                TensorOp::Transpose { axes } => write!(f, "Transpose {axes:?}"),
+                TensorOp::Reshape { shape } => write!(f, "Reshape {shape:?}"),
+                TensorOp::Slice { elems } => write!(f, "Slice [{}]", join(elems)),
+                TensorOp::Concatenate { axis } => write!(f, "Concatenate axis={axis}"),
+                TensorOp::Filter => f.write_str("Filter"),
+                TensorOp::Rechunk { chunks } => write!(f, "Rechunk {chunks:?}"),
+            },
+        }
+    }
+}
+
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    items.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for ChunkOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChunkOp::Fetch => f.write_str("Fetch"),
+            ChunkOp::Full { value, .. } => write!(f, "Full({value})"),
+            ChunkOp::Arange { start, step, n } => write!(f, "Arange({start}, step={step}, n={n})"),
+            ChunkOp::Random { dist, seed, offset, .. } => write!(f, "Random({dist:?}, seed={seed}) offset={offset:?}"),
+            ChunkOp::Literal { .. } => f.write_str("Literal"),
+            ChunkOp::Map { expr, .. } => write!(f, "Map {expr}"),
+            ChunkOp::ReduceMap { func, axes, expr, .. } => {
+                write!(f, "ReduceMap {} axes={axes:?}", func.name())?;
+                if let Some(e) = expr {
+                    write!(f, " of {e}")?;
+                }
+                Ok(())
+            }
+            ChunkOp::ReduceCombine { func, axes, finalize, .. } => {
+                write!(f, "ReduceCombine {} axes={axes:?}{}", func.name(), if *finalize { " final" } else { "" })
+            }
+            ChunkOp::MatMul => f.write_str("MatMul"),
+            ChunkOp::Transpose { axes } => write!(f, "Transpose {axes:?}"),
+            ChunkOp::Reshape { shape } => write!(f, "Reshape {shape:?}"),
+            ChunkOp::Slice { elems } => write!(f, "Slice [{}]", join(elems)),
+            ChunkOp::Assemble { pieces, .. } => write!(f, "Assemble[{} pieces]", pieces.len()),
+            ChunkOp::Filter { rows } => write!(f, "Filter{}", if *rows { " rows" } else { "" }),
+            ChunkOp::FrameLiteral { ipc } => write!(f, "FrameLiteral[{} bytes]", ipc.len()),
+        }
+    }
+}

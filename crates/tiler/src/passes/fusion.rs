@@ -1,0 +1,113 @@
+//! Element-wise fusion: a chain of `Map` chunk ops, each feeding exactly one
+//! consumer, is inlined into that consumer's expression, and a chain ending in a
+//! `ReduceMap` becomes one reduction over a fused expression. The kernel then
+//! evaluates the whole chain in one pass over memory with no intermediate arrays.
+//! Needs nothing before it; run it on the graph about to execute.
+
+use super::{Pass, PassCtx};
+use crate::error::TileResult;
+use mars_ir::{ChunkGraph, ChunkId, ChunkNode, ChunkOp, Expr};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Default)]
+pub struct Fusion;
+
+/// Expressions bigger than this stay split (keeps kernels' block buffers few).
+const MAX_EXPR: usize = 64;
+
+impl Pass for Fusion {
+    fn name(&self) -> &'static str {
+        "fusion"
+    }
+
+    fn run(&self, graph: &mut ChunkGraph, ctx: &PassCtx) -> TileResult<bool> {
+        let order = graph.topo_order()?;
+        // producers that may be inlined into their single consumer
+        let absorbable = |g: &ChunkGraph, p: ChunkId, into_reduce: bool| -> bool {
+            let n = g.node(p);
+            matches!(n.op, ChunkOp::Map { .. })
+                && !ctx.keep.contains(&n.key)
+                && g.consumer_count(p) == 1
+                && (!into_reduce || n.inputs.iter().all(|&i| g.node(i).shape == n.shape))
+        };
+        let mut absorbed: HashSet<ChunkId> = HashSet::new();
+        let mut rewritten: HashMap<ChunkId, (ChunkOp, Vec<ChunkId>)> = HashMap::new();
+        for &id in order.iter().rev() {
+            if absorbed.contains(&id) {
+                continue;
+            }
+            let node = graph.node(id);
+            let (base, into_reduce) = match &node.op {
+                ChunkOp::Map { expr, .. } => (expr.clone(), false),
+                ChunkOp::ReduceMap { expr, .. } => (expr.clone().unwrap_or(Expr::Input(0)), true),
+                _ => continue,
+            };
+            let mut leaves: Vec<ChunkId> = Vec::new();
+            let mut changed = false;
+            let expr = inline(graph, &base, &node.inputs, &mut leaves, &mut absorbed, &mut changed, &|g, p| absorbable(g, p, into_reduce));
+            if !changed {
+                continue;
+            }
+            let op = match &node.op {
+                ChunkOp::Map { dtype, .. } => ChunkOp::Map { expr, dtype: *dtype },
+                ChunkOp::ReduceMap { func, axes, in_dtype, offset, global_shape, .. } => ChunkOp::ReduceMap {
+                    func: *func,
+                    axes: axes.clone(),
+                    expr: Some(expr),
+                    in_dtype: *in_dtype,
+                    offset: offset.clone(),
+                    global_shape: global_shape.clone(),
+                },
+                _ => continue,
+            };
+            rewritten.insert(id, (op, leaves));
+        }
+        if rewritten.is_empty() {
+            return Ok(false);
+        }
+        // rebuild without the absorbed nodes; keys stay (a fused node computes its root)
+        let mut out = ChunkGraph::with_capacity(graph.len() - absorbed.len());
+        let mut map: HashMap<ChunkId, ChunkId> = HashMap::new();
+        for id in order {
+            if absorbed.contains(&id) {
+                continue;
+            }
+            let old = graph.node(id);
+            let (op, inputs) = rewritten.remove(&id).unwrap_or_else(|| (old.op.clone(), old.inputs.clone()));
+            let inputs = inputs.iter().map(|i| map[i]).collect();
+            let new = out.insert(ChunkNode { key: old.key, op, inputs, shape: old.shape.clone(), dtype: old.dtype, index: old.index.clone() });
+            map.insert(id, new);
+        }
+        *graph = out;
+        Ok(true)
+    }
+}
+
+/// Substitute absorbable producers into `expr`, collecting the remaining
+/// (deduplicated) leaf inputs.
+fn inline(
+    g: &ChunkGraph,
+    expr: &Expr,
+    inputs: &[ChunkId],
+    leaves: &mut Vec<ChunkId>,
+    absorbed: &mut HashSet<ChunkId>,
+    changed: &mut bool,
+    ok: &dyn Fn(&ChunkGraph, ChunkId) -> bool,
+) -> Expr {
+    expr.substitute(&mut |i| {
+        let p = inputs[i];
+        if let ChunkOp::Map { expr: inner, .. } = &g.node(p).op {
+            if ok(g, p) && inner.size() + expr.size() <= MAX_EXPR {
+                absorbed.insert(p);
+                *changed = true;
+                let pin = g.node(p).inputs.clone();
+                return inline(g, inner, &pin, leaves, absorbed, changed, ok);
+            }
+        }
+        let pos = leaves.iter().position(|&l| l == p).unwrap_or_else(|| {
+            leaves.push(p);
+            leaves.len() - 1
+        });
+        Expr::Input(pos)
+    })
+}

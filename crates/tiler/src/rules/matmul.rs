@@ -1,0 +1,67 @@
+//! `dot`: block products over the inner dimension, summed by a tree of
+//! element-wise adds (fan-in `combine_size`).
+
+use super::{Ctx, Tiled};
+use crate::error::TileResult;
+use crate::layout::{grid_indices, rechunk_to, refine, Layout};
+use mars_ir::{BinaryFn, ChunkId, ChunkOp, DType, Dim, Expr, Meta};
+
+pub(super) fn dot(ctx: &mut Ctx, inputs: &[Layout], metas: &[&Meta], dtype: DType) -> TileResult<Tiled> {
+    let (a, b) = (&inputs[0], &inputs[1]);
+    let (ka, kb) = (a.ndim() - 1, 0);
+    let (da, db) = (super::tensor_dtype(metas[0]), super::tensor_dtype(metas[1]));
+    let (a, b) = if a.nsplits[ka] == b.nsplits[kb] && a.nsplits[ka].iter().all(|d| d.is_known()) {
+        (a.clone(), b.clone())
+    } else {
+        let (ak, bk) = match (a.known(), b.known()) {
+            (Ok(x), Ok(y)) => (x, y),
+            (x, y) => {
+                let mut need = x.err().unwrap_or_default();
+                need.extend(y.err().unwrap_or_default());
+                return Ok(Tiled::Need(need));
+            }
+        };
+        let inner = refine(&[&ak[ka], &bk[kb]]);
+        let mut at = ak.clone();
+        at[ka] = inner.clone();
+        let mut bt = bk.clone();
+        bt[kb] = inner;
+        (rechunk_to(ctx, a, &ak, &at, da)?, rechunk_to(ctx, b, &bk, &bt, db)?)
+    };
+    let a_outer: Vec<usize> = a.grid()[..ka].to_vec();
+    let b_outer: Vec<usize> = b.grid()[1..].to_vec();
+    let inner_n = a.grid()[ka];
+    let mut out_grid = a_outer.clone();
+    out_grid.extend(&b_outer);
+    let mut nsplits: Vec<Vec<Dim>> = a.nsplits[..ka].to_vec();
+    nsplits.extend(b.nsplits[1..].iter().cloned());
+    let cs = ctx.opts.combine_size.max(2);
+    let mut chunks = Vec::with_capacity(out_grid.iter().product());
+    for idx in grid_indices(&out_grid) {
+        let (ia, ib) = idx.split_at(a_outer.len());
+        let shape: Vec<Dim> = idx.iter().enumerate().map(|(ax, &i)| nsplits[ax][i]).collect();
+        let mut level: Vec<ChunkId> = (0..inner_n)
+            .map(|l| {
+                let mut ai = ia.to_vec();
+                ai.push(l);
+                let mut bi = vec![l];
+                bi.extend_from_slice(ib);
+                ctx.add(ChunkOp::MatMul, vec![a.at(&ai), b.at(&bi)], shape.clone(), Some(dtype), idx.clone())
+            })
+            .collect();
+        while level.len() > 1 {
+            level = level
+                .chunks(cs)
+                .map(|group| {
+                    if group.len() == 1 {
+                        return group[0];
+                    }
+                    let expr = (1..group.len()).fold(Expr::Input(0), |e, i| Expr::binary(BinaryFn::Add, e, Expr::Input(i)));
+                    ctx.add(ChunkOp::Map { expr, dtype }, group.to_vec(), shape.clone(), Some(dtype), idx.clone())
+                })
+                .collect();
+        }
+        chunks.push(level[0]);
+    }
+    Ok(Tiled::Done(Layout { nsplits, chunks }))
+}

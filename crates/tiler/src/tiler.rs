@@ -1,0 +1,154 @@
+//! The resumable tiler: tileable graph in, chunk graph and layouts out.
+
+use crate::error::{TileError, TileResult};
+use crate::layout::Layout;
+use crate::rules::{self, Ctx, Tiled};
+use mars_ir::{ChunkGraph, ChunkId, Dim, Key, Meta, TileableGraph, TileableId};
+use std::collections::HashMap;
+
+/// Knobs of tiling.
+#[derive(Clone, Debug)]
+pub struct TileOptions {
+    /// Byte budget of one chunk when the user gave no chunk sizes (Mars's
+    /// `chunk_store_limit`).
+    pub chunk_bytes: usize,
+    /// Fan-in of tree reductions.
+    pub combine_size: usize,
+}
+
+impl Default for TileOptions {
+    fn default() -> Self {
+        TileOptions { chunk_bytes: 128 << 20, combine_size: 4 }
+    }
+}
+
+/// Where tiling stands after [`Tiler::step`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum TileStatus {
+    /// Every tileable is tiled.
+    Done,
+    /// These chunks must run (and report their shapes) before tiling can go on.
+    NeedMeta(Vec<ChunkId>),
+}
+
+/// Tiles a tileable graph into `chunks`, one tileable at a time in
+/// topological order, pausing when a rule needs unknown lengths.
+#[derive(Debug)]
+pub struct Tiler {
+    graph: TileableGraph,
+    order: Vec<TileableId>,
+    next: usize,
+    opts: TileOptions,
+    /// The chunk graph built so far.
+    pub chunks: ChunkGraph,
+    layouts: HashMap<TileableId, Layout>,
+    stale: bool,
+}
+
+impl Tiler {
+    pub fn new(graph: TileableGraph, opts: TileOptions) -> TileResult<Self> {
+        let order = graph.topo_order()?;
+        Ok(Tiler { graph, order, next: 0, opts, chunks: ChunkGraph::new(), layouts: HashMap::new(), stale: false })
+    }
+
+    pub fn graph(&self) -> &TileableGraph {
+        &self.graph
+    }
+
+    /// Tile until done or blocked on unknown lengths.
+    pub fn step(&mut self) -> TileResult<TileStatus> {
+        self.refresh();
+        while self.next < self.order.len() {
+            let id = self.order[self.next];
+            let _span = tracing::debug_span!("tile", op = %self.graph.node(id).op).entered();
+            let inputs: Vec<Layout> = self.graph.node(id).inputs.iter().map(|i| self.layouts[i].clone()).collect();
+            let node = self.graph.node(id).clone();
+            let mut ctx = Ctx { chunks: &mut self.chunks, opts: &self.opts };
+            let tiled = rules::tile(&mut ctx, &node, &inputs, &self.graph).map_err(|e| match e {
+                TileError::Ir(ir) => TileError::Rule { op: node.op.to_string(), key: node.key.short(), msg: ir.to_string() },
+                other => other,
+            })?;
+            match tiled {
+                Tiled::Done(layout) => {
+                    self.layouts.insert(id, layout);
+                    self.next += 1;
+                }
+                Tiled::Need(chunks) => {
+                    let mut need: Vec<ChunkId> = chunks.into_iter().filter(|&c| !known(&self.chunks, c)).collect();
+                    need.sort();
+                    need.dedup();
+                    if need.is_empty() {
+                        return Err(TileError::Rule {
+                            op: node.op.to_string(),
+                            key: node.key.short(),
+                            msg: "asked for chunk metas that are already known".into(),
+                        });
+                    }
+                    return Ok(TileStatus::NeedMeta(need));
+                }
+            }
+        }
+        Ok(TileStatus::Done)
+    }
+
+    /// Feed back the real shape of an executed chunk.
+    pub fn set_chunk_shape(&mut self, key: Key, shape: &[usize]) {
+        if let Some(id) = self.chunks.get(&key) {
+            self.chunks.node_mut(id).shape = shape.iter().map(|&n| Dim::Known(n)).collect();
+        }
+        self.stale = true;
+    }
+
+    /// Fill unknown lengths of layouts from chunk shapes fed back since.
+    fn refresh(&mut self) {
+        if std::mem::take(&mut self.stale) {
+            for layout in self.layouts.values_mut() {
+                if layout.nsplits.iter().flatten().any(|d| !d.is_known()) {
+                    layout.refresh(&self.chunks);
+                }
+            }
+        }
+    }
+
+    /// The chunk layout of a tiled tileable.
+    pub fn layout(&mut self, id: TileableId) -> Option<&Layout> {
+        self.refresh();
+        self.layouts.get(&id)
+    }
+
+    pub fn layout_of(&mut self, key: &Key) -> Option<&Layout> {
+        self.refresh();
+        self.graph.get(key).and_then(|id| self.layouts.get(&id))
+    }
+
+    /// The meta of a tileable with lengths learnt so far.
+    pub fn meta_of(&mut self, key: &Key) -> Option<Meta> {
+        self.refresh();
+        let id = self.graph.get(key)?;
+        let mut meta = self.graph.node(id).meta.clone();
+        if let (Some(layout), Meta::Tensor { shape, .. }) = (self.layouts.get(&id), &mut meta) {
+            *shape = layout.shape();
+        }
+        if let (Some(layout), Meta::Frame { nrows, .. }) = (self.layouts.get(&id), &mut meta) {
+            *nrows = layout.shape()[0];
+        }
+        Some(meta)
+    }
+}
+
+fn known(g: &ChunkGraph, c: ChunkId) -> bool {
+    g.node(c).shape.iter().all(|d| d.is_known())
+}
+
+/// Tile a whole graph that needs no execution to tile (no unknown lengths).
+pub fn tile_all(graph: TileableGraph, opts: TileOptions) -> TileResult<Tiler> {
+    let mut t = Tiler::new(graph, opts)?;
+    match t.step()? {
+        TileStatus::Done => Ok(t),
+        TileStatus::NeedMeta(c) => Err(TileError::Rule {
+            op: "graph".into(),
+            key: String::new(),
+            msg: format!("{} chunks must execute before tiling can finish (lengths unknown until run)", c.len()),
+        }),
+    }
+}
