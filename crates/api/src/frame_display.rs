@@ -38,7 +38,6 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
         (0..nrows).collect()
     };
     let dims = format!("\n\n[{nrows} rows x {} columns]", labels.len());
-    let index: Vec<Column> = batch.columns()[..k].iter().map(|c| Column::new(c, &rows)).collect();
     if nrows == 0 || labels.is_empty() {
         let all: Vec<usize> = (0..nrows.min(MAX_SEQ_ITEMS + 1)).collect();
         let index: Vec<Column> = batch.columns()[..k]
@@ -64,10 +63,9 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
     let mut levels: Vec<Vec<String>> = if k == 0 {
         vec![rows.iter().map(|r| r.to_string()).collect()]
     } else {
+        let index = batch.columns()[..k].iter();
         index
-            .iter()
-            .zip(batch.columns())
-            .map(|(c, full)| c.format_index(k > 1, full))
+            .map(|full| Column::new(full, &rows).format_index(k > 1, full))
             .collect()
     };
     if k > 1 {
@@ -178,121 +176,61 @@ impl Column {
             Err(_) => (col.clone(), rows.to_vec()),
         };
         let (col, rows) = (&col, rows.as_slice());
-        let valid = |r: usize| col.is_valid(r);
+        let cells = |f: &dyn Fn(usize) -> Cell| -> Vec<Cell> {
+            rows.iter()
+                .map(|&r| if col.is_valid(r) { f(r) } else { Cell::Null })
+                .collect()
+        };
         let as_i64 = || cast(col, &DataType::Int64).ok();
         let time = |factor: i128| {
             let a = as_i64()?;
             let a = a.as_primitive_opt::<Int64Type>()?;
-            Some((
-                Kind::Time,
-                rows.iter()
-                    .map(|&r| {
-                        if valid(r) {
-                            Cell::Time(i128::from(a.value(r)) * factor)
-                        } else {
-                            Cell::Null
-                        }
-                    })
-                    .collect(),
-            ))
+            Some((Kind::Time, cells(&|r| Cell::Time(i128::from(a.value(r)) * factor))))
         };
+        use DataType::*;
         let converted: Option<(Kind, Vec<Cell>)> = match col.data_type() {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => as_i64().and_then(|a| {
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 => as_i64().and_then(|a| {
                 let a = a.as_primitive_opt::<Int64Type>()?;
-                Some((
-                    Kind::Int,
-                    rows.iter()
-                        .map(|&r| {
-                            if valid(r) {
-                                Cell::Int(a.value(r).into())
-                            } else {
-                                Cell::Null
-                            }
-                        })
-                        .collect(),
-                ))
+                Some((Kind::Int, cells(&|r| Cell::Int(a.value(r).into()))))
             }),
-            DataType::UInt64 => col.as_primitive_opt::<UInt64Type>().map(|a| {
-                (
-                    Kind::Int,
-                    rows.iter()
-                        .map(|&r| {
-                            if valid(r) {
-                                Cell::Int(a.value(r).into())
-                            } else {
-                                Cell::Null
-                            }
-                        })
-                        .collect(),
-                )
-            }),
-            dt @ (DataType::Float16 | DataType::Float32 | DataType::Float64) => {
-                let kind = if *dt == DataType::Float64 {
-                    Kind::Float
-                } else {
-                    Kind::Float32
-                };
-                cast(col, &DataType::Float64).ok().and_then(|a| {
+            UInt64 => {
+                (col.as_primitive_opt::<UInt64Type>()).map(|a| (Kind::Int, cells(&|r| Cell::Int(a.value(r).into()))))
+            }
+            dt @ (Float16 | Float32 | Float64) => {
+                let kind = if *dt == Float64 { Kind::Float } else { Kind::Float32 };
+                cast(col, &Float64).ok().and_then(|a| {
                     let a = a.as_primitive_opt::<Float64Type>()?;
-                    let cell = |r: usize| {
-                        if valid(r) && !a.value(r).is_nan() {
-                            Cell::Float(a.value(r))
-                        } else {
-                            Cell::Null
-                        }
-                    };
-                    Some((kind, rows.iter().map(|&r| cell(r)).collect()))
+                    let nan_is_null =
+                        |r: usize| Some(a.value(r)).filter(|v| !v.is_nan()).map_or(Cell::Null, Cell::Float);
+                    Some((kind, cells(&nan_is_null)))
                 })
             }
-            DataType::Boolean => col.as_boolean_opt().map(|a| {
-                (
-                    Kind::Bool,
-                    rows.iter()
-                        .map(|&r| if valid(r) { Cell::Bool(a.value(r)) } else { Cell::Null })
-                        .collect(),
-                )
+            Boolean => col
+                .as_boolean_opt()
+                .map(|a| (Kind::Bool, cells(&|r| Cell::Bool(a.value(r))))),
+            Utf8 | LargeUtf8 | Utf8View => cast(col, &Utf8).ok().and_then(|a| {
+                let a = a.as_string_opt::<i32>()?;
+                Some((Kind::Str, cells(&|r| Cell::Text(escape(a.value(r))))))
             }),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                cast(col, &DataType::Utf8).ok().and_then(|a| {
-                    let a = a.as_string_opt::<i32>()?;
-                    Some((
-                        Kind::Str,
-                        rows.iter()
-                            .map(|&r| {
-                                if valid(r) {
-                                    Cell::Text(escape(a.value(r)))
-                                } else {
-                                    Cell::Null
-                                }
-                            })
-                            .collect(),
-                    ))
-                })
-            }
-            DataType::Date32 => time(NS_PER_DAY),
-            DataType::Date64 | DataType::Timestamp(TimeUnit::Millisecond, _) => time(1_000_000),
-            DataType::Timestamp(TimeUnit::Second, _) => time(1_000_000_000),
-            DataType::Timestamp(TimeUnit::Microsecond, _) => time(1_000),
-            DataType::Timestamp(TimeUnit::Nanosecond, _) => time(1),
+            Date32 => time(NS_PER_DAY),
+            Date64 | Timestamp(TimeUnit::Millisecond, _) => time(1_000_000),
+            Timestamp(TimeUnit::Second, _) => time(1_000_000_000),
+            Timestamp(TimeUnit::Microsecond, _) => time(1_000),
+            Timestamp(TimeUnit::Nanosecond, _) => time(1),
             _ => None,
         };
+        // anything else (decimals, lists, ...) is an object column of Python values
         let (kind, cells) = converted.unwrap_or_else(|| {
             let opts = FormatOptions::default();
             let fmt = ArrayFormatter::try_new(col.as_ref(), &opts).ok();
             let text = |r: usize| {
                 fmt.as_ref()
-                    .map_or_else(String::new, |f| escape(&f.value(r).to_string()))
+                    .map_or_else(String::new, |f| escape(&f.value(r).try_to_string().unwrap_or_default()))
             };
             (
                 Kind::Object,
                 rows.iter()
-                    .map(|&r| if valid(r) { Cell::Text(text(r)) } else { Cell::Null })
+                    .map(|&r| Cell::Text(if col.is_valid(r) { text(r) } else { "None".into() }))
                     .collect(),
             )
         });
@@ -702,6 +640,19 @@ mod tests {
     fn check(cols: Vec<(&str, ArrayRef)>, index_columns: usize, expected: &str) {
         let batch = RecordBatch::try_from_iter(cols).unwrap();
         assert_eq!(format_frame(&batch, index_columns), expected);
+    }
+
+    #[test]
+    fn decimals_are_objects() {
+        // pd.DataFrame({'price': [Decimal('1.50'), Decimal('-22.25'), None]})
+        let d = Decimal128Array::from(vec![Some(150), Some(-2225), None])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
+        check(
+            vec![("price", Arc::new(d) as ArrayRef)],
+            0,
+            "    price\n0    1.50\n1  -22.25\n2    None",
+        );
     }
 
     #[test]

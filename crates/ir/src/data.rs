@@ -297,6 +297,16 @@ impl TensorData {
     }
 }
 
+
+impl TensorData {
+    /// The block `ranges` (half-open, one per axis), copied into a standard-layout array.
+    pub fn slice_ranges(&self, ranges: &[(usize, usize)]) -> TensorData {
+        map_tensor!(self, a => a
+            .slice_each_axis(|ax| ndarray::Slice::from(ranges[ax.axis.index()].0..ranges[ax.axis.index()].1))
+            .to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,14 +325,5 @@ mod tests {
         let d = TensorData::from(ndarray::arr1(&[1.7f64, -2.5, 0.0]));
         assert_eq!(d.cast(DType::Int32), TensorData::from(ndarray::arr1(&[1i32, -2, 0])));
         assert_eq!(d.cast(DType::Bool), TensorData::from(ndarray::arr1(&[true, true, false])));
-    }
-}
-
-impl TensorData {
-    /// The block `ranges` (half-open, one per axis), copied into a standard-layout array.
-    pub fn slice_ranges(&self, ranges: &[(usize, usize)]) -> TensorData {
-        map_tensor!(self, a => a
-            .slice_each_axis(|ax| ndarray::Slice::from(ranges[ax.axis.index()].0..ranges[ax.axis.index()].1))
-            .to_owned())
     }
 }

@@ -1,0 +1,53 @@
+//! Chunk values: tensors, record batches, and reduction partials.
+
+use mars_ir::TensorData;
+use arrow::record_batch::RecordBatch;
+
+/// Partial state of a tree reduction, per output position (row-major over the
+/// keepdims shape).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Partial {
+    /// Sums/products/min/max of floats.
+    F(Vec<f64>),
+    /// Sums/products/min/max of integers and bools.
+    I(Vec<i64>),
+    /// Counts, means and sums of squared deviations (Chan et al.).
+    Moments { count: Vec<f64>, mean: Vec<f64>, m2: Vec<f64> },
+    /// Best value and its index.
+    Arg { val: Vec<f64>, idx: Vec<i64> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChunkData {
+    Tensor(TensorData),
+    Frame(RecordBatch),
+    Partial { shape: Vec<usize>, state: Partial },
+}
+
+impl ChunkData {
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            ChunkData::Tensor(t) => t.shape().to_vec(),
+            ChunkData::Frame(b) => vec![b.num_rows(), b.num_columns()],
+            ChunkData::Partial { shape, .. } => shape.clone(),
+        }
+    }
+    pub fn nbytes(&self) -> usize {
+        match self {
+            ChunkData::Tensor(t) => t.nbytes(),
+            ChunkData::Frame(b) => b.get_array_memory_size(),
+            ChunkData::Partial { state, .. } => match state {
+                Partial::F(v) => v.len() * 8,
+                Partial::I(v) => v.len() * 8,
+                Partial::Moments { count, .. } => count.len() * 24,
+                Partial::Arg { val, .. } => val.len() * 16,
+            },
+        }
+    }
+    pub fn tensor(&self) -> Option<&TensorData> {
+        match self {
+            ChunkData::Tensor(t) => Some(t),
+            _ => None,
+        }
+    }
+}

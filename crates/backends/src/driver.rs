@@ -1,0 +1,129 @@
+//! The one driver every backend shares: resumable tiling → chunk passes →
+//! run the needed chunk subgraph on an executor → feed chunk shapes back →
+//! resume, until the kept tileables are computed.
+
+use crate::error::{BackendError, BackendResult};
+use crate::store::Store;
+use crate::TileableResult;
+use mars_ir::{ChunkGraph, ChunkId, ChunkNode, ChunkOp, Dim, Key, TileableGraph};
+use mars_tiler::passes::PassCtx;
+use mars_tiler::{PassManager, TileOptions, TileStatus, Tiler};
+use std::collections::{HashMap, HashSet};
+
+/// Runs a chunk graph whose every node must execute (`Fetch` nodes read held data).
+pub trait ChunkExecutor {
+    fn execute(&self, graph: &ChunkGraph, keep: &HashSet<Key>) -> BackendResult<HashMap<Key, Vec<usize>>>;
+    fn store(&self) -> &Store;
+}
+
+/// Tile and execute `graph`, returning a result (chunks pinned in the store) per kept key.
+pub fn run(
+    graph: TileableGraph,
+    keep: &[Key],
+    opts: &TileOptions,
+    passes: &PassManager,
+    exec: &dyn ChunkExecutor,
+) -> BackendResult<HashMap<Key, TileableResult>> {
+    for k in keep {
+        if graph.get(k).is_none() {
+            return Err(BackendError::Other(format!("kept key {k} is not in the graph")));
+        }
+    }
+    let mut tiler = {
+        let _s = tracing::debug_span!("tile_init").entered();
+        Tiler::new(graph, opts.clone())?
+    };
+    let mut stage_pins: Vec<Key> = Vec::new();
+    let result = (|| {
+        loop {
+            let status = {
+                let _s = tracing::debug_span!("tile").entered();
+                tiler.step()?
+            };
+            match status {
+                TileStatus::Done => break,
+                TileStatus::NeedMeta(ids) => {
+                    let targets: Vec<Key> = ids.iter().map(|&c| tiler.chunks.node(c).key).collect();
+                    let shapes = run_stage(&tiler.chunks, &targets, passes, exec)?;
+                    for (k, s) in &shapes {
+                        tiler.set_chunk_shape(*k, s);
+                    }
+                    for k in targets {
+                        if exec.store().pin(&k) {
+                            stage_pins.push(k);
+                        }
+                    }
+                }
+            }
+        }
+        // the final stage: every chunk of every kept tileable
+        let mut targets = Vec::new();
+        for k in keep {
+            let layout = tiler.layout_of(k).cloned().ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
+            targets.extend(layout.chunks.iter().map(|&c| tiler.chunks.node(c).key));
+        }
+        let shapes = run_stage(&tiler.chunks, &targets, passes, exec)?;
+        for (k, s) in &shapes {
+            tiler.set_chunk_shape(*k, s);
+        }
+        let mut out = HashMap::new();
+        for k in keep {
+            let layout = tiler.layout_of(k).cloned().ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
+            let meta = tiler.meta_of(k).ok_or_else(|| BackendError::Other(format!("no meta for {k}")))?;
+            let chunks: Vec<Key> = layout.chunks.iter().map(|&c| tiler.chunks.node(c).key).collect();
+            for c in &chunks {
+                exec.store().pin(c);
+            }
+            out.insert(*k, TileableResult { key: *k, chunks, nsplits: layout.nsplits, meta });
+        }
+        Ok(out)
+    })();
+    for k in stage_pins {
+        exec.store().unpin(&k);
+    }
+    result
+}
+
+/// Build the subgraph producing `targets` (chunks already in the store become
+/// `Fetch` leaves), run the passes on it, execute it.
+fn run_stage(chunks: &ChunkGraph, targets: &[Key], passes: &PassManager, exec: &dyn ChunkExecutor) -> BackendResult<HashMap<Key, Vec<usize>>> {
+    let store = exec.store();
+    let mut sub = ChunkGraph::new();
+    let mut done: HashMap<ChunkId, ChunkId> = HashMap::new();
+    // iterative post-order over the needed part of the graph
+    let mut stack: Vec<(ChunkId, bool)> = targets.iter().filter_map(|k| chunks.get(k)).map(|c| (c, false)).collect();
+    while let Some((id, expanded)) = stack.pop() {
+        if done.contains_key(&id) {
+            continue;
+        }
+        let node = chunks.node(id);
+        if store.contains(&node.key) {
+            let fetch = ChunkNode { key: node.key, op: ChunkOp::Fetch, inputs: vec![], shape: node.shape.clone(), dtype: node.dtype, index: node.index.clone() };
+            done.insert(id, sub.insert(fetch));
+            continue;
+        }
+        if !expanded {
+            stack.push((id, true));
+            stack.extend(node.inputs.iter().filter(|i| !done.contains_key(i)).map(|&i| (i, false)));
+            continue;
+        }
+        let mut n = node.clone();
+        n.inputs = node.inputs.iter().map(|i| done[i]).collect();
+        done.insert(id, sub.insert(n));
+    }
+    if sub.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let keep: HashSet<Key> = targets.iter().copied().collect();
+    {
+        let _s = tracing::debug_span!("passes").entered();
+        passes.run(&mut sub, &PassCtx { keep: keep.clone() })?;
+    }
+    let _s = tracing::debug_span!("execute", chunks = sub.len()).entered();
+    exec.execute(&sub, &keep)
+}
+
+/// nsplits with every length known (from a result's chunk shapes).
+pub fn known_nsplits(nsplits: &[Vec<Dim>]) -> Option<Vec<Vec<usize>>> {
+    nsplits.iter().map(|s| s.iter().map(|d| d.known()).collect()).collect()
+}

@@ -1,0 +1,166 @@
+//! Runs a chunk graph on a rayon pool: a chunk is spawned as soon as its last
+//! input completes; an intermediate is freed right after its last consumer ran.
+//! A kernel error (or panic) stops new work, lets running chunks finish, and
+//! comes back naming the op and the chunk — never a hang.
+
+use crate::data::ChunkData;
+use crate::error::{BackendError, BackendResult};
+use crate::kernels;
+use crate::store::Store;
+use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Key};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Shared counters for progress and stats.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+    pub chunks_run: AtomicU64,
+    pub cancelled: AtomicBool,
+}
+
+struct Run<'a> {
+    graph: &'a ChunkGraph,
+    ids: Vec<ChunkId>,
+    consumers: Vec<Vec<usize>>,
+    inputs: Vec<Vec<usize>>,
+    waiting: Vec<AtomicUsize>,
+    uses_left: Vec<AtomicUsize>,
+    keep: &'a HashSet<Key>,
+    store: &'a Store,
+    error: Mutex<Option<BackendError>>,
+    shapes: Mutex<HashMap<Key, Vec<usize>>>,
+    progress: &'a Progress,
+}
+
+/// Execute every node of `graph`; `keep` chunks stay in the store, `Fetch`
+/// nodes must already be there. Returns the shape of every chunk produced.
+pub fn execute(
+    pool: &rayon::ThreadPool,
+    graph: &ChunkGraph,
+    keep: &HashSet<Key>,
+    store: &Store,
+    progress: &Progress,
+) -> BackendResult<HashMap<Key, Vec<usize>>> {
+    let ids: Vec<ChunkId> = graph.topo_order()?;
+    let pos: HashMap<ChunkId, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let inputs: Vec<Vec<usize>> = ids
+        .iter()
+        .map(|&id| {
+            let mut v: Vec<usize> = graph.node(id).inputs.iter().map(|i| pos[i]).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        })
+        .collect();
+    let mut consumers = vec![Vec::new(); ids.len()];
+    for (i, ins) in inputs.iter().enumerate() {
+        for &j in ins {
+            consumers[j].push(i);
+        }
+    }
+    let run = Run {
+        graph,
+        waiting: inputs.iter().map(|v| AtomicUsize::new(v.len())).collect(),
+        uses_left: consumers.iter().map(|v| AtomicUsize::new(v.len())).collect(),
+        ids,
+        consumers,
+        inputs,
+        keep,
+        store,
+        error: Mutex::new(None),
+        shapes: Mutex::new(HashMap::new()),
+        progress,
+    };
+    progress.total.fetch_add(run.ids.len() as u64, Ordering::Relaxed);
+    let ready: Vec<usize> = (0..run.ids.len()).filter(|&i| run.inputs[i].is_empty()).collect();
+    pool.scope(|s| {
+        for i in ready {
+            let run = &run;
+            s.spawn(move |s| run_one(run, i, s));
+        }
+    });
+    if let Some(e) = run.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    if progress.cancelled.load(Ordering::Relaxed) {
+        return Err(BackendError::Cancelled(0));
+    }
+    Ok(run.shapes.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+fn fail(run: &Run, e: BackendError) {
+    let mut slot = run.error.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_none() {
+        *slot = Some(e);
+    }
+}
+
+fn stopped(run: &Run) -> bool {
+    run.progress.cancelled.load(Ordering::Relaxed) || run.error.lock().map(|e| e.is_some()).unwrap_or(true)
+}
+
+fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
+    if stopped(run) {
+        return;
+    }
+    let node = run.graph.node(run.ids[i]);
+    let chunk_name = || format!("{} index={:?}", node.key.short(), node.index);
+    let result: Result<Arc<ChunkData>, BackendError> = if matches!(node.op, ChunkOp::Fetch) {
+        run.store.get(&node.key).ok_or_else(|| BackendError::Kernel {
+            op: "Fetch".into(),
+            chunk: chunk_name(),
+            msg: "the chunk is no longer held (was its tileable released?)".into(),
+        })
+    } else {
+        let ins: Option<Vec<Arc<ChunkData>>> = node.inputs.iter().map(|&c| run.store.get(&run.graph.node(c).key)).collect();
+        match ins {
+            None => Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg: "an input chunk is missing".into() }),
+            Some(ins) => {
+                let _span = tracing::trace_span!("chunk", op = %node.op, key = %node.key.short()).entered();
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernels::run(node, &ins))) {
+                    Ok(Ok(d)) => {
+                        run.progress.chunks_run.fetch_add(1, Ordering::Relaxed);
+                        Ok(Arc::new(d))
+                    }
+                    Ok(Err(e)) => Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg: e.0 }),
+                    Err(p) => {
+                        let msg = p
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "kernel panicked".into());
+                        Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg })
+                    }
+                }
+            }
+        }
+    };
+    let data = match result {
+        Ok(d) => d,
+        Err(e) => return fail(run, e),
+    };
+    if !matches!(node.op, ChunkOp::Fetch) {
+        run.shapes.lock().unwrap_or_else(|p| p.into_inner()).insert(node.key, data.shape());
+        run.store.put(node.key, data);
+    }
+    run.progress.done.fetch_add(1, Ordering::Relaxed);
+    // inputs whose last consumer this was can go (unless kept or fetched)
+    for &j in &run.inputs[i] {
+        if run.uses_left[j].fetch_sub(1, Ordering::AcqRel) == 1 {
+            let n = run.graph.node(run.ids[j]);
+            if !run.keep.contains(&n.key) && !matches!(n.op, ChunkOp::Fetch) {
+                run.store.discard(&n.key);
+            }
+        }
+    }
+    // rayon's local deque is LIFO, so consumers run next on this thread:
+    // depth-first, which frees memory early
+    for &c in &run.consumers[i] {
+        if run.waiting[c].fetch_sub(1, Ordering::AcqRel) == 1 {
+            scope.spawn(move |s| run_one(run, c, s));
+        }
+    }
+}
