@@ -16,7 +16,8 @@ fn mix(mut z: u64) -> u64 {
 
 #[inline]
 pub fn bits(seed: u64, counter: u64) -> u64 {
-    mix(mix(counter.wrapping_add(seed.wrapping_mul(0x9e3779b97f4a7c15))) ^ seed)
+    let k = mix(seed.wrapping_add(0x243f6a8885a308d3));
+    mix(k ^ counter.wrapping_mul(0x9e3779b97f4a7c15).wrapping_add(0x632be59bd9b4e019))
 }
 
 #[inline]

@@ -1,0 +1,150 @@
+//! DataFrames: `use mars::dataframe as md;`. Row-chunked Arrow record batches.
+
+use crate::error::{Error, Result};
+use crate::node::{Node, Tileable};
+use crate::session::Session;
+use arrow::array::{ArrayRef, Int64Array};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use mars_backends::ChunkData;
+use mars_ir::frame::{batch_columns, batch_to_ipc, ipc_to_batch};
+use mars_ir::{Dim, FrameOp, Key, Meta, Op};
+use std::sync::Arc;
+
+/// A lazy dataframe.
+#[derive(Clone)]
+pub struct DataFrame {
+    node: Node,
+}
+
+impl std::fmt::Debug for DataFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataFrame({:?})", self.node)
+    }
+}
+
+impl Tileable for DataFrame {
+    fn key(&self) -> Key {
+        self.node.key()
+    }
+    fn explain(&self) -> String {
+        self.node.explain()
+    }
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+/// A fetched dataframe: a record batch whose first `index_columns` columns are
+/// the index (group keys after a groupby); none means a default 0..n index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataFrameData {
+    batch: RecordBatch,
+    index_columns: usize,
+}
+
+impl DataFrameData {
+    pub fn record_batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+    pub fn num_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+    pub fn index_columns(&self) -> usize {
+        self.index_columns
+    }
+}
+
+impl std::fmt::Display for DataFrameData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::frame_display::format_frame(&self.batch, self.index_columns))
+    }
+}
+
+fn from_batch(batch: &RecordBatch, rows_per_chunk: Option<usize>) -> Result<DataFrame> {
+    let columns = batch_columns(batch)?;
+    let ipc = batch_to_ipc(batch)?;
+    let op = Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk });
+    // the key hashes the data itself (the IPC bytes), not a huge serialised op
+    let key = match &op {
+        Op::Frame(FrameOp::FromBatch { ipc, .. }) => Key::of(&("FromBatch", rows_per_chunk, Key::of_bytes(ipc)), &[]),
+        _ => Key::of(&op, &[]),
+    };
+    let meta = Meta::Frame { columns, nrows: Dim::Known(batch.num_rows()) };
+    Ok(DataFrame { node: Node::with_meta(key, op, vec![], Ok(meta)) })
+}
+
+impl DataFrame {
+    /// `md.DataFrame([[1, 2], [3, 4]])`: integer rows, columns named "0", "1", ….
+    pub fn from_rows(rows: Vec<Vec<i64>>) -> Result<DataFrame> {
+        let ncols = rows.first().map_or(0, |r| r.len());
+        if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != ncols) {
+            return Err(Error::Invalid(format!("row {i} has {} values but row 0 has {ncols} (rows must all be the same length)", r.len())));
+        }
+        let cols: Vec<(String, ArrayRef)> = (0..ncols)
+            .map(|c| (c.to_string(), Arc::new(Int64Array::from(rows.iter().map(|r| r[c]).collect::<Vec<_>>())) as ArrayRef))
+            .collect();
+        let refs: Vec<(&str, ArrayRef)> = cols.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+        Self::from_columns(refs)
+    }
+
+    /// A dataframe over an Arrow record batch. Unsupported column types are
+    /// reported at execute.
+    pub fn from_record_batch(batch: RecordBatch) -> DataFrame {
+        match from_batch(&batch, None) {
+            Ok(df) => df,
+            Err(e) => {
+                let op = Op::Frame(FrameOp::FromBatch { ipc: vec![], rows_per_chunk: None });
+                let key = Key::of(&(e.to_string(), &op), &[]);
+                DataFrame { node: Node::with_meta(key, op, vec![], Err(e)) }
+            }
+        }
+    }
+
+    pub fn from_columns(cols: Vec<(&str, ArrayRef)>) -> Result<DataFrame> {
+        let n = cols.first().map_or(0, |(_, a)| a.len());
+        if let Some((name, a)) = cols.iter().find(|(_, a)| a.len() != n) {
+            return Err(Error::Invalid(format!("column {name:?} has {} rows but column {:?} has {n}", a.len(), cols[0].0)));
+        }
+        let fields: Vec<Field> = cols.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0)).collect();
+        let arrays: Vec<ArrayRef> = cols.iter().map(|(_, a)| a.clone()).collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| Error::Invalid(e.to_string()))?;
+        from_batch(&batch, None)
+    }
+
+    pub fn columns(&self) -> Vec<String> {
+        match self.node.meta() {
+            Meta::Frame { columns, .. } => columns.into_iter().map(|(n, _)| n).collect(),
+            Meta::Tensor { .. } => vec![],
+        }
+    }
+
+    /// Rows per chunk (on a source, changes how it is split).
+    pub fn rechunk(&self, rows_per_chunk: usize) -> DataFrame {
+        if let Op::Frame(FrameOp::FromBatch { ipc, .. }) = self.node.op() {
+            if let Ok(batch) = ipc_to_batch(ipc) {
+                if let Ok(df) = from_batch(&batch, Some(rows_per_chunk.max(1))) {
+                    return df;
+                }
+            }
+        }
+        self.clone()
+    }
+
+    pub fn execute(&self) -> Result<&Self> {
+        self.execute_in(&Session::default_or_local()?)
+    }
+    pub fn execute_in(&self, session: &Session) -> Result<&Self> {
+        session.execute_nodes(&[&self.node])?;
+        Ok(self)
+    }
+    pub fn fetch(&self) -> Result<DataFrameData> {
+        self.fetch_in(&Session::default_or_local()?)
+    }
+    pub fn fetch_in(&self, session: &Session) -> Result<DataFrameData> {
+        match session.fetch_node(&self.node)? {
+            ChunkData::Frame(batch) => Ok(DataFrameData { batch, index_columns: 0 }),
+            other => Err(Error::Invalid(format!("expected a dataframe result, got {other:?}"))),
+        }
+    }
+}

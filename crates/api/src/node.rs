@@ -1,0 +1,152 @@
+//! The lazy node behind every handle, and lowering to a tileable graph.
+
+use crate::error::{Error, Result};
+use mars_backends::TileableResult;
+use mars_ir::{infer, Key, Meta, Op, TileableGraph, TileableId, TileableNode};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+/// Everything a session can execute: tensors, dataframes, series, scalars.
+pub trait Tileable: std::fmt::Debug {
+    /// Content hash of the expression (Display: 32 hex chars).
+    fn key(&self) -> Key;
+    /// The tileable graph as indented text.
+    fn explain(&self) -> String;
+    #[doc(hidden)]
+    fn node(&self) -> &Node;
+}
+
+/// Who to tell when the last handle of an executed node goes away.
+pub(crate) trait Holder: Send + Sync {
+    fn release_handle(&self, key: Key);
+}
+
+pub struct NodeInner {
+    pub(crate) key: Key,
+    pub(crate) op: Op,
+    pub(crate) inputs: Vec<Node>,
+    /// The inferred meta, or the construction error (reported at execute).
+    pub(crate) meta: std::result::Result<Meta, Error>,
+    /// The meta with lengths learnt by executing.
+    pub(crate) resolved: Mutex<Option<Meta>>,
+    pub(crate) holders: Mutex<Vec<Weak<dyn Holder>>>,
+}
+
+/// A cheap, shared handle on a tileable node.
+#[derive(Clone)]
+pub struct Node(pub(crate) Arc<NodeInner>);
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.meta {
+            Ok(m) => write!(f, "{} key={} {}", self.0.op, self.0.key.short(), self.meta_now().unwrap_or_else(|| m.clone())),
+            Err(e) => write!(f, "{} key={} error: {e}", self.0.op, self.0.key.short()),
+        }
+    }
+}
+
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        let holders = std::mem::take(self.holders.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for h in holders {
+            if let Some(h) = h.upgrade() {
+                h.release_handle(self.key);
+            }
+        }
+    }
+}
+
+impl Node {
+    /// A node computing `op` over `inputs`; errors (from inputs or inference)
+    /// are kept and surface at execute.
+    pub(crate) fn new(op: Op, inputs: Vec<Node>) -> Node {
+        let keys: Vec<Key> = inputs.iter().map(|n| n.0.key).collect();
+        let key = Key::of(&op, &keys);
+        let meta = match inputs.iter().find_map(|n| n.0.meta.as_ref().err()) {
+            Some(e) => Err(e.clone()),
+            None => {
+                let metas: Vec<Meta> = inputs.iter().map(|n| n.meta()).collect();
+                let refs: Vec<&Meta> = metas.iter().collect();
+                infer::infer(&op, &refs).map_err(Error::from)
+            }
+        };
+        Node::with_meta(key, op, inputs, meta)
+    }
+
+    pub(crate) fn with_meta(key: Key, op: Op, inputs: Vec<Node>, meta: std::result::Result<Meta, Error>) -> Node {
+        Node(Arc::new(NodeInner { key, op, inputs, meta, resolved: Mutex::new(None), holders: Mutex::new(Vec::new()) }))
+    }
+
+    pub fn key(&self) -> Key {
+        self.0.key
+    }
+    pub(crate) fn op(&self) -> &Op {
+        &self.0.op
+    }
+    pub(crate) fn inputs(&self) -> &[Node] {
+        &self.0.inputs
+    }
+    fn meta_now(&self) -> Option<Meta> {
+        self.0.resolved.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Best meta known: resolved by execution, else inferred (a placeholder if invalid).
+    pub(crate) fn meta(&self) -> Meta {
+        self.meta_now().unwrap_or_else(|| match &self.0.meta {
+            Ok(m) => m.clone(),
+            Err(_) => Meta::tensor(vec![], mars_ir::DType::Float64),
+        })
+    }
+    pub(crate) fn check(&self) -> Result<()> {
+        self.0.meta.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+    pub(crate) fn resolve(&self, meta: Meta) {
+        *self.0.resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta);
+    }
+    pub(crate) fn add_holder(&self, h: Weak<dyn Holder>) -> bool {
+        let mut hs = self.0.holders.lock().unwrap_or_else(|p| p.into_inner());
+        if hs.iter().any(|x| Weak::ptr_eq(x, &h)) {
+            return false;
+        }
+        hs.push(h);
+        true
+    }
+
+    /// The explain() text of this node's graph.
+    pub(crate) fn explain(&self) -> String {
+        match lower(&[self], &HashMap::new()) {
+            Ok((g, roots)) => g.explain(&roots),
+            Err(e) => format!("invalid: {e}\n"),
+        }
+    }
+}
+
+/// Build the tileable graph of `roots`; nodes whose results are `held` become
+/// `Fetch` nodes (same key), so their inputs are not recomputed.
+pub(crate) fn lower(roots: &[&Node], held: &HashMap<Key, TileableResult>) -> Result<(TileableGraph, Vec<TileableId>)> {
+    let mut g = TileableGraph::new();
+    let mut memo: HashMap<Key, TileableId> = HashMap::new();
+    let mut out = Vec::with_capacity(roots.len());
+    for r in roots {
+        out.push(lower_node(r, held, &mut g, &mut memo)?);
+    }
+    Ok((g, out))
+}
+
+fn lower_node(n: &Node, held: &HashMap<Key, TileableResult>, g: &mut TileableGraph, memo: &mut HashMap<Key, TileableId>) -> Result<TileableId> {
+    if let Some(&id) = memo.get(&n.key()) {
+        return Ok(id);
+    }
+    n.check()?;
+    let id = if let Some(res) = held.get(&n.key()) {
+        let op = Op::Fetch { chunks: res.chunks.clone(), nsplits: res.nsplits.clone() };
+        g.insert(TileableNode { key: n.key(), op, inputs: vec![], meta: res.meta.clone() })
+    } else {
+        let mut inputs = Vec::with_capacity(n.inputs().len());
+        for i in n.inputs() {
+            inputs.push(lower_node(i, held, g, memo)?);
+        }
+        g.insert(TileableNode { key: n.key(), op: n.op().clone(), inputs, meta: n.meta() })
+    };
+    memo.insert(n.key(), id);
+    Ok(id)
+}

@@ -1,0 +1,281 @@
+//! Sessions: a backend plus the map from tileable key to the result it holds.
+
+use crate::error::{Error, Result};
+use crate::node::{lower, Holder, Node, Tileable};
+use mars_backends::{Backend, BackendError, ChunkData, LocalBackend, LocalOptions, Stats, TileableResult};
+use mars_ir::Key;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+struct Held {
+    result: TileableResult,
+    /// Live node handles registered on this key.
+    handles: usize,
+}
+
+pub(crate) struct SessionInner {
+    id: String,
+    backend: Arc<dyn Backend>,
+    held: Mutex<HashMap<Key, Held>>,
+    closed: AtomicBool,
+}
+
+impl Holder for SessionInner {
+    fn release_handle(&self, key: Key) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let gone = match held.get_mut(&key) {
+            Some(h) => {
+                h.handles = h.handles.saturating_sub(1);
+                h.handles == 0
+            }
+            None => false,
+        };
+        if gone {
+            held.remove(&key);
+            // releasing only fails for unknown keys, which is what we want gone anyway
+            let _ = self.backend.release(&[key]);
+        }
+    }
+}
+
+/// A session: executes tileables on its backend and holds their results.
+/// Clones share the session.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<SessionInner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.inner.id).field("backend", &self.inner.backend).finish()
+    }
+}
+
+static DEFAULT: Mutex<Option<Session>> = Mutex::new(None);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A local session on the threaded backend.
+pub fn new_session() -> Result<Session> {
+    Session::builder().build()
+}
+
+/// A session on a remote cluster (token from `MARS_TOKEN`).
+pub fn new_session_at(address: &str) -> Result<Session> {
+    Session::builder().address(address).build()
+}
+
+/// A supervisor and `workers` workers on 127.0.0.1.
+pub fn new_cluster(workers: usize) -> Result<LocalCluster> {
+    Err(Error::Unsupported(format!(
+        "new_cluster({workers}): the cluster backend (supervisor and workers) is not built yet; use new_session() for the local backend"
+    )))
+}
+
+/// A local cluster started by [`new_cluster`]; dropping it stops the processes.
+#[derive(Debug)]
+pub struct LocalCluster {
+    address: String,
+    token: String,
+}
+
+impl LocalCluster {
+    pub fn session(&self) -> Result<Session> {
+        Session::builder().address(&self.address).token(&self.token).build()
+    }
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+/// Options of a new session.
+#[derive(Debug, Default, Clone)]
+pub struct SessionBuilder {
+    address: Option<String>,
+    token: Option<String>,
+    threads: Option<usize>,
+    memory_limit: Option<usize>,
+    chunk_bytes: Option<usize>,
+}
+
+impl SessionBuilder {
+    pub fn address(mut self, a: &str) -> Self {
+        self.address = Some(a.to_string());
+        self
+    }
+    pub fn token(mut self, t: &str) -> Self {
+        self.token = Some(t.to_string());
+        self
+    }
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
+        self
+    }
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+    /// Byte budget of one chunk when no chunk sizes were given (default 128 MiB).
+    pub fn chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = Some(bytes);
+        self
+    }
+    pub fn build(self) -> Result<Session> {
+        if let Some(a) = &self.address {
+            return Err(Error::Unsupported(format!(
+                "cannot connect to {a}: the cluster backend is not built yet; use new_session() for the local backend"
+            )));
+        }
+        if let Some(limit) = self.memory_limit {
+            return Err(Error::Unsupported(format!(
+                "memory_limit({limit}): spilling to disk is not built yet; the local backend keeps every chunk in memory"
+            )));
+        }
+        let mut opts = LocalOptions { threads: self.threads, ..Default::default() };
+        if let Some(b) = self.chunk_bytes {
+            if b == 0 {
+                return Err(Error::Invalid("chunk_bytes must be positive".into()));
+            }
+            opts.tile.chunk_bytes = b;
+        }
+        let backend = LocalBackend::new(opts)?;
+        Ok(Session::with_backend(Arc::new(backend)))
+    }
+}
+
+impl Session {
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::default()
+    }
+
+    /// A session over any backend.
+    pub fn with_backend(backend: Arc<dyn Backend>) -> Session {
+        let id = format!("session-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        Session { inner: Arc::new(SessionInner { id, backend, held: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) }) }
+    }
+
+    /// Make this the default session (what `execute()`/`fetch()` use).
+    pub fn as_default(&self) -> Session {
+        *DEFAULT.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clone());
+        self.clone()
+    }
+
+    /// The default session, creating a local one on first use.
+    pub fn default_or_local() -> Result<Session> {
+        let mut d = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = d.as_ref() {
+            if !s.inner.closed.load(Ordering::Relaxed) {
+                return Ok(s.clone());
+            }
+        }
+        let s = new_session()?;
+        *d = Some(s.clone());
+        Ok(s)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            Err(Error::Closed(self.inner.id.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Execute several tileables together: shared parts run once; results
+    /// already held are reused.
+    pub fn execute(&self, tileables: &[&dyn Tileable]) -> Result<()> {
+        let nodes: Vec<&Node> = tileables.iter().map(|t| t.node()).collect();
+        self.execute_nodes(&nodes)
+    }
+
+    pub(crate) fn execute_nodes(&self, nodes: &[&Node]) -> Result<()> {
+        self.check_open()?;
+        for n in nodes {
+            n.check()?;
+        }
+        let held: HashMap<Key, TileableResult> = {
+            let h = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+            h.iter().map(|(k, v)| (*k, v.result.clone())).collect()
+        };
+        let mut keep: Vec<Key> = nodes.iter().map(|n| n.key()).filter(|k| !held.contains_key(k)).collect();
+        keep.sort();
+        keep.dedup();
+        if !keep.is_empty() {
+            let (graph, _) = lower(nodes, &held)?;
+            let _span = tracing::info_span!("execute", session = %self.inner.id, nodes = graph.len()).entered();
+            let task = self.inner.backend.submit(graph, keep.clone())?;
+            let results = self.inner.backend.wait(task, None)?.ok_or_else(|| Error::Backend(BackendError::Other("task did not finish".into())))?;
+            let mut h = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, r) in results {
+                match h.get_mut(&k) {
+                    Some(_) => {
+                        // raced with another execute of the same key: drop the extra hold
+                        let _ = self.inner.backend.release(&[k]);
+                    }
+                    None => {
+                        h.insert(k, Held { result: r, handles: 0 });
+                    }
+                }
+            }
+        }
+        let weak: Weak<dyn Holder> = Arc::downgrade(&self.inner) as Weak<dyn Holder>;
+        let mut h = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+        for n in nodes {
+            if let Some(entry) = h.get_mut(&n.key()) {
+                n.resolve(entry.result.meta.clone());
+                if n.add_holder(weak.clone()) {
+                    entry.handles += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole value of an executed tileable.
+    pub(crate) fn fetch_node(&self, n: &Node) -> Result<ChunkData> {
+        self.check_open()?;
+        let held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&n.key());
+        if !held {
+            return Err(Error::NotExecuted { key: n.key().to_string() });
+        }
+        Ok(self.inner.backend.fetch(&n.key())?)
+    }
+
+    /// Whether this session holds the result of `t`.
+    pub fn holds(&self, t: &dyn Tileable) -> bool {
+        self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&t.key())
+    }
+
+    /// Chunks run, chunks and bytes held.
+    pub fn stats(&self) -> Stats {
+        self.inner.backend.stats()
+    }
+
+    /// Release everything this session holds.
+    pub fn close(self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::Relaxed);
+        let keys: Vec<Key> = self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(k, _)| k).collect();
+        self.inner.backend.release(&keys)?;
+        let mut d = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+        if d.as_ref().is_some_and(|s| Arc::ptr_eq(&s.inner, &self.inner)) {
+            *d = None;
+        }
+        Ok(())
+    }
+}
+
+/// Save the tileable graph of `tileables` as versioned JSON (`mars inspect` reads it).
+pub fn save_graph(tileables: &[&dyn Tileable], path: impl AsRef<Path>) -> Result<()> {
+    let nodes: Vec<&Node> = tileables.iter().map(|t| t.node()).collect();
+    let (g, _) = lower(&nodes, &HashMap::new())?;
+    let json = g.to_json()?;
+    std::fs::write(path.as_ref(), json).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.as_ref().display())))
+}
