@@ -1,1 +1,219 @@
-fn main(){}
+//! Cross-crate tests of the public API: the seed document's examples
+//! (API.md's session table), session semantics (reuse, shared execution,
+//! release), unknown shapes, and bad input reported as clear errors.
+
+use mars::dataframe as md;
+use mars::ndarray::{arr1, arr2, s, ArrayD};
+use mars::prelude::*;
+use mars::tensor as mt;
+
+fn f64s(d: mt::TensorData) -> ArrayD<f64> {
+    ArrayD::<f64>::try_from(d).expect("a float64 tensor")
+}
+
+// ---- the seed's examples -------------------------------------------------
+
+#[test]
+fn seed_dataframe_prints_like_pandas() -> Result<()> {
+    let sess = mars::new_session()?;
+    let df = md::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4]])?;
+    let data = df.execute_in(&sess)?.fetch_in(&sess)?;
+    assert_eq!(data.to_string(), "   0  1\n0  1  2\n1  3  4");
+    assert_eq!(data.num_rows(), 2);
+    assert_eq!(df.columns(), vec!["0", "1"]);
+    Ok(())
+}
+
+#[test]
+fn seed_default_session_execute_and_fetch() -> Result<()> {
+    let t = mt::ones(&[3, 2]).rechunk(2) + 1.0;
+    let v = t.execute()?.fetch()?;
+    assert_eq!(v.to_string(), "array([[2., 2.],\n       [2., 2.],\n       [2., 2.]])");
+    // the default session holds it; a fresh session does not
+    let other = mars::new_session()?;
+    let err = t.fetch_in(&other).unwrap_err();
+    assert!(matches!(err, Error::NotExecuted { .. }), "{err:?}");
+    assert!(err.to_string().contains("must be executed first"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn seed_as_default_routes_execute() -> Result<()> {
+    let sess = mars::new_session()?.as_default();
+    let t = mt::arange(0.0, 5.0, 1.0);
+    t.execute()?;
+    assert!(sess.holds(&t));
+    assert_eq!(f64s(t.fetch_in(&sess)?), arr1(&[0.0, 1.0, 2.0, 3.0, 4.0]).into_dyn());
+    assert_eq!(Session::default_or_local()?.id(), sess.id());
+    Ok(())
+}
+
+#[test]
+fn seed_random_tensor_prints_like_numpy() -> Result<()> {
+    let sess = mars::new_session()?;
+    let t = mt::random::RandomState::new(0).rand(&[2, 2]);
+    let text = t.execute_in(&sess)?.fetch_in(&sess)?.to_string();
+    assert!(text.starts_with("array([[0.") && text.ends_with("]])") && text.contains(",\n       [0."), "{text}");
+    Ok(())
+}
+
+#[test]
+fn cluster_sessions_are_a_clear_error_until_the_cluster_lands() {
+    let err = mars::new_session_at("http://127.0.0.1:1").unwrap_err();
+    assert!(err.to_string().contains("http://127.0.0.1:1"), "{err}");
+    assert!(mars::new_cluster(2).is_err());
+}
+
+// ---- session semantics ---------------------------------------------------
+
+#[test]
+fn executing_over_held_results_reuses_them() -> Result<()> {
+    let x = mt::random::RandomState::new(1).rand(&[40, 10]).rechunk(&[10, 10]);
+    let y = ((&x + 1.0) * 2.0).sum();
+
+    let fresh = mars::new_session()?;
+    y.execute_in(&fresh)?;
+    let cold = fresh.stats().chunks_run;
+
+    let warm_sess = mars::new_session()?;
+    x.execute_in(&warm_sess)?;
+    let before = warm_sess.stats().chunks_run;
+    y.execute_in(&warm_sess)?;
+    let warm = warm_sess.stats().chunks_run - before;
+    assert!(warm < cold, "over held x ran {warm} chunks, from scratch {cold}");
+    assert_eq!(f64s(y.fetch_in(&fresh)?), f64s(y.fetch_in(&warm_sess)?));
+    // executing again is free
+    let again = warm_sess.stats().chunks_run;
+    y.execute_in(&warm_sess)?;
+    assert_eq!(warm_sess.stats().chunks_run, again);
+    Ok(())
+}
+
+#[test]
+fn session_execute_runs_shared_parts_once() -> Result<()> {
+    let x = mt::random::RandomState::new(2).rand(&[30, 4]).rechunk(&[10, 4]);
+    let (a, b) = (x.sum(), x.mean_axis(0));
+    let together = mars::new_session()?;
+    together.execute(&[&a, &b])?;
+    let apart = mars::new_session()?;
+    a.execute_in(&apart)?;
+    b.execute_in(&apart)?;
+    assert!(together.stats().chunks_run < apart.stats().chunks_run);
+    assert_eq!(f64s(a.fetch_in(&together)?), f64s(a.fetch_in(&apart)?));
+    Ok(())
+}
+
+#[test]
+fn dropping_the_last_handle_releases_chunks() -> Result<()> {
+    let sess = mars::new_session()?;
+    let x = mt::random::RandomState::new(3).rand(&[100, 10]).rechunk(&[10, 10]) * 3.0;
+    x.execute_in(&sess)?;
+    assert_eq!(sess.stats().chunks_held, 10);
+    // identical chunks share one key and one copy
+    let same = mars::new_session()?;
+    (mt::ones(&[100, 10]).rechunk(&[10, 10]) * 3.0).execute_in(&same)?;
+    assert_eq!(same.stats().chunks_held, 0, "a temporary's result is released when its handle drops");
+    assert_eq!(sess.stats().bytes_held, 100 * 10 * 8);
+    let y = x.sum();
+    y.execute_in(&sess)?;
+    // intermediates of y are gone: x's chunks plus y's one chunk
+    assert_eq!(sess.stats().chunks_held, 11);
+    let x2 = x.clone();
+    drop(x);
+    assert_eq!(sess.stats().chunks_held, 11, "a clone still holds x");
+    drop(x2);
+    assert_eq!(sess.stats().chunks_held, 11, "y's expression still references x");
+    drop(y);
+    assert_eq!(sess.stats().chunks_held, 0);
+    assert_eq!(sess.stats().results_held, 0);
+    Ok(())
+}
+
+#[test]
+fn close_releases_everything() -> Result<()> {
+    let sess = mars::new_session()?;
+    let x = mt::ones(&[10]).rechunk(3);
+    x.execute_in(&sess)?;
+    let probe = sess.clone();
+    sess.close()?;
+    assert_eq!(probe.stats().chunks_held, 0);
+    assert!(matches!(x.execute_in(&probe), Err(Error::Closed(_))));
+    Ok(())
+}
+
+#[test]
+fn unknown_lengths_become_known_by_executing() -> Result<()> {
+    let sess = mars::new_session()?;
+    let a = mt::arange(0.0, 10.0, 1.0).rechunk(3);
+    let f = a.filter(&a.gt(4.5));
+    assert_eq!(f.shape(), vec![None]);
+    // ops that need lengths resume tiling after the filter ran
+    let g = f.reshape(&[5, 1]).sum_axis(1);
+    assert_eq!(f64s(g.execute_in(&sess)?.fetch_in(&sess)?), arr1(&[5.0, 6.0, 7.0, 8.0, 9.0]).into_dyn());
+    f.execute_in(&sess)?;
+    assert_eq!(f.shape(), vec![Some(5)]);
+    Ok(())
+}
+
+#[test]
+fn keys_are_content_addressed() {
+    let a = (mt::ones(&[4, 4]) + 1.0).sum();
+    let b = (mt::ones(&[4, 4]) + 1.0).sum();
+    assert_eq!(a.key(), b.key());
+    assert_eq!(a.key().to_string().len(), 32);
+    assert_ne!(a.key(), (mt::ones(&[4, 4]) + 2.0).sum().key());
+    assert_ne!(mt::random::rand(&[3]).key(), mt::random::rand(&[3]).key());
+    let rs = mt::random::RandomState::new(5);
+    assert_ne!(rs.rand(&[3]).key(), rs.rand(&[3]).key());
+    assert_eq!(mt::random::RandomState::new(5).rand(&[3]).key(), mt::random::RandomState::new(5).rand(&[3]).key());
+}
+
+// ---- bad input -------------------------------------------------------------
+
+fn exec_err(t: &mt::Tensor) -> String {
+    let sess = mars::new_session().expect("session");
+    t.execute_in(&sess).expect_err("must fail").to_string()
+}
+
+#[test]
+fn bad_shapes_are_clear_errors() {
+    assert_eq!(exec_err(&(mt::ones(&[3, 2]) + mt::ones(&[4]))), "operands could not be broadcast together with shapes (3, 2) (4,)");
+    assert_eq!(exec_err(&mt::ones(&[3, 4]).dot(&mt::ones(&[5, 2]))), "shapes (3, 4) and (5, 2) not aligned: 4 (dim 1) != 5 (dim 0)");
+    assert_eq!(exec_err(&mt::ones(&[3, 4]).reshape(&[5])), "cannot reshape array of size 12 into shape (5,)");
+    assert_eq!(exec_err(&mt::ones(&[3, 4]).sum_axis(2)), "axis 2 is out of bounds for array of dimension 2");
+    assert_eq!(exec_err(&mt::ones(&[5]).slice(s![..10])), "slice end 10 is out of bounds for axis 0 with size 5");
+    assert_eq!(exec_err(&mt::ones(&[5, 2]).slice(s![7, ..])), "index 7 is out of bounds for axis 0 with size 5");
+    assert!(exec_err(&mt::ones(&[4]).filter(&mt::ones(&[4]))).contains("bool mask, got float64"));
+    assert!(exec_err(&mt::concatenate(&[&mt::ones(&[2, 3]), &mt::ones(&[2, 4])], 0)).contains("(2, 3) and (2, 4)"));
+    // errors propagate through later ops
+    assert!(exec_err(&(mt::ones(&[3, 2]) + mt::ones(&[4])).sum()).contains("(3, 2) (4,)"));
+}
+
+#[test]
+fn ragged_rows_and_wrong_dtypes_are_errors() -> Result<()> {
+    let err = md::DataFrame::from_rows(vec![vec![1, 2], vec![3]]).unwrap_err();
+    assert!(err.to_string().contains("row 1 has 1 values but row 0 has 2"), "{err}");
+    let sess = mars::new_session()?;
+    let t = mt::tensor(arr2(&[[1i64, 2], [3, 4]]));
+    let data = t.execute_in(&sess)?.fetch_in(&sess)?;
+    let err = ArrayD::<f64>::try_from(data.clone()).unwrap_err();
+    assert!(err.to_string().contains("int64") && err.to_string().contains("float64"), "{err}");
+    assert_eq!(ArrayD::<i64>::try_from(data).map_err(|e| Error::Ir(e))?, arr2(&[[1i64, 2], [3, 4]]).into_dyn());
+    Ok(())
+}
+
+#[test]
+fn kernel_errors_name_the_op_and_keep_what_is_held() -> Result<()> {
+    let sess = mars::new_session()?;
+    let held = mt::ones(&[6]).rechunk(2) * 5.0;
+    held.execute_in(&sess)?;
+    let err = mt::zeros(&[0]).min().execute_in(&sess).unwrap_err().to_string();
+    assert!(err.contains("ReduceCombine min") && err.contains("zero-size array to reduction operation minimum"), "{err}");
+    let a = mt::arange(0.0, 6.0, 1.0).rechunk(2);
+    let empty = a.filter(&a.gt(100.0));
+    let err = empty.argmax().execute_in(&sess).unwrap_err().to_string();
+    assert!(err.contains("argmax of an empty sequence"), "{err}");
+    // nothing already held is lost
+    assert_eq!(f64s(held.fetch_in(&sess)?), arr1(&[5.0; 6]).into_dyn());
+    Ok(())
+}

@@ -279,3 +279,14 @@ pub fn save_graph(tileables: &[&dyn Tileable], path: impl AsRef<Path>) -> Result
     let json = g.to_json()?;
     std::fs::write(path.as_ref(), json).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.as_ref().display())))
 }
+
+/// The chunk graph of `t` after tiling with a per-chunk byte budget
+/// (`None`: 128 MiB) and, with `passes`, after the chunk passes.
+pub fn explain_tiled(t: &dyn Tileable, chunk_bytes: Option<usize>, passes: bool) -> Result<String> {
+    let (g, _) = lower(&[t.node()], &HashMap::new())?;
+    let mut opts = mars_tiler::TileOptions::default();
+    if let Some(b) = chunk_bytes {
+        opts.chunk_bytes = b.max(1);
+    }
+    Ok(mars_tiler::explain_tiled(g, t.key(), opts, passes)?)
+}

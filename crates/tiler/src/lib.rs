@@ -20,4 +20,4 @@ pub mod tiler;
 pub use error::{TileError, TileResult};
 pub use layout::Layout;
 pub use passes::{default_passes, Pass, PassManager};
-pub use tiler::{TileOptions, TileStatus, Tiler};
+pub use tiler::{explain_tiled, fmt_nsplits, TileOptions, TileStatus, Tiler};

@@ -152,3 +152,40 @@ pub fn tile_all(graph: TileableGraph, opts: TileOptions) -> TileResult<Tiler> {
         }),
     }
 }
+
+/// The explain() text of `root`'s chunk graph after tiling (and, with
+/// `passes`, after the default chunk passes). When tiling needs chunks to run
+/// first, shows what is tiled so far and says so.
+pub fn explain_tiled(graph: TileableGraph, root: Key, opts: TileOptions, passes: bool) -> TileResult<String> {
+    let mut t = Tiler::new(graph, opts)?;
+    match t.step()? {
+        TileStatus::Done => {
+            let layout = t.layout_of(&root).cloned().ok_or_else(|| TileError::Rule {
+                op: "explain".into(),
+                key: root.short(),
+                msg: "root is not in the graph".into(),
+            })?;
+            let keys: Vec<Key> = layout.chunks.iter().map(|&c| t.chunks.node(c).key).collect();
+            let mut chunks = t.chunks.clone();
+            let mut header = format!("nsplits={}\n", fmt_nsplits(&layout.nsplits));
+            if passes {
+                let ctx = crate::passes::PassCtx { keep: keys.iter().copied().collect() };
+                for r in crate::PassManager::default().run(&mut chunks, &ctx)? {
+                    header.push_str(&format!("pass {}: {}\n", r.name, if r.changed { "changed" } else { "unchanged" }));
+                }
+            }
+            let roots: Vec<ChunkId> = keys.iter().filter_map(|k| chunks.get(k)).collect();
+            Ok(header + &chunks.explain(&roots))
+        }
+        TileStatus::NeedMeta(need) => {
+            let mut out = format!("tiling paused: {} chunks must run before the rest can be tiled\n", need.len());
+            out.push_str(&t.chunks.explain(&need));
+            Ok(out)
+        }
+    }
+}
+
+pub fn fmt_nsplits(nsplits: &[Vec<Dim>]) -> String {
+    let axes: Vec<String> = nsplits.iter().map(|s| mars_ir::fmt_shape(s)).collect();
+    mars_ir::fmt_shape(&axes)
+}

@@ -1,0 +1,127 @@
+//! insta snapshots of `explain()` for tiled chunk graphs: one or more per tile
+//! rule, and the fusion pass. Read every changed `.snap` before accepting it.
+
+use mars::tensor as mt;
+use mars::{explain_tiled, Tileable};
+use mars::ndarray::{arr2, s, Array1};
+
+fn tiled(t: &dyn Tileable) -> String {
+    explain_tiled(t, None, false).expect("tiles")
+}
+
+fn fused(t: &dyn Tileable) -> String {
+    explain_tiled(t, None, true).expect("tiles")
+}
+
+fn x(shape: &[usize], chunks: &[usize]) -> mt::Tensor {
+    mt::random::RandomState::new(42).rand(shape).rechunk(chunks)
+}
+
+#[test]
+fn tileable_graph_with_rechunk_folded_into_source() {
+    let t = (mt::ones(&[4, 4]).rechunk(2) + 1.0).sum();
+    insta::assert_snapshot!("tileable_folded_rechunk", t.explain());
+}
+
+#[test]
+fn creation_chunks_by_byte_budget() {
+    let t = mt::ones(&[100, 100]);
+    insta::assert_snapshot!("creation_budget", explain_tiled(&t, Some(8 * 100 * 40), false).unwrap());
+}
+
+#[test]
+fn creation_random_literal_arange() {
+    insta::assert_snapshot!("creation_random", tiled(&x(&[5, 3], &[2, 3])));
+    let lit = mt::tensor(arr2(&[[1i64, 2, 3], [4, 5, 6]])).rechunk(&[1, 2]);
+    insta::assert_snapshot!("creation_literal", tiled(&lit));
+    insta::assert_snapshot!("creation_arange", tiled(&mt::arange(0.0, 10.0, 1.0).rechunk(4)));
+}
+
+#[test]
+fn elementwise_same_chunks() {
+    insta::assert_snapshot!("elementwise", tiled(&(x(&[4, 4], &[2, 2]) * 3.0)));
+}
+
+#[test]
+fn elementwise_unifies_different_chunkings() {
+    let t = &x(&[6], &[4]) + &mt::ones(&[6]).rechunk(3);
+    insta::assert_snapshot!("elementwise_unify", tiled(&t));
+}
+
+#[test]
+fn elementwise_broadcasts_across_grids() {
+    let t = &x(&[4, 3], &[2, 2]) - &mt::tensor(Array1::from(vec![1.0, 2.0, 3.0]));
+    insta::assert_snapshot!("elementwise_broadcast", tiled(&t));
+}
+
+#[test]
+fn where_and_astype() {
+    let a = x(&[4], &[2]);
+    let t = mt::where_(&a.gt(0.5), &a, &(&a * -1.0)).astype(mt::DType::Float32);
+    insta::assert_snapshot!("where_astype", tiled(&t));
+}
+
+#[test]
+fn reduction_full_tree() {
+    insta::assert_snapshot!("reduction_full_tree", tiled(&mt::ones(&[10]).rechunk(1).sum()));
+}
+
+#[test]
+fn reduction_axes() {
+    insta::assert_snapshot!("reduction_axis0", tiled(&x(&[4, 6], &[2, 3]).sum_axis(0)));
+    insta::assert_snapshot!("reduction_std_axis1", tiled(&x(&[4, 6], &[2, 3]).std_axis(1)));
+    insta::assert_snapshot!("reduction_argmax", tiled(&x(&[4, 6], &[2, 3]).argmax()));
+}
+
+#[test]
+fn dot_block_products() {
+    let a = x(&[4, 4], &[2, 2]);
+    insta::assert_snapshot!("dot", tiled(&a.dot(&a.t())));
+}
+
+#[test]
+fn transpose_and_reshape() {
+    insta::assert_snapshot!("transpose", tiled(&x(&[4, 2], &[2, 2]).t()));
+    insta::assert_snapshot!("reshape_across_chunks", tiled(&x(&[6, 4], &[4, 4]).reshape(&[4, 6])));
+}
+
+#[test]
+fn slice_with_steps() {
+    insta::assert_snapshot!("slice", tiled(&x(&[6, 4], &[4, 3]).slice(s![1..6;2, ..;-1])));
+    insta::assert_snapshot!("slice_index", tiled(&x(&[6, 4], &[4, 3]).slice(s![5, 1..])));
+}
+
+#[test]
+fn concatenate_reuses_chunks() {
+    let t = mt::concatenate(&[&x(&[2, 4], &[2, 2]), &mt::ones(&[3, 4]).rechunk(&[3, 4])], 0);
+    insta::assert_snapshot!("concatenate", tiled(&t));
+}
+
+#[test]
+fn rechunk_assembles_pieces() {
+    insta::assert_snapshot!("rechunk", tiled(&(x(&[5], &[2]) + 1.0).rechunk(3)));
+}
+
+#[test]
+fn filter_pauses_tiling() {
+    let a = x(&[6], &[3]);
+    let f = a.filter(&a.gt(0.5));
+    insta::assert_snapshot!("filter", tiled(&f));
+    insta::assert_snapshot!("filter_then_reshape_pauses", tiled(&f.reshape(&[2, 1])));
+}
+
+#[test]
+fn fusion_of_chain_and_reduction() {
+    let a = x(&[4, 4], &[2, 4]);
+    insta::assert_snapshot!("fusion_reduction", fused(&((&a + 1.0) * 2.0).sum()));
+    insta::assert_snapshot!("fusion_chain", fused(&(((&a + 1.0) * 2.0) - &a).exp()));
+}
+
+#[test]
+fn fusion_keeps_shared_producers() {
+    // `b` feeds two consumers, so it is computed once and not inlined
+    let a = x(&[4], &[4]);
+    let b = &a + 1.0;
+    let t = &(&b * 2.0) + &(&b * 3.0);
+    insta::assert_snapshot!("fusion_shared", fused(&t));
+}
