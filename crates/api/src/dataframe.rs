@@ -57,21 +57,34 @@ impl DataFrameData {
 
 impl std::fmt::Display for DataFrameData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::frame_display::format_frame(&self.batch, self.index_columns))
+        f.write_str(&crate::frame_display::format_frame(
+            &self.batch,
+            self.index_columns,
+        ))
     }
 }
 
 fn from_batch(batch: &RecordBatch, rows_per_chunk: Option<usize>) -> Result<DataFrame> {
     let columns = batch_columns(batch)?;
     let ipc = batch_to_ipc(batch)?;
-    let op = Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk });
+    let op = Op::Frame(FrameOp::FromBatch {
+        ipc,
+        rows_per_chunk,
+    });
     // the key hashes the data itself (the IPC bytes), not a huge serialised op
     let key = match &op {
-        Op::Frame(FrameOp::FromBatch { ipc, .. }) => Key::of(&("FromBatch", rows_per_chunk, Key::of_bytes(ipc)), &[]),
+        Op::Frame(FrameOp::FromBatch { ipc, .. }) => {
+            Key::of(&("FromBatch", rows_per_chunk, Key::of_bytes(ipc)), &[])
+        }
         _ => Key::of(&op, &[]),
     };
-    let meta = Meta::Frame { columns, nrows: Dim::Known(batch.num_rows()) };
-    Ok(DataFrame { node: Node::with_meta(key, op, vec![], Ok(meta)) })
+    let meta = Meta::Frame {
+        columns,
+        nrows: Dim::Known(batch.num_rows()),
+    };
+    Ok(DataFrame {
+        node: Node::with_meta(key, op, vec![], Ok(meta)),
+    })
 }
 
 impl DataFrame {
@@ -79,12 +92,23 @@ impl DataFrame {
     pub fn from_rows(rows: Vec<Vec<i64>>) -> Result<DataFrame> {
         let ncols = rows.first().map_or(0, |r| r.len());
         if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != ncols) {
-            return Err(Error::Invalid(format!("row {i} has {} values but row 0 has {ncols} (rows must all be the same length)", r.len())));
+            return Err(Error::Invalid(format!(
+                "row {i} has {} values but row 0 has {ncols} (rows must all be the same length)",
+                r.len()
+            )));
         }
         let cols: Vec<(String, ArrayRef)> = (0..ncols)
-            .map(|c| (c.to_string(), Arc::new(Int64Array::from(rows.iter().map(|r| r[c]).collect::<Vec<_>>())) as ArrayRef))
+            .map(|c| {
+                (
+                    c.to_string(),
+                    Arc::new(Int64Array::from(
+                        rows.iter().map(|r| r[c]).collect::<Vec<_>>(),
+                    )) as ArrayRef,
+                )
+            })
             .collect();
-        let refs: Vec<(&str, ArrayRef)> = cols.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+        let refs: Vec<(&str, ArrayRef)> =
+            cols.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
         Self::from_columns(refs)
     }
 
@@ -94,9 +118,14 @@ impl DataFrame {
         match from_batch(&batch, None) {
             Ok(df) => df,
             Err(e) => {
-                let op = Op::Frame(FrameOp::FromBatch { ipc: vec![], rows_per_chunk: None });
+                let op = Op::Frame(FrameOp::FromBatch {
+                    ipc: vec![],
+                    rows_per_chunk: None,
+                });
                 let key = Key::of(&(e.to_string(), &op), &[]);
-                DataFrame { node: Node::with_meta(key, op, vec![], Err(e)) }
+                DataFrame {
+                    node: Node::with_meta(key, op, vec![], Err(e)),
+                }
             }
         }
     }
@@ -104,11 +133,19 @@ impl DataFrame {
     pub fn from_columns(cols: Vec<(&str, ArrayRef)>) -> Result<DataFrame> {
         let n = cols.first().map_or(0, |(_, a)| a.len());
         if let Some((name, a)) = cols.iter().find(|(_, a)| a.len() != n) {
-            return Err(Error::Invalid(format!("column {name:?} has {} rows but column {:?} has {n}", a.len(), cols[0].0)));
+            return Err(Error::Invalid(format!(
+                "column {name:?} has {} rows but column {:?} has {n}",
+                a.len(),
+                cols[0].0
+            )));
         }
-        let fields: Vec<Field> = cols.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0)).collect();
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0))
+            .collect();
         let arrays: Vec<ArrayRef> = cols.iter().map(|(_, a)| a.clone()).collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| Error::Invalid(e.to_string()))?;
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         from_batch(&batch, None)
     }
 
@@ -143,8 +180,13 @@ impl DataFrame {
     }
     pub fn fetch_in(&self, session: &Session) -> Result<DataFrameData> {
         match session.fetch_node(&self.node)? {
-            ChunkData::Frame(batch) => Ok(DataFrameData { batch, index_columns: 0 }),
-            other => Err(Error::Invalid(format!("expected a dataframe result, got {other:?}"))),
+            ChunkData::Frame(batch) => Ok(DataFrameData {
+                batch,
+                index_columns: 0,
+            }),
+            other => Err(Error::Invalid(format!(
+                "expected a dataframe result, got {other:?}"
+            ))),
         }
     }
 }

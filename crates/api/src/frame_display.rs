@@ -33,7 +33,9 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
     let (index_names, labels) = names.split_at(k);
     let truncated_v = nrows > MAX_ROWS;
     let rows: Vec<usize> = if truncated_v {
-        (0..MIN_ROWS / 2).chain(nrows - MIN_ROWS / 2..nrows).collect()
+        (0..MIN_ROWS / 2)
+            .chain(nrows - MIN_ROWS / 2..nrows)
+            .collect()
     } else {
         (0..nrows).collect()
     };
@@ -50,11 +52,18 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
                 [one] => one.cells[r].py_str(),
                 many => format!(
                     "({})",
-                    many.iter().map(|c| c.cells[r].py_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|c| c.cells[r].py_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             })
             .collect();
-        let text = format!("Empty DataFrame\nColumns: {}\nIndex: {}", seq(labels), seq(&items));
+        let text = format!(
+            "Empty DataFrame\nColumns: {}\nIndex: {}",
+            seq(labels),
+            seq(&items)
+        );
         return if truncated_v { text + &dims } else { text };
     }
     let show_names = index_names.iter().any(|n| !n.is_empty());
@@ -96,7 +105,13 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
             fixed_width(
                 labels
                     .iter()
-                    .map(|l| if l.starts_with('-') { l.clone() } else { format!(" {l}") })
+                    .map(|l| {
+                        if l.starts_with('-') {
+                            l.clone()
+                        } else {
+                            format!(" {l}")
+                        }
+                    })
                     .collect(),
                 false,
                 0,
@@ -116,7 +131,13 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
         let header_width = header.iter().map(|h| len(h)).max().unwrap_or(0);
         let (values, max_len) = fixed_width(values, true, header_width);
         let max_len = max_len.max(header_width);
-        strcols.push(header.iter().map(|h| rjust(h, max_len)).chain(values).collect());
+        strcols.push(
+            header
+                .iter()
+                .map(|h| rjust(h, max_len))
+                .chain(values)
+                .collect(),
+        );
     }
 
     if truncated_v {
@@ -124,7 +145,14 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
         for (i, col) in strcols.iter_mut().enumerate() {
             let w = col.get(MIN_ROWS / 2).map_or(0, |s| len(s));
             let dots = if w > 3 { "..." } else { ".." };
-            col.insert(at.min(col.len()), if i == 0 { ljust(dots, w) } else { rjust(dots, w) });
+            col.insert(
+                at.min(col.len()),
+                if i == 0 {
+                    ljust(dots, w)
+                } else {
+                    rjust(dots, w)
+                },
+            );
         }
     }
     let (text, truncated_h) = fit_to_width(strcols);
@@ -185,7 +213,10 @@ impl Column {
         let time = |factor: i128| {
             let a = as_i64()?;
             let a = a.as_primitive_opt::<Int64Type>()?;
-            Some((Kind::Time, cells(&|r| Cell::Time(i128::from(a.value(r)) * factor))))
+            Some((
+                Kind::Time,
+                cells(&|r| Cell::Time(i128::from(a.value(r)) * factor)),
+            ))
         };
         use DataType::*;
         let converted: Option<(Kind, Vec<Cell>)> = match col.data_type() {
@@ -193,15 +224,21 @@ impl Column {
                 let a = a.as_primitive_opt::<Int64Type>()?;
                 Some((Kind::Int, cells(&|r| Cell::Int(a.value(r).into()))))
             }),
-            UInt64 => {
-                (col.as_primitive_opt::<UInt64Type>()).map(|a| (Kind::Int, cells(&|r| Cell::Int(a.value(r).into()))))
-            }
+            UInt64 => (col.as_primitive_opt::<UInt64Type>())
+                .map(|a| (Kind::Int, cells(&|r| Cell::Int(a.value(r).into())))),
             dt @ (Float16 | Float32 | Float64) => {
-                let kind = if *dt == Float64 { Kind::Float } else { Kind::Float32 };
+                let kind = if *dt == Float64 {
+                    Kind::Float
+                } else {
+                    Kind::Float32
+                };
                 cast(col, &Float64).ok().and_then(|a| {
                     let a = a.as_primitive_opt::<Float64Type>()?;
-                    let nan_is_null =
-                        |r: usize| Some(a.value(r)).filter(|v| !v.is_nan()).map_or(Cell::Null, Cell::Float);
+                    let nan_is_null = |r: usize| {
+                        Some(a.value(r))
+                            .filter(|v| !v.is_nan())
+                            .map_or(Cell::Null, Cell::Float)
+                    };
                     Some((kind, cells(&nan_is_null)))
                 })
             }
@@ -224,17 +261,28 @@ impl Column {
             let opts = FormatOptions::default();
             let fmt = ArrayFormatter::try_new(col.as_ref(), &opts).ok();
             let text = |r: usize| {
-                fmt.as_ref()
-                    .map_or_else(String::new, |f| escape(&f.value(r).try_to_string().unwrap_or_default()))
+                fmt.as_ref().map_or_else(String::new, |f| {
+                    escape(&f.value(r).try_to_string().unwrap_or_default())
+                })
             };
             (
                 Kind::Object,
                 rows.iter()
-                    .map(|&r| Cell::Text(if col.is_valid(r) { text(r) } else { "None".into() }))
+                    .map(|&r| {
+                        Cell::Text(if col.is_valid(r) {
+                            text(r)
+                        } else {
+                            "None".into()
+                        })
+                    })
                     .collect(),
             )
         });
-        Column { kind, has_nulls, cells }
+        Column {
+            kind,
+            has_nulls,
+            cells,
+        }
     }
 
     /// The numpy dtype pandas gives a column with nulls: int -> float64, bool -> object.
@@ -244,7 +292,13 @@ impl Column {
                 let cells = self
                     .cells
                     .into_iter()
-                    .map(|c| if let Cell::Int(v) = c { Cell::Float(v as f64) } else { c })
+                    .map(|c| {
+                        if let Cell::Int(v) = c {
+                            Cell::Float(v as f64)
+                        } else {
+                            c
+                        }
+                    })
                     .collect();
                 Column {
                     kind: Kind::Float,
@@ -265,13 +319,31 @@ impl Column {
     fn format_values(&self) -> (Vec<String>, bool) {
         match self.kind {
             Kind::Int => (self.cells.iter().map(Cell::py_int).collect(), true),
-            Kind::Float | Kind::Float32 => (float_strings(&self.cells, "NaN", self.kind == Kind::Float32), true),
-            Kind::Bool => (self.cells.iter().map(|c| format!(" {}", c.py_str())).collect(), true),
+            Kind::Float | Kind::Float32 => (
+                float_strings(&self.cells, "NaN", self.kind == Kind::Float32),
+                true,
+            ),
+            Kind::Bool => (
+                self.cells
+                    .iter()
+                    .map(|c| format!(" {}", c.py_str()))
+                    .collect(),
+                true,
+            ),
             Kind::Time => (time_strings(&self.cells), false),
             Kind::Str | Kind::Object => (
                 self.cells
                     .iter()
-                    .map(|c| format!(" {}", if *c == Cell::Null { "NaN".into() } else { c.py_str() }))
+                    .map(|c| {
+                        format!(
+                            " {}",
+                            if *c == Cell::Null {
+                                "NaN".into()
+                            } else {
+                                c.py_str()
+                            }
+                        )
+                    })
                     .collect(),
                 false,
             ),
@@ -305,7 +377,13 @@ impl Column {
                 (Cell::Time(x), Cell::Time(y)) => x.cmp(y),
                 _ => std::cmp::Ordering::Equal,
             };
-            if let Some(fill) = all.cells.iter().filter(|c| **c != Cell::Null).max_by(largest).cloned() {
+            if let Some(fill) = all
+                .cells
+                .iter()
+                .filter(|c| **c != Cell::Null)
+                .max_by(largest)
+                .cloned()
+            {
                 col.cells = col
                     .cells
                     .into_iter()
@@ -313,13 +391,31 @@ impl Column {
                     .collect();
             }
         }
-        let spaced = |c: &Cell| format!(" {}", if *c == Cell::Null { "NaN".into() } else { c.py_str() });
+        let spaced = |c: &Cell| {
+            format!(
+                " {}",
+                if *c == Cell::Null {
+                    "NaN".into()
+                } else {
+                    c.py_str()
+                }
+            )
+        };
         let out = match col.kind {
-            Kind::Int => trim_front(fixed_width(col.cells.iter().map(Cell::py_int).collect(), false, 0).0),
-            Kind::Float | Kind::Float32 => {
-                trim_front(fixed_width(float_strings(&col.cells, " NaN", col.kind == Kind::Float32), false, 0).0)
+            Kind::Int => {
+                trim_front(fixed_width(col.cells.iter().map(Cell::py_int).collect(), false, 0).0)
             }
-            Kind::Bool => trim_front(fixed_width(col.cells.iter().map(spaced).collect(), false, 0).0),
+            Kind::Float | Kind::Float32 => trim_front(
+                fixed_width(
+                    float_strings(&col.cells, " NaN", col.kind == Kind::Float32),
+                    false,
+                    0,
+                )
+                .0,
+            ),
+            Kind::Bool => {
+                trim_front(fixed_width(col.cells.iter().map(spaced).collect(), false, 0).0)
+            }
             Kind::Str | Kind::Object => trim_front(col.cells.iter().map(spaced).collect()),
             Kind::Time => time_strings(&col.cells),
         };
@@ -330,7 +426,13 @@ impl Column {
         };
         out.into_iter()
             .zip(&self.cells)
-            .map(|(s, c)| if multi && *c == Cell::Null { na.to_string() } else { s })
+            .map(|(s, c)| {
+                if multi && *c == Cell::Null {
+                    na.to_string()
+                } else {
+                    s
+                }
+            })
             .collect()
     }
 }
@@ -383,7 +485,11 @@ fn float_strings(cells: &[Cell], na: &str, is_f32: bool) -> Vec<String> {
                         let s = format!("{:.*e}", PRECISION, x.abs());
                         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
                         let e: i32 = e.parse().unwrap_or(0);
-                        format!("{sign}{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs())
+                        format!(
+                            "{sign}{m}e{}{:02}",
+                            if e < 0 { '-' } else { '+' },
+                            e.unsigned_abs()
+                        )
                     } else {
                         format!("{sign}{:.*}", PRECISION, x.abs())
                     }
@@ -409,18 +515,28 @@ fn trim_zeros(mut strs: Vec<String>) -> Vec<String> {
         .map(|s| {
             let t = s.trim_start().trim_start_matches(['+', '-']);
             let (i, f) = t.split_once('.').unwrap_or(("", "x"));
-            !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) && f.bytes().all(|b| b.is_ascii_digit())
+            !i.is_empty()
+                && i.bytes().all(|b| b.is_ascii_digit())
+                && f.bytes().all(|b| b.is_ascii_digit())
         })
         .collect();
     if !is_num.contains(&true) {
         return strs;
     }
-    while strs.iter().zip(&is_num).all(|(s, &n)| !n || s.ends_with('0')) {
+    while strs
+        .iter()
+        .zip(&is_num)
+        .all(|(s, &n)| !n || s.ends_with('0'))
+    {
         for (s, _) in strs.iter_mut().zip(&is_num).filter(|(_, &n)| n) {
             s.pop();
         }
     }
-    for (s, _) in strs.iter_mut().zip(&is_num).filter(|(s, &n)| n && s.ends_with('.')) {
+    for (s, _) in strs
+        .iter_mut()
+        .zip(&is_num)
+        .filter(|(s, &n)| n && s.ends_with('.'))
+    {
         s.push('0');
     }
     strs
@@ -431,7 +547,13 @@ fn trim_zeros(mut strs: Vec<String>) -> Vec<String> {
 fn time_strings(cells: &[Cell]) -> Vec<String> {
     let ns: Vec<i128> = cells
         .iter()
-        .filter_map(|c| if let Cell::Time(v) = c { Some(*v) } else { None })
+        .filter_map(|c| {
+            if let Cell::Time(v) = c {
+                Some(*v)
+            } else {
+                None
+            }
+        })
         .collect();
     let needs = |unit: i128| ns.iter().any(|v| v.rem_euclid(unit) != 0);
     let dates_only = !needs(NS_PER_DAY);
@@ -473,7 +595,12 @@ fn format_time(ns: i128, digits: usize, date_only: bool) -> String {
         return date;
     }
     let secs = rem / 1_000_000_000;
-    let mut s = format!("{date} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    let mut s = format!(
+        "{date} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
     if digits > 0 {
         let frac = format!("{:09}", rem % 1_000_000_000);
         s.push('.');
@@ -501,18 +628,28 @@ fn py_float(v: f64) -> String {
             p + ".0"
         }
     } else {
-        format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs())
+        format!(
+            "{m}e{}{:02}",
+            if e < 0 { '-' } else { '+' },
+            e.unsigned_abs()
+        )
     }
 }
 
 /// `pprint_thing` escapes.
 fn escape(s: &str) -> String {
-    s.replace('\t', "\\t").replace('\r', "\\r").replace('\n', "\\n")
+    s.replace('\t', "\\t")
+        .replace('\r', "\\r")
+        .replace('\n', "\\n")
 }
 
 /// `pprint_thing` of a sequence: `[a, b, ...]`, at most 100 items.
 fn seq(items: &[String]) -> String {
-    let mut shown: Vec<&str> = items.iter().take(MAX_SEQ_ITEMS).map(String::as_str).collect();
+    let mut shown: Vec<&str> = items
+        .iter()
+        .take(MAX_SEQ_ITEMS)
+        .map(String::as_str)
+        .collect();
     if items.len() > MAX_SEQ_ITEMS {
         shown.push("...");
     }
@@ -541,7 +678,10 @@ fn fixed_width(strs: Vec<String>, right: bool, minimum: usize) -> (Vec<String>, 
         .iter()
         .map(|s| {
             let s = if len(s) > max {
-                s.chars().take(keep).chain("...".chars().take(max - keep)).collect()
+                s.chars()
+                    .take(keep)
+                    .chain("...".chars().take(max - keep))
+                    .collect()
             } else {
                 s.clone()
             };
@@ -557,8 +697,14 @@ fn fixed_width(strs: Vec<String>, right: bool, minimum: usize) -> (Vec<String>, 
 
 /// `trim_front`: remove leading spaces common to all strings.
 fn trim_front(strs: Vec<String>) -> Vec<String> {
-    let n = strs.iter().map(|s| len(s) - len(s.trim_start())).min().unwrap_or(0);
-    strs.into_iter().map(|s| s.chars().skip(n).collect()).collect()
+    let n = strs
+        .iter()
+        .map(|s| len(s) - len(s.trim_start()))
+        .min()
+        .unwrap_or(0);
+    strs.into_iter()
+        .map(|s| s.chars().skip(n).collect())
+        .collect()
 }
 
 /// `sparsify_labels`: blank a level's label when it and all outer labels repeat.
@@ -586,7 +732,11 @@ fn adjoin(cols: &[Vec<String>]) -> Vec<String> {
         .map(|r| {
             let mut line = String::new();
             for (i, col) in cols.iter().enumerate() {
-                let w = if i + 1 < cols.len() { widths[i] + 1 } else { widths[i] };
+                let w = if i + 1 < cols.len() {
+                    widths[i] + 1
+                } else {
+                    widths[i]
+                };
                 let pad = nrows - col.len();
                 line.push_str(&ljust(if r < pad { "" } else { &col[r - pad] }, w));
             }
@@ -683,12 +833,18 @@ mod tests {
                     "b",
                     Arc::new(StringArray::from(vec![Some("x"), Some("yy"), None])) as ArrayRef,
                 ),
-                ("c", Arc::new(BooleanArray::from(vec![true, false, true])) as ArrayRef),
+                (
+                    "c",
+                    Arc::new(BooleanArray::from(vec![true, false, true])) as ArrayRef,
+                ),
                 (
                     "d",
                     Arc::new(Date32Array::from(vec![Some(10471), Some(10227), None])) as ArrayRef,
                 ),
-                ("e", Arc::new(Float64Array::from(vec![1e7, 2.5, 3.0])) as ArrayRef),
+                (
+                    "e",
+                    Arc::new(Float64Array::from(vec![1e7, 2.5, 3.0])) as ArrayRef,
+                ),
             ],
             0,
             r#"     a    b      c          d           e
@@ -703,9 +859,18 @@ mod tests {
         // pd.DataFrame({'a': [1e-7, 2.0], 'b': [123456789.123, 1.0], 'c': [0.1234567, 1.0]})
         check(
             vec![
-                ("a", Arc::new(Float64Array::from(vec![1e-7, 2.0])) as ArrayRef),
-                ("b", Arc::new(Float64Array::from(vec![123456789.123, 1.0])) as ArrayRef),
-                ("c", Arc::new(Float64Array::from(vec![0.1234567, 1.0])) as ArrayRef),
+                (
+                    "a",
+                    Arc::new(Float64Array::from(vec![1e-7, 2.0])) as ArrayRef,
+                ),
+                (
+                    "b",
+                    Arc::new(Float64Array::from(vec![123456789.123, 1.0])) as ArrayRef,
+                ),
+                (
+                    "c",
+                    Arc::new(Float64Array::from(vec![0.1234567, 1.0])) as ArrayRef,
+                ),
             ],
             0,
             r#"              a             b         c
@@ -727,7 +892,10 @@ mod tests {
                     "b",
                     Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])) as ArrayRef,
                 ),
-                ("n", Arc::new(Int32Array::from(vec![10, 200, 3000])) as ArrayRef),
+                (
+                    "n",
+                    Arc::new(Int32Array::from(vec![10, 200, 3000])) as ArrayRef,
+                ),
             ],
             0,
             r#"     i      b     n
@@ -743,7 +911,10 @@ mod tests {
         check(
             vec![
                 ("k", Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef),
-                ("v", Arc::new(Float64Array::from(vec![4.0, 2.0])) as ArrayRef),
+                (
+                    "v",
+                    Arc::new(Float64Array::from(vec![4.0, 2.0])) as ArrayRef,
+                ),
             ],
             1,
             r#"     v
@@ -758,9 +929,15 @@ y  2.0"#,
         // df.groupby(['k', 'j']).agg(s=('v', 'sum'), c=('v', 'count'))
         check(
             vec![
-                ("k", Arc::new(StringArray::from(vec!["x", "x", "y"])) as ArrayRef),
+                (
+                    "k",
+                    Arc::new(StringArray::from(vec!["x", "x", "y"])) as ArrayRef,
+                ),
                 ("j", Arc::new(Int64Array::from(vec![1, 2, 1])) as ArrayRef),
-                ("s", Arc::new(Float64Array::from(vec![1.0, 3.0, 2.0])) as ArrayRef),
+                (
+                    "s",
+                    Arc::new(Float64Array::from(vec![1.0, 3.0, 2.0])) as ArrayRef,
+                ),
                 ("c", Arc::new(Int64Array::from(vec![1, 1, 1])) as ArrayRef),
             ],
             2,
@@ -777,14 +954,21 @@ y 1  2.0  1"#,
         // pd.DataFrame({'a': np.arange(100), 'b': np.arange(100) / 3, 'c': ['s%d' % i for i in range(100)]})
         check(
             vec![
-                ("a", Arc::new(Int64Array::from_iter_values(0..100)) as ArrayRef),
+                (
+                    "a",
+                    Arc::new(Int64Array::from_iter_values(0..100)) as ArrayRef,
+                ),
                 (
                     "b",
-                    Arc::new(Float64Array::from_iter_values((0..100).map(|i| f64::from(i) / 3.0))) as ArrayRef,
+                    Arc::new(Float64Array::from_iter_values(
+                        (0..100).map(|i| f64::from(i) / 3.0),
+                    )) as ArrayRef,
                 ),
                 (
                     "c",
-                    Arc::new(StringArray::from_iter_values((0..100).map(|i| format!("s{i}")))) as ArrayRef,
+                    Arc::new(StringArray::from_iter_values(
+                        (0..100).map(|i| format!("s{i}")),
+                    )) as ArrayRef,
                 ),
             ],
             0,
@@ -820,26 +1004,86 @@ y 1  2.0  1"#,
                 ("7", Arc::new(Int64Array::from(vec![7, 37, 67])) as ArrayRef),
                 ("8", Arc::new(Int64Array::from(vec![8, 38, 68])) as ArrayRef),
                 ("9", Arc::new(Int64Array::from(vec![9, 39, 69])) as ArrayRef),
-                ("10", Arc::new(Int64Array::from(vec![10, 40, 70])) as ArrayRef),
-                ("11", Arc::new(Int64Array::from(vec![11, 41, 71])) as ArrayRef),
-                ("12", Arc::new(Int64Array::from(vec![12, 42, 72])) as ArrayRef),
-                ("13", Arc::new(Int64Array::from(vec![13, 43, 73])) as ArrayRef),
-                ("14", Arc::new(Int64Array::from(vec![14, 44, 74])) as ArrayRef),
-                ("15", Arc::new(Int64Array::from(vec![15, 45, 75])) as ArrayRef),
-                ("16", Arc::new(Int64Array::from(vec![16, 46, 76])) as ArrayRef),
-                ("17", Arc::new(Int64Array::from(vec![17, 47, 77])) as ArrayRef),
-                ("18", Arc::new(Int64Array::from(vec![18, 48, 78])) as ArrayRef),
-                ("19", Arc::new(Int64Array::from(vec![19, 49, 79])) as ArrayRef),
-                ("20", Arc::new(Int64Array::from(vec![20, 50, 80])) as ArrayRef),
-                ("21", Arc::new(Int64Array::from(vec![21, 51, 81])) as ArrayRef),
-                ("22", Arc::new(Int64Array::from(vec![22, 52, 82])) as ArrayRef),
-                ("23", Arc::new(Int64Array::from(vec![23, 53, 83])) as ArrayRef),
-                ("24", Arc::new(Int64Array::from(vec![24, 54, 84])) as ArrayRef),
-                ("25", Arc::new(Int64Array::from(vec![25, 55, 85])) as ArrayRef),
-                ("26", Arc::new(Int64Array::from(vec![26, 56, 86])) as ArrayRef),
-                ("27", Arc::new(Int64Array::from(vec![27, 57, 87])) as ArrayRef),
-                ("28", Arc::new(Int64Array::from(vec![28, 58, 88])) as ArrayRef),
-                ("29", Arc::new(Int64Array::from(vec![29, 59, 89])) as ArrayRef),
+                (
+                    "10",
+                    Arc::new(Int64Array::from(vec![10, 40, 70])) as ArrayRef,
+                ),
+                (
+                    "11",
+                    Arc::new(Int64Array::from(vec![11, 41, 71])) as ArrayRef,
+                ),
+                (
+                    "12",
+                    Arc::new(Int64Array::from(vec![12, 42, 72])) as ArrayRef,
+                ),
+                (
+                    "13",
+                    Arc::new(Int64Array::from(vec![13, 43, 73])) as ArrayRef,
+                ),
+                (
+                    "14",
+                    Arc::new(Int64Array::from(vec![14, 44, 74])) as ArrayRef,
+                ),
+                (
+                    "15",
+                    Arc::new(Int64Array::from(vec![15, 45, 75])) as ArrayRef,
+                ),
+                (
+                    "16",
+                    Arc::new(Int64Array::from(vec![16, 46, 76])) as ArrayRef,
+                ),
+                (
+                    "17",
+                    Arc::new(Int64Array::from(vec![17, 47, 77])) as ArrayRef,
+                ),
+                (
+                    "18",
+                    Arc::new(Int64Array::from(vec![18, 48, 78])) as ArrayRef,
+                ),
+                (
+                    "19",
+                    Arc::new(Int64Array::from(vec![19, 49, 79])) as ArrayRef,
+                ),
+                (
+                    "20",
+                    Arc::new(Int64Array::from(vec![20, 50, 80])) as ArrayRef,
+                ),
+                (
+                    "21",
+                    Arc::new(Int64Array::from(vec![21, 51, 81])) as ArrayRef,
+                ),
+                (
+                    "22",
+                    Arc::new(Int64Array::from(vec![22, 52, 82])) as ArrayRef,
+                ),
+                (
+                    "23",
+                    Arc::new(Int64Array::from(vec![23, 53, 83])) as ArrayRef,
+                ),
+                (
+                    "24",
+                    Arc::new(Int64Array::from(vec![24, 54, 84])) as ArrayRef,
+                ),
+                (
+                    "25",
+                    Arc::new(Int64Array::from(vec![25, 55, 85])) as ArrayRef,
+                ),
+                (
+                    "26",
+                    Arc::new(Int64Array::from(vec![26, 56, 86])) as ArrayRef,
+                ),
+                (
+                    "27",
+                    Arc::new(Int64Array::from(vec![27, 57, 87])) as ArrayRef,
+                ),
+                (
+                    "28",
+                    Arc::new(Int64Array::from(vec![28, 58, 88])) as ArrayRef,
+                ),
+                (
+                    "29",
+                    Arc::new(Int64Array::from(vec![29, 59, 89])) as ArrayRef,
+                ),
             ],
             0,
             r#"   0   1   2   3   4   5   6   7   8   ...  21  22  23  24  25  26  27  28  29
@@ -900,8 +1144,14 @@ y 1  2.0  1"#,
         // pd.DataFrame({'a': [], 'b': []})
         check(
             vec![
-                ("a", Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef),
-                ("b", Arc::new(StringArray::from(Vec::<&str>::new())) as ArrayRef),
+                (
+                    "a",
+                    Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef,
+                ),
+                (
+                    "b",
+                    Arc::new(StringArray::from(Vec::<&str>::new())) as ArrayRef,
+                ),
             ],
             0,
             r#"Empty DataFrame

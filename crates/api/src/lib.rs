@@ -24,7 +24,10 @@ pub use error::{Error, Result};
 pub use mars_backends::Stats;
 pub use mars_ir::Key;
 pub use node::Tileable;
-pub use session::{explain_tiled, new_cluster, new_session, new_session_at, save_graph, LocalCluster, Session, SessionBuilder};
+pub use session::{
+    explain_tiled, new_cluster, new_session, new_session_at, save_graph, LocalCluster, Session,
+    SessionBuilder,
+};
 
 /// `use mars::prelude::*;`
 pub mod prelude {

@@ -1,7 +1,7 @@
 //! Chunk values: tensors, record batches, and reduction partials.
 
-use mars_ir::TensorData;
 use arrow::record_batch::RecordBatch;
+use mars_ir::TensorData;
 
 /// Partial state of a tree reduction, per output position (row-major over the
 /// keepdims shape).
@@ -12,7 +12,11 @@ pub enum Partial {
     /// Sums/products/min/max of integers and bools.
     I(Vec<i64>),
     /// Counts, means and sums of squared deviations (Chan et al.).
-    Moments { count: Vec<f64>, mean: Vec<f64>, m2: Vec<f64> },
+    Moments {
+        count: Vec<f64>,
+        mean: Vec<f64>,
+        m2: Vec<f64>,
+    },
     /// Best value and its index.
     Arg { val: Vec<f64>, idx: Vec<i64> },
 }

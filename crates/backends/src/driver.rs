@@ -12,7 +12,11 @@ use std::collections::{HashMap, HashSet};
 
 /// Runs a chunk graph whose every node must execute (`Fetch` nodes read held data).
 pub trait ChunkExecutor {
-    fn execute(&self, graph: &ChunkGraph, keep: &HashSet<Key>) -> BackendResult<HashMap<Key, Vec<usize>>>;
+    fn execute(
+        &self,
+        graph: &ChunkGraph,
+        keep: &HashSet<Key>,
+    ) -> BackendResult<HashMap<Key, Vec<usize>>>;
     fn store(&self) -> &Store;
 }
 
@@ -26,7 +30,9 @@ pub fn run(
 ) -> BackendResult<HashMap<Key, TileableResult>> {
     for k in keep {
         if graph.get(k).is_none() {
-            return Err(BackendError::Other(format!("kept key {k} is not in the graph")));
+            return Err(BackendError::Other(format!(
+                "kept key {k} is not in the graph"
+            )));
         }
     }
     let mut tiler = {
@@ -59,7 +65,10 @@ pub fn run(
         // the final stage: every chunk of every kept tileable
         let mut targets = Vec::new();
         for k in keep {
-            let layout = tiler.layout_of(k).cloned().ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
+            let layout = tiler
+                .layout_of(k)
+                .cloned()
+                .ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
             targets.extend(layout.chunks.iter().map(|&c| tiler.chunks.node(c).key));
         }
         let shapes = run_stage(&tiler.chunks, &targets, passes, exec)?;
@@ -68,13 +77,30 @@ pub fn run(
         }
         let mut out = HashMap::new();
         for k in keep {
-            let layout = tiler.layout_of(k).cloned().ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
-            let meta = tiler.meta_of(k).ok_or_else(|| BackendError::Other(format!("no meta for {k}")))?;
-            let chunks: Vec<Key> = layout.chunks.iter().map(|&c| tiler.chunks.node(c).key).collect();
+            let layout = tiler
+                .layout_of(k)
+                .cloned()
+                .ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
+            let meta = tiler
+                .meta_of(k)
+                .ok_or_else(|| BackendError::Other(format!("no meta for {k}")))?;
+            let chunks: Vec<Key> = layout
+                .chunks
+                .iter()
+                .map(|&c| tiler.chunks.node(c).key)
+                .collect();
             for c in &chunks {
                 exec.store().pin(c);
             }
-            out.insert(*k, TileableResult { key: *k, chunks, nsplits: layout.nsplits, meta });
+            out.insert(
+                *k,
+                TileableResult {
+                    key: *k,
+                    chunks,
+                    nsplits: layout.nsplits,
+                    meta,
+                },
+            );
         }
         Ok(out)
     })();
@@ -86,25 +112,46 @@ pub fn run(
 
 /// Build the subgraph producing `targets` (chunks already in the store become
 /// `Fetch` leaves), run the passes on it, execute it.
-fn run_stage(chunks: &ChunkGraph, targets: &[Key], passes: &PassManager, exec: &dyn ChunkExecutor) -> BackendResult<HashMap<Key, Vec<usize>>> {
+fn run_stage(
+    chunks: &ChunkGraph,
+    targets: &[Key],
+    passes: &PassManager,
+    exec: &dyn ChunkExecutor,
+) -> BackendResult<HashMap<Key, Vec<usize>>> {
     let store = exec.store();
     let mut sub = ChunkGraph::new();
     let mut done: HashMap<ChunkId, ChunkId> = HashMap::new();
     // iterative post-order over the needed part of the graph
-    let mut stack: Vec<(ChunkId, bool)> = targets.iter().filter_map(|k| chunks.get(k)).map(|c| (c, false)).collect();
+    let mut stack: Vec<(ChunkId, bool)> = targets
+        .iter()
+        .filter_map(|k| chunks.get(k))
+        .map(|c| (c, false))
+        .collect();
     while let Some((id, expanded)) = stack.pop() {
         if done.contains_key(&id) {
             continue;
         }
         let node = chunks.node(id);
         if store.contains(&node.key) {
-            let fetch = ChunkNode { key: node.key, op: ChunkOp::Fetch, inputs: vec![], shape: node.shape.clone(), dtype: node.dtype, index: node.index.clone() };
+            let fetch = ChunkNode {
+                key: node.key,
+                op: ChunkOp::Fetch,
+                inputs: vec![],
+                shape: node.shape.clone(),
+                dtype: node.dtype,
+                index: node.index.clone(),
+            };
             done.insert(id, sub.insert(fetch));
             continue;
         }
         if !expanded {
             stack.push((id, true));
-            stack.extend(node.inputs.iter().filter(|i| !done.contains_key(i)).map(|&i| (i, false)));
+            stack.extend(
+                node.inputs
+                    .iter()
+                    .filter(|i| !done.contains_key(i))
+                    .map(|&i| (i, false)),
+            );
             continue;
         }
         let mut n = node.clone();
@@ -125,5 +172,8 @@ fn run_stage(chunks: &ChunkGraph, targets: &[Key], passes: &PassManager, exec: &
 
 /// nsplits with every length known (from a result's chunk shapes).
 pub fn known_nsplits(nsplits: &[Vec<Dim>]) -> Option<Vec<Vec<usize>>> {
-    nsplits.iter().map(|s| s.iter().map(|d| d.known()).collect()).collect()
+    nsplits
+        .iter()
+        .map(|s| s.iter().map(|d| d.known()).collect())
+        .collect()
 }

@@ -54,9 +54,19 @@ struct Exec<'a> {
 }
 
 impl ChunkExecutor for Exec<'_> {
-    fn execute(&self, graph: &ChunkGraph, keep: &HashSet<Key>) -> BackendResult<HashMap<Key, Vec<usize>>> {
+    fn execute(
+        &self,
+        graph: &ChunkGraph,
+        keep: &HashSet<Key>,
+    ) -> BackendResult<HashMap<Key, Vec<usize>>> {
         let before = self.progress.chunks_run.load(Ordering::Relaxed);
-        let r = executor::execute(&self.inner.pool, graph, keep, &self.inner.store, self.progress);
+        let r = executor::execute(
+            &self.inner.pool,
+            graph,
+            keep,
+            &self.inner.store,
+            self.progress,
+        );
         let ran = self.progress.chunks_run.load(Ordering::Relaxed) - before;
         self.inner.chunks_run.fetch_add(ran, Ordering::Relaxed);
         r
@@ -68,7 +78,11 @@ impl ChunkExecutor for Exec<'_> {
 
 impl LocalBackend {
     pub fn new(opts: LocalOptions) -> BackendResult<Self> {
-        let threads = opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let threads = opts.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("mars-local-{i}"))
@@ -89,7 +103,10 @@ impl LocalBackend {
     }
 
     fn task(&self, id: TaskId) -> BackendResult<Arc<Task>> {
-        lock(&self.inner.tasks).get(&id.0).cloned().ok_or(BackendError::UnknownTask(id.0))
+        lock(&self.inner.tasks)
+            .get(&id.0)
+            .cloned()
+            .ok_or(BackendError::UnknownTask(id.0))
     }
 }
 
@@ -100,13 +117,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Backend for LocalBackend {
     fn submit(&self, graph: TileableGraph, keep: Vec<Key>) -> BackendResult<TaskId> {
         let id = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
-        let task = Arc::new(Task { progress: Arc::new(Progress::default()), outcome: Mutex::new(None), cv: Condvar::new() });
+        let task = Arc::new(Task {
+            progress: Arc::new(Progress::default()),
+            outcome: Mutex::new(None),
+            cv: Condvar::new(),
+        });
         lock(&self.inner.tasks).insert(id, task.clone());
         let inner = self.inner.clone();
         std::thread::Builder::new()
             .name(format!("mars-task-{id}"))
             .spawn(move || {
-                let exec = Exec { inner: &inner, progress: &task.progress };
+                let exec = Exec {
+                    inner: &inner,
+                    progress: &task.progress,
+                };
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     driver::run(graph, &keep, &inner.opts.tile, &inner.passes, &exec)
                 }))
@@ -144,7 +168,11 @@ impl Backend for LocalBackend {
         Ok(t.progress.done.load(Ordering::Relaxed) as f64 / total as f64)
     }
 
-    fn wait(&self, task: TaskId, timeout: Option<Duration>) -> BackendResult<Option<HashMap<Key, TileableResult>>> {
+    fn wait(
+        &self,
+        task: TaskId,
+        timeout: Option<Duration>,
+    ) -> BackendResult<Option<HashMap<Key, TileableResult>>> {
         let t = self.task(task)?;
         let mut outcome = lock(&t.outcome);
         let deadline = timeout.map(|d| std::time::Instant::now() + d);
@@ -156,18 +184,26 @@ impl Backend for LocalBackend {
                     if now >= d {
                         return Ok(None);
                     }
-                    outcome = t.cv.wait_timeout(outcome, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                    outcome =
+                        t.cv.wait_timeout(outcome, d - now)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
                 }
             }
         }
-        let r = outcome.take().unwrap_or_else(|| Err(BackendError::Other("task outcome taken twice".into())));
+        let r = outcome
+            .take()
+            .unwrap_or_else(|| Err(BackendError::Other("task outcome taken twice".into())));
         drop(outcome);
         lock(&self.inner.tasks).remove(&task.0);
         r.map(Some)
     }
 
     fn cancel(&self, task: TaskId) -> BackendResult<()> {
-        self.task(task)?.progress.cancelled.store(true, Ordering::Relaxed);
+        self.task(task)?
+            .progress
+            .cancelled
+            .store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -176,20 +212,33 @@ impl Backend for LocalBackend {
         let chunks: Vec<Arc<ChunkData>> = res
             .chunks
             .iter()
-            .map(|c| self.inner.store.get(c).ok_or_else(|| BackendError::Other(format!("chunk {c} of {key} is missing from the store"))))
+            .map(|c| {
+                self.inner.store.get(c).ok_or_else(|| {
+                    BackendError::Other(format!("chunk {c} of {key} is missing from the store"))
+                })
+            })
             .collect::<BackendResult<_>>()?;
         let grid: Vec<usize> = res.nsplits.iter().map(|s| s.len()).collect();
-        crate::kernels::assemble(&chunks, &grid).map_err(|e| BackendError::Kernel { op: "Assemble".into(), chunk: key.short(), msg: e.0 })
+        crate::kernels::assemble(&chunks, &grid).map_err(|e| BackendError::Kernel {
+            op: "Assemble".into(),
+            chunk: key.short(),
+            msg: e.0,
+        })
     }
 
     fn meta(&self, key: &Key) -> BackendResult<TileableResult> {
-        lock(&self.inner.results).get(key).map(|(r, _)| r.clone()).ok_or_else(|| BackendError::NotHeld(key.to_string()))
+        lock(&self.inner.results)
+            .get(key)
+            .map(|(r, _)| r.clone())
+            .ok_or_else(|| BackendError::NotHeld(key.to_string()))
     }
 
     fn release(&self, keys: &[Key]) -> BackendResult<()> {
         let mut held = lock(&self.inner.results);
         for k in keys {
-            let Some((res, n)) = held.get_mut(k) else { continue };
+            let Some((res, n)) = held.get_mut(k) else {
+                continue;
+            };
             *n -= 1;
             for c in &res.chunks {
                 self.inner.store.unpin(c);

@@ -14,17 +14,50 @@ use serde::{Deserialize, Serialize};
 macro_rules! with_dtype {
     ($dtype:expr, $t:ident => $body:expr) => {
         match $dtype {
-            $crate::DType::Float32 => { type $t = f32; $body }
-            $crate::DType::Int64 => { type $t = i64; $body }
-            $crate::DType::Int32 => { type $t = i32; $body }
-            $crate::DType::Bool => { type $t = bool; $body }
-            $crate::DType::Int16 => { type $t = i16; $body }
-            $crate::DType::Int8 => { type $t = i8; $body }
-            $crate::DType::UInt64 => { type $t = u64; $body }
-            $crate::DType::UInt32 => { type $t = u32; $body }
-            $crate::DType::UInt16 => { type $t = u16; $body }
-            $crate::DType::UInt8 => { type $t = u8; $body }
-            _ => { type $t = f64; $body }
+            $crate::DType::Float32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::DType::Int64 => {
+                type $t = i64;
+                $body
+            }
+            $crate::DType::Int32 => {
+                type $t = i32;
+                $body
+            }
+            $crate::DType::Bool => {
+                type $t = bool;
+                $body
+            }
+            $crate::DType::Int16 => {
+                type $t = i16;
+                $body
+            }
+            $crate::DType::Int8 => {
+                type $t = i8;
+                $body
+            }
+            $crate::DType::UInt64 => {
+                type $t = u64;
+                $body
+            }
+            $crate::DType::UInt32 => {
+                type $t = u32;
+                $body
+            }
+            $crate::DType::UInt16 => {
+                type $t = u16;
+                $body
+            }
+            $crate::DType::UInt8 => {
+                type $t = u8;
+                $body
+            }
+            _ => {
+                type $t = f64;
+                $body
+            }
         }
     };
 }
@@ -238,7 +271,11 @@ impl TryFrom<TensorData> for ArrayD<bool> {
     type Error = IrError;
     fn try_from(d: TensorData) -> Result<Self, IrError> {
         let found = d.dtype();
-        bool::unwrap(d).map_err(|_| IrError::DType(format!("cannot convert a {found} tensor into an array of bool")))
+        bool::unwrap(d).map_err(|_| {
+            IrError::DType(format!(
+                "cannot convert a {found} tensor into an array of bool"
+            ))
+        })
     }
 }
 
@@ -297,7 +334,6 @@ impl TensorData {
     }
 }
 
-
 impl TensorData {
     /// The block `ranges` (half-open, one per axis), copied into a standard-layout array.
     pub fn slice_ranges(&self, ranges: &[(usize, usize)]) -> TensorData {
@@ -323,7 +359,13 @@ mod tests {
     #[test]
     fn cast_truncates_like_numpy() {
         let d = TensorData::from(ndarray::arr1(&[1.7f64, -2.5, 0.0]));
-        assert_eq!(d.cast(DType::Int32), TensorData::from(ndarray::arr1(&[1i32, -2, 0])));
-        assert_eq!(d.cast(DType::Bool), TensorData::from(ndarray::arr1(&[true, true, false])));
+        assert_eq!(
+            d.cast(DType::Int32),
+            TensorData::from(ndarray::arr1(&[1i32, -2, 0]))
+        );
+        assert_eq!(
+            d.cast(DType::Bool),
+            TensorData::from(ndarray::arr1(&[true, true, false]))
+        );
     }
 }

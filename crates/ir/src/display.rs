@@ -26,7 +26,13 @@ impl fmt::Display for TensorData {
             TensorData::F32(a) => repr(a, dtype, float_format),
             TensorData::Bool(a) => repr(a, dtype, |_: &[bool], ndim| {
                 let t = if ndim == 0 { "True" } else { " True" };
-                move |v: bool| if v { t.to_string() } else { "False".to_string() }
+                move |v: bool| {
+                    if v {
+                        t.to_string()
+                    } else {
+                        "False".to_string()
+                    }
+                }
             }),
             TensorData::I64(a) => repr(a, dtype, int_format),
             TensorData::I32(a) => repr(a, dtype, int_format),
@@ -49,7 +55,11 @@ fn int_format<T: Copy + fmt::Display>(vals: &[T], _ndim: usize) -> impl Fn(T) ->
 
 /// `array(...)` with numpy's `dtype=`/`shape=` extras. `make` builds the element
 /// formatter from the values that will be shown (numpy's `_get_format_function`).
-fn repr<T: Copy, F: Fn(T) -> String>(a: &ArrayD<T>, dtype: DType, make: impl FnOnce(&[T], usize) -> F) -> String {
+fn repr<T: Copy, F: Fn(T) -> String>(
+    a: &ArrayD<T>,
+    dtype: DType,
+    make: impl FnOnce(&[T], usize) -> F,
+) -> String {
     let summarise = a.len() > THRESHOLD;
     let lst = if a.is_empty() {
         "[]".to_string()
@@ -119,7 +129,11 @@ impl<T: Copy, F: Fn(T) -> String> Layout<'_, T, F> {
         let next_width = width.saturating_sub(1);
         let n = self.shown.shape()[axis];
         let show_summary = self.summarise && 2 * EDGEITEMS < self.full[axis];
-        let (leading, trailing) = if show_summary { (EDGEITEMS, EDGEITEMS) } else { (0, n) };
+        let (leading, trailing) = if show_summary {
+            (EDGEITEMS, EDGEITEMS)
+        } else {
+            (0, n)
+        };
         let mut child = |i: usize| {
             index.push(i);
             let s = self.recurse(index, &next_hanging, next_width);
@@ -229,7 +243,10 @@ fn positional<T: Float>(v: T) -> (String, String) {
             (digits[..split].to_string(), digits[split..].to_string())
         }
     } else {
-        ("0".to_string(), format!("{}{digits}", "0".repeat((-exp - 1) as usize)))
+        (
+            "0".to_string(),
+            format!("{}{digits}", "0".repeat((-exp - 1) as usize)),
+        )
     };
     if frac.len() <= PRECISION {
         return (int, frac);
@@ -254,7 +271,8 @@ fn scientific_shortest<T: Float>(v: T) -> (usize, i32) {
     let r = format!("{:.*e}", PRECISION, v);
     let (mant, exp) = split_exp(r.trim_start_matches('-'));
     (
-        mant.split_once('.').map_or(0, |(_, f)| f.trim_end_matches('0').len()),
+        mant.split_once('.')
+            .map_or(0, |(_, f)| f.trim_end_matches('0').len()),
         exp,
     )
 }
@@ -270,10 +288,20 @@ struct FloatFormat {
 
 /// Build numpy's `FloatingFormat` for the values that will be shown.
 fn float_format<T: Float>(vals: &[T], _ndim: usize) -> impl Fn(T) -> String {
-    let finite: Vec<T> = vals.iter().copied().filter(|v| v.to_f64().is_finite()).collect();
-    let nonzero = finite.iter().map(|v| v.to_f64().abs()).filter(|v| *v != 0.0);
-    let (min, max) = nonzero.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let exp_format = max > 0.0 && (max >= T::EXP_CUTOFF || min < T::narrow(1e-4) || T::narrow(max / min) > 1000.0);
+    let finite: Vec<T> = vals
+        .iter()
+        .copied()
+        .filter(|v| v.to_f64().is_finite())
+        .collect();
+    let nonzero = finite
+        .iter()
+        .map(|v| v.to_f64().abs())
+        .filter(|v| *v != 0.0);
+    let (min, max) = nonzero.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let exp_format = max > 0.0
+        && (max >= T::EXP_CUTOFF || min < T::narrow(1e-4) || T::narrow(max / min) > 1000.0);
     let neg = |v: &T| v.to_f64().is_sign_negative();
     let mut ff = FloatFormat {
         exp_format,
@@ -398,13 +426,19 @@ mod tests {
     #[test]
     fn only_non_finite() {
         // np.array([np.nan, -np.inf])
-        check(t::<f64>(&[2], vec![f64::NAN, -f64::INFINITY]), r#"array([ nan, -inf])"#);
+        check(
+            t::<f64>(&[2], vec![f64::NAN, -f64::INFINITY]),
+            r#"array([ nan, -inf])"#,
+        );
     }
 
     #[test]
     fn scientific() {
         // np.array([1e-05, 1e10])
-        check(t::<f64>(&[2], vec![1e-05, 10000000000.0]), r#"array([1.e-05, 1.e+10])"#);
+        check(
+            t::<f64>(&[2], vec![1e-05, 10000000000.0]),
+            r#"array([1.e-05, 1.e+10])"#,
+        );
     }
 
     #[test]
@@ -419,13 +453,19 @@ mod tests {
     #[test]
     fn scientific_ratio() {
         // np.array([0.5, 1000.5])
-        check(t::<f64>(&[2], vec![0.5, 1000.5]), r#"array([5.0000e-01, 1.0005e+03])"#);
+        check(
+            t::<f64>(&[2], vec![0.5, 1000.5]),
+            r#"array([5.0000e-01, 1.0005e+03])"#,
+        );
     }
 
     #[test]
     fn big_exponent() {
         // np.array([1e100, 1.0])
-        check(t::<f64>(&[2], vec![1e+100, 1.0]), r#"array([1.e+100, 1.e+000])"#);
+        check(
+            t::<f64>(&[2], vec![1e+100, 1.0]),
+            r#"array([1.e+100, 1.e+000])"#,
+        );
     }
 
     #[test]
@@ -476,7 +516,10 @@ mod tests {
     #[test]
     fn empty_2d() {
         // np.zeros((2, 0))
-        check(t::<f64>(&[2, 0], vec![]), r#"array([], shape=(2, 0), dtype=float64)"#);
+        check(
+            t::<f64>(&[2, 0], vec![]),
+            r#"array([], shape=(2, 0), dtype=float64)"#,
+        );
     }
 
     #[test]
@@ -488,19 +531,28 @@ mod tests {
     #[test]
     fn int32() {
         // np.array([-1, 20, 3], dtype=np.int32)
-        check(t::<i32>(&[3], vec![-1, 20, 3]), r#"array([-1, 20,  3], dtype=int32)"#);
+        check(
+            t::<i32>(&[3], vec![-1, 20, 3]),
+            r#"array([-1, 20,  3], dtype=int32)"#,
+        );
     }
 
     #[test]
     fn uint8() {
         // np.array([0, 255, 7], dtype=np.uint8)
-        check(t::<u8>(&[3], vec![0, 255, 7]), r#"array([  0, 255,   7], dtype=uint8)"#);
+        check(
+            t::<u8>(&[3], vec![0, 255, 7]),
+            r#"array([  0, 255,   7], dtype=uint8)"#,
+        );
     }
 
     #[test]
     fn int8() {
         // np.array([-128, 5], dtype=np.int8)
-        check(t::<i8>(&[2], vec![-128, 5]), r#"array([-128,    5], dtype=int8)"#);
+        check(
+            t::<i8>(&[2], vec![-128, 5]),
+            r#"array([-128,    5], dtype=int8)"#,
+        );
     }
 
     #[test]
@@ -515,14 +567,20 @@ mod tests {
     #[test]
     fn bools() {
         // np.array([True, False])
-        check(t::<bool>(&[2], vec![true, false]), r#"array([ True, False])"#);
+        check(
+            t::<bool>(&[2], vec![true, false]),
+            r#"array([ True, False])"#,
+        );
     }
 
     #[test]
     fn float32() {
         // (np.random.default_rng(0).standard_normal(5) * 100).astype(np.float32)
         check(
-            t::<f32>(&[5], vec![12.573022, -13.210486, 64.04227, 10.490012, -53.566936]),
+            t::<f32>(
+                &[5],
+                vec![12.573022, -13.210486, 64.04227, 10.490012, -53.566936],
+            ),
             r#"array([ 12.573022, -13.210486,  64.04227 ,  10.490012, -53.566936],
       dtype=float32)"#,
         );
@@ -593,7 +651,11 @@ mod tests {
         // np.arange(12.).reshape(2, 3, 2) / 4
         check(
             TensorData::F64(
-                ArrayD::from_shape_vec(IxDyn(&[2, 3, 2]), (0..12).map(|i| i as f64 / 4.0).collect()).unwrap(),
+                ArrayD::from_shape_vec(
+                    IxDyn(&[2, 3, 2]),
+                    (0..12).map(|i| i as f64 / 4.0).collect(),
+                )
+                .unwrap(),
             ),
             r#"array([[[0.  , 0.25],
         [0.5 , 0.75],
@@ -670,7 +732,9 @@ mod tests {
     fn dtype_on_new_line() {
         // np.arange(10, dtype=np.int32) * 1000
         check(
-            TensorData::I32(ArrayD::from_shape_vec(IxDyn(&[10]), (0..10).map(|i| i * 1000).collect()).unwrap()),
+            TensorData::I32(
+                ArrayD::from_shape_vec(IxDyn(&[10]), (0..10).map(|i| i * 1000).collect()).unwrap(),
+            ),
             r#"array([   0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000],
       dtype=int32)"#,
         );
@@ -680,7 +744,10 @@ mod tests {
     fn float32_wrap_dtype() {
         // np.arange(5, dtype=np.float32) / 7
         check(
-            TensorData::F32(ArrayD::from_shape_vec(IxDyn(&[5]), (0..5).map(|i| i as f32 / 7.0).collect()).unwrap()),
+            TensorData::F32(
+                ArrayD::from_shape_vec(IxDyn(&[5]), (0..5).map(|i| i as f32 / 7.0).collect())
+                    .unwrap(),
+            ),
             r#"array([0.        , 0.14285715, 0.2857143 , 0.42857143, 0.5714286 ],
       dtype=float32)"#,
         );
@@ -690,7 +757,9 @@ mod tests {
     fn summary_1d() {
         // np.arange(2000.)
         check(
-            TensorData::F64(ArrayD::from_shape_vec(IxDyn(&[2000]), (0..2000).map(f64::from).collect()).unwrap()),
+            TensorData::F64(
+                ArrayD::from_shape_vec(IxDyn(&[2000]), (0..2000).map(f64::from).collect()).unwrap(),
+            ),
             r#"array([0.000e+00, 1.000e+00, 2.000e+00, ..., 1.997e+03, 1.998e+03,
        1.999e+03], shape=(2000,))"#,
         );
@@ -701,7 +770,11 @@ mod tests {
         // np.arange(10000).reshape(100, 100) / 7
         check(
             TensorData::F64(
-                ArrayD::from_shape_vec(IxDyn(&[100, 100]), (0..10000).map(|i| f64::from(i) / 7.0).collect()).unwrap(),
+                ArrayD::from_shape_vec(
+                    IxDyn(&[100, 100]),
+                    (0..10000).map(|i| f64::from(i) / 7.0).collect(),
+                )
+                .unwrap(),
             ),
             r#"array([[0.00000000e+00, 1.42857143e-01, 2.85714286e-01, ...,
         1.38571429e+01, 1.40000000e+01, 1.41428571e+01],
@@ -723,7 +796,9 @@ mod tests {
     fn summary_int_2d() {
         // np.arange(10000, dtype=np.int32).reshape(100, 100)
         check(
-            TensorData::I32(ArrayD::from_shape_vec(IxDyn(&[100, 100]), (0..10000).collect()).unwrap()),
+            TensorData::I32(
+                ArrayD::from_shape_vec(IxDyn(&[100, 100]), (0..10000).collect()).unwrap(),
+            ),
             r#"array([[   0,    1,    2, ...,   97,   98,   99],
        [ 100,  101,  102, ...,  197,  198,  199],
        [ 200,  201,  202, ...,  297,  298,  299],
@@ -740,7 +815,11 @@ mod tests {
         // (np.arange(10000) * 3).reshape(10, 10, 100) % 7 == 0
         check(
             TensorData::Bool(
-                ArrayD::from_shape_vec(IxDyn(&[10, 10, 100]), (0..10000).map(|i| i * 3 % 7 == 0).collect()).unwrap(),
+                ArrayD::from_shape_vec(
+                    IxDyn(&[10, 10, 100]),
+                    (0..10000).map(|i| i * 3 % 7 == 0).collect(),
+                )
+                .unwrap(),
             ),
             r#"array([[[ True, False, False, ..., False,  True, False],
         [False, False, False, ..., False, False, False],
@@ -799,7 +878,10 @@ mod tests {
     fn summary_bools() {
         // np.arange(1001) % 3 == 0
         check(
-            TensorData::Bool(ArrayD::from_shape_vec(IxDyn(&[1001]), (0..1001).map(|i| i % 3 == 0).collect()).unwrap()),
+            TensorData::Bool(
+                ArrayD::from_shape_vec(IxDyn(&[1001]), (0..1001).map(|i| i % 3 == 0).collect())
+                    .unwrap(),
+            ),
             r#"array([ True, False, False, ..., False,  True, False], shape=(1001,))"#,
         );
     }

@@ -33,7 +33,9 @@ pub fn broadcast_shapes(shapes: &[&[Dim]]) -> IrResult<Vec<Dim>> {
 fn tensor_of(m: &Meta, what: &str) -> IrResult<(Vec<Dim>, DType)> {
     match m {
         Meta::Tensor { shape, dtype } => Ok((shape.clone(), *dtype)),
-        Meta::Frame { .. } => Err(IrError::Invalid(format!("{what} needs a tensor input, got a dataframe"))),
+        Meta::Frame { .. } => Err(IrError::Invalid(format!(
+            "{what} needs a tensor input, got a dataframe"
+        ))),
     }
 }
 
@@ -49,30 +51,48 @@ fn check_axis(axis: usize, ndim: usize) -> IrResult<()> {
 pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
     let want = |n: usize| -> IrResult<()> {
         if inputs.len() != n {
-            Err(IrError::Graph(format!("{op} takes {n} inputs, got {}", inputs.len())))
+            Err(IrError::Graph(format!(
+                "{op} takes {n} inputs, got {}",
+                inputs.len()
+            )))
         } else {
             Ok(())
         }
     };
     match op {
-        Op::Fetch { .. } => Err(IrError::Graph("a Fetch node's meta comes from the result it fetches".into())),
-        Op::Frame(FrameOp::FromBatch { .. }) => Err(IrError::Graph("a FromBatch node's meta comes from its batch".into())),
+        Op::Fetch { .. } => Err(IrError::Graph(
+            "a Fetch node's meta comes from the result it fetches".into(),
+        )),
+        Op::Frame(FrameOp::FromBatch { .. }) => Err(IrError::Graph(
+            "a FromBatch node's meta comes from its batch".into(),
+        )),
         Op::Tensor(t) => infer_tensor(t, inputs, &want),
     }
 }
 
-fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult<()>) -> IrResult<Meta> {
+fn infer_tensor(
+    t: &TensorOp,
+    inputs: &[&Meta],
+    want: &dyn Fn(usize) -> IrResult<()>,
+) -> IrResult<Meta> {
     use TensorOp::*;
     let check_chunks = |chunks: &Option<Vec<usize>>, ndim: usize| -> IrResult<()> {
         if let Some(c) = chunks {
             if c.len() != ndim || c.contains(&0) {
-                return Err(IrError::Invalid(format!("chunk sizes {c:?} do not fit a {ndim}-d tensor (one positive size per axis)")));
+                return Err(IrError::Invalid(format!(
+                    "chunk sizes {c:?} do not fit a {ndim}-d tensor (one positive size per axis)"
+                )));
             }
         }
         Ok(())
     };
     Ok(match t {
-        Full { shape, dtype, chunks, .. } => {
+        Full {
+            shape,
+            dtype,
+            chunks,
+            ..
+        } => {
             want(0)?;
             check_chunks(chunks, shape.len())?;
             Meta::tensor(dims(shape), *dtype)
@@ -82,13 +102,20 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             check_chunks(chunks, 1)?;
             Meta::tensor(dims(&[*n]), DType::Float64)
         }
-        Random { shape, dist, chunks, .. } => {
+        Random {
+            shape,
+            dist,
+            chunks,
+            ..
+        } => {
             want(0)?;
             check_chunks(chunks, shape.len())?;
             let dtype = match dist {
                 crate::op::Distribution::RandInt { low, high } => {
                     if high <= low {
-                        return Err(IrError::Invalid(format!("randint: low ({low}) must be below high ({high})")));
+                        return Err(IrError::Invalid(format!(
+                            "randint: low ({low}) must be below high ({high})"
+                        )));
                     }
                     DType::Int64
                 }
@@ -102,7 +129,10 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             Meta::tensor(dims(data.shape()), data.dtype())
         }
         Map { expr } => {
-            let metas: Vec<(Vec<Dim>, DType)> = inputs.iter().map(|m| tensor_of(m, "an element-wise op")).collect::<IrResult<_>>()?;
+            let metas: Vec<(Vec<Dim>, DType)> = inputs
+                .iter()
+                .map(|m| tensor_of(m, "an element-wise op"))
+                .collect::<IrResult<_>>()?;
             let shapes: Vec<&[Dim]> = metas.iter().map(|(s, _)| s.as_slice()).collect();
             let dtypes: Vec<DType> = metas.iter().map(|(_, d)| *d).collect();
             Meta::tensor(broadcast_shapes(&shapes)?, expr.dtype(&dtypes)?)
@@ -114,9 +144,17 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
                 check_axis(a, shape.len())?;
             }
             if func.is_arg() && axes.len() > 1 && axes.len() != shape.len() {
-                return Err(IrError::Invalid(format!("{} takes one axis or all", func.name())));
+                return Err(IrError::Invalid(format!(
+                    "{} takes one axis or all",
+                    func.name()
+                )));
             }
-            let out: Vec<Dim> = shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+            let out: Vec<Dim> = shape
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &d)| d)
+                .collect();
             Meta::tensor(out, func.out_dtype(dtype))
         }
         Dot => {
@@ -124,7 +162,11 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             let (a, da) = tensor_of(inputs[0], "dot")?;
             let (b, db) = tensor_of(inputs[1], "dot")?;
             if a.is_empty() || b.is_empty() || a.len() > 2 || b.len() > 2 {
-                return Err(IrError::Invalid(format!("dot takes 1-D or 2-D operands, got shapes {} and {}", fmt_shape(&a), fmt_shape(&b))));
+                return Err(IrError::Invalid(format!(
+                    "dot takes 1-D or 2-D operands, got shapes {} and {}",
+                    fmt_shape(&a),
+                    fmt_shape(&b)
+                )));
             }
             let (ka, kb) = (a.len() - 1, 0);
             if let (Dim::Known(x), Dim::Known(y)) = (a[ka], b[kb]) {
@@ -142,7 +184,14 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             let mut out: Vec<Dim> = a[..ka].to_vec();
             out.extend_from_slice(&b[1..]);
             let dtype = DType::promote(da, db);
-            Meta::tensor(out, if dtype == DType::Bool { DType::Int64 } else { dtype })
+            Meta::tensor(
+                out,
+                if dtype == DType::Bool {
+                    DType::Int64
+                } else {
+                    dtype
+                },
+            )
         }
         Transpose { axes } => {
             want(1)?;
@@ -150,7 +199,10 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             let mut sorted = axes.clone();
             sorted.sort_unstable();
             if sorted != (0..shape.len()).collect::<Vec<_>>() {
-                return Err(IrError::Invalid(format!("axes {axes:?} don't match array of dimension {}", shape.len())));
+                return Err(IrError::Invalid(format!(
+                    "axes {axes:?} don't match array of dimension {}",
+                    shape.len()
+                )));
             }
             Meta::tensor(axes.iter().map(|&a| shape[a]).collect(), dtype)
         }
@@ -160,7 +212,10 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             if let Some(known) = crate::shape::known_shape(&shape) {
                 let size: usize = known.iter().product();
                 if size != new.iter().product::<usize>() {
-                    return Err(IrError::Reshape { size, shape: fmt_shape(new) });
+                    return Err(IrError::Reshape {
+                        size,
+                        shape: fmt_shape(new),
+                    });
                 }
             }
             Meta::tensor(dims(new), dtype)
@@ -172,16 +227,24 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
         }
         Concatenate { axis } => {
             if inputs.is_empty() {
-                return Err(IrError::Invalid("need at least one array to concatenate".into()));
+                return Err(IrError::Invalid(
+                    "need at least one array to concatenate".into(),
+                ));
             }
-            let metas: Vec<(Vec<Dim>, DType)> = inputs.iter().map(|m| tensor_of(m, "concatenate")).collect::<IrResult<_>>()?;
+            let metas: Vec<(Vec<Dim>, DType)> = inputs
+                .iter()
+                .map(|m| tensor_of(m, "concatenate"))
+                .collect::<IrResult<_>>()?;
             let (first, mut dtype) = metas[0].clone();
             check_axis(*axis, first.len())?;
             let mut out = first.clone();
             for (s, d) in &metas[1..] {
                 let same_rank = s.len() == first.len();
                 let same_other = same_rank
-                    && s.iter().zip(&first).enumerate().all(|(i, (x, y))| i == *axis || !x.is_known() || !y.is_known() || x == y);
+                    && s.iter()
+                        .zip(&first)
+                        .enumerate()
+                        .all(|(i, (x, y))| i == *axis || !x.is_known() || !y.is_known() || x == y);
                 if !same_other {
                     return Err(IrError::Invalid(format!(
                         "all the input array dimensions except for the concatenation axis {axis} must match exactly, got shapes {} and {}",
@@ -202,9 +265,16 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             let (shape, dtype) = tensor_of(inputs[0], "filter")?;
             let (mshape, mdtype) = tensor_of(inputs[1], "filter")?;
             if mdtype != DType::Bool {
-                return Err(IrError::DType(format!("filter needs a bool mask, got {mdtype}")));
+                return Err(IrError::DType(format!(
+                    "filter needs a bool mask, got {mdtype}"
+                )));
             }
-            let compatible = |a: &[Dim], b: &[Dim]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| !x.is_known() || !y.is_known() || x == y);
+            let compatible = |a: &[Dim], b: &[Dim]| {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| !x.is_known() || !y.is_known() || x == y)
+            };
             if compatible(&shape, &mshape) {
                 Meta::tensor(vec![Dim::Unknown], dtype)
             } else if mshape.len() == 1 && !shape.is_empty() && compatible(&shape[..1], &mshape) {
@@ -243,32 +313,58 @@ pub struct AxisSel {
 }
 
 /// Resolve `start..end;step` (ndarray semantics) against length `len`.
-pub fn resolve_slice(start: isize, end: Option<isize>, step: isize, len: usize, axis: usize) -> IrResult<AxisSel> {
+pub fn resolve_slice(
+    start: isize,
+    end: Option<isize>,
+    step: isize,
+    len: usize,
+    axis: usize,
+) -> IrResult<AxisSel> {
     if step == 0 {
-        return Err(IrError::Slice(format!("slice step cannot be zero (axis {axis})")));
+        return Err(IrError::Slice(format!(
+            "slice step cannot be zero (axis {axis})"
+        )));
     }
     let abs = |i: isize| -> Option<usize> {
         let v = if i < 0 { len as isize + i } else { i };
         (0..=len as isize).contains(&v).then_some(v as usize)
     };
-    let s = abs(start).ok_or_else(|| IrError::Slice(format!("slice start {start} is out of bounds for axis {axis} with size {len}")))?;
+    let s = abs(start).ok_or_else(|| {
+        IrError::Slice(format!(
+            "slice start {start} is out of bounds for axis {axis} with size {len}"
+        ))
+    })?;
     let e = match end {
         None => len,
-        Some(e) => abs(e).ok_or_else(|| IrError::Slice(format!("slice end {e} is out of bounds for axis {axis} with size {len}")))?,
+        Some(e) => abs(e).ok_or_else(|| {
+            IrError::Slice(format!(
+                "slice end {e} is out of bounds for axis {axis} with size {len}"
+            ))
+        })?,
     };
     let e = e.max(s);
     let n = e - s;
     let astep = step.unsigned_abs();
     let count = n.div_ceil(astep);
-    let first = if step > 0 { s as isize } else { s as isize + ((count as isize - 1) * astep as isize) };
+    let first = if step > 0 {
+        s as isize
+    } else {
+        s as isize + ((count as isize - 1) * astep as isize)
+    };
     Ok(AxisSel { first, step, count })
 }
 
 /// Output shape of a slice; unknown input lengths are only allowed on full `..` axes.
 pub fn slice_shape(shape: &[Dim], elems: &[SliceElem]) -> IrResult<Vec<Dim>> {
-    let consumed = elems.iter().filter(|e| !matches!(e, SliceElem::NewAxis)).count();
+    let consumed = elems
+        .iter()
+        .filter(|e| !matches!(e, SliceElem::NewAxis))
+        .count();
     if consumed > shape.len() {
-        return Err(IrError::Slice(format!("too many indices for array: array is {}-dimensional, but {consumed} were indexed", shape.len())));
+        return Err(IrError::Slice(format!(
+            "too many indices for array: array is {}-dimensional, but {consumed} were indexed",
+            shape.len()
+        )));
     }
     let mut out = Vec::new();
     let mut axis = 0;
@@ -279,14 +375,18 @@ pub fn slice_shape(shape: &[Dim], elems: &[SliceElem]) -> IrResult<Vec<Dim>> {
                 if let Dim::Known(len) = shape[axis] {
                     let v = if i < 0 { len as isize + i } else { i };
                     if v < 0 || v >= len as isize {
-                        return Err(IrError::Slice(format!("index {i} is out of bounds for axis {axis} with size {len}")));
+                        return Err(IrError::Slice(format!(
+                            "index {i} is out of bounds for axis {axis} with size {len}"
+                        )));
                     }
                 }
                 axis += 1;
             }
             SliceElem::Slice { start, end, step } => {
                 out.push(match shape[axis] {
-                    Dim::Known(len) => Dim::Known(resolve_slice(start, end, step, len, axis)?.count),
+                    Dim::Known(len) => {
+                        Dim::Known(resolve_slice(start, end, step, len, axis)?.count)
+                    }
                     Dim::Unknown if start == 0 && end.is_none() && step == 1 => Dim::Unknown,
                     Dim::Unknown => Dim::Unknown,
                 });
@@ -305,15 +405,38 @@ mod tests {
     #[test]
     fn broadcast_error_names_shapes() {
         let err = broadcast_shapes(&[&dims(&[3, 2]), &dims(&[4])]).unwrap_err();
-        assert_eq!(err.to_string(), "operands could not be broadcast together with shapes (3, 2) (4,)");
-        assert_eq!(broadcast_shapes(&[&dims(&[3, 1]), &dims(&[4])]).unwrap(), dims(&[3, 4]));
+        assert_eq!(
+            err.to_string(),
+            "operands could not be broadcast together with shapes (3, 2) (4,)"
+        );
+        assert_eq!(
+            broadcast_shapes(&[&dims(&[3, 1]), &dims(&[4])]).unwrap(),
+            dims(&[3, 4])
+        );
     }
 
     #[test]
     fn slices_follow_ndarray() {
-        assert_eq!(resolve_slice(0, None, 2, 5, 0).unwrap(), AxisSel { first: 0, step: 2, count: 3 });
+        assert_eq!(
+            resolve_slice(0, None, 2, 5, 0).unwrap(),
+            AxisSel {
+                first: 0,
+                step: 2,
+                count: 3
+            }
+        );
         // ndarray: s![1..5;-2] on 0..6 gives [4, 2]
-        assert_eq!(resolve_slice(1, Some(5), -2, 6, 0).unwrap(), AxisSel { first: 3, step: -2, count: 2 });
-        assert!(resolve_slice(0, Some(9), 1, 5, 1).unwrap_err().to_string().contains("axis 1 with size 5"));
+        assert_eq!(
+            resolve_slice(1, Some(5), -2, 6, 0).unwrap(),
+            AxisSel {
+                first: 3,
+                step: -2,
+                count: 2
+            }
+        );
+        assert!(resolve_slice(0, Some(9), 1, 5, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("axis 1 with size 5"));
     }
 }

@@ -63,7 +63,10 @@ mod tests {
         assert_eq!(a.to_string().len(), 32);
         assert_eq!(Key::parse(&a.to_string()), Some(a));
         // pinned: the hash must not change across processes or releases
-        assert_eq!(Key::of(&0u8, &[]).to_string(), Key::of(&0u8, &[]).to_string());
+        assert_eq!(
+            Key::of(&0u8, &[]).to_string(),
+            Key::of(&0u8, &[]).to_string()
+        );
         assert_ne!(Key::of(&0u8, &[a]), Key::of(&0u8, &[c]));
     }
 }

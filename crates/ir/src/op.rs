@@ -18,7 +18,10 @@ pub enum Op {
     Frame(FrameOp),
     /// A result the backend already holds: its chunk keys (row-major over the
     /// chunk grid) and nsplits. Executing over held results lowers them to this.
-    Fetch { chunks: Vec<Key>, nsplits: Vec<Vec<Dim>> },
+    Fetch {
+        chunks: Vec<Key>,
+        nsplits: Vec<Vec<Dim>>,
+    },
 }
 
 /// Random distributions; every element is a pure function of (seed, flat index).
@@ -40,8 +43,12 @@ pub enum ReduceFn {
     Max,
     Mean,
     /// Variance with `ddof` delta degrees of freedom (numpy default 0).
-    Var { ddof: u32 },
-    Std { ddof: u32 },
+    Var {
+        ddof: u32,
+    },
+    Std {
+        ddof: u32,
+    },
     ArgMin,
     ArgMax,
 }
@@ -92,7 +99,11 @@ impl ReduceFn {
 /// from the end; a negative step walks the selected range backwards).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SliceElem {
-    Slice { start: isize, end: Option<isize>, step: isize },
+    Slice {
+        start: isize,
+        end: Option<isize>,
+        step: isize,
+    },
     Index(isize),
     NewAxis,
 }
@@ -100,7 +111,9 @@ pub enum SliceElem {
 impl From<&ndarray::SliceInfoElem> for SliceElem {
     fn from(e: &ndarray::SliceInfoElem) -> Self {
         match *e {
-            ndarray::SliceInfoElem::Slice { start, end, step } => SliceElem::Slice { start, end, step },
+            ndarray::SliceInfoElem::Slice { start, end, step } => {
+                SliceElem::Slice { start, end, step }
+            }
             ndarray::SliceInfoElem::Index(i) => SliceElem::Index(i),
             ndarray::SliceInfoElem::NewAxis => SliceElem::NewAxis,
         }
@@ -110,7 +123,9 @@ impl From<&ndarray::SliceInfoElem> for SliceElem {
 impl From<SliceElem> for ndarray::SliceInfoElem {
     fn from(e: SliceElem) -> Self {
         match e {
-            SliceElem::Slice { start, end, step } => ndarray::SliceInfoElem::Slice { start, end, step },
+            SliceElem::Slice { start, end, step } => {
+                ndarray::SliceInfoElem::Slice { start, end, step }
+            }
             SliceElem::Index(i) => ndarray::SliceInfoElem::Index(i),
             SliceElem::NewAxis => ndarray::SliceInfoElem::NewAxis,
         }
@@ -144,34 +159,70 @@ impl fmt::Display for SliceElem {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TensorOp {
     /// `ones`, `zeros`, `full`.
-    Full { shape: Vec<usize>, value: f64, dtype: DType, chunks: Option<Vec<usize>> },
+    Full {
+        shape: Vec<usize>,
+        value: f64,
+        dtype: DType,
+        chunks: Option<Vec<usize>>,
+    },
     /// `arange(start, start + n*step, step)`, float64.
-    Arange { start: f64, step: f64, n: usize, chunks: Option<Vec<usize>> },
+    Arange {
+        start: f64,
+        step: f64,
+        n: usize,
+        chunks: Option<Vec<usize>>,
+    },
     /// Counter-based random numbers: element `i` depends only on `(seed, i)`.
-    Random { seed: u64, dist: Distribution, shape: Vec<usize>, chunks: Option<Vec<usize>> },
+    Random {
+        seed: u64,
+        dist: Distribution,
+        shape: Vec<usize>,
+        chunks: Option<Vec<usize>>,
+    },
     /// User data (`mt::tensor`).
-    Literal { data: TensorData, chunks: Option<Vec<usize>> },
+    Literal {
+        data: TensorData,
+        chunks: Option<Vec<usize>>,
+    },
     /// Element-wise expression over the inputs, with numpy broadcasting.
-    Map { expr: Expr },
+    Map {
+        expr: Expr,
+    },
     /// Reduction over `axes` (all axes for a full reduction); axes are removed.
-    Reduce { func: ReduceFn, axes: Vec<usize> },
+    Reduce {
+        func: ReduceFn,
+        axes: Vec<usize>,
+    },
     /// `numpy.dot` for 1-D and 2-D operands.
     Dot,
-    Transpose { axes: Vec<usize> },
-    Reshape { shape: Vec<usize> },
-    Slice { elems: Vec<SliceElem> },
-    Concatenate { axis: usize },
+    Transpose {
+        axes: Vec<usize>,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Slice {
+        elems: Vec<SliceElem>,
+    },
+    Concatenate {
+        axis: usize,
+    },
     /// Boolean mask: input 0 the data, input 1 the mask (same shape, or 1-D along axis 0).
     Filter,
     /// New chunk sizes per axis.
-    Rechunk { chunks: Vec<usize> },
+    Rechunk {
+        chunks: Vec<usize>,
+    },
 }
 
 /// Dataframe ops at the tileable level.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FrameOp {
     /// An in-memory Arrow record batch, carried as Arrow IPC stream bytes.
-    FromBatch { ipc: Vec<u8>, rows_per_chunk: Option<usize> },
+    FromBatch {
+        ipc: Vec<u8>,
+        rows_per_chunk: Option<usize>,
+    },
 }
 
 /// Chunk-level ops: what a kernel runs for one chunk.
@@ -179,13 +230,32 @@ pub enum FrameOp {
 pub enum ChunkOp {
     /// A chunk already held in the backend's store (its key is the node's key).
     Fetch,
-    Full { shape: Vec<usize>, value: f64, dtype: DType },
-    Arange { start: f64, step: f64, n: usize },
+    Full {
+        shape: Vec<usize>,
+        value: f64,
+        dtype: DType,
+    },
+    Arange {
+        start: f64,
+        step: f64,
+        n: usize,
+    },
     /// The block at `offset` of a `global_shape` random tensor.
-    Random { seed: u64, dist: Distribution, global_shape: Vec<usize>, offset: Vec<usize>, shape: Vec<usize> },
-    Literal { data: TensorData },
+    Random {
+        seed: u64,
+        dist: Distribution,
+        global_shape: Vec<usize>,
+        offset: Vec<usize>,
+        shape: Vec<usize>,
+    },
+    Literal {
+        data: TensorData,
+    },
     /// Element-wise expression over the inputs (broadcast within the chunk).
-    Map { expr: Expr, dtype: DType },
+    Map {
+        expr: Expr,
+        dtype: DType,
+    },
     /// First stage of a tree reduction: an optional fused element-wise expression,
     /// then a partial aggregate keeping reduced axes as length 1. `offset` and
     /// `global_shape` locate the chunk, for arg-reductions.
@@ -198,18 +268,37 @@ pub enum ChunkOp {
         global_shape: Vec<usize>,
     },
     /// Combines partials; with `finalize` it also produces the result (axes removed).
-    ReduceCombine { func: ReduceFn, axes: Vec<usize>, finalize: bool, out_dtype: DType },
+    ReduceCombine {
+        func: ReduceFn,
+        axes: Vec<usize>,
+        finalize: bool,
+        out_dtype: DType,
+    },
     /// Block product (1-D/2-D as numpy.dot).
     MatMul,
-    Transpose { axes: Vec<usize> },
-    Reshape { shape: Vec<usize> },
-    Slice { elems: Vec<SliceElem> },
+    Transpose {
+        axes: Vec<usize>,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Slice {
+        elems: Vec<SliceElem>,
+    },
     /// Builds one output chunk from pieces of its inputs (rechunk).
-    Assemble { shape: Vec<usize>, dtype: DType, pieces: Vec<Piece> },
+    Assemble {
+        shape: Vec<usize>,
+        dtype: DType,
+        pieces: Vec<Piece>,
+    },
     /// Boolean mask; `rows` selects along axis 0 with a 1-D mask.
-    Filter { rows: bool },
+    Filter {
+        rows: bool,
+    },
     /// Rows of a record batch, as Arrow IPC stream bytes.
-    FrameLiteral { ipc: Vec<u8> },
+    FrameLiteral {
+        ipc: Vec<u8>,
+    },
 }
 
 /// Copy `src` ranges (per axis, half-open) of input `input` to `dst` offset.
@@ -221,14 +310,19 @@ pub struct Piece {
 }
 
 fn opt_chunks(c: &Option<Vec<usize>>) -> String {
-    c.as_ref().map(|c| format!(" chunks={c:?}")).unwrap_or_default()
+    c.as_ref()
+        .map(|c| format!(" chunks={c:?}"))
+        .unwrap_or_default()
 }
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Fetch { chunks, .. } => write!(f, "Fetch[{} chunks]", chunks.len()),
-            Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => {
+            Op::Frame(FrameOp::FromBatch {
+                ipc,
+                rows_per_chunk,
+            }) => {
                 write!(f, "FromBatch[{} bytes]", ipc.len())?;
                 if let Some(r) = rows_per_chunk {
                     write!(f, " rows_per_chunk={r}")?;
@@ -236,16 +330,31 @@ impl fmt::Display for Op {
                 Ok(())
             }
             Op::Tensor(t) => match t {
-                TensorOp::Full { value, chunks, .. } => write!(f, "Full({value}){}", opt_chunks(chunks)),
-                TensorOp::Arange { start, step, n, chunks } => {
-                    write!(f, "Arange({start}, step={step}, n={n}){}", opt_chunks(chunks))
+                TensorOp::Full { value, chunks, .. } => {
+                    write!(f, "Full({value}){}", opt_chunks(chunks))
                 }
-                TensorOp::Random { seed, dist, chunks, .. } => {
+                TensorOp::Arange {
+                    start,
+                    step,
+                    n,
+                    chunks,
+                } => {
+                    write!(
+                        f,
+                        "Arange({start}, step={step}, n={n}){}",
+                        opt_chunks(chunks)
+                    )
+                }
+                TensorOp::Random {
+                    seed, dist, chunks, ..
+                } => {
                     write!(f, "Random({dist:?}, seed={seed}){}", opt_chunks(chunks))
                 }
                 TensorOp::Literal { chunks, .. } => write!(f, "Literal{}", opt_chunks(chunks)),
                 TensorOp::Map { expr } => write!(f, "Map {expr}"),
-                TensorOp::Reduce { func, axes } => write!(f, "Reduce {} axes={axes:?}", func.name()),
+                TensorOp::Reduce { func, axes } => {
+                    write!(f, "Reduce {} axes={axes:?}", func.name())
+                }
                 TensorOp::Dot => f.write_str("Dot"),
                 TensorOp::Transpose { axes } => write!(f, "Transpose {axes:?}"),
                 TensorOp::Reshape { shape } => write!(f, "Reshape {shape:?}"),
@@ -259,7 +368,11 @@ impl fmt::Display for Op {
 }
 
 fn join<T: fmt::Display>(items: &[T]) -> String {
-    items.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for ChunkOp {
@@ -268,18 +381,32 @@ impl fmt::Display for ChunkOp {
             ChunkOp::Fetch => f.write_str("Fetch"),
             ChunkOp::Full { value, .. } => write!(f, "Full({value})"),
             ChunkOp::Arange { start, step, n } => write!(f, "Arange({start}, step={step}, n={n})"),
-            ChunkOp::Random { dist, seed, offset, .. } => write!(f, "Random({dist:?}, seed={seed}) offset={offset:?}"),
+            ChunkOp::Random {
+                dist, seed, offset, ..
+            } => write!(f, "Random({dist:?}, seed={seed}) offset={offset:?}"),
             ChunkOp::Literal { .. } => f.write_str("Literal"),
             ChunkOp::Map { expr, .. } => write!(f, "Map {expr}"),
-            ChunkOp::ReduceMap { func, axes, expr, .. } => {
+            ChunkOp::ReduceMap {
+                func, axes, expr, ..
+            } => {
                 write!(f, "ReduceMap {} axes={axes:?}", func.name())?;
                 if let Some(e) = expr {
                     write!(f, " of {e}")?;
                 }
                 Ok(())
             }
-            ChunkOp::ReduceCombine { func, axes, finalize, .. } => {
-                write!(f, "ReduceCombine {} axes={axes:?}{}", func.name(), if *finalize { " final" } else { "" })
+            ChunkOp::ReduceCombine {
+                func,
+                axes,
+                finalize,
+                ..
+            } => {
+                write!(
+                    f,
+                    "ReduceCombine {} axes={axes:?}{}",
+                    func.name(),
+                    if *finalize { " final" } else { "" }
+                )
             }
             ChunkOp::MatMul => f.write_str("MatMul"),
             ChunkOp::Transpose { axes } => write!(f, "Transpose {axes:?}"),

@@ -20,21 +20,21 @@ pub enum Buf {
 }
 
 impl Buf {
-    fn to_f(self) -> Vec<f64> {
+    pub fn into_f(self) -> Vec<f64> {
         match self {
             Buf::F(v) => v,
             Buf::I(v) => v.into_iter().map(|x| x as f64).collect(),
             Buf::B(v) => v.into_iter().map(|x| x as u8 as f64).collect(),
         }
     }
-    fn to_i(self) -> Vec<i64> {
+    pub fn into_i(self) -> Vec<i64> {
         match self {
             Buf::F(v) => v.into_iter().map(|x| x as i64).collect(),
             Buf::I(v) => v,
             Buf::B(v) => v.into_iter().map(|x| x as i64).collect(),
         }
     }
-    fn to_b(self) -> Vec<bool> {
+    pub fn into_b(self) -> Vec<bool> {
         match self {
             Buf::F(v) => v.into_iter().map(|x| x != 0.0).collect(),
             Buf::I(v) => v.into_iter().map(|x| x != 0).collect(),
@@ -52,9 +52,9 @@ impl Buf {
     }
     fn into_class(self, d: DType) -> Buf {
         match Buf::class(d) {
-            0 => Buf::F(self.to_f()),
-            1 => Buf::I(self.to_i()),
-            _ => Buf::B(self.to_b()),
+            0 => Buf::F(self.into_f()),
+            1 => Buf::I(self.into_i()),
+            _ => Buf::B(self.into_b()),
         }
     }
 }
@@ -122,8 +122,12 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
         Expr::Cast(d, e) => {
             let v = eval_block(e, inp, start, end)?;
             match (v, *d) {
-                (Buf::F(v), DType::Float32) => Buf::F(v.into_iter().map(|x| x as f32 as f64).collect()),
-                (v, d) if d.is_int() => Buf::I(v.to_i().into_iter().map(|x| wrap_int(x, d)).collect()),
+                (Buf::F(v), DType::Float32) => {
+                    Buf::F(v.into_iter().map(|x| x as f32 as f64).collect())
+                }
+                (v, d) if d.is_int() => {
+                    Buf::I(v.into_i().into_iter().map(|x| wrap_int(x, d)).collect())
+                }
                 (v, d) => v.into_class(d),
             }
         }
@@ -131,11 +135,17 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
             let d = e.dtype(&inp.dtypes)?;
             let v = eval_block(e, inp, start, end)?;
             match (f, v) {
-                (UnaryFn::Not, v) => Buf::B(v.to_b().into_iter().map(|x| !x).collect()),
-                (UnaryFn::Neg, Buf::I(v)) => Buf::I(v.into_iter().map(|x| wrap_int(x.wrapping_neg(), d)).collect()),
-                (UnaryFn::Abs, Buf::I(v)) => Buf::I(v.into_iter().map(|x| x.wrapping_abs()).collect()),
+                (UnaryFn::Not, v) => Buf::B(v.into_b().into_iter().map(|x| !x).collect()),
+                (UnaryFn::Neg, Buf::I(v)) => Buf::I(
+                    v.into_iter()
+                        .map(|x| wrap_int(x.wrapping_neg(), d))
+                        .collect(),
+                ),
+                (UnaryFn::Abs, Buf::I(v)) => {
+                    Buf::I(v.into_iter().map(|x| x.wrapping_abs()).collect())
+                }
                 (f, v) => {
-                    let mut v = v.to_f();
+                    let mut v = v.into_f();
                     let g: fn(f64) -> f64 = match f {
                         UnaryFn::Neg => |x| -x,
                         UnaryFn::Abs => f64::abs,
@@ -152,23 +162,34 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
         Expr::Binary(f, a, b) => {
             let out = expr.dtype(&inp.dtypes)?;
             let (da, db) = (a.dtype(&inp.dtypes)?, b.dtype(&inp.dtypes)?);
-            let (va, vb) = (eval_block(a, inp, start, end)?, eval_block(b, inp, start, end)?);
+            let (va, vb) = (
+                eval_block(a, inp, start, end)?,
+                eval_block(b, inp, start, end)?,
+            );
             if f.is_logical() {
-                let (x, y) = (va.to_b(), vb.to_b());
-                let g: fn(bool, bool) -> bool = if *f == BinaryFn::And { |p, q| p & q } else { |p, q| p | q };
+                let (x, y) = (va.into_b(), vb.into_b());
+                let g: fn(bool, bool) -> bool = if *f == BinaryFn::And {
+                    |p, q| p & q
+                } else {
+                    |p, q| p | q
+                };
                 return Ok(Buf::B(x.into_iter().zip(y).map(|(p, q)| g(p, q)).collect()));
             }
             // the class operands meet in
-            let float = da.is_float() || db.is_float() || matches!(**a, Expr::Const(_)) || matches!(**b, Expr::Const(_)) || out.is_float();
+            let float = da.is_float()
+                || db.is_float()
+                || matches!(**a, Expr::Const(_))
+                || matches!(**b, Expr::Const(_))
+                || out.is_float();
             if f.is_comparison() {
                 return Ok(Buf::B(if float {
-                    cmp(*f, &va.to_f(), &vb.to_f())
+                    cmp(*f, &va.into_f(), &vb.into_f())
                 } else {
-                    cmp(*f, &va.to_i(), &vb.to_i())
+                    cmp(*f, &va.into_i(), &vb.into_i())
                 }));
             }
             if float {
-                let (mut x, y) = (va.to_f(), vb.to_f());
+                let (mut x, y) = (va.into_f(), vb.into_f());
                 let g: fn(f64, f64) -> f64 = match f {
                     BinaryFn::Add => |p, q| p + q,
                     BinaryFn::Sub => |p, q| p - q,
@@ -179,9 +200,11 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
                 x.iter_mut().zip(&y).for_each(|(p, &q)| *p = g(*p, q));
                 round_f32(Buf::F(x), out)
             } else {
-                let (mut x, y) = (va.to_i(), vb.to_i());
+                let (mut x, y) = (va.into_i(), vb.into_i());
                 if *f == BinaryFn::Pow && y.iter().any(|&q| q < 0) {
-                    return Err(KernelError("integers to negative integer powers are not allowed".into()));
+                    return Err(KernelError(
+                        "integers to negative integer powers are not allowed".into(),
+                    ));
                 }
                 let g: fn(i64, i64) -> i64 = match f {
                     BinaryFn::Add => i64::wrapping_add,
@@ -189,20 +212,40 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
                     BinaryFn::Mul => i64::wrapping_mul,
                     _ => |p, q| p.wrapping_pow(q as u32),
                 };
-                x.iter_mut().zip(&y).for_each(|(p, &q)| *p = wrap_int(g(*p, q), out));
+                x.iter_mut()
+                    .zip(&y)
+                    .for_each(|(p, &q)| *p = wrap_int(g(*p, q), out));
                 Buf::I(x)
             }
         }
         Expr::Where(c, a, b) => {
             let out = expr.dtype(&inp.dtypes)?;
-            let cond = eval_block(c, inp, start, end)?.to_b();
-            let (va, vb) = (eval_block(a, inp, start, end)?.into_class(out), eval_block(b, inp, start, end)?.into_class(out));
+            let cond = eval_block(c, inp, start, end)?.into_b();
+            let (va, vb) = (
+                eval_block(a, inp, start, end)?.into_class(out),
+                eval_block(b, inp, start, end)?.into_class(out),
+            );
             match (va, vb) {
-                (Buf::F(x), Buf::F(y)) => Buf::F(cond.iter().zip(x.into_iter().zip(y)).map(|(&c, (p, q))| if c { p } else { q }).collect()),
-                (Buf::I(x), Buf::I(y)) => Buf::I(cond.iter().zip(x.into_iter().zip(y)).map(|(&c, (p, q))| if c { p } else { q }).collect()),
+                (Buf::F(x), Buf::F(y)) => Buf::F(
+                    cond.iter()
+                        .zip(x.into_iter().zip(y))
+                        .map(|(&c, (p, q))| if c { p } else { q })
+                        .collect(),
+                ),
+                (Buf::I(x), Buf::I(y)) => Buf::I(
+                    cond.iter()
+                        .zip(x.into_iter().zip(y))
+                        .map(|(&c, (p, q))| if c { p } else { q })
+                        .collect(),
+                ),
                 (x, y) => {
-                    let (x, y) = (x.to_b(), y.to_b());
-                    Buf::B(cond.iter().zip(x.into_iter().zip(y)).map(|(&c, (p, q))| if c { p } else { q }).collect())
+                    let (x, y) = (x.into_b(), y.into_b());
+                    Buf::B(
+                        cond.iter()
+                            .zip(x.into_iter().zip(y))
+                            .map(|(&c, (p, q))| if c { p } else { q })
+                            .collect(),
+                    )
                 }
             }
         }
@@ -229,10 +272,20 @@ fn cmp<T: PartialOrd + PartialEq + Copy>(f: BinaryFn, x: &[T], y: &[T]) -> Vec<b
 }
 
 /// Evaluate an expression into a new tensor of `dtype` and `shape`.
-pub fn map(expr: &Expr, inputs: &[&TensorData], shape: &[usize], dtype: DType) -> Result<TensorData, KernelError> {
+pub fn map(
+    expr: &Expr,
+    inputs: &[&TensorData],
+    shape: &[usize],
+    dtype: DType,
+) -> Result<TensorData, KernelError> {
     let inp = Inputs::new(inputs, shape)?;
     let total: usize = shape.iter().product();
-    fn fill<T: Element>(expr: &Expr, inp: &Inputs, shape: &[usize], total: usize) -> Result<TensorData, KernelError> {
+    fn fill<T: Element>(
+        expr: &Expr,
+        inp: &Inputs,
+        shape: &[usize],
+        total: usize,
+    ) -> Result<TensorData, KernelError> {
         let mut out: Vec<T> = Vec::with_capacity(total);
         let mut start = 0;
         while start < total {

@@ -10,7 +10,7 @@ mod fusion;
 pub use fusion::Fusion;
 
 use crate::error::{TileError, TileResult};
-use mars_ir::{ChunkGraph, Dim, DType, Key};
+use mars_ir::{ChunkGraph, DType, Dim, Key};
 use std::collections::HashSet;
 
 /// What passes may rely on.
@@ -41,7 +41,9 @@ pub struct PassManager {
 
 impl Default for PassManager {
     fn default() -> Self {
-        PassManager { passes: default_passes() }
+        PassManager {
+            passes: default_passes(),
+        }
     }
 }
 
@@ -66,10 +68,20 @@ impl PassManager {
             let changed = pass.run(graph, ctx)?;
             let after = snapshot(graph, ctx);
             if before != after {
-                return Err(TileError::Pass { pass: pass.name(), msg: format!("kept chunks changed: {before:?} -> {after:?}") });
+                return Err(TileError::Pass {
+                    pass: pass.name(),
+                    msg: format!("kept chunks changed: {before:?} -> {after:?}"),
+                });
             }
-            graph.topo_order().map_err(|e| TileError::Pass { pass: pass.name(), msg: e.to_string() })?;
-            reports.push(PassReport { name: pass.name(), changed, nodes_after: graph.len() });
+            graph.topo_order().map_err(|e| TileError::Pass {
+                pass: pass.name(),
+                msg: e.to_string(),
+            })?;
+            reports.push(PassReport {
+                name: pass.name(),
+                changed,
+                nodes_after: graph.len(),
+            });
         }
         Ok(reports)
     }
@@ -79,7 +91,14 @@ fn snapshot(graph: &ChunkGraph, ctx: &PassCtx) -> Vec<(Key, Option<(Vec<Dim>, Op
     let mut v: Vec<_> = ctx
         .keep
         .iter()
-        .map(|k| (*k, graph.get(k).map(|id| (graph.node(id).shape.clone(), graph.node(id).dtype))))
+        .map(|k| {
+            (
+                *k,
+                graph
+                    .get(k)
+                    .map(|id| (graph.node(id).shape.clone(), graph.node(id).dtype)),
+            )
+        })
         .collect();
     v.sort_by_key(|(k, _)| *k);
     v
