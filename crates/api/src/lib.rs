@@ -16,6 +16,7 @@ mod frame_display;
 mod node;
 mod session;
 pub mod tensor;
+pub mod tool;
 
 pub use arrow;
 pub use ndarray;
@@ -28,6 +29,7 @@ pub use session::{
     explain_tiled, new_cluster, new_session, new_session_at, save_graph, LocalCluster, Session,
     SessionBuilder,
 };
+pub use tool::{load_graph, SavedGraph};
 
 /// `use mars::prelude::*;`
 pub mod prelude {

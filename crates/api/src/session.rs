@@ -333,7 +333,8 @@ impl Session {
 pub fn save_graph(tileables: &[&dyn Tileable], path: impl AsRef<Path>) -> Result<()> {
     let nodes: Vec<&Node> = tileables.iter().map(|t| t.node()).collect();
     let (g, _) = lower(&nodes, &HashMap::new())?;
-    let json = g.to_json()?;
+    let roots: Vec<Key> = nodes.iter().map(|n| n.key()).collect();
+    let json = g.to_json_with_roots(&roots)?;
     std::fs::write(path.as_ref(), json)
         .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.as_ref().display())))
 }

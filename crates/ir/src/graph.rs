@@ -321,8 +321,9 @@ impl<N: GraphNode> Dag<N> {
     /// Rebuild from the serialised form, checking for dangling inputs and cycles
     /// (an input must come earlier in the list).
     pub fn from_nodes(nodes: Vec<N>) -> IrResult<Self> {
-        let mut g = Dag::with_capacity(nodes.len());
-        let mut ids: Vec<N::Id> = Vec::with_capacity(nodes.len());
+        let total = nodes.len();
+        let mut g = Dag::with_capacity(total);
+        let mut ids: Vec<N::Id> = Vec::with_capacity(total);
         for (i, mut n) in nodes.into_iter().enumerate() {
             for input in n.inputs_mut().iter_mut() {
                 let pos: NodeIndex = (*input).into();
@@ -331,10 +332,11 @@ impl<N: GraphNode> Dag<N> {
                     return Err(IrError::Graph(format!(
                         "node {i} (key {}) refers to input #{pos}, which is {}",
                         n.key(),
-                        if pos < ids.len() + 1 || pos == i {
-                            "itself or later (a cycle)"
+                        if pos >= total {
+                            format!("missing (the graph has {total} nodes)")
                         } else {
-                            "missing"
+                            "not before it (inputs come first; a cycle or a misordered file)"
+                                .to_string()
                         }
                     )));
                 }
@@ -350,6 +352,9 @@ impl<N: GraphNode> Dag<N> {
 #[derive(Serialize, Deserialize)]
 struct GraphFile<N> {
     format: String,
+    /// Keys of the nodes that were asked for (the sinks when absent).
+    #[serde(default)]
+    roots: Vec<Key>,
     nodes: Vec<N>,
 }
 
@@ -360,13 +365,23 @@ macro_rules! serde_forms {
     ($node:ty, $fmt:expr) => {
         impl Dag<$node> {
             pub fn to_json(&self) -> IrResult<String> {
+                self.to_json_with_roots(&[])
+            }
+            /// JSON naming the requested nodes.
+            pub fn to_json_with_roots(&self, roots: &[Key]) -> IrResult<String> {
                 let file = GraphFile {
                     format: $fmt.to_string(),
+                    roots: roots.to_vec(),
                     nodes: self.to_nodes()?,
                 };
                 serde_json::to_string_pretty(&file).map_err(|e| IrError::Serde(e.to_string()))
             }
             pub fn from_json(text: &str) -> IrResult<Self> {
+                Self::from_json_with_roots(text).map(|(g, _)| g)
+            }
+            /// The graph and its roots (the sinks when the file names none); a
+            /// root that is not in the graph is an error.
+            pub fn from_json_with_roots(text: &str) -> IrResult<(Self, Vec<Key>)> {
                 let file: GraphFile<$node> = serde_json::from_str(text).map_err(|e| {
                     IrError::Serde(format!("line {} column {}: {e}", e.line(), e.column()))
                 })?;
@@ -376,7 +391,18 @@ macro_rules! serde_forms {
                         file.format, $fmt
                     )));
                 }
-                Self::from_nodes(file.nodes)
+                let g = Self::from_nodes(file.nodes)?;
+                let roots = if file.roots.is_empty() {
+                    g.sinks().into_iter().map(|id| g.node(id).key()).collect()
+                } else {
+                    file.roots
+                };
+                if let Some(k) = roots.iter().find(|k| g.get(k).is_none()) {
+                    return Err(IrError::Graph(format!(
+                        "root {k} is not a node of the graph"
+                    )));
+                }
+                Ok((g, roots))
             }
             /// Compact binary form for the wire.
             pub fn to_bytes(&self) -> IrResult<Vec<u8>> {

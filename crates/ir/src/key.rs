@@ -5,8 +5,33 @@ use std::fmt;
 
 /// A 128-bit content hash (xxh3-128) of an op's kind, parameters (in canonical
 /// bincode form) and its input keys, like Mars's `tokenize`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Serialised as its 32-hex-digit string in human-readable formats (JSON, so any
+/// JSON tool keeps it exact) and as a `u128` in binary ones.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(pub u128);
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_string())
+        } else {
+            s.serialize_u128(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            Key::parse(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("invalid key {s:?} (expected 32 hex digits)"))
+            })
+        } else {
+            u128::deserialize(d).map(Key)
+        }
+    }
+}
 
 impl Key {
     /// Hash a serialisable value together with the keys it depends on.

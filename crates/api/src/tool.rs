@@ -1,0 +1,462 @@
+//! What the `mars` binary does, as functions: load a saved graph, inspect it
+//! (explain, tile, passes, stats, JSON, DOT, SVG), run it and write results.
+
+use crate::error::{Error, Result};
+use mars_backends::{Backend, ChunkData, LocalBackend, LocalOptions};
+use mars_ir::{ChunkGraph, ChunkId, GraphNode, Key, Meta, Op, TileableGraph, TileableId};
+use mars_tiler::passes::{default_passes, PassCtx};
+use mars_tiler::{PassManager, TileOptions, TileStatus, Tiler};
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A tileable graph read from a file, with the keys that were saved.
+#[derive(Debug, Clone)]
+pub struct SavedGraph {
+    pub graph: TileableGraph,
+    pub roots: Vec<Key>,
+}
+
+impl SavedGraph {
+    pub fn root_ids(&self) -> Vec<TileableId> {
+        self.roots
+            .iter()
+            .filter_map(|k| self.graph.get(k))
+            .collect()
+    }
+}
+
+/// Read a graph written by [`crate::save_graph`].
+pub fn load_graph(path: impl AsRef<Path>) -> Result<SavedGraph> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+    let (graph, roots) = TileableGraph::from_json_with_roots(&text)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    Ok(SavedGraph { graph, roots })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Dot,
+    Svg,
+}
+
+#[derive(Debug, Clone)]
+pub struct InspectOptions {
+    pub tile: bool,
+    pub chunk_size: Option<usize>,
+    pub format: Format,
+    pub passes: bool,
+    pub stats: bool,
+}
+
+/// Graphs with more chunks than this draw one box per tileable.
+const DOT_CHUNK_LIMIT: usize = 500;
+
+struct Tiled {
+    tiler: Tiler,
+    chunks: ChunkGraph,
+    roots: Vec<ChunkId>,
+    paused: Option<usize>,
+    passes: String,
+}
+
+fn tile(saved: &SavedGraph, opts: &InspectOptions) -> Result<Tiled> {
+    let mut t = TileOptions::default();
+    if let Some(c) = opts.chunk_size {
+        if c == 0 {
+            return Err(Error::Invalid("--chunk-size must be positive".into()));
+        }
+        t.chunk_bytes = c;
+    }
+    let mut tiler = Tiler::new(saved.graph.clone(), t)?;
+    let status = tiler.step()?;
+    let (roots, paused) = match status {
+        TileStatus::Done => {
+            let mut roots = Vec::new();
+            for k in &saved.roots {
+                roots.extend(
+                    tiler
+                        .layout_of(k)
+                        .map(|l| l.chunks.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            (roots, None)
+        }
+        TileStatus::NeedMeta(need) => {
+            let n = need.len();
+            (need, Some(n))
+        }
+    };
+    let mut chunks = tiler.chunks.clone();
+    let mut passes = String::new();
+    if paused.is_none() {
+        let keys: Vec<Key> = roots.iter().map(|&c| chunks.node(c).key).collect();
+        let ctx = PassCtx {
+            keep: keys.iter().copied().collect(),
+        };
+        for pass in default_passes() {
+            let name = pass.name();
+            let changed = PassManager::new(vec![pass])
+                .run(&mut chunks, &ctx)?
+                .iter()
+                .any(|r| r.changed);
+            let ids: Vec<ChunkId> = keys.iter().filter_map(|k| chunks.get(k)).collect();
+            if changed {
+                let _ = write!(
+                    passes,
+                    "== after pass {name} ({} chunks)\n{}",
+                    chunks.len(),
+                    chunks.explain(&ids)
+                );
+            } else {
+                let _ = writeln!(passes, "== pass {name}: unchanged");
+            }
+        }
+    }
+    let roots = roots
+        .iter()
+        .filter_map(|&c| chunks.get(&tiler.chunks.node(c).key))
+        .collect();
+    Ok(Tiled {
+        tiler,
+        chunks,
+        roots,
+        paused,
+        passes,
+    })
+}
+
+/// The text `mars inspect` prints.
+pub fn inspect(saved: &SavedGraph, opts: &InspectOptions) -> Result<String> {
+    let roots = saved.root_ids();
+    let mut out = String::new();
+    if !opts.tile && !opts.passes {
+        match opts.format {
+            Format::Text => out.push_str(&saved.graph.explain(&roots)),
+            Format::Json => out.push_str(&saved.graph.to_json_with_roots(&saved.roots)?),
+            Format::Dot => out.push_str(&saved.graph.to_dot()),
+            Format::Svg => out.push_str(&render_svg(&saved.graph.to_dot())?),
+        }
+        if opts.stats {
+            out.push_str(&stats(saved, None));
+        }
+        return Ok(out);
+    }
+    let mut tiled = tile(saved, opts)?;
+    if let Some(n) = tiled.paused {
+        let _ = writeln!(out, "tiling paused: {n} chunks must run before the rest can be tiled (lengths are unknown until run; `mars run` executes it)");
+    }
+    if opts.passes {
+        out.push_str(&tiled.passes);
+        return Ok(out);
+    }
+    match opts.format {
+        Format::Text => out.push_str(&tiled.chunks.explain(&tiled.roots)),
+        Format::Json => out.push_str(&tiled.chunks.to_json()?),
+        Format::Dot | Format::Svg => {
+            let dot = if tiled.chunks.len() > DOT_CHUNK_LIMIT {
+                collapsed_dot(saved, &mut tiled.tiler)
+            } else {
+                tiled.chunks.to_dot()
+            };
+            out.push_str(&if opts.format == Format::Svg {
+                render_svg(&dot)?
+            } else {
+                dot
+            });
+        }
+    }
+    if opts.stats {
+        out.push_str(&stats(saved, Some(&mut tiled)));
+    }
+    Ok(out)
+}
+
+/// One box per tileable with its chunk count, so huge plans still draw.
+fn collapsed_dot(saved: &SavedGraph, tiler: &mut Tiler) -> String {
+    let mut out = String::from(
+        "digraph mars {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n",
+    );
+    let ids: Vec<TileableId> = saved.graph.ids().collect();
+    for &id in &ids {
+        let n = saved.graph.node(id);
+        let chunks = tiler.layout(id).map_or(0, |l| l.len());
+        let label =
+            format!("{} key={}\\n{} chunks", n.op, n.key.short(), chunks).replace('"', "\\\"");
+        let _ = writeln!(out, "  n{} [label=\"{label}\"];", id.0);
+    }
+    for &id in &ids {
+        for (pos, i) in saved.graph.node(id).inputs.iter().enumerate() {
+            let _ = writeln!(out, "  n{} -> n{} [label=\"{pos}\"];", i.0, id.0);
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn render_svg(dot: &str) -> Result<String> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Error::Unsupported(format!(
+                "--format svg needs Graphviz's `dot` program ({e}); install it (Debian: apt-get install graphviz) or use --format dot"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(dot.as_bytes())
+            .map_err(|e| Error::Io(format!("writing to dot: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Io(format!("running dot: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Io(format!(
+            "dot failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn op_kind(op: &Op) -> String {
+    match op {
+        Op::Fetch { .. } => "Fetch".into(),
+        Op::Frame(f) => format!("{f:?}")
+            .split([' ', '{', '('])
+            .next()
+            .unwrap_or("Frame")
+            .to_string(),
+        Op::Tensor(t) => format!("{t:?}")
+            .split([' ', '{', '('])
+            .next()
+            .unwrap_or("Tensor")
+            .to_string(),
+    }
+}
+
+fn estimated_bytes(meta: &Meta) -> String {
+    match meta {
+        Meta::Tensor { shape, dtype } => match mars_ir::shape::known_shape(shape) {
+            Some(s) => (s.iter().product::<usize>() * dtype.itemsize()).to_string(),
+            None => "?".into(),
+        },
+        Meta::Frame { columns, nrows } => match nrows.known() {
+            Some(n) => (n * columns.iter().map(|(_, d)| d.itemsize()).sum::<usize>()).to_string(),
+            None => "?".into(),
+        },
+    }
+}
+
+/// Depth (longest input chain) and widest level of a DAG.
+fn depth_width<N: GraphNode>(g: &mars_ir::graph::Dag<N>) -> (usize, usize) {
+    let Ok(order) = g.topo_order() else {
+        return (0, 0);
+    };
+    let mut level: HashMap<N::Id, usize> = HashMap::new();
+    let mut counts: HashMap<usize, usize> = HashMap::new();
+    for id in order {
+        let l = g
+            .node(id)
+            .inputs()
+            .iter()
+            .map(|i| level[i] + 1)
+            .max()
+            .unwrap_or(0);
+        level.insert(id, l);
+        *counts.entry(l).or_default() += 1;
+    }
+    (counts.len(), counts.values().copied().max().unwrap_or(0))
+}
+
+fn stats(saved: &SavedGraph, tiled: Option<&mut Tiled>) -> String {
+    let mut out = String::from("\nstats:\n");
+    let mut by_op: std::collections::BTreeMap<String, usize> = Default::default();
+    for id in saved.graph.ids() {
+        *by_op.entry(op_kind(&saved.graph.node(id).op)).or_default() += 1;
+    }
+    let (depth, width) = depth_width(&saved.graph);
+    let _ = writeln!(
+        out,
+        "  tileables: {} (depth {depth}, widest level {width})",
+        saved.graph.len()
+    );
+    for (k, n) in &by_op {
+        let _ = writeln!(out, "    {k}: {n}");
+    }
+    let order = saved.graph.topo_order().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  per tileable (key, op, estimated bytes{}):",
+        if tiled.is_some() { ", chunks" } else { "" }
+    );
+    let mut tiled = tiled;
+    for id in order {
+        let n = saved.graph.node(id);
+        let chunks = tiled.as_mut().map(|t| {
+            t.tiler
+                .layout(id)
+                .map_or("?".to_string(), |l| l.len().to_string())
+        });
+        let _ = writeln!(
+            out,
+            "    {} {} {}{}",
+            n.key.short(),
+            op_kind(&n.op),
+            estimated_bytes(&n.meta),
+            chunks.map(|c| format!(" {c}")).unwrap_or_default()
+        );
+    }
+    if let Some(t) = tiled {
+        let mut by_chunk_op: std::collections::BTreeMap<String, usize> = Default::default();
+        for id in t.chunks.ids() {
+            let op = t.chunks.node(id).op.to_string();
+            *by_chunk_op
+                .entry(op.split([' ', '(', '[']).next().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        let (d, w) = depth_width(&t.chunks);
+        let _ = writeln!(
+            out,
+            "  chunks: {} (depth {d}, widest level {w})",
+            t.chunks.len()
+        );
+        for (k, n) in &by_chunk_op {
+            let _ = writeln!(out, "    {k}: {n}");
+        }
+    }
+    out
+}
+
+/// Execute a saved graph on the local backend; write each root's value under
+/// `out` (a file for one root, a folder for several). Returns a summary.
+pub fn run(saved: &SavedGraph, out: Option<&Path>) -> Result<String> {
+    let backend = LocalBackend::new(LocalOptions::default())?;
+    let start = Instant::now();
+    let task = backend.submit(saved.graph.clone(), saved.roots.clone())?;
+    let results = backend
+        .wait(task, None)?
+        .ok_or_else(|| Error::Io("the task did not finish".into()))?;
+    let secs = start.elapsed().as_secs_f64();
+    let mut summary = String::new();
+    if let (Some(dir), true) = (out, saved.roots.len() > 1) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    for k in &saved.roots {
+        let meta = results.get(k).map(|r| r.meta.clone());
+        let data = backend.fetch(k)?;
+        let _ = write!(
+            summary,
+            "{} {}",
+            k.short(),
+            meta.map(|m| m.to_string()).unwrap_or_default()
+        );
+        if let Some(o) = out {
+            let path: PathBuf = if saved.roots.len() > 1 {
+                o.join(format!(
+                    "{}.{}",
+                    k,
+                    if matches!(data, ChunkData::Frame(_)) {
+                        "arrow"
+                    } else {
+                        "npy"
+                    }
+                ))
+            } else {
+                o.to_path_buf()
+            };
+            write_value(&data, &path)?;
+            let _ = write!(summary, " -> {}", path.display());
+        }
+        summary.push('\n');
+    }
+    let stats = backend.stats();
+    let _ = writeln!(summary, "ran {} chunks in {secs:.3} s", stats.chunks_run);
+    Ok(summary)
+}
+
+fn write_value(data: &ChunkData, path: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::Io(format!("cannot write {}: {e}", path.display()));
+    match data {
+        ChunkData::Tensor(t) => std::fs::write(path, npy_bytes(t)).map_err(io),
+        ChunkData::Frame(b) => {
+            let file = std::fs::File::create(path).map_err(io)?;
+            let mut w = arrow::ipc::writer::FileWriter::try_new(file, &b.schema())
+                .map_err(|e| Error::Io(e.to_string()))?;
+            w.write(b).map_err(|e| Error::Io(e.to_string()))?;
+            w.finish().map_err(|e| Error::Io(e.to_string()))
+        }
+        ChunkData::Partial { .. } => {
+            Err(Error::Invalid("a reduction partial is not a result".into()))
+        }
+    }
+}
+
+/// numpy's .npy format, version 1.0, C order, little-endian.
+pub fn npy_bytes(t: &mars_ir::TensorData) -> Vec<u8> {
+    use mars_ir::TensorData as T;
+    let descr = match t {
+        T::F64(_) => "<f8",
+        T::F32(_) => "<f4",
+        T::I64(_) => "<i8",
+        T::I32(_) => "<i4",
+        T::I16(_) => "<i2",
+        T::I8(_) => "|i1",
+        T::U64(_) => "<u8",
+        T::U32(_) => "<u4",
+        T::U16(_) => "<u2",
+        T::U8(_) => "|u1",
+        T::Bool(_) => "|b1",
+    };
+    let shape = match t.shape() {
+        [n] => format!("({n},)"),
+        s => format!(
+            "({})",
+            s.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    macro_rules! le {
+        ($a:expr) => {
+            for v in $a.iter() {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        };
+    }
+    match t {
+        T::F64(a) => le!(a),
+        T::F32(a) => le!(a),
+        T::I64(a) => le!(a),
+        T::I32(a) => le!(a),
+        T::I16(a) => le!(a),
+        T::I8(a) => le!(a),
+        T::U64(a) => le!(a),
+        T::U32(a) => le!(a),
+        T::U16(a) => le!(a),
+        T::U8(a) => le!(a),
+        T::Bool(a) => out.extend(a.iter().map(|&b| b as u8)),
+    }
+    out
+}

@@ -1,0 +1,215 @@
+//! The `mars` binary end to end: saved graphs inspected as text, DOT, JSON,
+//! tiled, after passes, with stats; run with results written as .npy; every
+//! bad input a clear error and a non-zero exit.
+
+use mars::tensor as mt;
+use mars::Tileable;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mars-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn mars(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mars"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn saved(name: &str, t: &dyn Tileable) -> String {
+    let path = tmp(name).join("graph.json");
+    mars::save_graph(&[t], &path).expect("saves");
+    path.to_string_lossy().into_owned()
+}
+
+fn sample() -> mt::Tensor {
+    let x = mt::random::RandomState::new(7)
+        .rand(&[4, 4])
+        .rechunk(&[2, 4]);
+    ((&x + 1.0) * 2.0).sum_axis(1)
+}
+
+#[test]
+fn save_and_load_round_trip() {
+    let t = sample();
+    let path = saved("roundtrip", &t);
+    let g = mars::load_graph(&path).expect("loads");
+    assert_eq!(g.roots, vec![t.key()]);
+    assert_eq!(g.graph.explain(&g.root_ids()), t.explain());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"format\": \"mars-tileable-graph/1\""));
+}
+
+#[test]
+fn inspect_text_tile_passes_dot_stats() {
+    let path = saved("inspect", &sample());
+    let (ok, text, _) = mars(&["inspect", &path]);
+    assert!(ok);
+    insta::assert_snapshot!("cli_inspect", text);
+    let (ok, tiled, _) = mars(&["inspect", &path, "--tile"]);
+    assert!(ok);
+    insta::assert_snapshot!("cli_inspect_tile", tiled);
+    let (ok, passes, _) = mars(&["inspect", &path, "--passes"]);
+    assert!(ok);
+    insta::assert_snapshot!("cli_inspect_passes", passes);
+    let (ok, dot, _) = mars(&["inspect", &path, "--format", "dot"]);
+    assert!(ok);
+    insta::assert_snapshot!("cli_inspect_dot", dot);
+    let (ok, stats, _) = mars(&["inspect", &path, "--tile", "--stats"]);
+    assert!(ok);
+    insta::assert_snapshot!(
+        "cli_inspect_stats",
+        stats.split("\nstats:\n").nth(1).unwrap_or("")
+    );
+    let (ok, json, _) = mars(&["inspect", &path, "--tile", "--format", "json"]);
+    assert!(
+        ok && json.contains("\"format\": \"mars-chunk-graph/1\""),
+        "{json}"
+    );
+}
+
+#[test]
+fn chunk_size_changes_tiling_and_big_plans_collapse() {
+    let path = saved(
+        "chunksize",
+        &(mt::random::RandomState::new(1).rand(&[1000, 10]) * 2.0),
+    );
+    let (ok, text, _) = mars(&["inspect", &path, "--tile", "--chunk-size", "800"]);
+    assert!(ok);
+    assert!(text.starts_with("Map (#0 * 2) key="), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("Map")).count(), 100);
+    let (ok, dot, _) = mars(&[
+        "inspect",
+        &path,
+        "--tile",
+        "--chunk-size",
+        "80",
+        "--format",
+        "dot",
+    ]);
+    assert!(ok);
+    assert!(
+        dot.contains("\\n1000 chunks") && dot.lines().count() < 10,
+        "{dot}"
+    );
+}
+
+#[test]
+fn unknown_lengths_show_as_question_marks() {
+    let a = mt::arange(0.0, 6.0, 1.0).rechunk(3);
+    let f = a.filter(&a.gt(2.0)).reshape(&[3]);
+    let path = saved("unknown", &f);
+    let (ok, text, _) = mars(&["inspect", &path]);
+    assert!(
+        ok && text.contains("Filter key=") && text.contains("shape=(?,)"),
+        "{text}"
+    );
+    let (ok, tiled, _) = mars(&["inspect", &path, "--tile"]);
+    assert!(
+        ok && tiled.starts_with("tiling paused: 2 chunks must run"),
+        "{tiled}"
+    );
+}
+
+#[test]
+fn run_writes_npy() {
+    let t = sample();
+    let path = saved("run", &t);
+    let out = tmp("run").join("out.npy");
+    let (ok, summary, err) = mars(&["run", &path, "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        summary.contains("shape=(4,) dtype=float64")
+            && summary.contains("out.npy")
+            && summary.contains("ran "),
+        "{summary}"
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+    assert!(
+        header.contains("'descr': '<f8'") && header.contains("'shape': (4,)"),
+        "{header}"
+    );
+    assert_eq!((10 + hlen) % 64, 0);
+    let values: Vec<f64> = bytes[10 + hlen..]
+        .chunks(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let sess = mars::new_session().unwrap();
+    let expect = t
+        .execute_in(&sess)
+        .unwrap()
+        .fetch_in(&sess)
+        .unwrap()
+        .to_f64_vec();
+    assert_eq!(values, expect);
+}
+
+fn bad(name: &str, content: &str) -> String {
+    let path = tmp(name).join("bad.json");
+    std::fs::write(&path, content).unwrap();
+    let (ok, _, err) = mars(&["inspect", path.to_str().unwrap()]);
+    assert!(!ok, "must fail: {content}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let err = bad(
+        "malformed",
+        "{\"format\": \"mars-tileable-graph/1\",\n  \"nodes\": [\n    {\"key\": }",
+    );
+    assert!(err.contains("line 3 column"), "{err}");
+    let err = bad(
+        "version",
+        "{\"format\": \"mars-tileable-graph/9\", \"nodes\": []}",
+    );
+    assert!(
+        err.contains("unsupported graph format \"mars-tileable-graph/9\""),
+        "{err}"
+    );
+
+    // a real graph, then broken in different ways
+    let path = saved("base", &sample());
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut unknown_op = good.clone();
+    unknown_op["nodes"][0]["op"] = serde_json::json!({"Tensor": {"Frobnicate": {}}});
+    let err = bad("unknown_op", &unknown_op.to_string());
+    assert!(err.contains("unknown variant `Frobnicate`"), "{err}");
+    let mut dangling = good.clone();
+    dangling["nodes"][1]["inputs"] = serde_json::json!([42]);
+    let err = bad("dangling", &dangling.to_string());
+    assert!(
+        err.contains("refers to input #42, which is missing"),
+        "{err}"
+    );
+    let mut cycle = good.clone();
+    cycle["nodes"][0]["inputs"] = serde_json::json!([1]);
+    let err = bad("cycle", &cycle.to_string());
+    assert!(err.contains("a cycle"), "{err}");
+    let mut root = good.clone();
+    root["roots"] = serde_json::json!(["0123456789abcdef0123456789abcdef"]);
+    let err = bad("root", &root.to_string());
+    assert!(err.contains("is not a node of the graph"), "{err}");
+
+    let (ok, _, err) = mars(&["inspect", "/nonexistent/graph.json"]);
+    assert!(
+        !ok && err.contains("cannot read /nonexistent/graph.json"),
+        "{err}"
+    );
+    let (ok, _, err) = mars(&["run", "/nonexistent/graph.json"]);
+    assert!(!ok && err.contains("cannot read"), "{err}");
+}
