@@ -213,3 +213,15 @@ fn bad_inputs_are_clear_errors() {
     let (ok, _, err) = mars(&["run", "/nonexistent/graph.json"]);
     assert!(!ok && err.contains("cannot read"), "{err}");
 }
+
+#[test]
+fn svg_renders_with_graphviz_or_says_how_to_get_it() {
+    let path = saved("svg", &sample());
+    let (ok, svg, err) = mars(&["inspect", &path, "--tile", "--format", "svg"]);
+    let have_dot = Command::new("dot").arg("-V").output().is_ok_and(|o| o.status.success());
+    if have_dot {
+        assert!(ok && svg.contains("<svg") && svg.contains("ReduceCombine"), "{err}");
+    } else {
+        assert!(!ok && err.contains("apt-get install graphviz"), "{err}");
+    }
+}
