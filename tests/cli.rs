@@ -14,10 +14,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn mars(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mars"))
-        .args(args)
-        .output()
-        .expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_mars")).args(args).output().expect("runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -32,9 +29,7 @@ fn saved(name: &str, t: &dyn Tileable) -> String {
 }
 
 fn sample() -> mt::Tensor {
-    let x = mt::random::RandomState::new(7)
-        .rand(&[4, 4])
-        .rechunk(&[2, 4]);
+    let x = mt::random::RandomState::new(7).rand(&[4, 4]).rechunk(&[2, 4]);
     ((&x + 1.0) * 2.0).sum_axis(1)
 }
 
@@ -66,41 +61,21 @@ fn inspect_text_tile_passes_dot_stats() {
     insta::assert_snapshot!("cli_inspect_dot", dot);
     let (ok, stats, _) = mars(&["inspect", &path, "--tile", "--stats"]);
     assert!(ok);
-    insta::assert_snapshot!(
-        "cli_inspect_stats",
-        stats.split("\nstats:\n").nth(1).unwrap_or("")
-    );
+    insta::assert_snapshot!("cli_inspect_stats", stats.split("\nstats:\n").nth(1).unwrap_or(""));
     let (ok, json, _) = mars(&["inspect", &path, "--tile", "--format", "json"]);
-    assert!(
-        ok && json.contains("\"format\": \"mars-chunk-graph/1\""),
-        "{json}"
-    );
+    assert!(ok && json.contains("\"format\": \"mars-chunk-graph/1\""), "{json}");
 }
 
 #[test]
 fn chunk_size_changes_tiling_and_big_plans_collapse() {
-    let path = saved(
-        "chunksize",
-        &(mt::random::RandomState::new(1).rand(&[1000, 10]) * 2.0),
-    );
+    let path = saved("chunksize", &(mt::random::RandomState::new(1).rand(&[1000, 10]) * 2.0));
     let (ok, text, _) = mars(&["inspect", &path, "--tile", "--chunk-size", "800"]);
     assert!(ok);
     assert!(text.starts_with("Map (#0 * 2) key="), "{text}");
     assert_eq!(text.lines().filter(|l| l.starts_with("Map")).count(), 100);
-    let (ok, dot, _) = mars(&[
-        "inspect",
-        &path,
-        "--tile",
-        "--chunk-size",
-        "80",
-        "--format",
-        "dot",
-    ]);
+    let (ok, dot, _) = mars(&["inspect", &path, "--tile", "--chunk-size", "80", "--format", "dot"]);
     assert!(ok);
-    assert!(
-        dot.contains("\\n1000 chunks") && dot.lines().count() < 10,
-        "{dot}"
-    );
+    assert!(dot.contains("\\n1000 chunks") && dot.lines().count() < 10, "{dot}");
 }
 
 #[test]
@@ -109,15 +84,9 @@ fn unknown_lengths_show_as_question_marks() {
     let f = a.filter(&a.gt(2.0)).reshape(&[3]);
     let path = saved("unknown", &f);
     let (ok, text, _) = mars(&["inspect", &path]);
-    assert!(
-        ok && text.contains("Filter key=") && text.contains("shape=(?,)"),
-        "{text}"
-    );
+    assert!(ok && text.contains("Filter key=") && text.contains("shape=(?,)"), "{text}");
     let (ok, tiled, _) = mars(&["inspect", &path, "--tile"]);
-    assert!(
-        ok && tiled.starts_with("tiling paused: 2 chunks must run"),
-        "{tiled}"
-    );
+    assert!(ok && tiled.starts_with("tiling paused: 2 chunks must run"), "{tiled}");
 }
 
 #[test]
@@ -128,31 +97,18 @@ fn run_writes_npy() {
     let (ok, summary, err) = mars(&["run", &path, "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(
-        summary.contains("shape=(4,) dtype=float64")
-            && summary.contains("out.npy")
-            && summary.contains("ran "),
+        summary.contains("shape=(4,) dtype=float64") && summary.contains("out.npy") && summary.contains("ran "),
         "{summary}"
     );
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
-    assert!(
-        header.contains("'descr': '<f8'") && header.contains("'shape': (4,)"),
-        "{header}"
-    );
+    assert!(header.contains("'descr': '<f8'") && header.contains("'shape': (4,)"), "{header}");
     assert_eq!((10 + hlen) % 64, 0);
-    let values: Vec<f64> = bytes[10 + hlen..]
-        .chunks(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let values: Vec<f64> = bytes[10 + hlen..].chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
     let sess = mars::new_session().unwrap();
-    let expect = t
-        .execute_in(&sess)
-        .unwrap()
-        .fetch_in(&sess)
-        .unwrap()
-        .to_f64_vec();
+    let expect = t.execute_in(&sess).unwrap().fetch_in(&sess).unwrap().to_f64_vec();
     assert_eq!(values, expect);
 }
 
@@ -167,24 +123,14 @@ fn bad(name: &str, content: &str) -> String {
 
 #[test]
 fn bad_inputs_are_clear_errors() {
-    let err = bad(
-        "malformed",
-        "{\"format\": \"mars-tileable-graph/1\",\n  \"nodes\": [\n    {\"key\": }",
-    );
+    let err = bad("malformed", "{\"format\": \"mars-tileable-graph/1\",\n  \"nodes\": [\n    {\"key\": }");
     assert!(err.contains("line 3 column"), "{err}");
-    let err = bad(
-        "version",
-        "{\"format\": \"mars-tileable-graph/9\", \"nodes\": []}",
-    );
-    assert!(
-        err.contains("unsupported graph format \"mars-tileable-graph/9\""),
-        "{err}"
-    );
+    let err = bad("version", "{\"format\": \"mars-tileable-graph/9\", \"nodes\": []}");
+    assert!(err.contains("unsupported graph format \"mars-tileable-graph/9\""), "{err}");
 
     // a real graph, then broken in different ways
     let path = saved("base", &sample());
-    let good: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let good: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut unknown_op = good.clone();
     unknown_op["nodes"][0]["op"] = serde_json::json!({"Tensor": {"Frobnicate": {}}});
     let err = bad("unknown_op", &unknown_op.to_string());
@@ -192,10 +138,7 @@ fn bad_inputs_are_clear_errors() {
     let mut dangling = good.clone();
     dangling["nodes"][1]["inputs"] = serde_json::json!([42]);
     let err = bad("dangling", &dangling.to_string());
-    assert!(
-        err.contains("refers to input #42, which is missing"),
-        "{err}"
-    );
+    assert!(err.contains("refers to input #42, which is missing"), "{err}");
     let mut cycle = good.clone();
     cycle["nodes"][0]["inputs"] = serde_json::json!([1]);
     let err = bad("cycle", &cycle.to_string());
@@ -206,10 +149,7 @@ fn bad_inputs_are_clear_errors() {
     assert!(err.contains("is not a node of the graph"), "{err}");
 
     let (ok, _, err) = mars(&["inspect", "/nonexistent/graph.json"]);
-    assert!(
-        !ok && err.contains("cannot read /nonexistent/graph.json"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("cannot read /nonexistent/graph.json"), "{err}");
     let (ok, _, err) = mars(&["run", "/nonexistent/graph.json"]);
     assert!(!ok && err.contains("cannot read"), "{err}");
 }

@@ -28,10 +28,7 @@ fn seed_dataframe_prints_like_pandas() -> Result<()> {
 fn seed_default_session_execute_and_fetch() -> Result<()> {
     let t = mt::ones(&[3, 2]).rechunk(2) + 1.0;
     let v = t.execute()?.fetch()?;
-    assert_eq!(
-        v.to_string(),
-        "array([[2., 2.],\n       [2., 2.],\n       [2., 2.]])"
-    );
+    assert_eq!(v.to_string(), "array([[2., 2.],\n       [2., 2.],\n       [2., 2.]])");
     // the default session holds it; a fresh session does not
     let other = mars::new_session()?;
     let err = t.fetch_in(&other).unwrap_err();
@@ -46,10 +43,7 @@ fn seed_as_default_routes_execute() -> Result<()> {
     let t = mt::arange(0.0, 5.0, 1.0);
     t.execute()?;
     assert!(sess.holds(&t));
-    assert_eq!(
-        f64s(t.fetch_in(&sess)?),
-        arr1(&[0.0, 1.0, 2.0, 3.0, 4.0]).into_dyn()
-    );
+    assert_eq!(f64s(t.fetch_in(&sess)?), arr1(&[0.0, 1.0, 2.0, 3.0, 4.0]).into_dyn());
     assert_eq!(Session::default_or_local()?.id(), sess.id());
     Ok(())
 }
@@ -59,10 +53,7 @@ fn seed_random_tensor_prints_like_numpy() -> Result<()> {
     let sess = mars::new_session()?;
     let t = mt::random::RandomState::new(0).rand(&[2, 2]);
     let text = t.execute_in(&sess)?.fetch_in(&sess)?.to_string();
-    assert!(
-        text.starts_with("array([[0.") && text.ends_with("]])") && text.contains(",\n       [0."),
-        "{text}"
-    );
+    assert!(text.starts_with("array([[0.") && text.ends_with("]])") && text.contains(",\n       [0."), "{text}");
     Ok(())
 }
 
@@ -77,9 +68,7 @@ fn cluster_sessions_are_a_clear_error_until_the_cluster_lands() {
 
 #[test]
 fn executing_over_held_results_reuses_them() -> Result<()> {
-    let x = mt::random::RandomState::new(1)
-        .rand(&[40, 10])
-        .rechunk(&[10, 10]);
+    let x = mt::random::RandomState::new(1).rand(&[40, 10]).rechunk(&[10, 10]);
     let y = ((&x + 1.0) * 2.0).sum();
 
     let fresh = mars::new_session()?;
@@ -91,10 +80,7 @@ fn executing_over_held_results_reuses_them() -> Result<()> {
     let before = warm_sess.stats().chunks_run;
     y.execute_in(&warm_sess)?;
     let warm = warm_sess.stats().chunks_run - before;
-    assert!(
-        warm < cold,
-        "over held x ran {warm} chunks, from scratch {cold}"
-    );
+    assert!(warm < cold, "over held x ran {warm} chunks, from scratch {cold}");
     assert_eq!(f64s(y.fetch_in(&fresh)?), f64s(y.fetch_in(&warm_sess)?));
     // executing again is free
     let again = warm_sess.stats().chunks_run;
@@ -105,9 +91,7 @@ fn executing_over_held_results_reuses_them() -> Result<()> {
 
 #[test]
 fn session_execute_runs_shared_parts_once() -> Result<()> {
-    let x = mt::random::RandomState::new(2)
-        .rand(&[30, 4])
-        .rechunk(&[10, 4]);
+    let x = mt::random::RandomState::new(2).rand(&[30, 4]).rechunk(&[10, 4]);
     let (a, b) = (x.sum(), x.mean_axis(0));
     let together = mars::new_session()?;
     together.execute(&[&a, &b])?;
@@ -122,20 +106,13 @@ fn session_execute_runs_shared_parts_once() -> Result<()> {
 #[test]
 fn dropping_the_last_handle_releases_chunks() -> Result<()> {
     let sess = mars::new_session()?;
-    let x = mt::random::RandomState::new(3)
-        .rand(&[100, 10])
-        .rechunk(&[10, 10])
-        * 3.0;
+    let x = mt::random::RandomState::new(3).rand(&[100, 10]).rechunk(&[10, 10]) * 3.0;
     x.execute_in(&sess)?;
     assert_eq!(sess.stats().chunks_held, 10);
     // identical chunks share one key and one copy
     let same = mars::new_session()?;
     (mt::ones(&[100, 10]).rechunk(&[10, 10]) * 3.0).execute_in(&same)?;
-    assert_eq!(
-        same.stats().chunks_held,
-        0,
-        "a temporary's result is released when its handle drops"
-    );
+    assert_eq!(same.stats().chunks_held, 0, "a temporary's result is released when its handle drops");
     assert_eq!(sess.stats().bytes_held, 100 * 10 * 8);
     let y = x.sum();
     y.execute_in(&sess)?;
@@ -145,11 +122,7 @@ fn dropping_the_last_handle_releases_chunks() -> Result<()> {
     drop(x);
     assert_eq!(sess.stats().chunks_held, 11, "a clone still holds x");
     drop(x2);
-    assert_eq!(
-        sess.stats().chunks_held,
-        11,
-        "y's expression still references x"
-    );
+    assert_eq!(sess.stats().chunks_held, 11, "y's expression still references x");
     drop(y);
     assert_eq!(sess.stats().chunks_held, 0);
     assert_eq!(sess.stats().results_held, 0);
@@ -176,10 +149,7 @@ fn unknown_lengths_become_known_by_executing() -> Result<()> {
     assert_eq!(f.shape(), vec![None]);
     // ops that need lengths resume tiling after the filter ran
     let g = f.reshape(&[5, 1]).sum_axis(1);
-    assert_eq!(
-        f64s(g.execute_in(&sess)?.fetch_in(&sess)?),
-        arr1(&[5.0, 6.0, 7.0, 8.0, 9.0]).into_dyn()
-    );
+    assert_eq!(f64s(g.execute_in(&sess)?.fetch_in(&sess)?), arr1(&[5.0, 6.0, 7.0, 8.0, 9.0]).into_dyn());
     f.execute_in(&sess)?;
     assert_eq!(f.shape(), vec![Some(5)]);
     Ok(())
@@ -195,10 +165,7 @@ fn keys_are_content_addressed() {
     assert_ne!(mt::random::rand(&[3]).key(), mt::random::rand(&[3]).key());
     let rs = mt::random::RandomState::new(5);
     assert_ne!(rs.rand(&[3]).key(), rs.rand(&[3]).key());
-    assert_eq!(
-        mt::random::RandomState::new(5).rand(&[3]).key(),
-        mt::random::RandomState::new(5).rand(&[3]).key()
-    );
+    assert_eq!(mt::random::RandomState::new(5).rand(&[3]).key(), mt::random::RandomState::new(5).rand(&[3]).key());
 }
 
 // ---- bad input -------------------------------------------------------------
@@ -218,28 +185,12 @@ fn bad_shapes_are_clear_errors() {
         exec_err(&mt::ones(&[3, 4]).dot(&mt::ones(&[5, 2]))),
         "shapes (3, 4) and (5, 2) not aligned: 4 (dim 1) != 5 (dim 0)"
     );
-    assert_eq!(
-        exec_err(&mt::ones(&[3, 4]).reshape(&[5])),
-        "cannot reshape array of size 12 into shape (5,)"
-    );
-    assert_eq!(
-        exec_err(&mt::ones(&[3, 4]).sum_axis(2)),
-        "axis 2 is out of bounds for array of dimension 2"
-    );
-    assert_eq!(
-        exec_err(&mt::ones(&[5]).slice(s![..10])),
-        "slice end 10 is out of bounds for axis 0 with size 5"
-    );
-    assert_eq!(
-        exec_err(&mt::ones(&[5, 2]).slice(s![7, ..])),
-        "index 7 is out of bounds for axis 0 with size 5"
-    );
+    assert_eq!(exec_err(&mt::ones(&[3, 4]).reshape(&[5])), "cannot reshape array of size 12 into shape (5,)");
+    assert_eq!(exec_err(&mt::ones(&[3, 4]).sum_axis(2)), "axis 2 is out of bounds for array of dimension 2");
+    assert_eq!(exec_err(&mt::ones(&[5]).slice(s![..10])), "slice end 10 is out of bounds for axis 0 with size 5");
+    assert_eq!(exec_err(&mt::ones(&[5, 2]).slice(s![7, ..])), "index 7 is out of bounds for axis 0 with size 5");
     assert!(exec_err(&mt::ones(&[4]).filter(&mt::ones(&[4]))).contains("bool mask, got float64"));
-    assert!(exec_err(&mt::concatenate(
-        &[&mt::ones(&[2, 3]), &mt::ones(&[2, 4])],
-        0
-    ))
-    .contains("(2, 3) and (2, 4)"));
+    assert!(exec_err(&mt::concatenate(&[&mt::ones(&[2, 3]), &mt::ones(&[2, 4])], 0)).contains("(2, 3) and (2, 4)"));
     // errors propagate through later ops
     assert!(exec_err(&(mt::ones(&[3, 2]) + mt::ones(&[4])).sum()).contains("(3, 2) (4,)"));
 }
@@ -247,23 +198,13 @@ fn bad_shapes_are_clear_errors() {
 #[test]
 fn ragged_rows_and_wrong_dtypes_are_errors() -> Result<()> {
     let err = md::DataFrame::from_rows(vec![vec![1, 2], vec![3]]).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("row 1 has 1 values but row 0 has 2"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("row 1 has 1 values but row 0 has 2"), "{err}");
     let sess = mars::new_session()?;
     let t = mt::tensor(arr2(&[[1i64, 2], [3, 4]]));
     let data = t.execute_in(&sess)?.fetch_in(&sess)?;
     let err = ArrayD::<f64>::try_from(data.clone()).unwrap_err();
-    assert!(
-        err.to_string().contains("int64") && err.to_string().contains("float64"),
-        "{err}"
-    );
-    assert_eq!(
-        ArrayD::<i64>::try_from(data).map_err(Error::Ir)?,
-        arr2(&[[1i64, 2], [3, 4]]).into_dyn()
-    );
+    assert!(err.to_string().contains("int64") && err.to_string().contains("float64"), "{err}");
+    assert_eq!(ArrayD::<i64>::try_from(data).map_err(Error::Ir)?, arr2(&[[1i64, 2], [3, 4]]).into_dyn());
     Ok(())
 }
 
@@ -272,14 +213,9 @@ fn kernel_errors_name_the_op_and_keep_what_is_held() -> Result<()> {
     let sess = mars::new_session()?;
     let held = mt::ones(&[6]).rechunk(2) * 5.0;
     held.execute_in(&sess)?;
-    let err = mt::zeros(&[0])
-        .min()
-        .execute_in(&sess)
-        .unwrap_err()
-        .to_string();
+    let err = mt::zeros(&[0]).min().execute_in(&sess).unwrap_err().to_string();
     assert!(
-        err.contains("ReduceCombine min")
-            && err.contains("zero-size array to reduction operation minimum"),
+        err.contains("ReduceCombine min") && err.contains("zero-size array to reduction operation minimum"),
         "{err}"
     );
     let a = mt::arange(0.0, 6.0, 1.0).rechunk(2);

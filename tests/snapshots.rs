@@ -26,10 +26,7 @@ fn tileable_graph_with_rechunk_folded_into_source() {
 #[test]
 fn creation_chunks_by_byte_budget() {
     let t = mt::ones(&[100, 100]);
-    insta::assert_snapshot!(
-        "creation_budget",
-        explain_tiled(&t, Some(8 * 100 * 40), false).unwrap()
-    );
+    insta::assert_snapshot!("creation_budget", explain_tiled(&t, Some(8 * 100 * 40), false).unwrap());
 }
 
 #[test]
@@ -37,10 +34,7 @@ fn creation_random_literal_arange() {
     insta::assert_snapshot!("creation_random", tiled(&x(&[5, 3], &[2, 3])));
     let lit = mt::tensor(arr2(&[[1i64, 2, 3], [4, 5, 6]])).rechunk(&[1, 2]);
     insta::assert_snapshot!("creation_literal", tiled(&lit));
-    insta::assert_snapshot!(
-        "creation_arange",
-        tiled(&mt::arange(0.0, 10.0, 1.0).rechunk(4))
-    );
+    insta::assert_snapshot!("creation_arange", tiled(&mt::arange(0.0, 10.0, 1.0).rechunk(4)));
 }
 
 #[test]
@@ -69,19 +63,13 @@ fn where_and_astype() {
 
 #[test]
 fn reduction_full_tree() {
-    insta::assert_snapshot!(
-        "reduction_full_tree",
-        tiled(&mt::ones(&[10]).rechunk(1).sum())
-    );
+    insta::assert_snapshot!("reduction_full_tree", tiled(&mt::ones(&[10]).rechunk(1).sum()));
 }
 
 #[test]
 fn reduction_axes() {
     insta::assert_snapshot!("reduction_axis0", tiled(&x(&[4, 6], &[2, 3]).sum_axis(0)));
-    insta::assert_snapshot!(
-        "reduction_std_axis1",
-        tiled(&x(&[4, 6], &[2, 3]).std_axis(1))
-    );
+    insta::assert_snapshot!("reduction_std_axis1", tiled(&x(&[4, 6], &[2, 3]).std_axis(1)));
     insta::assert_snapshot!("reduction_argmax", tiled(&x(&[4, 6], &[2, 3]).argmax()));
 }
 
@@ -94,27 +82,18 @@ fn dot_block_products() {
 #[test]
 fn transpose_and_reshape() {
     insta::assert_snapshot!("transpose", tiled(&x(&[4, 2], &[2, 2]).t()));
-    insta::assert_snapshot!(
-        "reshape_across_chunks",
-        tiled(&x(&[6, 4], &[4, 4]).reshape(&[4, 6]))
-    );
+    insta::assert_snapshot!("reshape_across_chunks", tiled(&x(&[6, 4], &[4, 4]).reshape(&[4, 6])));
 }
 
 #[test]
 fn slice_with_steps() {
-    insta::assert_snapshot!(
-        "slice",
-        tiled(&x(&[6, 4], &[4, 3]).slice(s![1..6;2, ..;-1]))
-    );
+    insta::assert_snapshot!("slice", tiled(&x(&[6, 4], &[4, 3]).slice(s![1..6;2, ..;-1])));
     insta::assert_snapshot!("slice_index", tiled(&x(&[6, 4], &[4, 3]).slice(s![5, 1..])));
 }
 
 #[test]
 fn concatenate_reuses_chunks() {
-    let t = mt::concatenate(
-        &[&x(&[2, 4], &[2, 2]), &mt::ones(&[3, 4]).rechunk(&[3, 4])],
-        0,
-    );
+    let t = mt::concatenate(&[&x(&[2, 4], &[2, 2]), &mt::ones(&[3, 4]).rechunk(&[3, 4])], 0);
     insta::assert_snapshot!("concatenate", tiled(&t));
 }
 

@@ -11,10 +11,7 @@ use std::time::Instant;
 fn main() -> mars::Result<()> {
     // md.DataFrame([[1, 2], [3, 4]]).execute()
     let df = md::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4]])?;
-    println!(
-        ">>> md.DataFrame([[1, 2], [3, 4]]).execute().fetch()\n{}\n",
-        df.execute()?.fetch()?
-    );
+    println!(">>> md.DataFrame([[1, 2], [3, 4]]).execute().fetch()\n{}\n", df.execute()?.fetch()?);
 
     // an explicit session, as with new_session() in Mars
     let sess = mars::new_session()?;
@@ -25,15 +22,10 @@ fn main() -> mars::Result<()> {
     );
 
     let other = mars::new_session()?;
-    println!(
-        ">>> t.fetch(session=other)\nError: {}\n",
-        t.fetch_in(&other).unwrap_err()
-    );
+    println!(">>> t.fetch(session=other)\nError: {}\n", t.fetch_in(&other).unwrap_err());
 
     // the plan is explicit: the tileable graph, lazily built
-    let x = mt::random::RandomState::new(0)
-        .rand(&[20_000, 5_000])
-        .rechunk(&[2_000, 5_000]);
+    let x = mt::random::RandomState::new(0).rand(&[20_000, 5_000]).rechunk(&[2_000, 5_000]);
     let y = ((&x + 1.0) * 2.0).sum();
     println!(">>> y.explain()\n{}", y.explain());
 
@@ -41,10 +33,7 @@ fn main() -> mars::Result<()> {
     let v = y.execute_in(&sess)?.fetch_in(&sess)?;
     let secs = start.elapsed().as_secs_f64();
     println!("((x + 1) * 2).sum() over 20000x5000 float64 (800 MB, 10 chunks) = {v}");
-    println!(
-        "  generated and reduced in {secs:.3} s ({:.2} GB/s of float64)\n",
-        0.8 / secs
-    );
+    println!("  generated and reduced in {secs:.3} s ({:.2} GB/s of float64)\n", 0.8 / secs);
 
     // hold x, then compute over it: x's chunks are reused, not regenerated
     let start = Instant::now();
@@ -55,11 +44,7 @@ fn main() -> mars::Result<()> {
     let s = x.std_axis(1).execute_in(&sess)?.fetch_in(&sess)?;
     let over_held = start.elapsed().as_secs_f64();
     println!("x held in {gen:.3} s; mean(axis 0) and std(axis 1) over held x in {over_held:.3} s");
-    println!(
-        "  mean[..3] = {:?}, std[..3] = {:?}",
-        &m.to_f64_vec()[..3],
-        &s.to_f64_vec()[..3]
-    );
+    println!("  mean[..3] = {:?}, std[..3] = {:?}", &m.to_f64_vec()[..3], &s.to_f64_vec()[..3]);
     let stats = sess.stats();
     println!(
         "  session: {} chunks run, {} chunks ({} MB) held",

@@ -57,34 +57,21 @@ impl DataFrameData {
 
 impl std::fmt::Display for DataFrameData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::frame_display::format_frame(
-            &self.batch,
-            self.index_columns,
-        ))
+        f.write_str(&crate::frame_display::format_frame(&self.batch, self.index_columns))
     }
 }
 
 fn from_batch(batch: &RecordBatch, rows_per_chunk: Option<usize>) -> Result<DataFrame> {
     let columns = batch_columns(batch)?;
     let ipc = batch_to_ipc(batch)?;
-    let op = Op::Frame(FrameOp::FromBatch {
-        ipc,
-        rows_per_chunk,
-    });
+    let op = Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk });
     // the key hashes the data itself (the IPC bytes), not a huge serialised op
     let key = match &op {
-        Op::Frame(FrameOp::FromBatch { ipc, .. }) => {
-            Key::of(&("FromBatch", rows_per_chunk, Key::of_bytes(ipc)), &[])
-        }
+        Op::Frame(FrameOp::FromBatch { ipc, .. }) => Key::of(&("FromBatch", rows_per_chunk, Key::of_bytes(ipc)), &[]),
         _ => Key::of(&op, &[]),
     };
-    let meta = Meta::Frame {
-        columns,
-        nrows: Dim::Known(batch.num_rows()),
-    };
-    Ok(DataFrame {
-        node: Node::with_meta(key, op, vec![], Ok(meta)),
-    })
+    let meta = Meta::Frame { columns, nrows: Dim::Known(batch.num_rows()) };
+    Ok(DataFrame { node: Node::with_meta(key, op, vec![], Ok(meta)) })
 }
 
 impl DataFrame {
@@ -99,16 +86,10 @@ impl DataFrame {
         }
         let cols: Vec<(String, ArrayRef)> = (0..ncols)
             .map(|c| {
-                (
-                    c.to_string(),
-                    Arc::new(Int64Array::from(
-                        rows.iter().map(|r| r[c]).collect::<Vec<_>>(),
-                    )) as ArrayRef,
-                )
+                (c.to_string(), Arc::new(Int64Array::from(rows.iter().map(|r| r[c]).collect::<Vec<_>>())) as ArrayRef)
             })
             .collect();
-        let refs: Vec<(&str, ArrayRef)> =
-            cols.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+        let refs: Vec<(&str, ArrayRef)> = cols.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
         Self::from_columns(refs)
     }
 
@@ -118,14 +99,9 @@ impl DataFrame {
         match from_batch(&batch, None) {
             Ok(df) => df,
             Err(e) => {
-                let op = Op::Frame(FrameOp::FromBatch {
-                    ipc: vec![],
-                    rows_per_chunk: None,
-                });
+                let op = Op::Frame(FrameOp::FromBatch { ipc: vec![], rows_per_chunk: None });
                 let key = Key::of(&(e.to_string(), &op), &[]);
-                DataFrame {
-                    node: Node::with_meta(key, op, vec![], Err(e)),
-                }
+                DataFrame { node: Node::with_meta(key, op, vec![], Err(e)) }
             }
         }
     }
@@ -139,13 +115,11 @@ impl DataFrame {
                 cols[0].0
             )));
         }
-        let fields: Vec<Field> = cols
-            .iter()
-            .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0))
-            .collect();
+        let fields: Vec<Field> =
+            cols.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0)).collect();
         let arrays: Vec<ArrayRef> = cols.iter().map(|(_, a)| a.clone()).collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let batch =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| Error::Invalid(e.to_string()))?;
         from_batch(&batch, None)
     }
 
@@ -180,13 +154,8 @@ impl DataFrame {
     }
     pub fn fetch_in(&self, session: &Session) -> Result<DataFrameData> {
         match session.fetch_node(&self.node)? {
-            ChunkData::Frame(batch) => Ok(DataFrameData {
-                batch,
-                index_columns: 0,
-            }),
-            other => Err(Error::Invalid(format!(
-                "expected a dataframe result, got {other:?}"
-            ))),
+            ChunkData::Frame(batch) => Ok(DataFrameData { batch, index_columns: 0 }),
+            other => Err(Error::Invalid(format!("expected a dataframe result, got {other:?}"))),
         }
     }
 }

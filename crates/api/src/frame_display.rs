@@ -32,38 +32,20 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
     let names: Vec<String> = schema.fields().iter().map(|f| escape(f.name())).collect();
     let (index_names, labels) = names.split_at(k);
     let truncated_v = nrows > MAX_ROWS;
-    let rows: Vec<usize> = if truncated_v {
-        (0..MIN_ROWS / 2)
-            .chain(nrows - MIN_ROWS / 2..nrows)
-            .collect()
-    } else {
-        (0..nrows).collect()
-    };
+    let rows: Vec<usize> =
+        if truncated_v { (0..MIN_ROWS / 2).chain(nrows - MIN_ROWS / 2..nrows).collect() } else { (0..nrows).collect() };
     let dims = format!("\n\n[{nrows} rows x {} columns]", labels.len());
     if nrows == 0 || labels.is_empty() {
         let all: Vec<usize> = (0..nrows.min(MAX_SEQ_ITEMS + 1)).collect();
-        let index: Vec<Column> = batch.columns()[..k]
-            .iter()
-            .map(|c| Column::new(c, &all).into_pandas())
-            .collect();
+        let index: Vec<Column> = batch.columns()[..k].iter().map(|c| Column::new(c, &all).into_pandas()).collect();
         let items: Vec<String> = (0..all.len())
             .map(|r| match index.as_slice() {
                 [] => r.to_string(),
                 [one] => one.cells[r].py_str(),
-                many => format!(
-                    "({})",
-                    many.iter()
-                        .map(|c| c.cells[r].py_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                many => format!("({})", many.iter().map(|c| c.cells[r].py_str()).collect::<Vec<_>>().join(", ")),
             })
             .collect();
-        let text = format!(
-            "Empty DataFrame\nColumns: {}\nIndex: {}",
-            seq(labels),
-            seq(&items)
-        );
+        let text = format!("Empty DataFrame\nColumns: {}\nIndex: {}", seq(labels), seq(&items));
         return if truncated_v { text + &dims } else { text };
     }
     let show_names = index_names.iter().any(|n| !n.is_empty());
@@ -73,9 +55,7 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
         vec![rows.iter().map(|r| r.to_string()).collect()]
     } else {
         let index = batch.columns()[..k].iter();
-        index
-            .map(|full| Column::new(full, &rows).format_index(k > 1, full))
-            .collect()
+        index.map(|full| Column::new(full, &rows).format_index(k > 1, full)).collect()
     };
     if k > 1 {
         sparsify(&mut levels);
@@ -84,35 +64,18 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
         .into_iter()
         .enumerate()
         .map(|(i, lvl)| {
-            let mut v = if show_names {
-                vec![index_names[i].clone()]
-            } else {
-                vec![]
-            };
+            let mut v = if show_names { vec![index_names[i].clone()] } else { vec![] };
             v.extend(lvl);
             fixed_width(v, false, 0).0
         })
         .collect();
-    let mut strcols = vec![std::iter::once(String::new())
-        .chain(adjoin(&levels))
-        .collect::<Vec<_>>()];
+    let mut strcols = vec![std::iter::once(String::new()).chain(adjoin(&levels)).collect::<Vec<_>>()];
 
-    let int_labels = labels
-        .iter()
-        .all(|l| l.parse::<i64>().is_ok_and(|v| v.to_string() == *l));
+    let int_labels = labels.iter().all(|l| l.parse::<i64>().is_ok_and(|v| v.to_string() == *l));
     let labels = if int_labels {
         trim_front(
             fixed_width(
-                labels
-                    .iter()
-                    .map(|l| {
-                        if l.starts_with('-') {
-                            l.clone()
-                        } else {
-                            format!(" {l}")
-                        }
-                    })
-                    .collect(),
+                labels.iter().map(|l| if l.starts_with('-') { l.clone() } else { format!(" {l}") }).collect(),
                 false,
                 0,
             )
@@ -131,13 +94,7 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
         let header_width = header.iter().map(|h| len(h)).max().unwrap_or(0);
         let (values, max_len) = fixed_width(values, true, header_width);
         let max_len = max_len.max(header_width);
-        strcols.push(
-            header
-                .iter()
-                .map(|h| rjust(h, max_len))
-                .chain(values)
-                .collect(),
-        );
+        strcols.push(header.iter().map(|h| rjust(h, max_len)).chain(values).collect());
     }
 
     if truncated_v {
@@ -145,14 +102,7 @@ pub(crate) fn format_frame(batch: &RecordBatch, index_columns: usize) -> String 
         for (i, col) in strcols.iter_mut().enumerate() {
             let w = col.get(MIN_ROWS / 2).map_or(0, |s| len(s));
             let dots = if w > 3 { "..." } else { ".." };
-            col.insert(
-                at.min(col.len()),
-                if i == 0 {
-                    ljust(dots, w)
-                } else {
-                    rjust(dots, w)
-                },
-            );
+            col.insert(at.min(col.len()), if i == 0 { ljust(dots, w) } else { rjust(dots, w) });
         }
     }
     let (text, truncated_h) = fit_to_width(strcols);
@@ -205,18 +155,13 @@ impl Column {
         };
         let (col, rows) = (&col, rows.as_slice());
         let cells = |f: &dyn Fn(usize) -> Cell| -> Vec<Cell> {
-            rows.iter()
-                .map(|&r| if col.is_valid(r) { f(r) } else { Cell::Null })
-                .collect()
+            rows.iter().map(|&r| if col.is_valid(r) { f(r) } else { Cell::Null }).collect()
         };
         let as_i64 = || cast(col, &DataType::Int64).ok();
         let time = |factor: i128| {
             let a = as_i64()?;
             let a = a.as_primitive_opt::<Int64Type>()?;
-            Some((
-                Kind::Time,
-                cells(&|r| Cell::Time(i128::from(a.value(r)) * factor)),
-            ))
+            Some((Kind::Time, cells(&|r| Cell::Time(i128::from(a.value(r)) * factor))))
         };
         use DataType::*;
         let converted: Option<(Kind, Vec<Cell>)> = match col.data_type() {
@@ -224,27 +169,19 @@ impl Column {
                 let a = a.as_primitive_opt::<Int64Type>()?;
                 Some((Kind::Int, cells(&|r| Cell::Int(a.value(r).into()))))
             }),
-            UInt64 => (col.as_primitive_opt::<UInt64Type>())
-                .map(|a| (Kind::Int, cells(&|r| Cell::Int(a.value(r).into())))),
+            UInt64 => {
+                (col.as_primitive_opt::<UInt64Type>()).map(|a| (Kind::Int, cells(&|r| Cell::Int(a.value(r).into()))))
+            }
             dt @ (Float16 | Float32 | Float64) => {
-                let kind = if *dt == Float64 {
-                    Kind::Float
-                } else {
-                    Kind::Float32
-                };
+                let kind = if *dt == Float64 { Kind::Float } else { Kind::Float32 };
                 cast(col, &Float64).ok().and_then(|a| {
                     let a = a.as_primitive_opt::<Float64Type>()?;
-                    let nan_is_null = |r: usize| {
-                        Some(a.value(r))
-                            .filter(|v| !v.is_nan())
-                            .map_or(Cell::Null, Cell::Float)
-                    };
+                    let nan_is_null =
+                        |r: usize| Some(a.value(r)).filter(|v| !v.is_nan()).map_or(Cell::Null, Cell::Float);
                     Some((kind, cells(&nan_is_null)))
                 })
             }
-            Boolean => col
-                .as_boolean_opt()
-                .map(|a| (Kind::Bool, cells(&|r| Cell::Bool(a.value(r))))),
+            Boolean => col.as_boolean_opt().map(|a| (Kind::Bool, cells(&|r| Cell::Bool(a.value(r))))),
             Utf8 | LargeUtf8 | Utf8View => cast(col, &Utf8).ok().and_then(|a| {
                 let a = a.as_string_opt::<i32>()?;
                 Some((Kind::Str, cells(&|r| Cell::Text(escape(a.value(r))))))
@@ -261,28 +198,14 @@ impl Column {
             let opts = FormatOptions::default();
             let fmt = ArrayFormatter::try_new(col.as_ref(), &opts).ok();
             let text = |r: usize| {
-                fmt.as_ref().map_or_else(String::new, |f| {
-                    escape(&f.value(r).try_to_string().unwrap_or_default())
-                })
+                fmt.as_ref().map_or_else(String::new, |f| escape(&f.value(r).try_to_string().unwrap_or_default()))
             };
             (
                 Kind::Object,
-                rows.iter()
-                    .map(|&r| {
-                        Cell::Text(if col.is_valid(r) {
-                            text(r)
-                        } else {
-                            "None".into()
-                        })
-                    })
-                    .collect(),
+                rows.iter().map(|&r| Cell::Text(if col.is_valid(r) { text(r) } else { "None".into() })).collect(),
             )
         });
-        Column {
-            kind,
-            has_nulls,
-            cells,
-        }
+        Column { kind, has_nulls, cells }
     }
 
     /// The numpy dtype pandas gives a column with nulls: int -> float64, bool -> object.
@@ -292,24 +215,11 @@ impl Column {
                 let cells = self
                     .cells
                     .into_iter()
-                    .map(|c| {
-                        if let Cell::Int(v) = c {
-                            Cell::Float(v as f64)
-                        } else {
-                            c
-                        }
-                    })
+                    .map(|c| if let Cell::Int(v) = c { Cell::Float(v as f64) } else { c })
                     .collect();
-                Column {
-                    kind: Kind::Float,
-                    has_nulls: true,
-                    cells,
-                }
+                Column { kind: Kind::Float, has_nulls: true, cells }
             }
-            (Kind::Bool, true) => Column {
-                kind: Kind::Object,
-                ..self
-            },
+            (Kind::Bool, true) => Column { kind: Kind::Object, ..self },
             _ => self,
         }
     }
@@ -319,31 +229,13 @@ impl Column {
     fn format_values(&self) -> (Vec<String>, bool) {
         match self.kind {
             Kind::Int => (self.cells.iter().map(Cell::py_int).collect(), true),
-            Kind::Float | Kind::Float32 => (
-                float_strings(&self.cells, "NaN", self.kind == Kind::Float32),
-                true,
-            ),
-            Kind::Bool => (
-                self.cells
-                    .iter()
-                    .map(|c| format!(" {}", c.py_str()))
-                    .collect(),
-                true,
-            ),
+            Kind::Float | Kind::Float32 => (float_strings(&self.cells, "NaN", self.kind == Kind::Float32), true),
+            Kind::Bool => (self.cells.iter().map(|c| format!(" {}", c.py_str())).collect(), true),
             Kind::Time => (time_strings(&self.cells), false),
             Kind::Str | Kind::Object => (
                 self.cells
                     .iter()
-                    .map(|c| {
-                        format!(
-                            " {}",
-                            if *c == Cell::Null {
-                                "NaN".into()
-                            } else {
-                                c.py_str()
-                            }
-                        )
-                    })
+                    .map(|c| format!(" {}", if *c == Cell::Null { "NaN".into() } else { c.py_str() }))
                     .collect(),
                 false,
             ),
@@ -353,22 +245,13 @@ impl Column {
     /// `Index._format_flat` of this column as an index level; a MultiIndex level
     /// shows missing keys as `NaN` (`nan` for strings, `NaT` for times).
     fn format_index(&self, multi: bool, full: &ArrayRef) -> Vec<String> {
-        let mut col = Column {
-            kind: self.kind,
-            has_nulls: self.has_nulls,
-            cells: self.cells.clone(),
-        }
-        .into_pandas();
+        let mut col = Column { kind: self.kind, has_nulls: self.has_nulls, cells: self.cells.clone() }.into_pandas();
         let is_zero = |c: &Cell| matches!(c, Cell::Float(v) if *v == 0.0);
         if multi && col.cells.iter().any(|c| *c == Cell::Null || is_zero(c)) {
             let all = Column::new(full, &(0..full.len()).collect::<Vec<_>>()).into_pandas();
             // a level holds one zero, signed like the first one in the column
             if let Some(zero) = all.cells.iter().find(|c| is_zero(c)) {
-                col.cells = col
-                    .cells
-                    .into_iter()
-                    .map(|c| if is_zero(&c) { zero.clone() } else { c })
-                    .collect();
+                col.cells = col.cells.into_iter().map(|c| if is_zero(&c) { zero.clone() } else { c }).collect();
             }
             // pandas formats `level.take(codes)`, where a missing key's code -1 takes the
             // level's last (largest) value; that value still counts for widths and format
@@ -377,45 +260,17 @@ impl Column {
                 (Cell::Time(x), Cell::Time(y)) => x.cmp(y),
                 _ => std::cmp::Ordering::Equal,
             };
-            if let Some(fill) = all
-                .cells
-                .iter()
-                .filter(|c| **c != Cell::Null)
-                .max_by(largest)
-                .cloned()
-            {
-                col.cells = col
-                    .cells
-                    .into_iter()
-                    .map(|c| if c == Cell::Null { fill.clone() } else { c })
-                    .collect();
+            if let Some(fill) = all.cells.iter().filter(|c| **c != Cell::Null).max_by(largest).cloned() {
+                col.cells = col.cells.into_iter().map(|c| if c == Cell::Null { fill.clone() } else { c }).collect();
             }
         }
-        let spaced = |c: &Cell| {
-            format!(
-                " {}",
-                if *c == Cell::Null {
-                    "NaN".into()
-                } else {
-                    c.py_str()
-                }
-            )
-        };
+        let spaced = |c: &Cell| format!(" {}", if *c == Cell::Null { "NaN".into() } else { c.py_str() });
         let out = match col.kind {
-            Kind::Int => {
-                trim_front(fixed_width(col.cells.iter().map(Cell::py_int).collect(), false, 0).0)
+            Kind::Int => trim_front(fixed_width(col.cells.iter().map(Cell::py_int).collect(), false, 0).0),
+            Kind::Float | Kind::Float32 => {
+                trim_front(fixed_width(float_strings(&col.cells, " NaN", col.kind == Kind::Float32), false, 0).0)
             }
-            Kind::Float | Kind::Float32 => trim_front(
-                fixed_width(
-                    float_strings(&col.cells, " NaN", col.kind == Kind::Float32),
-                    false,
-                    0,
-                )
-                .0,
-            ),
-            Kind::Bool => {
-                trim_front(fixed_width(col.cells.iter().map(spaced).collect(), false, 0).0)
-            }
+            Kind::Bool => trim_front(fixed_width(col.cells.iter().map(spaced).collect(), false, 0).0),
             Kind::Str | Kind::Object => trim_front(col.cells.iter().map(spaced).collect()),
             Kind::Time => time_strings(&col.cells),
         };
@@ -426,13 +281,7 @@ impl Column {
         };
         out.into_iter()
             .zip(&self.cells)
-            .map(|(s, c)| {
-                if multi && *c == Cell::Null {
-                    na.to_string()
-                } else {
-                    s
-                }
-            })
+            .map(|(s, c)| if multi && *c == Cell::Null { na.to_string() } else { s })
             .collect()
     }
 }
@@ -463,16 +312,8 @@ impl Cell {
 /// `FloatArrayFormatter`: `{: .6f}`, trailing zeros trimmed equally; `{: .6e}` when
 /// values are tiny, or huge and long.
 fn float_strings(cells: &[Cell], na: &str, is_f32: bool) -> Vec<String> {
-    let vals: Vec<Option<f64>> = cells
-        .iter()
-        .map(|c| {
-            if let Cell::Float(v) = c {
-                Some(*v).filter(|v| !v.is_nan())
-            } else {
-                None
-            }
-        })
-        .collect();
+    let vals: Vec<Option<f64>> =
+        cells.iter().map(|c| if let Cell::Float(v) = c { Some(*v).filter(|v| !v.is_nan()) } else { None }).collect();
     let render = |sci: bool| -> Vec<String> {
         vals.iter()
             .map(|v| match v {
@@ -485,11 +326,7 @@ fn float_strings(cells: &[Cell], na: &str, is_f32: bool) -> Vec<String> {
                         let s = format!("{:.*e}", PRECISION, x.abs());
                         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
                         let e: i32 = e.parse().unwrap_or(0);
-                        format!(
-                            "{sign}{m}e{}{:02}",
-                            if e < 0 { '-' } else { '+' },
-                            e.unsigned_abs()
-                        )
+                        format!("{sign}{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs())
                     } else {
                         format!("{sign}{:.*}", PRECISION, x.abs())
                     }
@@ -515,28 +352,18 @@ fn trim_zeros(mut strs: Vec<String>) -> Vec<String> {
         .map(|s| {
             let t = s.trim_start().trim_start_matches(['+', '-']);
             let (i, f) = t.split_once('.').unwrap_or(("", "x"));
-            !i.is_empty()
-                && i.bytes().all(|b| b.is_ascii_digit())
-                && f.bytes().all(|b| b.is_ascii_digit())
+            !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) && f.bytes().all(|b| b.is_ascii_digit())
         })
         .collect();
     if !is_num.contains(&true) {
         return strs;
     }
-    while strs
-        .iter()
-        .zip(&is_num)
-        .all(|(s, &n)| !n || s.ends_with('0'))
-    {
+    while strs.iter().zip(&is_num).all(|(s, &n)| !n || s.ends_with('0')) {
         for (s, _) in strs.iter_mut().zip(&is_num).filter(|(_, &n)| n) {
             s.pop();
         }
     }
-    for (s, _) in strs
-        .iter_mut()
-        .zip(&is_num)
-        .filter(|(s, &n)| n && s.ends_with('.'))
-    {
+    for (s, _) in strs.iter_mut().zip(&is_num).filter(|(s, &n)| n && s.ends_with('.')) {
         s.push('0');
     }
     strs
@@ -545,16 +372,7 @@ fn trim_zeros(mut strs: Vec<String>) -> Vec<String> {
 /// datetime64 formatting: dates only when every value is midnight, otherwise
 /// seconds with as many fraction digits (3, 6 or 9) as the values need.
 fn time_strings(cells: &[Cell]) -> Vec<String> {
-    let ns: Vec<i128> = cells
-        .iter()
-        .filter_map(|c| {
-            if let Cell::Time(v) = c {
-                Some(*v)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let ns: Vec<i128> = cells.iter().filter_map(|c| if let Cell::Time(v) = c { Some(*v) } else { None }).collect();
     let needs = |unit: i128| ns.iter().any(|v| v.rem_euclid(unit) != 0);
     let dates_only = !needs(NS_PER_DAY);
     let digits = if needs(1_000) {
@@ -568,13 +386,7 @@ fn time_strings(cells: &[Cell]) -> Vec<String> {
     };
     cells
         .iter()
-        .map(|c| {
-            if let Cell::Time(v) = c {
-                format_time(*v, digits, dates_only)
-            } else {
-                "NaT".into()
-            }
-        })
+        .map(|c| if let Cell::Time(v) = c { format_time(*v, digits, dates_only) } else { "NaT".into() })
         .collect()
 }
 
@@ -595,12 +407,7 @@ fn format_time(ns: i128, digits: usize, date_only: bool) -> String {
         return date;
     }
     let secs = rem / 1_000_000_000;
-    let mut s = format!(
-        "{date} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    let mut s = format!("{date} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
     if digits > 0 {
         let frac = format!("{:09}", rem % 1_000_000_000);
         s.push('.');
@@ -628,28 +435,18 @@ fn py_float(v: f64) -> String {
             p + ".0"
         }
     } else {
-        format!(
-            "{m}e{}{:02}",
-            if e < 0 { '-' } else { '+' },
-            e.unsigned_abs()
-        )
+        format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.unsigned_abs())
     }
 }
 
 /// `pprint_thing` escapes.
 fn escape(s: &str) -> String {
-    s.replace('\t', "\\t")
-        .replace('\r', "\\r")
-        .replace('\n', "\\n")
+    s.replace('\t', "\\t").replace('\r', "\\r").replace('\n', "\\n")
 }
 
 /// `pprint_thing` of a sequence: `[a, b, ...]`, at most 100 items.
 fn seq(items: &[String]) -> String {
-    let mut shown: Vec<&str> = items
-        .iter()
-        .take(MAX_SEQ_ITEMS)
-        .map(String::as_str)
-        .collect();
+    let mut shown: Vec<&str> = items.iter().take(MAX_SEQ_ITEMS).map(String::as_str).collect();
     if items.len() > MAX_SEQ_ITEMS {
         shown.push("...");
     }
@@ -678,10 +475,7 @@ fn fixed_width(strs: Vec<String>, right: bool, minimum: usize) -> (Vec<String>, 
         .iter()
         .map(|s| {
             let s = if len(s) > max {
-                s.chars()
-                    .take(keep)
-                    .chain("...".chars().take(max - keep))
-                    .collect()
+                s.chars().take(keep).chain("...".chars().take(max - keep)).collect()
             } else {
                 s.clone()
             };
@@ -697,14 +491,8 @@ fn fixed_width(strs: Vec<String>, right: bool, minimum: usize) -> (Vec<String>, 
 
 /// `trim_front`: remove leading spaces common to all strings.
 fn trim_front(strs: Vec<String>) -> Vec<String> {
-    let n = strs
-        .iter()
-        .map(|s| len(s) - len(s.trim_start()))
-        .min()
-        .unwrap_or(0);
-    strs.into_iter()
-        .map(|s| s.chars().skip(n).collect())
-        .collect()
+    let n = strs.iter().map(|s| len(s) - len(s.trim_start())).min().unwrap_or(0);
+    strs.into_iter().map(|s| s.chars().skip(n).collect()).collect()
 }
 
 /// `sparsify_labels`: blank a level's label when it and all outer labels repeat.
@@ -724,19 +512,12 @@ fn sparsify(levels: &mut [Vec<String>]) {
 /// `printing.adjoin(1, ...)`: every column but the last padded to its width + 1.
 fn adjoin(cols: &[Vec<String>]) -> Vec<String> {
     let nrows = cols.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = cols
-        .iter()
-        .map(|c| c.iter().map(|s| len(s)).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> = cols.iter().map(|c| c.iter().map(|s| len(s)).max().unwrap_or(0)).collect();
     (0..nrows)
         .map(|r| {
             let mut line = String::new();
             for (i, col) in cols.iter().enumerate() {
-                let w = if i + 1 < cols.len() {
-                    widths[i] + 1
-                } else {
-                    widths[i]
-                };
+                let w = if i + 1 < cols.len() { widths[i] + 1 } else { widths[i] };
                 let pad = nrows - col.len();
                 line.push_str(&ljust(if r < pad { "" } else { &col[r - pad] }, w));
             }
@@ -748,10 +529,7 @@ fn adjoin(cols: &[Vec<String>]) -> Vec<String> {
 /// `_fit_strcols_to_terminal_width`: drop middle columns (shown as `...`) until the
 /// frame fits in the terminal width. Also returns whether columns were dropped.
 fn fit_to_width(mut strcols: Vec<Vec<String>>) -> (String, bool) {
-    let mut lens: Vec<i64> = strcols
-        .iter()
-        .map(|c| c.iter().map(|s| len(s) as i64).max().unwrap_or(0))
-        .collect();
+    let mut lens: Vec<i64> = strcols.iter().map(|c| c.iter().map(|s| len(s) as i64).max().unwrap_or(0)).collect();
     let mut n = lens.len();
     let mut dif = lens.iter().sum::<i64>() + n as i64 - 1 - TERMINAL_WIDTH as i64 + 1;
     let data_cols = n - 1;
@@ -759,11 +537,7 @@ fn fit_to_width(mut strcols: Vec<Vec<String>>) -> (String, bool) {
         dif += 5;
         while dif > 0 && n > 1 {
             // Python's round(n / 2): halves go to the even neighbour
-            let mid = if n % 2 == 1 && (n / 2) % 2 == 1 {
-                n / 2 + 1
-            } else {
-                n / 2
-            };
+            let mid = if n % 2 == 1 && (n / 2) % 2 == 1 { n / 2 + 1 } else { n / 2 };
             dif -= lens.remove(mid) + 1;
             n -= 1;
         }
@@ -795,14 +569,8 @@ mod tests {
     #[test]
     fn decimals_are_objects() {
         // pd.DataFrame({'price': [Decimal('1.50'), Decimal('-22.25'), None]})
-        let d = Decimal128Array::from(vec![Some(150), Some(-2225), None])
-            .with_precision_and_scale(10, 2)
-            .unwrap();
-        check(
-            vec![("price", Arc::new(d) as ArrayRef)],
-            0,
-            "    price\n0    1.50\n1  -22.25\n2    None",
-        );
+        let d = Decimal128Array::from(vec![Some(150), Some(-2225), None]).with_precision_and_scale(10, 2).unwrap();
+        check(vec![("price", Arc::new(d) as ArrayRef)], 0, "    price\n0    1.50\n1  -22.25\n2    None");
     }
 
     #[test]
@@ -825,26 +593,11 @@ mod tests {
         // pd.DataFrame({'a': [1.5, 2.0, np.nan], 'b': ['x', 'yy', np.nan], 'c': [True, False, True], 'd': np.array(['1998-09-02', '1998-01-01', 'NaT'], dtype='datetime64[s]'), 'e': [1e7, 2.5, 3.0]})
         check(
             vec![
-                (
-                    "a",
-                    Arc::new(Float64Array::from(vec![Some(1.5), Some(2.0), None])) as ArrayRef,
-                ),
-                (
-                    "b",
-                    Arc::new(StringArray::from(vec![Some("x"), Some("yy"), None])) as ArrayRef,
-                ),
-                (
-                    "c",
-                    Arc::new(BooleanArray::from(vec![true, false, true])) as ArrayRef,
-                ),
-                (
-                    "d",
-                    Arc::new(Date32Array::from(vec![Some(10471), Some(10227), None])) as ArrayRef,
-                ),
-                (
-                    "e",
-                    Arc::new(Float64Array::from(vec![1e7, 2.5, 3.0])) as ArrayRef,
-                ),
+                ("a", Arc::new(Float64Array::from(vec![Some(1.5), Some(2.0), None])) as ArrayRef),
+                ("b", Arc::new(StringArray::from(vec![Some("x"), Some("yy"), None])) as ArrayRef),
+                ("c", Arc::new(BooleanArray::from(vec![true, false, true])) as ArrayRef),
+                ("d", Arc::new(Date32Array::from(vec![Some(10471), Some(10227), None])) as ArrayRef),
+                ("e", Arc::new(Float64Array::from(vec![1e7, 2.5, 3.0])) as ArrayRef),
             ],
             0,
             r#"     a    b      c          d           e
@@ -859,18 +612,9 @@ mod tests {
         // pd.DataFrame({'a': [1e-7, 2.0], 'b': [123456789.123, 1.0], 'c': [0.1234567, 1.0]})
         check(
             vec![
-                (
-                    "a",
-                    Arc::new(Float64Array::from(vec![1e-7, 2.0])) as ArrayRef,
-                ),
-                (
-                    "b",
-                    Arc::new(Float64Array::from(vec![123456789.123, 1.0])) as ArrayRef,
-                ),
-                (
-                    "c",
-                    Arc::new(Float64Array::from(vec![0.1234567, 1.0])) as ArrayRef,
-                ),
+                ("a", Arc::new(Float64Array::from(vec![1e-7, 2.0])) as ArrayRef),
+                ("b", Arc::new(Float64Array::from(vec![123456789.123, 1.0])) as ArrayRef),
+                ("c", Arc::new(Float64Array::from(vec![0.1234567, 1.0])) as ArrayRef),
             ],
             0,
             r#"              a             b         c
@@ -884,18 +628,9 @@ mod tests {
         // pd.DataFrame({'i': [1.0, np.nan, -3.0], 'b': [True, np.nan, False], 'n': [10, 200, 3000]})
         check(
             vec![
-                (
-                    "i",
-                    Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])) as ArrayRef,
-                ),
-                (
-                    "b",
-                    Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])) as ArrayRef,
-                ),
-                (
-                    "n",
-                    Arc::new(Int32Array::from(vec![10, 200, 3000])) as ArrayRef,
-                ),
+                ("i", Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])) as ArrayRef),
+                ("b", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])) as ArrayRef),
+                ("n", Arc::new(Int32Array::from(vec![10, 200, 3000])) as ArrayRef),
             ],
             0,
             r#"     i      b     n
@@ -911,10 +646,7 @@ mod tests {
         check(
             vec![
                 ("k", Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef),
-                (
-                    "v",
-                    Arc::new(Float64Array::from(vec![4.0, 2.0])) as ArrayRef,
-                ),
+                ("v", Arc::new(Float64Array::from(vec![4.0, 2.0])) as ArrayRef),
             ],
             1,
             r#"     v
@@ -929,15 +661,9 @@ y  2.0"#,
         // df.groupby(['k', 'j']).agg(s=('v', 'sum'), c=('v', 'count'))
         check(
             vec![
-                (
-                    "k",
-                    Arc::new(StringArray::from(vec!["x", "x", "y"])) as ArrayRef,
-                ),
+                ("k", Arc::new(StringArray::from(vec!["x", "x", "y"])) as ArrayRef),
                 ("j", Arc::new(Int64Array::from(vec![1, 2, 1])) as ArrayRef),
-                (
-                    "s",
-                    Arc::new(Float64Array::from(vec![1.0, 3.0, 2.0])) as ArrayRef,
-                ),
+                ("s", Arc::new(Float64Array::from(vec![1.0, 3.0, 2.0])) as ArrayRef),
                 ("c", Arc::new(Int64Array::from(vec![1, 1, 1])) as ArrayRef),
             ],
             2,
@@ -954,22 +680,9 @@ y 1  2.0  1"#,
         // pd.DataFrame({'a': np.arange(100), 'b': np.arange(100) / 3, 'c': ['s%d' % i for i in range(100)]})
         check(
             vec![
-                (
-                    "a",
-                    Arc::new(Int64Array::from_iter_values(0..100)) as ArrayRef,
-                ),
-                (
-                    "b",
-                    Arc::new(Float64Array::from_iter_values(
-                        (0..100).map(|i| f64::from(i) / 3.0),
-                    )) as ArrayRef,
-                ),
-                (
-                    "c",
-                    Arc::new(StringArray::from_iter_values(
-                        (0..100).map(|i| format!("s{i}")),
-                    )) as ArrayRef,
-                ),
+                ("a", Arc::new(Int64Array::from_iter_values(0..100)) as ArrayRef),
+                ("b", Arc::new(Float64Array::from_iter_values((0..100).map(|i| f64::from(i) / 3.0))) as ArrayRef),
+                ("c", Arc::new(StringArray::from_iter_values((0..100).map(|i| format!("s{i}")))) as ArrayRef),
             ],
             0,
             r#"     a          b    c
@@ -1004,86 +717,26 @@ y 1  2.0  1"#,
                 ("7", Arc::new(Int64Array::from(vec![7, 37, 67])) as ArrayRef),
                 ("8", Arc::new(Int64Array::from(vec![8, 38, 68])) as ArrayRef),
                 ("9", Arc::new(Int64Array::from(vec![9, 39, 69])) as ArrayRef),
-                (
-                    "10",
-                    Arc::new(Int64Array::from(vec![10, 40, 70])) as ArrayRef,
-                ),
-                (
-                    "11",
-                    Arc::new(Int64Array::from(vec![11, 41, 71])) as ArrayRef,
-                ),
-                (
-                    "12",
-                    Arc::new(Int64Array::from(vec![12, 42, 72])) as ArrayRef,
-                ),
-                (
-                    "13",
-                    Arc::new(Int64Array::from(vec![13, 43, 73])) as ArrayRef,
-                ),
-                (
-                    "14",
-                    Arc::new(Int64Array::from(vec![14, 44, 74])) as ArrayRef,
-                ),
-                (
-                    "15",
-                    Arc::new(Int64Array::from(vec![15, 45, 75])) as ArrayRef,
-                ),
-                (
-                    "16",
-                    Arc::new(Int64Array::from(vec![16, 46, 76])) as ArrayRef,
-                ),
-                (
-                    "17",
-                    Arc::new(Int64Array::from(vec![17, 47, 77])) as ArrayRef,
-                ),
-                (
-                    "18",
-                    Arc::new(Int64Array::from(vec![18, 48, 78])) as ArrayRef,
-                ),
-                (
-                    "19",
-                    Arc::new(Int64Array::from(vec![19, 49, 79])) as ArrayRef,
-                ),
-                (
-                    "20",
-                    Arc::new(Int64Array::from(vec![20, 50, 80])) as ArrayRef,
-                ),
-                (
-                    "21",
-                    Arc::new(Int64Array::from(vec![21, 51, 81])) as ArrayRef,
-                ),
-                (
-                    "22",
-                    Arc::new(Int64Array::from(vec![22, 52, 82])) as ArrayRef,
-                ),
-                (
-                    "23",
-                    Arc::new(Int64Array::from(vec![23, 53, 83])) as ArrayRef,
-                ),
-                (
-                    "24",
-                    Arc::new(Int64Array::from(vec![24, 54, 84])) as ArrayRef,
-                ),
-                (
-                    "25",
-                    Arc::new(Int64Array::from(vec![25, 55, 85])) as ArrayRef,
-                ),
-                (
-                    "26",
-                    Arc::new(Int64Array::from(vec![26, 56, 86])) as ArrayRef,
-                ),
-                (
-                    "27",
-                    Arc::new(Int64Array::from(vec![27, 57, 87])) as ArrayRef,
-                ),
-                (
-                    "28",
-                    Arc::new(Int64Array::from(vec![28, 58, 88])) as ArrayRef,
-                ),
-                (
-                    "29",
-                    Arc::new(Int64Array::from(vec![29, 59, 89])) as ArrayRef,
-                ),
+                ("10", Arc::new(Int64Array::from(vec![10, 40, 70])) as ArrayRef),
+                ("11", Arc::new(Int64Array::from(vec![11, 41, 71])) as ArrayRef),
+                ("12", Arc::new(Int64Array::from(vec![12, 42, 72])) as ArrayRef),
+                ("13", Arc::new(Int64Array::from(vec![13, 43, 73])) as ArrayRef),
+                ("14", Arc::new(Int64Array::from(vec![14, 44, 74])) as ArrayRef),
+                ("15", Arc::new(Int64Array::from(vec![15, 45, 75])) as ArrayRef),
+                ("16", Arc::new(Int64Array::from(vec![16, 46, 76])) as ArrayRef),
+                ("17", Arc::new(Int64Array::from(vec![17, 47, 77])) as ArrayRef),
+                ("18", Arc::new(Int64Array::from(vec![18, 48, 78])) as ArrayRef),
+                ("19", Arc::new(Int64Array::from(vec![19, 49, 79])) as ArrayRef),
+                ("20", Arc::new(Int64Array::from(vec![20, 50, 80])) as ArrayRef),
+                ("21", Arc::new(Int64Array::from(vec![21, 51, 81])) as ArrayRef),
+                ("22", Arc::new(Int64Array::from(vec![22, 52, 82])) as ArrayRef),
+                ("23", Arc::new(Int64Array::from(vec![23, 53, 83])) as ArrayRef),
+                ("24", Arc::new(Int64Array::from(vec![24, 54, 84])) as ArrayRef),
+                ("25", Arc::new(Int64Array::from(vec![25, 55, 85])) as ArrayRef),
+                ("26", Arc::new(Int64Array::from(vec![26, 56, 86])) as ArrayRef),
+                ("27", Arc::new(Int64Array::from(vec![27, 57, 87])) as ArrayRef),
+                ("28", Arc::new(Int64Array::from(vec![28, 58, 88])) as ArrayRef),
+                ("29", Arc::new(Int64Array::from(vec![29, 59, 89])) as ArrayRef),
             ],
             0,
             r#"   0   1   2   3   4   5   6   7   8   ...  21  22  23  24  25  26  27  28  29
@@ -1144,14 +797,8 @@ y 1  2.0  1"#,
         // pd.DataFrame({'a': [], 'b': []})
         check(
             vec![
-                (
-                    "a",
-                    Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef,
-                ),
-                (
-                    "b",
-                    Arc::new(StringArray::from(Vec::<&str>::new())) as ArrayRef,
-                ),
+                ("a", Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef),
+                ("b", Arc::new(StringArray::from(Vec::<&str>::new())) as ArrayRef),
             ],
             0,
             r#"Empty DataFrame

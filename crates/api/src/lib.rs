@@ -26,8 +26,7 @@ pub use mars_backends::Stats;
 pub use mars_ir::Key;
 pub use node::Tileable;
 pub use session::{
-    explain_tiled, new_cluster, new_session, new_session_at, save_graph, LocalCluster, Session,
-    SessionBuilder,
+    explain_tiled, new_cluster, new_session, new_session_at, save_graph, LocalCluster, Session, SessionBuilder,
 };
 pub use tool::{load_graph, SavedGraph};
 

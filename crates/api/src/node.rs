@@ -39,13 +39,9 @@ pub struct Node(pub(crate) Arc<NodeInner>);
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0.meta {
-            Ok(m) => write!(
-                f,
-                "{} key={} {}",
-                self.0.op,
-                self.0.key.short(),
-                self.meta_now().unwrap_or_else(|| m.clone())
-            ),
+            Ok(m) => {
+                write!(f, "{} key={} {}", self.0.op, self.0.key.short(), self.meta_now().unwrap_or_else(|| m.clone()))
+            }
             Err(e) => write!(f, "{} key={} error: {e}", self.0.op, self.0.key.short()),
         }
     }
@@ -79,20 +75,8 @@ impl Node {
         Node::with_meta(key, op, inputs, meta)
     }
 
-    pub(crate) fn with_meta(
-        key: Key,
-        op: Op,
-        inputs: Vec<Node>,
-        meta: std::result::Result<Meta, Error>,
-    ) -> Node {
-        Node(Arc::new(NodeInner {
-            key,
-            op,
-            inputs,
-            meta,
-            resolved: Mutex::new(None),
-            holders: Mutex::new(Vec::new()),
-        }))
+    pub(crate) fn with_meta(key: Key, op: Op, inputs: Vec<Node>, meta: std::result::Result<Meta, Error>) -> Node {
+        Node(Arc::new(NodeInner { key, op, inputs, meta, resolved: Mutex::new(None), holders: Mutex::new(Vec::new()) }))
     }
 
     pub fn key(&self) -> Key {
@@ -105,11 +89,7 @@ impl Node {
         &self.0.inputs
     }
     fn meta_now(&self) -> Option<Meta> {
-        self.0
-            .resolved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.0.resolved.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
     /// Best meta known: resolved by execution, else inferred (a placeholder if invalid).
     pub(crate) fn meta(&self) -> Meta {
@@ -144,10 +124,7 @@ impl Node {
 
 /// Build the tileable graph of `roots`; nodes whose results are `held` become
 /// `Fetch` nodes (same key), so their inputs are not recomputed.
-pub(crate) fn lower(
-    roots: &[&Node],
-    held: &HashMap<Key, TileableResult>,
-) -> Result<(TileableGraph, Vec<TileableId>)> {
+pub(crate) fn lower(roots: &[&Node], held: &HashMap<Key, TileableResult>) -> Result<(TileableGraph, Vec<TileableId>)> {
     let mut g = TileableGraph::new();
     let mut memo: HashMap<Key, TileableId> = HashMap::new();
     let mut out = Vec::with_capacity(roots.len());
@@ -168,27 +145,14 @@ fn lower_node(
     }
     n.check()?;
     let id = if let Some(res) = held.get(&n.key()) {
-        let op = Op::Fetch {
-            chunks: res.chunks.clone(),
-            nsplits: res.nsplits.clone(),
-        };
-        g.insert(TileableNode {
-            key: n.key(),
-            op,
-            inputs: vec![],
-            meta: res.meta.clone(),
-        })
+        let op = Op::Fetch { chunks: res.chunks.clone(), nsplits: res.nsplits.clone() };
+        g.insert(TileableNode { key: n.key(), op, inputs: vec![], meta: res.meta.clone() })
     } else {
         let mut inputs = Vec::with_capacity(n.inputs().len());
         for i in n.inputs() {
             inputs.push(lower_node(i, held, g, memo)?);
         }
-        g.insert(TileableNode {
-            key: n.key(),
-            op: n.op().clone(),
-            inputs,
-            meta: n.meta(),
-        })
+        g.insert(TileableNode { key: n.key(), op: n.op().clone(), inputs, meta: n.meta() })
     };
     memo.insert(n.key(), id);
     Ok(id)

@@ -2,9 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::node::{lower, Holder, Node, Tileable};
-use mars_backends::{
-    Backend, BackendError, ChunkData, LocalBackend, LocalOptions, Stats, TileableResult,
-};
+use mars_backends::{Backend, BackendError, ChunkData, LocalBackend, LocalOptions, Stats, TileableResult};
 use mars_ir::Key;
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,10 +49,7 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("id", &self.inner.id)
-            .field("backend", &self.inner.backend)
-            .finish()
+        f.debug_struct("Session").field("id", &self.inner.id).field("backend", &self.inner.backend).finish()
     }
 }
 
@@ -87,10 +82,7 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     pub fn session(&self) -> Result<Session> {
-        Session::builder()
-            .address(&self.address)
-            .token(&self.token)
-            .build()
+        Session::builder().address(&self.address).token(&self.token).build()
     }
     pub fn address(&self) -> &str {
         &self.address
@@ -143,10 +135,7 @@ impl SessionBuilder {
                 "memory_limit({limit}): spilling to disk is not built yet; the local backend keeps every chunk in memory"
             )));
         }
-        let mut opts = LocalOptions {
-            threads: self.threads,
-            ..Default::default()
-        };
+        let mut opts = LocalOptions { threads: self.threads, ..Default::default() };
         if let Some(b) = self.chunk_bytes {
             if b == 0 {
                 return Err(Error::Invalid("chunk_bytes must be positive".into()));
@@ -165,11 +154,7 @@ impl Session {
 
     /// A session over any backend.
     pub fn with_backend(backend: Arc<dyn Backend>) -> Session {
-        let id = format!(
-            "session-{}-{}",
-            std::process::id(),
-            NEXT_ID.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = format!("session-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
         Session {
             inner: Arc::new(SessionInner {
                 id,
@@ -227,23 +212,18 @@ impl Session {
             let h = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
             h.iter().map(|(k, v)| (*k, v.result.clone())).collect()
         };
-        let mut keep: Vec<Key> = nodes
-            .iter()
-            .map(|n| n.key())
-            .filter(|k| !held.contains_key(k))
-            .collect();
+        let mut keep: Vec<Key> = nodes.iter().map(|n| n.key()).filter(|k| !held.contains_key(k)).collect();
         keep.sort();
         keep.dedup();
         if !keep.is_empty() {
             let (graph, _) = lower(nodes, &held)?;
-            let _span =
-                tracing::info_span!("execute", session = %self.inner.id, nodes = graph.len())
-                    .entered();
+            let _span = tracing::info_span!("execute", session = %self.inner.id, nodes = graph.len()).entered();
             let task = self.inner.backend.submit(graph, keep.clone())?;
-            let results =
-                self.inner.backend.wait(task, None)?.ok_or_else(|| {
-                    Error::Backend(BackendError::Other("task did not finish".into()))
-                })?;
+            let results = self
+                .inner
+                .backend
+                .wait(task, None)?
+                .ok_or_else(|| Error::Backend(BackendError::Other("task did not finish".into())))?;
             let mut h = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
             for (k, r) in results {
                 match h.get_mut(&k) {
@@ -252,13 +232,7 @@ impl Session {
                         let _ = self.inner.backend.release(&[k]);
                     }
                     None => {
-                        h.insert(
-                            k,
-                            Held {
-                                result: r,
-                                handles: 0,
-                            },
-                        );
+                        h.insert(k, Held { result: r, handles: 0 });
                     }
                 }
             }
@@ -279,27 +253,16 @@ impl Session {
     /// The whole value of an executed tileable.
     pub(crate) fn fetch_node(&self, n: &Node) -> Result<ChunkData> {
         self.check_open()?;
-        let held = self
-            .inner
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&n.key());
+        let held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&n.key());
         if !held {
-            return Err(Error::NotExecuted {
-                key: n.key().to_string(),
-            });
+            return Err(Error::NotExecuted { key: n.key().to_string() });
         }
         Ok(self.inner.backend.fetch(&n.key())?)
     }
 
     /// Whether this session holds the result of `t`.
     pub fn holds(&self, t: &dyn Tileable) -> bool {
-        self.inner
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&t.key())
+        self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&t.key())
     }
 
     /// Chunks run, chunks and bytes held.
@@ -310,19 +273,11 @@ impl Session {
     /// Release everything this session holds.
     pub fn close(self) -> Result<()> {
         self.inner.closed.store(true, Ordering::Relaxed);
-        let keys: Vec<Key> = self
-            .inner
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(k, _)| k)
-            .collect();
+        let keys: Vec<Key> =
+            self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(k, _)| k).collect();
         self.inner.backend.release(&keys)?;
         let mut d = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
-        if d.as_ref()
-            .is_some_and(|s| Arc::ptr_eq(&s.inner, &self.inner))
-        {
+        if d.as_ref().is_some_and(|s| Arc::ptr_eq(&s.inner, &self.inner)) {
             *d = None;
         }
         Ok(())
@@ -335,8 +290,7 @@ pub fn save_graph(tileables: &[&dyn Tileable], path: impl AsRef<Path>) -> Result
     let (g, _) = lower(&nodes, &HashMap::new())?;
     let roots: Vec<Key> = nodes.iter().map(|n| n.key()).collect();
     let json = g.to_json_with_roots(&roots)?;
-    std::fs::write(path.as_ref(), json)
-        .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.as_ref().display())))
+    std::fs::write(path.as_ref(), json).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.as_ref().display())))
 }
 
 /// The chunk graph of `t` after tiling with a per-chunk byte budget

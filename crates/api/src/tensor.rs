@@ -94,23 +94,14 @@ impl From<&Tensor> for Operand {
 }
 
 fn op(t: TensorOp, inputs: Vec<Node>) -> Tensor {
-    Tensor {
-        node: Node::new(Op::Tensor(t), inputs),
-    }
+    Tensor { node: Node::new(Op::Tensor(t), inputs) }
 }
 
 fn invalid(msg: String) -> Tensor {
     let err = Error::Invalid(msg);
-    let op = Op::Tensor(TensorOp::Full {
-        shape: vec![],
-        value: f64::NAN,
-        dtype: DType::Float64,
-        chunks: None,
-    });
+    let op = Op::Tensor(TensorOp::Full { shape: vec![], value: f64::NAN, dtype: DType::Float64, chunks: None });
     let key = Key::of(&(err.to_string(), &op), &[]);
-    Tensor {
-        node: Node::with_meta(key, op, vec![], Err(err)),
-    }
+    Tensor { node: Node::with_meta(key, op, vec![], Err(err)) }
 }
 
 /// A tensor from user data (`ArrayD`/`Array1`/`Array2` of f64, f32, i64, i32, bool …).
@@ -129,15 +120,7 @@ impl Standard for TensorData {
 }
 
 pub fn full(shape: &[usize], value: f64) -> Tensor {
-    op(
-        TensorOp::Full {
-            shape: shape.to_vec(),
-            value,
-            dtype: DType::Float64,
-            chunks: None,
-        },
-        vec![],
-    )
+    op(TensorOp::Full { shape: shape.to_vec(), value, dtype: DType::Float64, chunks: None }, vec![])
 }
 pub fn ones(shape: &[usize]) -> Tensor {
     full(shape, 1.0)
@@ -149,41 +132,21 @@ pub fn zeros(shape: &[usize]) -> Tensor {
 /// `numpy.arange(start, stop, step)` (float64).
 pub fn arange(start: f64, stop: f64, step: f64) -> Tensor {
     if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
-        return invalid(format!(
-            "arange({start}, {stop}, {step}): step must be finite and non-zero, bounds finite"
-        ));
+        return invalid(format!("arange({start}, {stop}, {step}): step must be finite and non-zero, bounds finite"));
     }
     let n = ((stop - start) / step).ceil().max(0.0) as usize;
-    op(
-        TensorOp::Arange {
-            start,
-            step,
-            n,
-            chunks: None,
-        },
-        vec![],
-    )
+    op(TensorOp::Arange { start, step, n, chunks: None }, vec![])
 }
 
 /// Join tensors along an existing axis.
 pub fn concatenate(ts: &[&Tensor], axis: usize) -> Tensor {
-    op(
-        TensorOp::Concatenate { axis },
-        ts.iter().map(|t| t.node.clone()).collect(),
-    )
+    op(TensorOp::Concatenate { axis }, ts.iter().map(|t| t.node.clone()).collect())
 }
 
 /// Element-wise choice: `a` where `cond`, else `b` (broadcasting).
 pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
-    let expr = Expr::Where(
-        Box::new(Expr::Input(0)),
-        Box::new(Expr::Input(1)),
-        Box::new(Expr::Input(2)),
-    );
-    op(
-        TensorOp::Map { expr },
-        vec![cond.node.clone(), a.node.clone(), b.node.clone()],
-    )
+    let expr = Expr::Where(Box::new(Expr::Input(0)), Box::new(Expr::Input(1)), Box::new(Expr::Input(2)));
+    op(TensorOp::Map { expr }, vec![cond.node.clone(), a.node.clone(), b.node.clone()])
 }
 
 pub mod random {
@@ -206,15 +169,7 @@ pub mod random {
     }
 
     fn gen(seed: u64, dist: Distribution, shape: &[usize]) -> Tensor {
-        op(
-            TensorOp::Random {
-                seed,
-                dist,
-                shape: shape.to_vec(),
-                chunks: None,
-            },
-            vec![],
-        )
+        op(TensorOp::Random { seed, dist, shape: shape.to_vec(), chunks: None }, vec![])
     }
 
     /// Uniform on [0, 1), a fresh seed per call.
@@ -235,10 +190,7 @@ pub mod random {
 
     impl RandomState {
         pub fn new(seed: u64) -> RandomState {
-            RandomState {
-                seed,
-                calls: AtomicU64::new(0),
-            }
+            RandomState { seed, calls: AtomicU64::new(0) }
         }
         fn next_seed(&self) -> u64 {
             let n = self.calls.fetch_add(1, Ordering::Relaxed);
@@ -278,35 +230,24 @@ impl Tensor {
         };
         if self.node.inputs().is_empty() {
             let folded = match self.node.op() {
-                Op::Tensor(TensorOp::Full {
-                    shape,
-                    value,
-                    dtype,
-                    ..
-                }) => Some(TensorOp::Full {
+                Op::Tensor(TensorOp::Full { shape, value, dtype, .. }) => Some(TensorOp::Full {
                     shape: shape.clone(),
                     value: *value,
                     dtype: *dtype,
                     chunks: Some(sizes.clone()),
                 }),
-                Op::Tensor(TensorOp::Arange { start, step, n, .. }) => Some(TensorOp::Arange {
-                    start: *start,
-                    step: *step,
-                    n: *n,
-                    chunks: Some(sizes.clone()),
-                }),
-                Op::Tensor(TensorOp::Random {
-                    seed, dist, shape, ..
-                }) => Some(TensorOp::Random {
+                Op::Tensor(TensorOp::Arange { start, step, n, .. }) => {
+                    Some(TensorOp::Arange { start: *start, step: *step, n: *n, chunks: Some(sizes.clone()) })
+                }
+                Op::Tensor(TensorOp::Random { seed, dist, shape, .. }) => Some(TensorOp::Random {
                     seed: *seed,
                     dist: *dist,
                     shape: shape.clone(),
                     chunks: Some(sizes.clone()),
                 }),
-                Op::Tensor(TensorOp::Literal { data, .. }) => Some(TensorOp::Literal {
-                    data: data.clone(),
-                    chunks: Some(sizes.clone()),
-                }),
+                Op::Tensor(TensorOp::Literal { data, .. }) => {
+                    Some(TensorOp::Literal { data: data.clone(), chunks: Some(sizes.clone()) })
+                }
                 _ => None,
             };
             if let Some(t) = folded {
@@ -329,25 +270,12 @@ impl Tensor {
     pub(crate) fn binary(&self, f: BinaryFn, rhs: Operand, swap: bool) -> Tensor {
         match rhs {
             Operand::Scalar(c) => {
-                let (a, b) = if swap {
-                    (Expr::Const(c), Expr::Input(0))
-                } else {
-                    (Expr::Input(0), Expr::Const(c))
-                };
+                let (a, b) = if swap { (Expr::Const(c), Expr::Input(0)) } else { (Expr::Input(0), Expr::Const(c)) };
                 self.map1(Expr::binary(f, a, b))
             }
             Operand::Tensor(t) => {
-                let (a, b) = if swap {
-                    (t.node, self.node.clone())
-                } else {
-                    (self.node.clone(), t.node)
-                };
-                op(
-                    TensorOp::Map {
-                        expr: Expr::binary(f, Expr::Input(0), Expr::Input(1)),
-                    },
-                    vec![a, b],
-                )
+                let (a, b) = if swap { (t.node, self.node.clone()) } else { (self.node.clone(), t.node) };
+                op(TensorOp::Map { expr: Expr::binary(f, Expr::Input(0), Expr::Input(1)) }, vec![a, b])
             }
         }
     }
@@ -407,20 +335,10 @@ impl Tensor {
         self.transpose(&(0..self.ndim()).rev().collect::<Vec<_>>())
     }
     pub fn transpose(&self, axes: &[usize]) -> Tensor {
-        op(
-            TensorOp::Transpose {
-                axes: axes.to_vec(),
-            },
-            vec![self.node.clone()],
-        )
+        op(TensorOp::Transpose { axes: axes.to_vec() }, vec![self.node.clone()])
     }
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
-        op(
-            TensorOp::Reshape {
-                shape: shape.to_vec(),
-            },
-            vec![self.node.clone()],
-        )
+        op(TensorOp::Reshape { shape: shape.to_vec() }, vec![self.node.clone()])
     }
     /// `t.slice(ndarray::s![..10, 2..;2])`, with ndarray's semantics.
     pub fn slice(&self, info: impl AsRef<[ndarray::SliceInfoElem]>) -> Tensor {
@@ -445,9 +363,7 @@ impl Tensor {
     pub fn fetch_in(&self, session: &Session) -> Result<TensorData> {
         match session.fetch_node(&self.node)? {
             ChunkData::Tensor(t) => Ok(t),
-            other => Err(Error::Invalid(format!(
-                "expected a tensor result, got {other:?}"
-            ))),
+            other => Err(Error::Invalid(format!("expected a tensor result, got {other:?}"))),
         }
     }
 }

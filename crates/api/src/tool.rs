@@ -20,20 +20,16 @@ pub struct SavedGraph {
 
 impl SavedGraph {
     pub fn root_ids(&self) -> Vec<TileableId> {
-        self.roots
-            .iter()
-            .filter_map(|k| self.graph.get(k))
-            .collect()
+        self.roots.iter().filter_map(|k| self.graph.get(k)).collect()
     }
 }
 
 /// Read a graph written by [`crate::save_graph`].
 pub fn load_graph(path: impl AsRef<Path>) -> Result<SavedGraph> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-    let (graph, roots) = TileableGraph::from_json_with_roots(&text)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+    let (graph, roots) =
+        TileableGraph::from_json_with_roots(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
     Ok(SavedGraph { graph, roots })
 }
 
@@ -79,12 +75,7 @@ fn tile(saved: &SavedGraph, opts: &InspectOptions) -> Result<Tiled> {
         TileStatus::Done => {
             let mut roots = Vec::new();
             for k in &saved.roots {
-                roots.extend(
-                    tiler
-                        .layout_of(k)
-                        .map(|l| l.chunks.clone())
-                        .unwrap_or_default(),
-                );
+                roots.extend(tiler.layout_of(k).map(|l| l.chunks.clone()).unwrap_or_default());
             }
             (roots, None)
         }
@@ -97,39 +88,20 @@ fn tile(saved: &SavedGraph, opts: &InspectOptions) -> Result<Tiled> {
     let mut passes = String::new();
     if paused.is_none() {
         let keys: Vec<Key> = roots.iter().map(|&c| chunks.node(c).key).collect();
-        let ctx = PassCtx {
-            keep: keys.iter().copied().collect(),
-        };
+        let ctx = PassCtx { keep: keys.iter().copied().collect() };
         for pass in default_passes() {
             let name = pass.name();
-            let changed = PassManager::new(vec![pass])
-                .run(&mut chunks, &ctx)?
-                .iter()
-                .any(|r| r.changed);
+            let changed = PassManager::new(vec![pass]).run(&mut chunks, &ctx)?.iter().any(|r| r.changed);
             let ids: Vec<ChunkId> = keys.iter().filter_map(|k| chunks.get(k)).collect();
             if changed {
-                let _ = write!(
-                    passes,
-                    "== after pass {name} ({} chunks)\n{}",
-                    chunks.len(),
-                    chunks.explain(&ids)
-                );
+                let _ = write!(passes, "== after pass {name} ({} chunks)\n{}", chunks.len(), chunks.explain(&ids));
             } else {
                 let _ = writeln!(passes, "== pass {name}: unchanged");
             }
         }
     }
-    let roots = roots
-        .iter()
-        .filter_map(|&c| chunks.get(&tiler.chunks.node(c).key))
-        .collect();
-    Ok(Tiled {
-        tiler,
-        chunks,
-        roots,
-        paused,
-        passes,
-    })
+    let roots = roots.iter().filter_map(|&c| chunks.get(&tiler.chunks.node(c).key)).collect();
+    Ok(Tiled { tiler, chunks, roots, paused, passes })
 }
 
 /// The text `mars inspect` prints.
@@ -165,11 +137,7 @@ pub fn inspect(saved: &SavedGraph, opts: &InspectOptions) -> Result<String> {
             } else {
                 tiled.chunks.to_dot()
             };
-            out.push_str(&if opts.format == Format::Svg {
-                render_svg(&dot)?
-            } else {
-                dot
-            });
+            out.push_str(&if opts.format == Format::Svg { render_svg(&dot)? } else { dot });
         }
     }
     if opts.stats {
@@ -180,15 +148,12 @@ pub fn inspect(saved: &SavedGraph, opts: &InspectOptions) -> Result<String> {
 
 /// One box per tileable with its chunk count, so huge plans still draw.
 fn collapsed_dot(saved: &SavedGraph, tiler: &mut Tiler) -> String {
-    let mut out = String::from(
-        "digraph mars {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n",
-    );
+    let mut out = String::from("digraph mars {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n");
     let ids: Vec<TileableId> = saved.graph.ids().collect();
     for &id in &ids {
         let n = saved.graph.node(id);
         let chunks = tiler.layout(id).map_or(0, |l| l.len());
-        let label =
-            format!("{} key={}\\n{} chunks", n.op, n.key.short(), chunks).replace('"', "\\\"");
+        let label = format!("{} key={}\\n{} chunks", n.op, n.key.short(), chunks).replace('"', "\\\"");
         let _ = writeln!(out, "  n{} [label=\"{label}\"];", id.0);
     }
     for &id in &ids {
@@ -214,18 +179,11 @@ fn render_svg(dot: &str) -> Result<String> {
             ))
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(dot.as_bytes())
-            .map_err(|e| Error::Io(format!("writing to dot: {e}")))?;
+        stdin.write_all(dot.as_bytes()).map_err(|e| Error::Io(format!("writing to dot: {e}")))?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Io(format!("running dot: {e}")))?;
+    let out = child.wait_with_output().map_err(|e| Error::Io(format!("running dot: {e}")))?;
     if !out.status.success() {
-        return Err(Error::Io(format!(
-            "dot failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
+        return Err(Error::Io(format!("dot failed: {}", String::from_utf8_lossy(&out.stderr))));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -233,16 +191,8 @@ fn render_svg(dot: &str) -> Result<String> {
 fn op_kind(op: &Op) -> String {
     match op {
         Op::Fetch { .. } => "Fetch".into(),
-        Op::Frame(f) => format!("{f:?}")
-            .split([' ', '{', '('])
-            .next()
-            .unwrap_or("Frame")
-            .to_string(),
-        Op::Tensor(t) => format!("{t:?}")
-            .split([' ', '{', '('])
-            .next()
-            .unwrap_or("Tensor")
-            .to_string(),
+        Op::Frame(f) => format!("{f:?}").split([' ', '{', '(']).next().unwrap_or("Frame").to_string(),
+        Op::Tensor(t) => format!("{t:?}").split([' ', '{', '(']).next().unwrap_or("Tensor").to_string(),
     }
 }
 
@@ -267,13 +217,7 @@ fn depth_width<N: GraphNode>(g: &mars_ir::graph::Dag<N>) -> (usize, usize) {
     let mut level: HashMap<N::Id, usize> = HashMap::new();
     let mut counts: HashMap<usize, usize> = HashMap::new();
     for id in order {
-        let l = g
-            .node(id)
-            .inputs()
-            .iter()
-            .map(|i| level[i] + 1)
-            .max()
-            .unwrap_or(0);
+        let l = g.node(id).inputs().iter().map(|i| level[i] + 1).max().unwrap_or(0);
         level.insert(id, l);
         *counts.entry(l).or_default() += 1;
     }
@@ -287,28 +231,17 @@ fn stats(saved: &SavedGraph, tiled: Option<&mut Tiled>) -> String {
         *by_op.entry(op_kind(&saved.graph.node(id).op)).or_default() += 1;
     }
     let (depth, width) = depth_width(&saved.graph);
-    let _ = writeln!(
-        out,
-        "  tileables: {} (depth {depth}, widest level {width})",
-        saved.graph.len()
-    );
+    let _ = writeln!(out, "  tileables: {} (depth {depth}, widest level {width})", saved.graph.len());
     for (k, n) in &by_op {
         let _ = writeln!(out, "    {k}: {n}");
     }
     let order = saved.graph.topo_order().unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "  per tileable (key, op, estimated bytes{}):",
-        if tiled.is_some() { ", chunks" } else { "" }
-    );
+    let _ =
+        writeln!(out, "  per tileable (key, op, estimated bytes{}):", if tiled.is_some() { ", chunks" } else { "" });
     let mut tiled = tiled;
     for id in order {
         let n = saved.graph.node(id);
-        let chunks = tiled.as_mut().map(|t| {
-            t.tiler
-                .layout(id)
-                .map_or("?".to_string(), |l| l.len().to_string())
-        });
+        let chunks = tiled.as_mut().map(|t| t.tiler.layout(id).map_or("?".to_string(), |l| l.len().to_string()));
         let _ = writeln!(
             out,
             "    {} {} {}{}",
@@ -322,16 +255,10 @@ fn stats(saved: &SavedGraph, tiled: Option<&mut Tiled>) -> String {
         let mut by_chunk_op: std::collections::BTreeMap<String, usize> = Default::default();
         for id in t.chunks.ids() {
             let op = t.chunks.node(id).op.to_string();
-            *by_chunk_op
-                .entry(op.split([' ', '(', '[']).next().unwrap_or("").to_string())
-                .or_default() += 1;
+            *by_chunk_op.entry(op.split([' ', '(', '[']).next().unwrap_or("").to_string()).or_default() += 1;
         }
         let (d, w) = depth_width(&t.chunks);
-        let _ = writeln!(
-            out,
-            "  chunks: {} (depth {d}, widest level {w})",
-            t.chunks.len()
-        );
+        let _ = writeln!(out, "  chunks: {} (depth {d}, widest level {w})", t.chunks.len());
         for (k, n) in &by_chunk_op {
             let _ = writeln!(out, "    {k}: {n}");
         }
@@ -345,35 +272,19 @@ pub fn run(saved: &SavedGraph, out: Option<&Path>) -> Result<String> {
     let backend = LocalBackend::new(LocalOptions::default())?;
     let start = Instant::now();
     let task = backend.submit(saved.graph.clone(), saved.roots.clone())?;
-    let results = backend
-        .wait(task, None)?
-        .ok_or_else(|| Error::Io("the task did not finish".into()))?;
+    let results = backend.wait(task, None)?.ok_or_else(|| Error::Io("the task did not finish".into()))?;
     let secs = start.elapsed().as_secs_f64();
     let mut summary = String::new();
     if let (Some(dir), true) = (out, saved.roots.len() > 1) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
     }
     for k in &saved.roots {
         let meta = results.get(k).map(|r| r.meta.clone());
         let data = backend.fetch(k)?;
-        let _ = write!(
-            summary,
-            "{} {}",
-            k.short(),
-            meta.map(|m| m.to_string()).unwrap_or_default()
-        );
+        let _ = write!(summary, "{} {}", k.short(), meta.map(|m| m.to_string()).unwrap_or_default());
         if let Some(o) = out {
             let path: PathBuf = if saved.roots.len() > 1 {
-                o.join(format!(
-                    "{}.{}",
-                    k,
-                    if matches!(data, ChunkData::Frame(_)) {
-                        "arrow"
-                    } else {
-                        "npy"
-                    }
-                ))
+                o.join(format!("{}.{}", k, if matches!(data, ChunkData::Frame(_)) { "arrow" } else { "npy" }))
             } else {
                 o.to_path_buf()
             };
@@ -393,14 +304,12 @@ fn write_value(data: &ChunkData, path: &Path) -> Result<()> {
         ChunkData::Tensor(t) => std::fs::write(path, npy_bytes(t)).map_err(io),
         ChunkData::Frame(b) => {
             let file = std::fs::File::create(path).map_err(io)?;
-            let mut w = arrow::ipc::writer::FileWriter::try_new(file, &b.schema())
-                .map_err(|e| Error::Io(e.to_string()))?;
+            let mut w =
+                arrow::ipc::writer::FileWriter::try_new(file, &b.schema()).map_err(|e| Error::Io(e.to_string()))?;
             w.write(b).map_err(|e| Error::Io(e.to_string()))?;
             w.finish().map_err(|e| Error::Io(e.to_string()))
         }
-        ChunkData::Partial { .. } => {
-            Err(Error::Invalid("a reduction partial is not a result".into()))
-        }
+        ChunkData::Partial { .. } => Err(Error::Invalid("a reduction partial is not a result".into())),
     }
 }
 
@@ -422,13 +331,7 @@ pub fn npy_bytes(t: &mars_ir::TensorData) -> Vec<u8> {
     };
     let shape = match t.shape() {
         [n] => format!("({n},)"),
-        s => format!(
-            "({})",
-            s.iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        s => format!("({})", s.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {

@@ -12,11 +12,7 @@ pub enum Partial {
     /// Sums/products/min/max of integers and bools.
     I(Vec<i64>),
     /// Counts, means and sums of squared deviations (Chan et al.).
-    Moments {
-        count: Vec<f64>,
-        mean: Vec<f64>,
-        m2: Vec<f64>,
-    },
+    Moments { count: Vec<f64>, mean: Vec<f64>, m2: Vec<f64> },
     /// Best value and its index.
     Arg { val: Vec<f64>, idx: Vec<i64> },
 }

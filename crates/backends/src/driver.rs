@@ -12,11 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Runs a chunk graph whose every node must execute (`Fetch` nodes read held data).
 pub trait ChunkExecutor {
-    fn execute(
-        &self,
-        graph: &ChunkGraph,
-        keep: &HashSet<Key>,
-    ) -> BackendResult<HashMap<Key, Vec<usize>>>;
+    fn execute(&self, graph: &ChunkGraph, keep: &HashSet<Key>) -> BackendResult<HashMap<Key, Vec<usize>>>;
     fn store(&self) -> &Store;
 }
 
@@ -30,9 +26,7 @@ pub fn run(
 ) -> BackendResult<HashMap<Key, TileableResult>> {
     for k in keep {
         if graph.get(k).is_none() {
-            return Err(BackendError::Other(format!(
-                "kept key {k} is not in the graph"
-            )));
+            return Err(BackendError::Other(format!("kept key {k} is not in the graph")));
         }
     }
     let mut tiler = {
@@ -81,26 +75,12 @@ pub fn run(
                 .layout_of(k)
                 .cloned()
                 .ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
-            let meta = tiler
-                .meta_of(k)
-                .ok_or_else(|| BackendError::Other(format!("no meta for {k}")))?;
-            let chunks: Vec<Key> = layout
-                .chunks
-                .iter()
-                .map(|&c| tiler.chunks.node(c).key)
-                .collect();
+            let meta = tiler.meta_of(k).ok_or_else(|| BackendError::Other(format!("no meta for {k}")))?;
+            let chunks: Vec<Key> = layout.chunks.iter().map(|&c| tiler.chunks.node(c).key).collect();
             for c in &chunks {
                 exec.store().pin(c);
             }
-            out.insert(
-                *k,
-                TileableResult {
-                    key: *k,
-                    chunks,
-                    nsplits: layout.nsplits,
-                    meta,
-                },
-            );
+            out.insert(*k, TileableResult { key: *k, chunks, nsplits: layout.nsplits, meta });
         }
         Ok(out)
     })();
@@ -122,11 +102,7 @@ fn run_stage(
     let mut sub = ChunkGraph::new();
     let mut done: HashMap<ChunkId, ChunkId> = HashMap::new();
     // iterative post-order over the needed part of the graph
-    let mut stack: Vec<(ChunkId, bool)> = targets
-        .iter()
-        .filter_map(|k| chunks.get(k))
-        .map(|c| (c, false))
-        .collect();
+    let mut stack: Vec<(ChunkId, bool)> = targets.iter().filter_map(|k| chunks.get(k)).map(|c| (c, false)).collect();
     while let Some((id, expanded)) = stack.pop() {
         if done.contains_key(&id) {
             continue;
@@ -146,12 +122,7 @@ fn run_stage(
         }
         if !expanded {
             stack.push((id, true));
-            stack.extend(
-                node.inputs
-                    .iter()
-                    .filter(|i| !done.contains_key(i))
-                    .map(|&i| (i, false)),
-            );
+            stack.extend(node.inputs.iter().filter(|i| !done.contains_key(i)).map(|&i| (i, false)));
             continue;
         }
         let mut n = node.clone();
@@ -172,8 +143,5 @@ fn run_stage(
 
 /// nsplits with every length known (from a result's chunk shapes).
 pub fn known_nsplits(nsplits: &[Vec<Dim>]) -> Option<Vec<Vec<usize>>> {
-    nsplits
-        .iter()
-        .map(|s| s.iter().map(|d| d.known()).collect())
-        .collect()
+    nsplits.iter().map(|s| s.iter().map(|d| d.known()).collect()).collect()
 }

@@ -11,11 +11,7 @@ pub enum BackendError {
     #[error(transparent)]
     Ir(#[from] IrError),
     #[error("{op} failed on chunk {chunk}: {msg}")]
-    Kernel {
-        op: String,
-        chunk: String,
-        msg: String,
-    },
+    Kernel { op: String, chunk: String, msg: String },
     #[error("no result is held for tileable {0}")]
     NotHeld(String),
     #[error("task {0} was cancelled")]

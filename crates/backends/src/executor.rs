@@ -64,10 +64,7 @@ pub fn execute(
     let run = Run {
         graph,
         waiting: inputs.iter().map(|v| AtomicUsize::new(v.len())).collect(),
-        uses_left: consumers
-            .iter()
-            .map(|v| AtomicUsize::new(v.len()))
-            .collect(),
+        uses_left: consumers.iter().map(|v| AtomicUsize::new(v.len())).collect(),
         ids,
         consumers,
         inputs,
@@ -77,12 +74,8 @@ pub fn execute(
         shapes: Mutex::new(HashMap::new()),
         progress,
     };
-    progress
-        .total
-        .fetch_add(run.ids.len() as u64, Ordering::Relaxed);
-    let ready: Vec<usize> = (0..run.ids.len())
-        .filter(|&i| run.inputs[i].is_empty())
-        .collect();
+    progress.total.fetch_add(run.ids.len() as u64, Ordering::Relaxed);
+    let ready: Vec<usize> = (0..run.ids.len()).filter(|&i| run.inputs[i].is_empty()).collect();
     pool.scope(|s| {
         for i in ready {
             let run = &run;
@@ -106,8 +99,7 @@ fn fail(run: &Run, e: BackendError) {
 }
 
 fn stopped(run: &Run) -> bool {
-    run.progress.cancelled.load(Ordering::Relaxed)
-        || run.error.lock().map(|e| e.is_some()).unwrap_or(true)
+    run.progress.cancelled.load(Ordering::Relaxed) || run.error.lock().map(|e| e.is_some()).unwrap_or(true)
 }
 
 fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
@@ -117,19 +109,14 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
     let node = run.graph.node(run.ids[i]);
     let chunk_name = || format!("{} index={:?}", node.key.short(), node.index);
     let result: Result<Arc<ChunkData>, BackendError> = if matches!(node.op, ChunkOp::Fetch) {
-        run.store
-            .get(&node.key)
-            .ok_or_else(|| BackendError::Kernel {
-                op: "Fetch".into(),
-                chunk: chunk_name(),
-                msg: "the chunk is no longer held (was its tileable released?)".into(),
-            })
+        run.store.get(&node.key).ok_or_else(|| BackendError::Kernel {
+            op: "Fetch".into(),
+            chunk: chunk_name(),
+            msg: "the chunk is no longer held (was its tileable released?)".into(),
+        })
     } else {
-        let ins: Option<Vec<Arc<ChunkData>>> = node
-            .inputs
-            .iter()
-            .map(|&c| run.store.get(&run.graph.node(c).key))
-            .collect();
+        let ins: Option<Vec<Arc<ChunkData>>> =
+            node.inputs.iter().map(|&c| run.store.get(&run.graph.node(c).key)).collect();
         match ins {
             None => Err(BackendError::Kernel {
                 op: node.op.to_string(),
@@ -137,31 +124,20 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
                 msg: "an input chunk is missing".into(),
             }),
             Some(ins) => {
-                let _span =
-                    tracing::trace_span!("chunk", op = %node.op, key = %node.key.short()).entered();
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    kernels::run(node, &ins)
-                })) {
+                let _span = tracing::trace_span!("chunk", op = %node.op, key = %node.key.short()).entered();
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernels::run(node, &ins))) {
                     Ok(Ok(d)) => {
                         run.progress.chunks_run.fetch_add(1, Ordering::Relaxed);
                         Ok(Arc::new(d))
                     }
-                    Ok(Err(e)) => Err(BackendError::Kernel {
-                        op: node.op.to_string(),
-                        chunk: chunk_name(),
-                        msg: e.0,
-                    }),
+                    Ok(Err(e)) => Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg: e.0 }),
                     Err(p) => {
                         let msg = p
                             .downcast_ref::<String>()
                             .cloned()
                             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                             .unwrap_or_else(|| "kernel panicked".into());
-                        Err(BackendError::Kernel {
-                            op: node.op.to_string(),
-                            chunk: chunk_name(),
-                            msg,
-                        })
+                        Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg })
                     }
                 }
             }
@@ -172,10 +148,7 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
         Err(e) => return fail(run, e),
     };
     if !matches!(node.op, ChunkOp::Fetch) {
-        run.shapes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(node.key, data.shape());
+        run.shapes.lock().unwrap_or_else(|p| p.into_inner()).insert(node.key, data.shape());
         run.store.put(node.key, data);
     }
     run.progress.done.fetch_add(1, Ordering::Relaxed);

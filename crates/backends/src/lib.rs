@@ -62,11 +62,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Fraction of the task's chunks run so far (0..=1).
     fn progress(&self, task: TaskId) -> BackendResult<f64>;
     /// Wait for the task; `None` when `timeout` passed first.
-    fn wait(
-        &self,
-        task: TaskId,
-        timeout: Option<Duration>,
-    ) -> BackendResult<Option<HashMap<Key, TileableResult>>>;
+    fn wait(&self, task: TaskId, timeout: Option<Duration>) -> BackendResult<Option<HashMap<Key, TileableResult>>>;
     fn cancel(&self, task: TaskId) -> BackendResult<()>;
     /// A held tileable's whole value.
     fn fetch(&self, key: &Key) -> BackendResult<ChunkData>;

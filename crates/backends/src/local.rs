@@ -54,19 +54,9 @@ struct Exec<'a> {
 }
 
 impl ChunkExecutor for Exec<'_> {
-    fn execute(
-        &self,
-        graph: &ChunkGraph,
-        keep: &HashSet<Key>,
-    ) -> BackendResult<HashMap<Key, Vec<usize>>> {
+    fn execute(&self, graph: &ChunkGraph, keep: &HashSet<Key>) -> BackendResult<HashMap<Key, Vec<usize>>> {
         let before = self.progress.chunks_run.load(Ordering::Relaxed);
-        let r = executor::execute(
-            &self.inner.pool,
-            graph,
-            keep,
-            &self.inner.store,
-            self.progress,
-        );
+        let r = executor::execute(&self.inner.pool, graph, keep, &self.inner.store, self.progress);
         let ran = self.progress.chunks_run.load(Ordering::Relaxed) - before;
         self.inner.chunks_run.fetch_add(ran, Ordering::Relaxed);
         r
@@ -78,11 +68,8 @@ impl ChunkExecutor for Exec<'_> {
 
 impl LocalBackend {
     pub fn new(opts: LocalOptions) -> BackendResult<Self> {
-        let threads = opts.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
+        let threads =
+            opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("mars-local-{i}"))
@@ -103,10 +90,7 @@ impl LocalBackend {
     }
 
     fn task(&self, id: TaskId) -> BackendResult<Arc<Task>> {
-        lock(&self.inner.tasks)
-            .get(&id.0)
-            .cloned()
-            .ok_or(BackendError::UnknownTask(id.0))
+        lock(&self.inner.tasks).get(&id.0).cloned().ok_or(BackendError::UnknownTask(id.0))
     }
 }
 
@@ -117,20 +101,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Backend for LocalBackend {
     fn submit(&self, graph: TileableGraph, keep: Vec<Key>) -> BackendResult<TaskId> {
         let id = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
-        let task = Arc::new(Task {
-            progress: Arc::new(Progress::default()),
-            outcome: Mutex::new(None),
-            cv: Condvar::new(),
-        });
+        let task =
+            Arc::new(Task { progress: Arc::new(Progress::default()), outcome: Mutex::new(None), cv: Condvar::new() });
         lock(&self.inner.tasks).insert(id, task.clone());
         let inner = self.inner.clone();
         std::thread::Builder::new()
             .name(format!("mars-task-{id}"))
             .spawn(move || {
-                let exec = Exec {
-                    inner: &inner,
-                    progress: &task.progress,
-                };
+                let exec = Exec { inner: &inner, progress: &task.progress };
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     driver::run(graph, &keep, &inner.opts.tile, &inner.passes, &exec)
                 }))
@@ -168,11 +146,7 @@ impl Backend for LocalBackend {
         Ok(t.progress.done.load(Ordering::Relaxed) as f64 / total as f64)
     }
 
-    fn wait(
-        &self,
-        task: TaskId,
-        timeout: Option<Duration>,
-    ) -> BackendResult<Option<HashMap<Key, TileableResult>>> {
+    fn wait(&self, task: TaskId, timeout: Option<Duration>) -> BackendResult<Option<HashMap<Key, TileableResult>>> {
         let t = self.task(task)?;
         let mut outcome = lock(&t.outcome);
         let deadline = timeout.map(|d| std::time::Instant::now() + d);
@@ -184,26 +158,18 @@ impl Backend for LocalBackend {
                     if now >= d {
                         return Ok(None);
                     }
-                    outcome =
-                        t.cv.wait_timeout(outcome, d - now)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                    outcome = t.cv.wait_timeout(outcome, d - now).unwrap_or_else(|p| p.into_inner()).0;
                 }
             }
         }
-        let r = outcome
-            .take()
-            .unwrap_or_else(|| Err(BackendError::Other("task outcome taken twice".into())));
+        let r = outcome.take().unwrap_or_else(|| Err(BackendError::Other("task outcome taken twice".into())));
         drop(outcome);
         lock(&self.inner.tasks).remove(&task.0);
         r.map(Some)
     }
 
     fn cancel(&self, task: TaskId) -> BackendResult<()> {
-        self.task(task)?
-            .progress
-            .cancelled
-            .store(true, Ordering::Relaxed);
+        self.task(task)?.progress.cancelled.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -213,9 +179,10 @@ impl Backend for LocalBackend {
             .chunks
             .iter()
             .map(|c| {
-                self.inner.store.get(c).ok_or_else(|| {
-                    BackendError::Other(format!("chunk {c} of {key} is missing from the store"))
-                })
+                self.inner
+                    .store
+                    .get(c)
+                    .ok_or_else(|| BackendError::Other(format!("chunk {c} of {key} is missing from the store")))
             })
             .collect::<BackendResult<_>>()?;
         let grid: Vec<usize> = res.nsplits.iter().map(|s| s.len()).collect();
@@ -227,10 +194,7 @@ impl Backend for LocalBackend {
     }
 
     fn meta(&self, key: &Key) -> BackendResult<TileableResult> {
-        lock(&self.inner.results)
-            .get(key)
-            .map(|(r, _)| r.clone())
-            .ok_or_else(|| BackendError::NotHeld(key.to_string()))
+        lock(&self.inner.results).get(key).map(|(r, _)| r.clone()).ok_or_else(|| BackendError::NotHeld(key.to_string()))
     }
 
     fn release(&self, keys: &[Key]) -> BackendResult<()> {

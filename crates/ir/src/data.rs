@@ -195,10 +195,7 @@ macro_rules! element {
             fn try_from(d: TensorData) -> Result<Self, IrError> {
                 let found = d.dtype();
                 <$t as Element>::unwrap(d).map_err(|_| {
-                    IrError::DType(format!(
-                        "cannot convert a {found} tensor into an array of {}",
-                        DType::$dtype
-                    ))
+                    IrError::DType(format!("cannot convert a {found} tensor into an array of {}", DType::$dtype))
                 })
             }
         }
@@ -271,11 +268,7 @@ impl TryFrom<TensorData> for ArrayD<bool> {
     type Error = IrError;
     fn try_from(d: TensorData) -> Result<Self, IrError> {
         let found = d.dtype();
-        bool::unwrap(d).map_err(|_| {
-            IrError::DType(format!(
-                "cannot convert a {found} tensor into an array of bool"
-            ))
-        })
+        bool::unwrap(d).map_err(|_| IrError::DType(format!("cannot convert a {found} tensor into an array of bool")))
     }
 }
 
@@ -359,13 +352,7 @@ mod tests {
     #[test]
     fn cast_truncates_like_numpy() {
         let d = TensorData::from(ndarray::arr1(&[1.7f64, -2.5, 0.0]));
-        assert_eq!(
-            d.cast(DType::Int32),
-            TensorData::from(ndarray::arr1(&[1i32, -2, 0]))
-        );
-        assert_eq!(
-            d.cast(DType::Bool),
-            TensorData::from(ndarray::arr1(&[true, true, false]))
-        );
+        assert_eq!(d.cast(DType::Int32), TensorData::from(ndarray::arr1(&[1i32, -2, 0])));
+        assert_eq!(d.cast(DType::Bool), TensorData::from(ndarray::arr1(&[true, true, false])));
     }
 }

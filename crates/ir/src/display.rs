@@ -55,11 +55,7 @@ fn int_format<T: Copy + fmt::Display>(vals: &[T], _ndim: usize) -> impl Fn(T) ->
 
 /// `array(...)` with numpy's `dtype=`/`shape=` extras. `make` builds the element
 /// formatter from the values that will be shown (numpy's `_get_format_function`).
-fn repr<T: Copy, F: Fn(T) -> String>(
-    a: &ArrayD<T>,
-    dtype: DType,
-    make: impl FnOnce(&[T], usize) -> F,
-) -> String {
+fn repr<T: Copy, F: Fn(T) -> String>(a: &ArrayD<T>, dtype: DType, make: impl FnOnce(&[T], usize) -> F) -> String {
     let summarise = a.len() > THRESHOLD;
     let lst = if a.is_empty() {
         "[]".to_string()
@@ -75,12 +71,7 @@ fn repr<T: Copy, F: Fn(T) -> String>(
         let shown = corners.unwrap_or_else(|| a.clone());
         let vals: Vec<T> = shown.iter().copied().collect();
         let format = make(&vals, a.ndim());
-        let layout = Layout {
-            full: a.shape(),
-            shown: &shown,
-            summarise,
-            format: &format,
-        };
+        let layout = Layout { full: a.shape(), shown: &shown, summarise, format: &format };
         let hanging = " ".repeat(PREFIX.len() + 1);
         layout.recurse(&mut Vec::new(), &hanging, LINEWIDTH - 1)
     };
@@ -120,20 +111,13 @@ impl<T: Copy, F: Fn(T) -> String> Layout<'_, T, F> {
         let axis = index.len();
         let axes_left = self.full.len() - axis;
         if axes_left == 0 {
-            return self
-                .shown
-                .get(IxDyn(index))
-                .map_or_else(String::new, |&v| (self.format)(v));
+            return self.shown.get(IxDyn(index)).map_or_else(String::new, |&v| (self.format)(v));
         }
         let next_hanging = format!("{hanging} ");
         let next_width = width.saturating_sub(1);
         let n = self.shown.shape()[axis];
         let show_summary = self.summarise && 2 * EDGEITEMS < self.full[axis];
-        let (leading, trailing) = if show_summary {
-            (EDGEITEMS, EDGEITEMS)
-        } else {
-            (0, n)
-        };
+        let (leading, trailing) = if show_summary { (EDGEITEMS, EDGEITEMS) } else { (0, n) };
         let mut child = |i: usize| {
             index.push(i);
             let s = self.recurse(index, &next_hanging, next_width);
@@ -243,19 +227,13 @@ fn positional<T: Float>(v: T) -> (String, String) {
             (digits[..split].to_string(), digits[split..].to_string())
         }
     } else {
-        (
-            "0".to_string(),
-            format!("{}{digits}", "0".repeat((-exp - 1) as usize)),
-        )
+        ("0".to_string(), format!("{}{digits}", "0".repeat((-exp - 1) as usize)))
     };
     if frac.len() <= PRECISION {
         return (int, frac);
     }
     let rounded = format!("{:.*}", PRECISION, v);
-    let (i, f) = rounded
-        .trim_start_matches('-')
-        .split_once('.')
-        .unwrap_or((&rounded, ""));
+    let (i, f) = rounded.trim_start_matches('-').split_once('.').unwrap_or((&rounded, ""));
     (i.to_string(), f.trim_end_matches('0').to_string())
 }
 
@@ -270,11 +248,7 @@ fn scientific_shortest<T: Float>(v: T) -> (usize, i32) {
     }
     let r = format!("{:.*e}", PRECISION, v);
     let (mant, exp) = split_exp(r.trim_start_matches('-'));
-    (
-        mant.split_once('.')
-            .map_or(0, |(_, f)| f.trim_end_matches('0').len()),
-        exp,
-    )
+    (mant.split_once('.').map_or(0, |(_, f)| f.trim_end_matches('0').len()), exp)
 }
 
 /// numpy's `FloatingFormat` in `maxprec` mode with sign `'-'`.
@@ -288,36 +262,16 @@ struct FloatFormat {
 
 /// Build numpy's `FloatingFormat` for the values that will be shown.
 fn float_format<T: Float>(vals: &[T], _ndim: usize) -> impl Fn(T) -> String {
-    let finite: Vec<T> = vals
-        .iter()
-        .copied()
-        .filter(|v| v.to_f64().is_finite())
-        .collect();
-    let nonzero = finite
-        .iter()
-        .map(|v| v.to_f64().abs())
-        .filter(|v| *v != 0.0);
-    let (min, max) = nonzero.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let exp_format = max > 0.0
-        && (max >= T::EXP_CUTOFF || min < T::narrow(1e-4) || T::narrow(max / min) > 1000.0);
+    let finite: Vec<T> = vals.iter().copied().filter(|v| v.to_f64().is_finite()).collect();
+    let nonzero = finite.iter().map(|v| v.to_f64().abs()).filter(|v| *v != 0.0);
+    let (min, max) = nonzero.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let exp_format = max > 0.0 && (max >= T::EXP_CUTOFF || min < T::narrow(1e-4) || T::narrow(max / min) > 1000.0);
     let neg = |v: &T| v.to_f64().is_sign_negative();
-    let mut ff = FloatFormat {
-        exp_format,
-        pad_left: 0,
-        pad_right: 0,
-        precision: 0,
-        exp_size: 0,
-    };
+    let mut ff = FloatFormat { exp_format, pad_left: 0, pad_right: 0, precision: 0, exp_size: 0 };
     if exp_format {
         let parts: Vec<(usize, i32)> = finite.iter().map(|&v| scientific_shortest(v)).collect();
         ff.precision = parts.iter().map(|p| p.0).max().unwrap_or(0);
-        ff.exp_size = parts
-            .iter()
-            .map(|p| p.1.unsigned_abs().to_string().len().max(2))
-            .max()
-            .unwrap_or(2);
+        ff.exp_size = parts.iter().map(|p| p.1.unsigned_abs().to_string().len().max(2)).max().unwrap_or(2);
         ff.pad_left = if finite.iter().any(neg) { 2 } else { 1 };
         ff.pad_right = ff.exp_size + 2 + ff.precision;
     } else {
@@ -330,9 +284,7 @@ fn float_format<T: Float>(vals: &[T], _ndim: usize) -> impl Fn(T) -> String {
     }
     if finite.len() != vals.len() {
         let neginf = vals.iter().any(|v| v.to_f64() == f64::NEG_INFINITY);
-        ff.pad_left = ff
-            .pad_left
-            .max((3 + usize::from(neginf)).saturating_sub(ff.pad_right + 1));
+        ff.pad_left = ff.pad_left.max((3 + usize::from(neginf)).saturating_sub(ff.pad_right + 1));
     }
     move |v: T| ff.format(v)
 }
@@ -356,10 +308,7 @@ impl FloatFormat {
             let (mant, exp) = split_exp(s.trim_start_matches('-'));
             let (i, f) = mant.split_once('.').unwrap_or((mant, ""));
             let es = if exp < 0 { '-' } else { '+' };
-            (
-                i.to_string(),
-                format!("{f}e{es}{:0w$}", exp.unsigned_abs(), w = self.exp_size),
-            )
+            (i.to_string(), format!("{f}e{es}{:0w$}", exp.unsigned_abs(), w = self.exp_size))
         } else {
             let (i, f) = positional(v);
             (i, format!("{f:<w$}", w = self.pad_right))
@@ -387,10 +336,7 @@ mod tests {
     #[test]
     fn random_floats() {
         // np.random.default_rng(0).random(2)
-        check(
-            t::<f64>(&[2], vec![0.6369616873214543, 0.2697867137638703]),
-            r#"array([0.63696169, 0.26978671])"#,
-        );
+        check(t::<f64>(&[2], vec![0.6369616873214543, 0.2697867137638703]), r#"array([0.63696169, 0.26978671])"#);
     }
 
     #[test]
@@ -408,64 +354,43 @@ mod tests {
     #[test]
     fn ragged_fraction() {
         // np.array([1., 2.125, 10.5])
-        check(
-            t::<f64>(&[3], vec![1.0, 2.125, 10.5]),
-            r#"array([ 1.   ,  2.125, 10.5  ])"#,
-        );
+        check(t::<f64>(&[3], vec![1.0, 2.125, 10.5]), r#"array([ 1.   ,  2.125, 10.5  ])"#);
     }
 
     #[test]
     fn non_finite() {
         // np.array([np.nan, 1.5, np.inf, -np.inf])
-        check(
-            t::<f64>(&[4], vec![f64::NAN, 1.5, f64::INFINITY, -f64::INFINITY]),
-            r#"array([ nan,  1.5,  inf, -inf])"#,
-        );
+        check(t::<f64>(&[4], vec![f64::NAN, 1.5, f64::INFINITY, -f64::INFINITY]), r#"array([ nan,  1.5,  inf, -inf])"#);
     }
 
     #[test]
     fn only_non_finite() {
         // np.array([np.nan, -np.inf])
-        check(
-            t::<f64>(&[2], vec![f64::NAN, -f64::INFINITY]),
-            r#"array([ nan, -inf])"#,
-        );
+        check(t::<f64>(&[2], vec![f64::NAN, -f64::INFINITY]), r#"array([ nan, -inf])"#);
     }
 
     #[test]
     fn scientific() {
         // np.array([1e-05, 1e10])
-        check(
-            t::<f64>(&[2], vec![1e-05, 10000000000.0]),
-            r#"array([1.e-05, 1.e+10])"#,
-        );
+        check(t::<f64>(&[2], vec![1e-05, 10000000000.0]), r#"array([1.e-05, 1.e+10])"#);
     }
 
     #[test]
     fn scientific_nan() {
         // np.array([1.5e-05, np.nan, -3e8])
-        check(
-            t::<f64>(&[3], vec![1.5e-05, f64::NAN, -300000000.0]),
-            r#"array([ 1.5e-05,      nan, -3.0e+08])"#,
-        );
+        check(t::<f64>(&[3], vec![1.5e-05, f64::NAN, -300000000.0]), r#"array([ 1.5e-05,      nan, -3.0e+08])"#);
     }
 
     #[test]
     fn scientific_ratio() {
         // np.array([0.5, 1000.5])
-        check(
-            t::<f64>(&[2], vec![0.5, 1000.5]),
-            r#"array([5.0000e-01, 1.0005e+03])"#,
-        );
+        check(t::<f64>(&[2], vec![0.5, 1000.5]), r#"array([5.0000e-01, 1.0005e+03])"#);
     }
 
     #[test]
     fn big_exponent() {
         // np.array([1e100, 1.0])
-        check(
-            t::<f64>(&[2], vec![1e+100, 1.0]),
-            r#"array([1.e+100, 1.e+000])"#,
-        );
+        check(t::<f64>(&[2], vec![1e+100, 1.0]), r#"array([1.e+100, 1.e+000])"#);
     }
 
     #[test]
@@ -477,10 +402,7 @@ mod tests {
     #[test]
     fn round_to_8_digits() {
         // np.array([1/3, 0.001953125])
-        check(
-            t::<f64>(&[2], vec![0.3333333333333333, 0.001953125]),
-            r#"array([0.33333333, 0.00195312])"#,
-        );
+        check(t::<f64>(&[2], vec![0.3333333333333333, 0.001953125]), r#"array([0.33333333, 0.00195312])"#);
     }
 
     #[test]
@@ -516,10 +438,7 @@ mod tests {
     #[test]
     fn empty_2d() {
         // np.zeros((2, 0))
-        check(
-            t::<f64>(&[2, 0], vec![]),
-            r#"array([], shape=(2, 0), dtype=float64)"#,
-        );
+        check(t::<f64>(&[2, 0], vec![]), r#"array([], shape=(2, 0), dtype=float64)"#);
     }
 
     #[test]
@@ -531,28 +450,19 @@ mod tests {
     #[test]
     fn int32() {
         // np.array([-1, 20, 3], dtype=np.int32)
-        check(
-            t::<i32>(&[3], vec![-1, 20, 3]),
-            r#"array([-1, 20,  3], dtype=int32)"#,
-        );
+        check(t::<i32>(&[3], vec![-1, 20, 3]), r#"array([-1, 20,  3], dtype=int32)"#);
     }
 
     #[test]
     fn uint8() {
         // np.array([0, 255, 7], dtype=np.uint8)
-        check(
-            t::<u8>(&[3], vec![0, 255, 7]),
-            r#"array([  0, 255,   7], dtype=uint8)"#,
-        );
+        check(t::<u8>(&[3], vec![0, 255, 7]), r#"array([  0, 255,   7], dtype=uint8)"#);
     }
 
     #[test]
     fn int8() {
         // np.array([-128, 5], dtype=np.int8)
-        check(
-            t::<i8>(&[2], vec![-128, 5]),
-            r#"array([-128,    5], dtype=int8)"#,
-        );
+        check(t::<i8>(&[2], vec![-128, 5]), r#"array([-128,    5], dtype=int8)"#);
     }
 
     #[test]
@@ -567,20 +477,14 @@ mod tests {
     #[test]
     fn bools() {
         // np.array([True, False])
-        check(
-            t::<bool>(&[2], vec![true, false]),
-            r#"array([ True, False])"#,
-        );
+        check(t::<bool>(&[2], vec![true, false]), r#"array([ True, False])"#);
     }
 
     #[test]
     fn float32() {
         // (np.random.default_rng(0).standard_normal(5) * 100).astype(np.float32)
         check(
-            t::<f32>(
-                &[5],
-                vec![12.573022, -13.210486, 64.04227, 10.490012, -53.566936],
-            ),
+            t::<f32>(&[5], vec![12.573022, -13.210486, 64.04227, 10.490012, -53.566936]),
             r#"array([ 12.573022, -13.210486,  64.04227 ,  10.490012, -53.566936],
       dtype=float32)"#,
         );
@@ -589,19 +493,13 @@ mod tests {
     #[test]
     fn float32_tie_rounds_even() {
         // np.array([-497847.625], dtype=np.float32)
-        check(
-            t::<f32>(&[1], vec![-497847.62]),
-            r#"array([-497847.62], dtype=float32)"#,
-        );
+        check(t::<f32>(&[1], vec![-497847.62]), r#"array([-497847.62], dtype=float32)"#);
     }
 
     #[test]
     fn float32_exp_cutoff() {
         // np.array([1e6, 1.], dtype=np.float32)
-        check(
-            t::<f32>(&[2], vec![1e+06, 1.0]),
-            r#"array([1.e+06, 1.e+00], dtype=float32)"#,
-        );
+        check(t::<f32>(&[2], vec![1e+06, 1.0]), r#"array([1.e+06, 1.e+00], dtype=float32)"#);
     }
 
     #[test]
@@ -651,11 +549,7 @@ mod tests {
         // np.arange(12.).reshape(2, 3, 2) / 4
         check(
             TensorData::F64(
-                ArrayD::from_shape_vec(
-                    IxDyn(&[2, 3, 2]),
-                    (0..12).map(|i| i as f64 / 4.0).collect(),
-                )
-                .unwrap(),
+                ArrayD::from_shape_vec(IxDyn(&[2, 3, 2]), (0..12).map(|i| i as f64 / 4.0).collect()).unwrap(),
             ),
             r#"array([[[0.  , 0.25],
         [0.5 , 0.75],
@@ -732,9 +626,7 @@ mod tests {
     fn dtype_on_new_line() {
         // np.arange(10, dtype=np.int32) * 1000
         check(
-            TensorData::I32(
-                ArrayD::from_shape_vec(IxDyn(&[10]), (0..10).map(|i| i * 1000).collect()).unwrap(),
-            ),
+            TensorData::I32(ArrayD::from_shape_vec(IxDyn(&[10]), (0..10).map(|i| i * 1000).collect()).unwrap()),
             r#"array([   0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000],
       dtype=int32)"#,
         );
@@ -744,10 +636,7 @@ mod tests {
     fn float32_wrap_dtype() {
         // np.arange(5, dtype=np.float32) / 7
         check(
-            TensorData::F32(
-                ArrayD::from_shape_vec(IxDyn(&[5]), (0..5).map(|i| i as f32 / 7.0).collect())
-                    .unwrap(),
-            ),
+            TensorData::F32(ArrayD::from_shape_vec(IxDyn(&[5]), (0..5).map(|i| i as f32 / 7.0).collect()).unwrap()),
             r#"array([0.        , 0.14285715, 0.2857143 , 0.42857143, 0.5714286 ],
       dtype=float32)"#,
         );
@@ -757,9 +646,7 @@ mod tests {
     fn summary_1d() {
         // np.arange(2000.)
         check(
-            TensorData::F64(
-                ArrayD::from_shape_vec(IxDyn(&[2000]), (0..2000).map(f64::from).collect()).unwrap(),
-            ),
+            TensorData::F64(ArrayD::from_shape_vec(IxDyn(&[2000]), (0..2000).map(f64::from).collect()).unwrap()),
             r#"array([0.000e+00, 1.000e+00, 2.000e+00, ..., 1.997e+03, 1.998e+03,
        1.999e+03], shape=(2000,))"#,
         );
@@ -770,11 +657,7 @@ mod tests {
         // np.arange(10000).reshape(100, 100) / 7
         check(
             TensorData::F64(
-                ArrayD::from_shape_vec(
-                    IxDyn(&[100, 100]),
-                    (0..10000).map(|i| f64::from(i) / 7.0).collect(),
-                )
-                .unwrap(),
+                ArrayD::from_shape_vec(IxDyn(&[100, 100]), (0..10000).map(|i| f64::from(i) / 7.0).collect()).unwrap(),
             ),
             r#"array([[0.00000000e+00, 1.42857143e-01, 2.85714286e-01, ...,
         1.38571429e+01, 1.40000000e+01, 1.41428571e+01],
@@ -796,9 +679,7 @@ mod tests {
     fn summary_int_2d() {
         // np.arange(10000, dtype=np.int32).reshape(100, 100)
         check(
-            TensorData::I32(
-                ArrayD::from_shape_vec(IxDyn(&[100, 100]), (0..10000).collect()).unwrap(),
-            ),
+            TensorData::I32(ArrayD::from_shape_vec(IxDyn(&[100, 100]), (0..10000).collect()).unwrap()),
             r#"array([[   0,    1,    2, ...,   97,   98,   99],
        [ 100,  101,  102, ...,  197,  198,  199],
        [ 200,  201,  202, ...,  297,  298,  299],
@@ -815,11 +696,7 @@ mod tests {
         // (np.arange(10000) * 3).reshape(10, 10, 100) % 7 == 0
         check(
             TensorData::Bool(
-                ArrayD::from_shape_vec(
-                    IxDyn(&[10, 10, 100]),
-                    (0..10000).map(|i| i * 3 % 7 == 0).collect(),
-                )
-                .unwrap(),
+                ArrayD::from_shape_vec(IxDyn(&[10, 10, 100]), (0..10000).map(|i| i * 3 % 7 == 0).collect()).unwrap(),
             ),
             r#"array([[[ True, False, False, ..., False,  True, False],
         [False, False, False, ..., False, False, False],
@@ -878,10 +755,7 @@ mod tests {
     fn summary_bools() {
         // np.arange(1001) % 3 == 0
         check(
-            TensorData::Bool(
-                ArrayD::from_shape_vec(IxDyn(&[1001]), (0..1001).map(|i| i % 3 == 0).collect())
-                    .unwrap(),
-            ),
+            TensorData::Bool(ArrayD::from_shape_vec(IxDyn(&[1001]), (0..1001).map(|i| i % 3 == 0).collect()).unwrap()),
             r#"array([ True, False, False, ..., False,  True, False], shape=(1001,))"#,
         );
     }

@@ -41,10 +41,7 @@ impl DType {
     }
     pub fn is_int(self) -> bool {
         use DType::*;
-        matches!(
-            self,
-            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64
-        )
+        matches!(self, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64)
     }
     pub fn is_unsigned(self) -> bool {
         use DType::*;
@@ -86,11 +83,7 @@ impl DType {
                 return Float64;
             }
             // f32 with an integer wider than 16 bits becomes f64, as in numpy
-            return if other.itemsize() >= 4 && other.is_int() {
-                Float64
-            } else {
-                Float32
-            };
+            return if other.itemsize() >= 4 && other.is_int() { Float64 } else { Float32 };
         }
         if a == Bool {
             return b;

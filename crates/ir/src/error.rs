@@ -10,14 +10,7 @@ pub enum IrError {
     #[error("operands could not be broadcast together with shapes {0}")]
     Broadcast(String),
     #[error("shapes {lhs} and {rhs} not aligned: {lhs_dim} (dim {lhs_axis}) != {rhs_dim} (dim {rhs_axis})")]
-    DotMismatch {
-        lhs: String,
-        rhs: String,
-        lhs_dim: usize,
-        lhs_axis: usize,
-        rhs_dim: usize,
-        rhs_axis: usize,
-    },
+    DotMismatch { lhs: String, rhs: String, lhs_dim: usize, lhs_axis: usize, rhs_dim: usize, rhs_axis: usize },
     #[error("cannot reshape array of size {size} into shape {shape}")]
     Reshape { size: usize, shape: String },
     #[error("axis {axis} is out of bounds for array of dimension {ndim}")]

@@ -92,12 +92,9 @@ impl Expr {
     /// The result dtype given the inputs' dtypes; errors name the bad dtype.
     pub fn dtype(&self, inputs: &[DType]) -> IrResult<DType> {
         Ok(match self {
-            Expr::Input(i) => *inputs.get(*i).ok_or_else(|| {
-                IrError::Graph(format!(
-                    "expression refers to input #{i} of {}",
-                    inputs.len()
-                ))
-            })?,
+            Expr::Input(i) => *inputs
+                .get(*i)
+                .ok_or_else(|| IrError::Graph(format!("expression refers to input #{i} of {}", inputs.len())))?,
             Expr::Const(_) => DType::Float64,
             Expr::Cast(d, e) => {
                 e.dtype(inputs)?;
@@ -110,9 +107,7 @@ impl Expr {
                 let d = e.dtype(inputs)?;
                 match f {
                     UnaryFn::Not if d != DType::Bool => {
-                        return Err(IrError::DType(format!(
-                            "logical not needs a bool operand, got {d}"
-                        )))
+                        return Err(IrError::DType(format!("logical not needs a bool operand, got {d}")))
                     }
                     UnaryFn::Not => DType::Bool,
                     UnaryFn::Neg if d == DType::Bool => {
@@ -154,9 +149,7 @@ impl Expr {
             Expr::Where(c, a, b) => {
                 let dc = c.dtype(inputs)?;
                 if dc != DType::Bool {
-                    return Err(IrError::DType(format!(
-                        "where_ needs a bool condition, got {dc}"
-                    )));
+                    return Err(IrError::DType(format!("where_ needs a bool condition, got {dc}")));
                 }
                 let (da, db) = (a.dtype(inputs)?, b.dtype(inputs)?);
                 DType::promote(da, db)
@@ -170,15 +163,11 @@ impl Expr {
             Expr::Input(i) => f(*i),
             Expr::Const(c) => Expr::Const(*c),
             Expr::Unary(u, e) => Expr::Unary(*u, Box::new(e.substitute(f))),
-            Expr::Binary(b, x, y) => {
-                Expr::Binary(*b, Box::new(x.substitute(f)), Box::new(y.substitute(f)))
-            }
+            Expr::Binary(b, x, y) => Expr::Binary(*b, Box::new(x.substitute(f)), Box::new(y.substitute(f))),
             Expr::Cast(d, e) => Expr::Cast(*d, Box::new(e.substitute(f))),
-            Expr::Where(c, x, y) => Expr::Where(
-                Box::new(c.substitute(f)),
-                Box::new(x.substitute(f)),
-                Box::new(y.substitute(f)),
-            ),
+            Expr::Where(c, x, y) => {
+                Expr::Where(Box::new(c.substitute(f)), Box::new(x.substitute(f)), Box::new(y.substitute(f)))
+            }
         }
     }
 
@@ -226,16 +215,9 @@ mod tests {
         assert_eq!(add1.dtype(&[DType::Int32]).unwrap(), DType::Float64);
         assert_eq!(add1.dtype(&[DType::Float32]).unwrap(), DType::Float32);
         let cmp = Expr::binary(BinaryFn::Gt, Expr::input(0), Expr::input(1));
-        assert_eq!(
-            cmp.dtype(&[DType::Int32, DType::Float64]).unwrap(),
-            DType::Bool
-        );
+        assert_eq!(cmp.dtype(&[DType::Int32, DType::Float64]).unwrap(), DType::Bool);
         let bad = Expr::binary(BinaryFn::And, Expr::input(0), Expr::input(1));
-        assert!(bad
-            .dtype(&[DType::Int32, DType::Bool])
-            .unwrap_err()
-            .to_string()
-            .contains("int32"));
+        assert!(bad.dtype(&[DType::Int32, DType::Bool]).unwrap_err().to_string().contains("int32"));
         assert_eq!(add1.to_string(), "(#0 + 1)");
     }
 }

@@ -8,8 +8,7 @@ use arrow::record_batch::RecordBatch;
 pub fn batch_to_ipc(batch: &RecordBatch) -> IrResult<Vec<u8>> {
     let mut buf = Vec::new();
     {
-        let mut w = StreamWriter::try_new(&mut buf, &batch.schema())
-            .map_err(|e| IrError::Serde(e.to_string()))?;
+        let mut w = StreamWriter::try_new(&mut buf, &batch.schema()).map_err(|e| IrError::Serde(e.to_string()))?;
         w.write(batch).map_err(|e| IrError::Serde(e.to_string()))?;
         w.finish().map_err(|e| IrError::Serde(e.to_string()))?;
     }
@@ -17,12 +16,9 @@ pub fn batch_to_ipc(batch: &RecordBatch) -> IrResult<Vec<u8>> {
 }
 
 pub fn ipc_to_batch(bytes: &[u8]) -> IrResult<RecordBatch> {
-    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
-        .map_err(|e| IrError::Serde(e.to_string()))?;
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| IrError::Serde(e.to_string()))?;
     let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader
-        .collect::<Result<_, _>>()
-        .map_err(|e| IrError::Serde(e.to_string()))?;
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| IrError::Serde(e.to_string()))?;
     arrow::compute::concat_batches(&schema, &batches).map_err(|e| IrError::Serde(e.to_string()))
 }
 
@@ -33,15 +29,9 @@ pub fn batch_columns(batch: &RecordBatch) -> IrResult<Vec<(String, crate::DType)
         .fields()
         .iter()
         .map(|f| {
-            crate::DType::from_arrow(f.data_type())
-                .map(|d| (f.name().clone(), d))
-                .ok_or_else(|| {
-                    IrError::DType(format!(
-                        "column {:?} has unsupported Arrow type {}",
-                        f.name(),
-                        f.data_type()
-                    ))
-                })
+            crate::DType::from_arrow(f.data_type()).map(|d| (f.name().clone(), d)).ok_or_else(|| {
+                IrError::DType(format!("column {:?} has unsupported Arrow type {}", f.name(), f.data_type()))
+            })
         })
         .collect()
 }

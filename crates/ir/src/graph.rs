@@ -103,13 +103,8 @@ impl GraphNode for ChunkNode {
         &mut self.inputs
     }
     fn label(&self) -> String {
-        let mut s = format!(
-            "{} key={} index={:?} shape={}",
-            self.op,
-            self.key.short(),
-            self.index,
-            fmt_shape(&self.shape)
-        );
+        let mut s =
+            format!("{} key={} index={:?} shape={}", self.op, self.key.short(), self.index, fmt_shape(&self.shape));
         if let Some(d) = self.dtype {
             let _ = write!(s, " dtype={d}");
         }
@@ -130,19 +125,13 @@ pub type ChunkGraph = Dag<ChunkNode>;
 
 impl<N: GraphNode> Default for Dag<N> {
     fn default() -> Self {
-        Dag {
-            graph: StableDiGraph::default(),
-            by_key: HashMap::new(),
-            _id: PhantomData,
-        }
+        Dag { graph: StableDiGraph::default(), by_key: HashMap::new(), _id: PhantomData }
     }
 }
 
 impl<N: GraphNode + fmt::Debug> fmt::Debug for Dag<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dag")
-            .field("nodes", &self.graph.node_count())
-            .finish()
+        f.debug_struct("Dag").field("nodes", &self.graph.node_count()).finish()
     }
 }
 
@@ -212,12 +201,7 @@ impl<N: GraphNode> Dag<N> {
     pub fn sinks(&self) -> Vec<N::Id> {
         self.graph
             .node_indices()
-            .filter(|&ix| {
-                self.graph
-                    .edges_directed(ix, Direction::Outgoing)
-                    .next()
-                    .is_none()
-            })
+            .filter(|&ix| self.graph.edges_directed(ix, Direction::Outgoing).next().is_none())
             .map(Into::into)
             .collect()
     }
@@ -232,12 +216,7 @@ impl<N: GraphNode> Dag<N> {
     pub fn topo_order(&self) -> IrResult<Vec<N::Id>> {
         petgraph::algo::toposort(&self.graph, None)
             .map(|v| v.into_iter().map(Into::into).collect())
-            .map_err(|c| {
-                IrError::Graph(format!(
-                    "cycle through node {}",
-                    self.graph[c.node_id()].key()
-                ))
-            })
+            .map_err(|c| IrError::Graph(format!("cycle through node {}", self.graph[c.node_id()].key())))
     }
 
     /// Every node reachable backwards from `roots` (roots included).
@@ -278,24 +257,13 @@ impl<N: GraphNode> Dag<N> {
 
     /// Graphviz DOT.
     pub fn to_dot(&self) -> String {
-        let mut out = String::from(
-            "digraph mars {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n",
-        );
+        let mut out = String::from("digraph mars {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n");
         for ix in self.graph.node_indices() {
-            let label = self.graph[ix]
-                .label()
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"");
+            let label = self.graph[ix].label().replace('\\', "\\\\").replace('"', "\\\"");
             let _ = writeln!(out, "  n{} [label=\"{}\"];", ix.index(), label);
         }
         for e in self.graph.edge_references() {
-            let _ = writeln!(
-                out,
-                "  n{} -> n{} [label=\"{}\"];",
-                e.source().index(),
-                e.target().index(),
-                e.weight()
-            );
+            let _ = writeln!(out, "  n{} -> n{} [label=\"{}\"];", e.source().index(), e.target().index(), e.weight());
         }
         out.push_str("}\n");
         out
@@ -335,8 +303,7 @@ impl<N: GraphNode> Dag<N> {
                         if pos >= total {
                             format!("missing (the graph has {total} nodes)")
                         } else {
-                            "not before it (inputs come first; a cycle or a misordered file)"
-                                .to_string()
+                            "not before it (inputs come first; a cycle or a misordered file)".to_string()
                         }
                     )));
                 }
@@ -369,11 +336,7 @@ macro_rules! serde_forms {
             }
             /// JSON naming the requested nodes.
             pub fn to_json_with_roots(&self, roots: &[Key]) -> IrResult<String> {
-                let file = GraphFile {
-                    format: $fmt.to_string(),
-                    roots: roots.to_vec(),
-                    nodes: self.to_nodes()?,
-                };
+                let file = GraphFile { format: $fmt.to_string(), roots: roots.to_vec(), nodes: self.to_nodes()? };
                 serde_json::to_string_pretty(&file).map_err(|e| IrError::Serde(e.to_string()))
             }
             pub fn from_json(text: &str) -> IrResult<Self> {
@@ -382,9 +345,8 @@ macro_rules! serde_forms {
             /// The graph and its roots (the sinks when the file names none); a
             /// root that is not in the graph is an error.
             pub fn from_json_with_roots(text: &str) -> IrResult<(Self, Vec<Key>)> {
-                let file: GraphFile<$node> = serde_json::from_str(text).map_err(|e| {
-                    IrError::Serde(format!("line {} column {}: {e}", e.line(), e.column()))
-                })?;
+                let file: GraphFile<$node> = serde_json::from_str(text)
+                    .map_err(|e| IrError::Serde(format!("line {} column {}: {e}", e.line(), e.column())))?;
                 if file.format != $fmt {
                     return Err(IrError::Serde(format!(
                         "unsupported graph format {:?} (expected {:?})",
@@ -398,9 +360,7 @@ macro_rules! serde_forms {
                     file.roots
                 };
                 if let Some(k) = roots.iter().find(|k| g.get(k).is_none()) {
-                    return Err(IrError::Graph(format!(
-                        "root {k} is not a node of the graph"
-                    )));
+                    return Err(IrError::Graph(format!("root {k} is not a node of the graph")));
                 }
                 Ok((g, roots))
             }
@@ -409,8 +369,7 @@ macro_rules! serde_forms {
                 bincode::serialize(&self.to_nodes()?).map_err(|e| IrError::Serde(e.to_string()))
             }
             pub fn from_bytes(bytes: &[u8]) -> IrResult<Self> {
-                let nodes: Vec<$node> =
-                    bincode::deserialize(bytes).map_err(|e| IrError::Serde(e.to_string()))?;
+                let nodes: Vec<$node> = bincode::deserialize(bytes).map_err(|e| IrError::Serde(e.to_string()))?;
                 Self::from_nodes(nodes)
             }
         }
@@ -435,12 +394,7 @@ mod tests {
             chunks: Some(vec![2, 2]),
         });
         let key = Key::of(&op, &[]);
-        g.insert(TileableNode {
-            key,
-            op,
-            inputs: vec![],
-            meta: Meta::tensor(dims(&[4, 4]), DType::Float64),
-        })
+        g.insert(TileableNode { key, op, inputs: vec![], meta: Meta::tensor(dims(&[4, 4]), DType::Float64) })
     }
 
     fn sample() -> (TileableGraph, TileableId) {
@@ -448,16 +402,10 @@ mod tests {
         let a = ones(&mut g);
         let a2 = ones(&mut g);
         assert_eq!(a, a2, "same key, same node");
-        let op = Op::Tensor(TensorOp::Map {
-            expr: Expr::binary(BinaryFn::Add, Expr::Input(0), Expr::Input(1)),
-        });
+        let op = Op::Tensor(TensorOp::Map { expr: Expr::binary(BinaryFn::Add, Expr::Input(0), Expr::Input(1)) });
         let key = Key::of(&op, &[g.node(a).key, g.node(a).key]);
-        let b = g.insert(TileableNode {
-            key,
-            op,
-            inputs: vec![a, a],
-            meta: Meta::tensor(dims(&[4, 4]), DType::Float64),
-        });
+        let b =
+            g.insert(TileableNode { key, op, inputs: vec![a, a], meta: Meta::tensor(dims(&[4, 4]), DType::Float64) });
         (g, b)
     }
 
@@ -469,16 +417,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[0].starts_with("Map (#0 + #1) key="), "{text}");
-        assert!(
-            lines[1].starts_with("  Full(1) chunks=[2, 2] key="),
-            "{text}"
-        );
+        assert!(lines[1].starts_with("  Full(1) chunks=[2, 2] key="), "{text}");
         assert!(lines[2].starts_with("  ^ key="), "{text}");
         let dot = g.to_dot();
-        assert!(
-            dot.starts_with("digraph mars {") && dot.contains("n0 -> n1"),
-            "{dot}"
-        );
+        assert!(dot.starts_with("digraph mars {") && dot.contains("n0 -> n1"), "{dot}");
     }
 
     #[test]
@@ -491,23 +433,15 @@ mod tests {
         let root = back.get(&g.node(b).key).unwrap();
         assert_eq!(back.explain(&[root]), g.explain(&[b]));
         let bin = TileableGraph::from_bytes(&g.to_bytes().unwrap()).unwrap();
-        assert_eq!(
-            bin.explain(&[bin.get(&g.node(b).key).unwrap()]),
-            g.explain(&[b])
-        );
+        assert_eq!(bin.explain(&[bin.get(&g.node(b).key).unwrap()]), g.explain(&[b]));
     }
 
     #[test]
     fn bad_graphs_are_errors() {
-        let err =
-            TileableGraph::from_json("{\"format\": \"mars-tileable-graph/1\",\n \"nodes\": [}")
-                .unwrap_err();
+        let err = TileableGraph::from_json("{\"format\": \"mars-tileable-graph/1\",\n \"nodes\": [}").unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
         let err = TileableGraph::from_json("{\"format\": \"v9\", \"nodes\": []}").unwrap_err();
-        assert!(
-            err.to_string().contains("unsupported graph format"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("unsupported graph format"), "{err}");
         let (g, _) = sample();
         let mut nodes = g.to_nodes().unwrap();
         nodes[1].inputs[0] = TileableId(5);

@@ -33,9 +33,7 @@ pub fn broadcast_shapes(shapes: &[&[Dim]]) -> IrResult<Vec<Dim>> {
 fn tensor_of(m: &Meta, what: &str) -> IrResult<(Vec<Dim>, DType)> {
     match m {
         Meta::Tensor { shape, dtype } => Ok((shape.clone(), *dtype)),
-        Meta::Frame { .. } => Err(IrError::Invalid(format!(
-            "{what} needs a tensor input, got a dataframe"
-        ))),
+        Meta::Frame { .. } => Err(IrError::Invalid(format!("{what} needs a tensor input, got a dataframe"))),
     }
 }
 
@@ -51,30 +49,21 @@ fn check_axis(axis: usize, ndim: usize) -> IrResult<()> {
 pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
     let want = |n: usize| -> IrResult<()> {
         if inputs.len() != n {
-            Err(IrError::Graph(format!(
-                "{op} takes {n} inputs, got {}",
-                inputs.len()
-            )))
+            Err(IrError::Graph(format!("{op} takes {n} inputs, got {}", inputs.len())))
         } else {
             Ok(())
         }
     };
     match op {
-        Op::Fetch { .. } => Err(IrError::Graph(
-            "a Fetch node's meta comes from the result it fetches".into(),
-        )),
-        Op::Frame(FrameOp::FromBatch { .. }) => Err(IrError::Graph(
-            "a FromBatch node's meta comes from its batch".into(),
-        )),
+        Op::Fetch { .. } => Err(IrError::Graph("a Fetch node's meta comes from the result it fetches".into())),
+        Op::Frame(FrameOp::FromBatch { .. }) => {
+            Err(IrError::Graph("a FromBatch node's meta comes from its batch".into()))
+        }
         Op::Tensor(t) => infer_tensor(t, inputs, &want),
     }
 }
 
-fn infer_tensor(
-    t: &TensorOp,
-    inputs: &[&Meta],
-    want: &dyn Fn(usize) -> IrResult<()>,
-) -> IrResult<Meta> {
+fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult<()>) -> IrResult<Meta> {
     use TensorOp::*;
     let check_chunks = |chunks: &Option<Vec<usize>>, ndim: usize| -> IrResult<()> {
         if let Some(c) = chunks {
@@ -87,12 +76,7 @@ fn infer_tensor(
         Ok(())
     };
     Ok(match t {
-        Full {
-            shape,
-            dtype,
-            chunks,
-            ..
-        } => {
+        Full { shape, dtype, chunks, .. } => {
             want(0)?;
             check_chunks(chunks, shape.len())?;
             Meta::tensor(dims(shape), *dtype)
@@ -102,20 +86,13 @@ fn infer_tensor(
             check_chunks(chunks, 1)?;
             Meta::tensor(dims(&[*n]), DType::Float64)
         }
-        Random {
-            shape,
-            dist,
-            chunks,
-            ..
-        } => {
+        Random { shape, dist, chunks, .. } => {
             want(0)?;
             check_chunks(chunks, shape.len())?;
             let dtype = match dist {
                 crate::op::Distribution::RandInt { low, high } => {
                     if high <= low {
-                        return Err(IrError::Invalid(format!(
-                            "randint: low ({low}) must be below high ({high})"
-                        )));
+                        return Err(IrError::Invalid(format!("randint: low ({low}) must be below high ({high})")));
                     }
                     DType::Int64
                 }
@@ -129,10 +106,8 @@ fn infer_tensor(
             Meta::tensor(dims(data.shape()), data.dtype())
         }
         Map { expr } => {
-            let metas: Vec<(Vec<Dim>, DType)> = inputs
-                .iter()
-                .map(|m| tensor_of(m, "an element-wise op"))
-                .collect::<IrResult<_>>()?;
+            let metas: Vec<(Vec<Dim>, DType)> =
+                inputs.iter().map(|m| tensor_of(m, "an element-wise op")).collect::<IrResult<_>>()?;
             let shapes: Vec<&[Dim]> = metas.iter().map(|(s, _)| s.as_slice()).collect();
             let dtypes: Vec<DType> = metas.iter().map(|(_, d)| *d).collect();
             Meta::tensor(broadcast_shapes(&shapes)?, expr.dtype(&dtypes)?)
@@ -144,17 +119,9 @@ fn infer_tensor(
                 check_axis(a, shape.len())?;
             }
             if func.is_arg() && axes.len() > 1 && axes.len() != shape.len() {
-                return Err(IrError::Invalid(format!(
-                    "{} takes one axis or all",
-                    func.name()
-                )));
+                return Err(IrError::Invalid(format!("{} takes one axis or all", func.name())));
             }
-            let out: Vec<Dim> = shape
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !axes.contains(i))
-                .map(|(_, &d)| d)
-                .collect();
+            let out: Vec<Dim> = shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
             Meta::tensor(out, func.out_dtype(dtype))
         }
         Dot => {
@@ -184,14 +151,7 @@ fn infer_tensor(
             let mut out: Vec<Dim> = a[..ka].to_vec();
             out.extend_from_slice(&b[1..]);
             let dtype = DType::promote(da, db);
-            Meta::tensor(
-                out,
-                if dtype == DType::Bool {
-                    DType::Int64
-                } else {
-                    dtype
-                },
-            )
+            Meta::tensor(out, if dtype == DType::Bool { DType::Int64 } else { dtype })
         }
         Transpose { axes } => {
             want(1)?;
@@ -199,10 +159,7 @@ fn infer_tensor(
             let mut sorted = axes.clone();
             sorted.sort_unstable();
             if sorted != (0..shape.len()).collect::<Vec<_>>() {
-                return Err(IrError::Invalid(format!(
-                    "axes {axes:?} don't match array of dimension {}",
-                    shape.len()
-                )));
+                return Err(IrError::Invalid(format!("axes {axes:?} don't match array of dimension {}", shape.len())));
             }
             Meta::tensor(axes.iter().map(|&a| shape[a]).collect(), dtype)
         }
@@ -212,10 +169,7 @@ fn infer_tensor(
             if let Some(known) = crate::shape::known_shape(&shape) {
                 let size: usize = known.iter().product();
                 if size != new.iter().product::<usize>() {
-                    return Err(IrError::Reshape {
-                        size,
-                        shape: fmt_shape(new),
-                    });
+                    return Err(IrError::Reshape { size, shape: fmt_shape(new) });
                 }
             }
             Meta::tensor(dims(new), dtype)
@@ -227,14 +181,10 @@ fn infer_tensor(
         }
         Concatenate { axis } => {
             if inputs.is_empty() {
-                return Err(IrError::Invalid(
-                    "need at least one array to concatenate".into(),
-                ));
+                return Err(IrError::Invalid("need at least one array to concatenate".into()));
             }
-            let metas: Vec<(Vec<Dim>, DType)> = inputs
-                .iter()
-                .map(|m| tensor_of(m, "concatenate"))
-                .collect::<IrResult<_>>()?;
+            let metas: Vec<(Vec<Dim>, DType)> =
+                inputs.iter().map(|m| tensor_of(m, "concatenate")).collect::<IrResult<_>>()?;
             let (first, mut dtype) = metas[0].clone();
             check_axis(*axis, first.len())?;
             let mut out = first.clone();
@@ -265,15 +215,10 @@ fn infer_tensor(
             let (shape, dtype) = tensor_of(inputs[0], "filter")?;
             let (mshape, mdtype) = tensor_of(inputs[1], "filter")?;
             if mdtype != DType::Bool {
-                return Err(IrError::DType(format!(
-                    "filter needs a bool mask, got {mdtype}"
-                )));
+                return Err(IrError::DType(format!("filter needs a bool mask, got {mdtype}")));
             }
             let compatible = |a: &[Dim], b: &[Dim]| {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b)
-                        .all(|(x, y)| !x.is_known() || !y.is_known() || x == y)
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| !x.is_known() || !y.is_known() || x == y)
             };
             if compatible(&shape, &mshape) {
                 Meta::tensor(vec![Dim::Unknown], dtype)
@@ -313,53 +258,34 @@ pub struct AxisSel {
 }
 
 /// Resolve `start..end;step` (ndarray semantics) against length `len`.
-pub fn resolve_slice(
-    start: isize,
-    end: Option<isize>,
-    step: isize,
-    len: usize,
-    axis: usize,
-) -> IrResult<AxisSel> {
+pub fn resolve_slice(start: isize, end: Option<isize>, step: isize, len: usize, axis: usize) -> IrResult<AxisSel> {
     if step == 0 {
-        return Err(IrError::Slice(format!(
-            "slice step cannot be zero (axis {axis})"
-        )));
+        return Err(IrError::Slice(format!("slice step cannot be zero (axis {axis})")));
     }
     let abs = |i: isize| -> Option<usize> {
         let v = if i < 0 { len as isize + i } else { i };
         (0..=len as isize).contains(&v).then_some(v as usize)
     };
     let s = abs(start).ok_or_else(|| {
-        IrError::Slice(format!(
-            "slice start {start} is out of bounds for axis {axis} with size {len}"
-        ))
+        IrError::Slice(format!("slice start {start} is out of bounds for axis {axis} with size {len}"))
     })?;
     let e = match end {
         None => len,
-        Some(e) => abs(e).ok_or_else(|| {
-            IrError::Slice(format!(
-                "slice end {e} is out of bounds for axis {axis} with size {len}"
-            ))
-        })?,
+        Some(e) => abs(e)
+            .ok_or_else(|| IrError::Slice(format!("slice end {e} is out of bounds for axis {axis} with size {len}")))?,
     };
     let e = e.max(s);
     let n = e - s;
     let astep = step.unsigned_abs();
     let count = n.div_ceil(astep);
-    let first = if step > 0 {
-        s as isize
-    } else {
-        s as isize + ((count as isize - 1) * astep as isize)
-    };
+    // ndarray walks a negative step back from the end of the range
+    let first = if step > 0 { s as isize } else { e as isize - 1 };
     Ok(AxisSel { first, step, count })
 }
 
 /// Output shape of a slice; unknown input lengths are only allowed on full `..` axes.
 pub fn slice_shape(shape: &[Dim], elems: &[SliceElem]) -> IrResult<Vec<Dim>> {
-    let consumed = elems
-        .iter()
-        .filter(|e| !matches!(e, SliceElem::NewAxis))
-        .count();
+    let consumed = elems.iter().filter(|e| !matches!(e, SliceElem::NewAxis)).count();
     if consumed > shape.len() {
         return Err(IrError::Slice(format!(
             "too many indices for array: array is {}-dimensional, but {consumed} were indexed",
@@ -384,9 +310,7 @@ pub fn slice_shape(shape: &[Dim], elems: &[SliceElem]) -> IrResult<Vec<Dim>> {
             }
             SliceElem::Slice { start, end, step } => {
                 out.push(match shape[axis] {
-                    Dim::Known(len) => {
-                        Dim::Known(resolve_slice(start, end, step, len, axis)?.count)
-                    }
+                    Dim::Known(len) => Dim::Known(resolve_slice(start, end, step, len, axis)?.count),
                     Dim::Unknown if start == 0 && end.is_none() && step == 1 => Dim::Unknown,
                     Dim::Unknown => Dim::Unknown,
                 });
@@ -405,38 +329,16 @@ mod tests {
     #[test]
     fn broadcast_error_names_shapes() {
         let err = broadcast_shapes(&[&dims(&[3, 2]), &dims(&[4])]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "operands could not be broadcast together with shapes (3, 2) (4,)"
-        );
-        assert_eq!(
-            broadcast_shapes(&[&dims(&[3, 1]), &dims(&[4])]).unwrap(),
-            dims(&[3, 4])
-        );
+        assert_eq!(err.to_string(), "operands could not be broadcast together with shapes (3, 2) (4,)");
+        assert_eq!(broadcast_shapes(&[&dims(&[3, 1]), &dims(&[4])]).unwrap(), dims(&[3, 4]));
     }
 
     #[test]
     fn slices_follow_ndarray() {
-        assert_eq!(
-            resolve_slice(0, None, 2, 5, 0).unwrap(),
-            AxisSel {
-                first: 0,
-                step: 2,
-                count: 3
-            }
-        );
+        assert_eq!(resolve_slice(0, None, 2, 5, 0).unwrap(), AxisSel { first: 0, step: 2, count: 3 });
         // ndarray: s![1..5;-2] on 0..6 gives [4, 2]
-        assert_eq!(
-            resolve_slice(1, Some(5), -2, 6, 0).unwrap(),
-            AxisSel {
-                first: 3,
-                step: -2,
-                count: 2
-            }
-        );
-        assert!(resolve_slice(0, Some(9), 1, 5, 1)
-            .unwrap_err()
-            .to_string()
-            .contains("axis 1 with size 5"));
+        assert_eq!(resolve_slice(1, Some(5), -2, 6, 0).unwrap(), AxisSel { first: 4, step: -2, count: 2 });
+        assert_eq!(resolve_slice(0, None, -2, 6, 0).unwrap(), AxisSel { first: 5, step: -2, count: 3 });
+        assert!(resolve_slice(0, Some(9), 1, 5, 1).unwrap_err().to_string().contains("axis 1 with size 5"));
     }
 }

@@ -24,9 +24,8 @@ impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
-            Key::parse(&s).ok_or_else(|| {
-                serde::de::Error::custom(format!("invalid key {s:?} (expected 32 hex digits)"))
-            })
+            Key::parse(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid key {s:?} (expected 32 hex digits)")))
         } else {
             u128::deserialize(d).map(Key)
         }
@@ -88,10 +87,7 @@ mod tests {
         assert_eq!(a.to_string().len(), 32);
         assert_eq!(Key::parse(&a.to_string()), Some(a));
         // pinned: the hash must not change across processes or releases
-        assert_eq!(
-            Key::of(&0u8, &[]).to_string(),
-            Key::of(&0u8, &[]).to_string()
-        );
+        assert_eq!(Key::of(&0u8, &[]).to_string(), Key::of(&0u8, &[]).to_string());
         assert_ne!(Key::of(&0u8, &[a]), Key::of(&0u8, &[c]));
     }
 }

@@ -28,9 +28,7 @@ pub use data::TensorData;
 pub use dtype::DType;
 pub use error::{IrError, IrResult};
 pub use expr::{BinaryFn, Expr, UnaryFn};
-pub use graph::{
-    ChunkGraph, ChunkId, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode,
-};
+pub use graph::{ChunkGraph, ChunkId, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode};
 pub use key::Key;
 pub use op::{ChunkOp, FrameOp, Op, ReduceFn, SliceElem, TensorOp};
 pub use shape::{fmt_shape, Dim, Meta};

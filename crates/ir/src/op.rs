@@ -99,11 +99,7 @@ impl ReduceFn {
 /// from the end; a negative step walks the selected range backwards).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SliceElem {
-    Slice {
-        start: isize,
-        end: Option<isize>,
-        step: isize,
-    },
+    Slice { start: isize, end: Option<isize>, step: isize },
     Index(isize),
     NewAxis,
 }
@@ -111,9 +107,7 @@ pub enum SliceElem {
 impl From<&ndarray::SliceInfoElem> for SliceElem {
     fn from(e: &ndarray::SliceInfoElem) -> Self {
         match *e {
-            ndarray::SliceInfoElem::Slice { start, end, step } => {
-                SliceElem::Slice { start, end, step }
-            }
+            ndarray::SliceInfoElem::Slice { start, end, step } => SliceElem::Slice { start, end, step },
             ndarray::SliceInfoElem::Index(i) => SliceElem::Index(i),
             ndarray::SliceInfoElem::NewAxis => SliceElem::NewAxis,
         }
@@ -123,9 +117,7 @@ impl From<&ndarray::SliceInfoElem> for SliceElem {
 impl From<SliceElem> for ndarray::SliceInfoElem {
     fn from(e: SliceElem) -> Self {
         match e {
-            SliceElem::Slice { start, end, step } => {
-                ndarray::SliceInfoElem::Slice { start, end, step }
-            }
+            SliceElem::Slice { start, end, step } => ndarray::SliceInfoElem::Slice { start, end, step },
             SliceElem::Index(i) => ndarray::SliceInfoElem::Index(i),
             SliceElem::NewAxis => ndarray::SliceInfoElem::NewAxis,
         }
@@ -219,10 +211,7 @@ pub enum TensorOp {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FrameOp {
     /// An in-memory Arrow record batch, carried as Arrow IPC stream bytes.
-    FromBatch {
-        ipc: Vec<u8>,
-        rows_per_chunk: Option<usize>,
-    },
+    FromBatch { ipc: Vec<u8>, rows_per_chunk: Option<usize> },
 }
 
 /// Chunk-level ops: what a kernel runs for one chunk.
@@ -310,19 +299,14 @@ pub struct Piece {
 }
 
 fn opt_chunks(c: &Option<Vec<usize>>) -> String {
-    c.as_ref()
-        .map(|c| format!(" chunks={c:?}"))
-        .unwrap_or_default()
+    c.as_ref().map(|c| format!(" chunks={c:?}")).unwrap_or_default()
 }
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Fetch { chunks, .. } => write!(f, "Fetch[{} chunks]", chunks.len()),
-            Op::Frame(FrameOp::FromBatch {
-                ipc,
-                rows_per_chunk,
-            }) => {
+            Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => {
                 write!(f, "FromBatch[{} bytes]", ipc.len())?;
                 if let Some(r) = rows_per_chunk {
                     write!(f, " rows_per_chunk={r}")?;
@@ -333,21 +317,10 @@ impl fmt::Display for Op {
                 TensorOp::Full { value, chunks, .. } => {
                     write!(f, "Full({value}){}", opt_chunks(chunks))
                 }
-                TensorOp::Arange {
-                    start,
-                    step,
-                    n,
-                    chunks,
-                } => {
-                    write!(
-                        f,
-                        "Arange({start}, step={step}, n={n}){}",
-                        opt_chunks(chunks)
-                    )
+                TensorOp::Arange { start, step, n, chunks } => {
+                    write!(f, "Arange({start}, step={step}, n={n}){}", opt_chunks(chunks))
                 }
-                TensorOp::Random {
-                    seed, dist, chunks, ..
-                } => {
+                TensorOp::Random { seed, dist, chunks, .. } => {
                     write!(f, "Random({dist:?}, seed={seed}){}", opt_chunks(chunks))
                 }
                 TensorOp::Literal { chunks, .. } => write!(f, "Literal{}", opt_chunks(chunks)),
@@ -368,11 +341,7 @@ impl fmt::Display for Op {
 }
 
 fn join<T: fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 impl fmt::Display for ChunkOp {
@@ -381,32 +350,18 @@ impl fmt::Display for ChunkOp {
             ChunkOp::Fetch => f.write_str("Fetch"),
             ChunkOp::Full { value, .. } => write!(f, "Full({value})"),
             ChunkOp::Arange { start, step, n } => write!(f, "Arange({start}, step={step}, n={n})"),
-            ChunkOp::Random {
-                dist, seed, offset, ..
-            } => write!(f, "Random({dist:?}, seed={seed}) offset={offset:?}"),
+            ChunkOp::Random { dist, seed, offset, .. } => write!(f, "Random({dist:?}, seed={seed}) offset={offset:?}"),
             ChunkOp::Literal { .. } => f.write_str("Literal"),
             ChunkOp::Map { expr, .. } => write!(f, "Map {expr}"),
-            ChunkOp::ReduceMap {
-                func, axes, expr, ..
-            } => {
+            ChunkOp::ReduceMap { func, axes, expr, .. } => {
                 write!(f, "ReduceMap {} axes={axes:?}", func.name())?;
                 if let Some(e) = expr {
                     write!(f, " of {e}")?;
                 }
                 Ok(())
             }
-            ChunkOp::ReduceCombine {
-                func,
-                axes,
-                finalize,
-                ..
-            } => {
-                write!(
-                    f,
-                    "ReduceCombine {} axes={axes:?}{}",
-                    func.name(),
-                    if *finalize { " final" } else { "" }
-                )
+            ChunkOp::ReduceCombine { func, axes, finalize, .. } => {
+                write!(f, "ReduceCombine {} axes={axes:?}{}", func.name(), if *finalize { " final" } else { "" })
             }
             ChunkOp::MatMul => f.write_str("MatMul"),
             ChunkOp::Transpose { axes } => write!(f, "Transpose {axes:?}"),

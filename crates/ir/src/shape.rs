@@ -57,28 +57,15 @@ pub fn dims(shape: &[usize]) -> Vec<Dim> {
 pub fn fmt_shape<D: fmt::Display>(shape: &[D]) -> String {
     match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     }
 }
 
 /// What is statically known of a tileable's value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Meta {
-    Tensor {
-        shape: Vec<Dim>,
-        dtype: DType,
-    },
-    Frame {
-        columns: Vec<(String, DType)>,
-        nrows: Dim,
-    },
+    Tensor { shape: Vec<Dim>, dtype: DType },
+    Frame { columns: Vec<(String, DType)>, nrows: Dim },
 }
 
 impl Meta {

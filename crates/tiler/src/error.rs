@@ -9,11 +9,7 @@ pub enum TileError {
     Ir(#[from] IrError),
     /// A tile rule rejected its inputs.
     #[error("cannot tile {op} (tileable {key}): {msg}")]
-    Rule {
-        op: String,
-        key: String,
-        msg: String,
-    },
+    Rule { op: String, key: String, msg: String },
     /// A pass broke an invariant; names the pass.
     #[error("pass {pass} broke an invariant: {msg}")]
     Pass { pass: &'static str, msg: String },

@@ -31,21 +31,14 @@ impl Layout {
     }
     /// Known nsplits, or the ids of chunks whose lengths must be learnt first.
     pub fn known(&self) -> Result<Vec<Vec<usize>>, Vec<ChunkId>> {
-        let known: Option<Vec<Vec<usize>>> = self
-            .nsplits
-            .iter()
-            .map(|s| s.iter().map(|d| d.known()).collect())
-            .collect();
+        let known: Option<Vec<Vec<usize>>> =
+            self.nsplits.iter().map(|s| s.iter().map(|d| d.known()).collect()).collect();
         known.ok_or_else(|| self.chunks.clone())
     }
     pub fn shape(&self) -> Vec<Dim> {
         self.nsplits
             .iter()
-            .map(|s| {
-                s.iter()
-                    .try_fold(0usize, |acc, d| d.known().map(|n| acc + n))
-                    .map_or(Dim::Unknown, Dim::Known)
-            })
+            .map(|s| s.iter().try_fold(0usize, |acc, d| d.known().map(|n| acc + n)).map_or(Dim::Unknown, Dim::Known))
             .collect()
     }
     /// Refresh unknown lengths from the chunk graph's (now known) chunk shapes.
@@ -118,11 +111,7 @@ pub fn auto_chunk_sizes(shape: &[usize], itemsize: usize, budget: usize) -> Vec<
 }
 
 pub fn nsplits_for(shape: &[usize], sizes: &[usize]) -> Vec<Vec<usize>> {
-    shape
-        .iter()
-        .zip(sizes)
-        .map(|(&n, &s)| splits(n, s))
-        .collect()
+    shape.iter().zip(sizes).map(|(&n, &s)| splits(n, s)).collect()
 }
 
 pub fn offsets(splits: &[usize]) -> Vec<usize> {
@@ -138,10 +127,7 @@ pub fn offsets(splits: &[usize]) -> Vec<usize> {
 }
 
 pub fn to_dims(nsplits: &[Vec<usize>]) -> Vec<Vec<Dim>> {
-    nsplits
-        .iter()
-        .map(|s| s.iter().map(|&n| Dim::Known(n)).collect())
-        .collect()
+    nsplits.iter().map(|s| s.iter().map(|&n| Dim::Known(n)).collect()).collect()
 }
 
 /// Union of the boundaries of several splittings of the same length.
@@ -211,10 +197,9 @@ pub fn rechunk_to(
     }
     for (a, (f, t)) in from.iter().zip(to).enumerate() {
         if f.iter().sum::<usize>() != t.iter().sum::<usize>() {
-            return Err(IrError::Invalid(format!(
-                "rechunk of axis {a}: {f:?} and {t:?} cover different lengths"
-            ))
-            .into());
+            return Err(
+                IrError::Invalid(format!("rechunk of axis {a}: {f:?} and {t:?} cover different lengths")).into()
+            );
         }
     }
     let plans: Vec<_> = from.iter().zip(to).map(|(f, t)| axis_plan(f, t)).collect();
@@ -227,10 +212,7 @@ pub fn rechunk_to(
         // a single piece covering a whole input chunk: reuse it
         if per_axis.iter().all(|p| p.len() == 1) {
             let in_idx: Vec<usize> = per_axis.iter().map(|p| p[0].0).collect();
-            let whole = per_axis
-                .iter()
-                .enumerate()
-                .all(|(a, p)| p[0].1 == (0, from[a][p[0].0]));
+            let whole = per_axis.iter().enumerate().all(|(a, p)| p[0].1 == (0, from[a][p[0].0]));
             if whole {
                 chunks.push(layout.at(&in_idx));
                 continue;
@@ -240,43 +222,20 @@ pub fn rechunk_to(
         let mut inputs = Vec::new();
         let mut pieces = Vec::new();
         for combo in grid_indices(&counts) {
-            let in_idx: Vec<usize> = combo
-                .iter()
-                .enumerate()
-                .map(|(a, &k)| per_axis[a][k].0)
-                .collect();
-            let src = combo
-                .iter()
-                .enumerate()
-                .map(|(a, &k)| per_axis[a][k].1)
-                .collect();
-            let dst = combo
-                .iter()
-                .enumerate()
-                .map(|(a, &k)| per_axis[a][k].2)
-                .collect();
+            let in_idx: Vec<usize> = combo.iter().enumerate().map(|(a, &k)| per_axis[a][k].0).collect();
+            let src = combo.iter().enumerate().map(|(a, &k)| per_axis[a][k].1).collect();
+            let dst = combo.iter().enumerate().map(|(a, &k)| per_axis[a][k].2).collect();
             let id = layout.at(&in_idx);
             let pos = inputs.iter().position(|&x| x == id).unwrap_or_else(|| {
                 inputs.push(id);
                 inputs.len() - 1
             });
-            pieces.push(Piece {
-                input: pos,
-                src,
-                dst,
-            });
+            pieces.push(Piece { input: pos, src, dst });
         }
-        let op = ChunkOp::Assemble {
-            shape: shape.clone(),
-            dtype,
-            pieces,
-        };
+        let op = ChunkOp::Assemble { shape: shape.clone(), dtype, pieces };
         chunks.push(ctx.add(op, inputs, mars_ir::shape::dims(&shape), Some(dtype), idx));
     }
-    Ok(Layout {
-        nsplits: to_dims(to),
-        chunks,
-    })
+    Ok(Layout { nsplits: to_dims(to), chunks })
 }
 
 #[cfg(test)]
@@ -288,10 +247,7 @@ mod tests {
         assert_eq!(splits(10, 4), vec![4, 4, 2]);
         assert_eq!(splits(0, 4), vec![0]);
         // 20000x5000 f64 = 800 MB, 128 MiB budget: row blocks of 3355 rows
-        assert_eq!(
-            auto_chunk_sizes(&[20000, 5000], 8, 128 << 20),
-            vec![3355, 5000]
-        );
+        assert_eq!(auto_chunk_sizes(&[20000, 5000], 8, 128 << 20), vec![3355, 5000]);
         assert_eq!(auto_chunk_sizes(&[10, 10], 8, 80), vec![1, 10]);
         assert_eq!(auto_chunk_sizes(&[10, 10], 8, 40), vec![1, 5]);
         assert_eq!(refine(&[&[4, 4, 2], &[3, 3, 3, 1]]), vec![3, 1, 2, 2, 1, 1]);

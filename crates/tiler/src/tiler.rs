@@ -18,10 +18,7 @@ pub struct TileOptions {
 
 impl Default for TileOptions {
     fn default() -> Self {
-        TileOptions {
-            chunk_bytes: 128 << 20,
-            combine_size: 4,
-        }
+        TileOptions { chunk_bytes: 128 << 20, combine_size: 4 }
     }
 }
 
@@ -51,15 +48,7 @@ pub struct Tiler {
 impl Tiler {
     pub fn new(graph: TileableGraph, opts: TileOptions) -> TileResult<Self> {
         let order = graph.topo_order()?;
-        Ok(Tiler {
-            graph,
-            order,
-            next: 0,
-            opts,
-            chunks: ChunkGraph::new(),
-            layouts: HashMap::new(),
-            stale: false,
-        })
+        Ok(Tiler { graph, order, next: 0, opts, chunks: ChunkGraph::new(), layouts: HashMap::new(), stale: false })
     }
 
     pub fn graph(&self) -> &TileableGraph {
@@ -72,37 +61,22 @@ impl Tiler {
         while self.next < self.order.len() {
             let id = self.order[self.next];
             let _span = tracing::debug_span!("tile", op = %self.graph.node(id).op).entered();
-            let inputs: Vec<Layout> = self
-                .graph
-                .node(id)
-                .inputs
-                .iter()
-                .map(|i| self.layouts[i].clone())
-                .collect();
+            let inputs: Vec<Layout> = self.graph.node(id).inputs.iter().map(|i| self.layouts[i].clone()).collect();
             let node = self.graph.node(id).clone();
-            let mut ctx = Ctx {
-                chunks: &mut self.chunks,
-                opts: &self.opts,
-            };
-            let tiled =
-                rules::tile(&mut ctx, &node, &inputs, &self.graph).map_err(|e| match e {
-                    TileError::Ir(ir) => TileError::Rule {
-                        op: node.op.to_string(),
-                        key: node.key.short(),
-                        msg: ir.to_string(),
-                    },
-                    other => other,
-                })?;
+            let mut ctx = Ctx { chunks: &mut self.chunks, opts: &self.opts };
+            let tiled = rules::tile(&mut ctx, &node, &inputs, &self.graph).map_err(|e| match e {
+                TileError::Ir(ir) => {
+                    TileError::Rule { op: node.op.to_string(), key: node.key.short(), msg: ir.to_string() }
+                }
+                other => other,
+            })?;
             match tiled {
                 Tiled::Done(layout) => {
                     self.layouts.insert(id, layout);
                     self.next += 1;
                 }
                 Tiled::Need(chunks) => {
-                    let mut need: Vec<ChunkId> = chunks
-                        .into_iter()
-                        .filter(|&c| !known(&self.chunks, c))
-                        .collect();
+                    let mut need: Vec<ChunkId> = chunks.into_iter().filter(|&c| !known(&self.chunks, c)).collect();
                     need.sort();
                     need.dedup();
                     if need.is_empty() {
@@ -176,10 +150,7 @@ pub fn tile_all(graph: TileableGraph, opts: TileOptions) -> TileResult<Tiler> {
         TileStatus::NeedMeta(c) => Err(TileError::Rule {
             op: "graph".into(),
             key: String::new(),
-            msg: format!(
-                "{} chunks must execute before tiling can finish (lengths unknown until run)",
-                c.len()
-            ),
+            msg: format!("{} chunks must execute before tiling can finish (lengths unknown until run)", c.len()),
         }),
     }
 }
@@ -187,12 +158,7 @@ pub fn tile_all(graph: TileableGraph, opts: TileOptions) -> TileResult<Tiler> {
 /// The explain() text of `root`'s chunk graph after tiling (and, with
 /// `passes`, after the default chunk passes). When tiling needs chunks to run
 /// first, shows what is tiled so far and says so.
-pub fn explain_tiled(
-    graph: TileableGraph,
-    root: Key,
-    opts: TileOptions,
-    passes: bool,
-) -> TileResult<String> {
+pub fn explain_tiled(graph: TileableGraph, root: Key, opts: TileOptions, passes: bool) -> TileResult<String> {
     let mut t = Tiler::new(graph, opts)?;
     match t.step()? {
         TileStatus::Done => {
@@ -201,33 +167,20 @@ pub fn explain_tiled(
                 key: root.short(),
                 msg: "root is not in the graph".into(),
             })?;
-            let keys: Vec<Key> = layout
-                .chunks
-                .iter()
-                .map(|&c| t.chunks.node(c).key)
-                .collect();
+            let keys: Vec<Key> = layout.chunks.iter().map(|&c| t.chunks.node(c).key).collect();
             let mut chunks = t.chunks.clone();
             let mut header = format!("nsplits={}\n", fmt_nsplits(&layout.nsplits));
             if passes {
-                let ctx = crate::passes::PassCtx {
-                    keep: keys.iter().copied().collect(),
-                };
+                let ctx = crate::passes::PassCtx { keep: keys.iter().copied().collect() };
                 for r in crate::PassManager::default().run(&mut chunks, &ctx)? {
-                    header.push_str(&format!(
-                        "pass {}: {}\n",
-                        r.name,
-                        if r.changed { "changed" } else { "unchanged" }
-                    ));
+                    header.push_str(&format!("pass {}: {}\n", r.name, if r.changed { "changed" } else { "unchanged" }));
                 }
             }
             let roots: Vec<ChunkId> = keys.iter().filter_map(|k| chunks.get(k)).collect();
             Ok(header + &chunks.explain(&roots))
         }
         TileStatus::NeedMeta(need) => {
-            let mut out = format!(
-                "tiling paused: {} chunks must run before the rest can be tiled\n",
-                need.len()
-            );
+            let mut out = format!("tiling paused: {} chunks must run before the rest can be tiled\n", need.len());
             out.push_str(&t.chunks.explain(&need));
             Ok(out)
         }

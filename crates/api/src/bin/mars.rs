@@ -52,34 +52,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect {
-            graph,
-            tile,
-            chunk_size,
-            format,
-            passes,
-            stats,
-        } => tool::load_graph(&graph).and_then(|g| {
+        Command::Inspect { graph, tile, chunk_size, format, passes, stats } => tool::load_graph(&graph).and_then(|g| {
             let format = match format {
                 Fmt::Text => Format::Text,
                 Fmt::Json => Format::Json,
                 Fmt::Dot => Format::Dot,
                 Fmt::Svg => Format::Svg,
             };
-            tool::inspect(
-                &g,
-                &InspectOptions {
-                    tile,
-                    chunk_size,
-                    format,
-                    passes,
-                    stats,
-                },
-            )
+            tool::inspect(&g, &InspectOptions { tile, chunk_size, format, passes, stats })
         }),
-        Command::Run { graph, out } => {
-            tool::load_graph(&graph).and_then(|g| tool::run(&g, out.as_deref()))
-        }
+        Command::Run { graph, out } => tool::load_graph(&graph).and_then(|g| tool::run(&g, out.as_deref())),
     };
     match result {
         Ok(text) => {

@@ -122,12 +122,8 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
         Expr::Cast(d, e) => {
             let v = eval_block(e, inp, start, end)?;
             match (v, *d) {
-                (Buf::F(v), DType::Float32) => {
-                    Buf::F(v.into_iter().map(|x| x as f32 as f64).collect())
-                }
-                (v, d) if d.is_int() => {
-                    Buf::I(v.into_i().into_iter().map(|x| wrap_int(x, d)).collect())
-                }
+                (Buf::F(v), DType::Float32) => Buf::F(v.into_iter().map(|x| x as f32 as f64).collect()),
+                (v, d) if d.is_int() => Buf::I(v.into_i().into_iter().map(|x| wrap_int(x, d)).collect()),
                 (v, d) => v.into_class(d),
             }
         }
@@ -136,14 +132,8 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
             let v = eval_block(e, inp, start, end)?;
             match (f, v) {
                 (UnaryFn::Not, v) => Buf::B(v.into_b().into_iter().map(|x| !x).collect()),
-                (UnaryFn::Neg, Buf::I(v)) => Buf::I(
-                    v.into_iter()
-                        .map(|x| wrap_int(x.wrapping_neg(), d))
-                        .collect(),
-                ),
-                (UnaryFn::Abs, Buf::I(v)) => {
-                    Buf::I(v.into_iter().map(|x| x.wrapping_abs()).collect())
-                }
+                (UnaryFn::Neg, Buf::I(v)) => Buf::I(v.into_iter().map(|x| wrap_int(x.wrapping_neg(), d)).collect()),
+                (UnaryFn::Abs, Buf::I(v)) => Buf::I(v.into_iter().map(|x| x.wrapping_abs()).collect()),
                 (f, v) => {
                     let mut v = v.into_f();
                     let g: fn(f64) -> f64 = match f {
@@ -162,17 +152,10 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
         Expr::Binary(f, a, b) => {
             let out = expr.dtype(&inp.dtypes)?;
             let (da, db) = (a.dtype(&inp.dtypes)?, b.dtype(&inp.dtypes)?);
-            let (va, vb) = (
-                eval_block(a, inp, start, end)?,
-                eval_block(b, inp, start, end)?,
-            );
+            let (va, vb) = (eval_block(a, inp, start, end)?, eval_block(b, inp, start, end)?);
             if f.is_logical() {
                 let (x, y) = (va.into_b(), vb.into_b());
-                let g: fn(bool, bool) -> bool = if *f == BinaryFn::And {
-                    |p, q| p & q
-                } else {
-                    |p, q| p | q
-                };
+                let g: fn(bool, bool) -> bool = if *f == BinaryFn::And { |p, q| p & q } else { |p, q| p | q };
                 return Ok(Buf::B(x.into_iter().zip(y).map(|(p, q)| g(p, q)).collect()));
             }
             // the class operands meet in
@@ -202,9 +185,7 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
             } else {
                 let (mut x, y) = (va.into_i(), vb.into_i());
                 if *f == BinaryFn::Pow && y.iter().any(|&q| q < 0) {
-                    return Err(KernelError(
-                        "integers to negative integer powers are not allowed".into(),
-                    ));
+                    return Err(KernelError("integers to negative integer powers are not allowed".into()));
                 }
                 let g: fn(i64, i64) -> i64 = match f {
                     BinaryFn::Add => i64::wrapping_add,
@@ -212,40 +193,25 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
                     BinaryFn::Mul => i64::wrapping_mul,
                     _ => |p, q| p.wrapping_pow(q as u32),
                 };
-                x.iter_mut()
-                    .zip(&y)
-                    .for_each(|(p, &q)| *p = wrap_int(g(*p, q), out));
+                x.iter_mut().zip(&y).for_each(|(p, &q)| *p = wrap_int(g(*p, q), out));
                 Buf::I(x)
             }
         }
         Expr::Where(c, a, b) => {
             let out = expr.dtype(&inp.dtypes)?;
             let cond = eval_block(c, inp, start, end)?.into_b();
-            let (va, vb) = (
-                eval_block(a, inp, start, end)?.into_class(out),
-                eval_block(b, inp, start, end)?.into_class(out),
-            );
+            let (va, vb) =
+                (eval_block(a, inp, start, end)?.into_class(out), eval_block(b, inp, start, end)?.into_class(out));
             match (va, vb) {
-                (Buf::F(x), Buf::F(y)) => Buf::F(
-                    cond.iter()
-                        .zip(x.into_iter().zip(y))
-                        .map(|(&c, (p, q))| if c { p } else { q })
-                        .collect(),
-                ),
-                (Buf::I(x), Buf::I(y)) => Buf::I(
-                    cond.iter()
-                        .zip(x.into_iter().zip(y))
-                        .map(|(&c, (p, q))| if c { p } else { q })
-                        .collect(),
-                ),
+                (Buf::F(x), Buf::F(y)) => {
+                    Buf::F(cond.iter().zip(x.into_iter().zip(y)).map(|(&c, (p, q))| if c { p } else { q }).collect())
+                }
+                (Buf::I(x), Buf::I(y)) => {
+                    Buf::I(cond.iter().zip(x.into_iter().zip(y)).map(|(&c, (p, q))| if c { p } else { q }).collect())
+                }
                 (x, y) => {
                     let (x, y) = (x.into_b(), y.into_b());
-                    Buf::B(
-                        cond.iter()
-                            .zip(x.into_iter().zip(y))
-                            .map(|(&c, (p, q))| if c { p } else { q })
-                            .collect(),
-                    )
+                    Buf::B(cond.iter().zip(x.into_iter().zip(y)).map(|(&c, (p, q))| if c { p } else { q }).collect())
                 }
             }
         }
@@ -272,20 +238,10 @@ fn cmp<T: PartialOrd + PartialEq + Copy>(f: BinaryFn, x: &[T], y: &[T]) -> Vec<b
 }
 
 /// Evaluate an expression into a new tensor of `dtype` and `shape`.
-pub fn map(
-    expr: &Expr,
-    inputs: &[&TensorData],
-    shape: &[usize],
-    dtype: DType,
-) -> Result<TensorData, KernelError> {
+pub fn map(expr: &Expr, inputs: &[&TensorData], shape: &[usize], dtype: DType) -> Result<TensorData, KernelError> {
     let inp = Inputs::new(inputs, shape)?;
     let total: usize = shape.iter().product();
-    fn fill<T: Element>(
-        expr: &Expr,
-        inp: &Inputs,
-        shape: &[usize],
-        total: usize,
-    ) -> Result<TensorData, KernelError> {
+    fn fill<T: Element>(expr: &Expr, inp: &Inputs, shape: &[usize], total: usize) -> Result<TensorData, KernelError> {
         let mut out: Vec<T> = Vec::with_capacity(total);
         let mut start = 0;
         while start < total {

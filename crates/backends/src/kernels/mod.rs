@@ -15,70 +15,37 @@ use ndarray::{ArrayD, Axis, IxDyn, SliceInfo, SliceInfoElem};
 use std::sync::Arc;
 
 fn tensor<'a>(d: &'a ChunkData, what: &str) -> Result<&'a TensorData, KernelError> {
-    d.tensor()
-        .ok_or_else(|| KernelError(format!("{what} needs tensor inputs")))
+    d.tensor().ok_or_else(|| KernelError(format!("{what} needs tensor inputs")))
 }
 
 /// Run one chunk op.
 pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, KernelError> {
     let t = |i: usize| tensor(&inputs[i], "this op");
     Ok(ChunkData::Tensor(match &node.op {
-        ChunkOp::Fetch => {
-            return Err(KernelError(
-                "fetch chunks are read from the store, not run".into(),
-            ))
-        }
-        ChunkOp::Full {
-            shape,
-            value,
-            dtype,
-        } => {
+        ChunkOp::Fetch => return Err(KernelError("fetch chunks are read from the store, not run".into())),
+        ChunkOp::Full { shape, value, dtype } => {
             with_dtype!(*dtype, T => T::wrap(ArrayD::from_elem(IxDyn(shape), T::from_f64(*value))))
         }
         ChunkOp::Arange { start, step, n } => {
-            TensorData::F64(ArrayD::from_shape_fn(IxDyn(&[*n]), |i| {
-                start + step * i[0] as f64
-            }))
+            TensorData::F64(ArrayD::from_shape_fn(IxDyn(&[*n]), |i| start + step * i[0] as f64))
         }
-        ChunkOp::Random {
-            seed,
-            dist,
-            global_shape,
-            offset,
-            shape,
-        } => random::generate(*seed, *dist, global_shape, offset, shape),
+        ChunkOp::Random { seed, dist, global_shape, offset, shape } => {
+            random::generate(*seed, *dist, global_shape, offset, shape)
+        }
         ChunkOp::Literal { data } => data.clone(),
         ChunkOp::FrameLiteral { ipc } => return Ok(ChunkData::Frame(ipc_to_batch(ipc)?)),
         ChunkOp::Map { expr, dtype } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
-            let shapes: Vec<Vec<mars_ir::Dim>> = ins
-                .iter()
-                .map(|x| mars_ir::shape::dims(x.shape()))
-                .collect();
+            let shapes: Vec<Vec<mars_ir::Dim>> = ins.iter().map(|x| mars_ir::shape::dims(x.shape())).collect();
             let refs: Vec<&[mars_ir::Dim]> = shapes.iter().map(|s| s.as_slice()).collect();
-            let shape: Vec<usize> = mars_ir::infer::broadcast_shapes(&refs)?
-                .iter()
-                .filter_map(|d| d.known())
-                .collect();
+            let shape: Vec<usize> = mars_ir::infer::broadcast_shapes(&refs)?.iter().filter_map(|d| d.known()).collect();
             eval::map(expr, &ins, &shape, *dtype)?
         }
-        ChunkOp::ReduceMap {
-            func,
-            axes,
-            expr,
-            offset,
-            global_shape,
-            ..
-        } => {
+        ChunkOp::ReduceMap { func, axes, expr, offset, global_shape, .. } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
             return reduce::reduce_map(*func, axes, expr.as_ref(), &ins, offset, global_shape);
         }
-        ChunkOp::ReduceCombine {
-            func,
-            axes,
-            finalize,
-            out_dtype,
-        } => {
+        ChunkOp::ReduceCombine { func, axes, finalize, out_dtype } => {
             let parts: Vec<(&[usize], &crate::data::Partial)> = inputs
                 .iter()
                 .map(|d| match d.as_ref() {
@@ -105,11 +72,7 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
             let info: SliceInfo<Vec<SliceInfoElem>, IxDyn, IxDyn> = SliceInfo::try_from(info)?;
             map_tensor!(t(0)?, a => a.slice(info.as_ref()).to_owned())
         }
-        ChunkOp::Assemble {
-            shape,
-            dtype,
-            pieces,
-        } => {
+        ChunkOp::Assemble { shape, dtype, pieces } => {
             let mut out = TensorData::zeros(*dtype, shape);
             for p in pieces {
                 let src = t(p.input)?.slice_ranges(&p.src);
@@ -124,13 +87,8 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
 /// Write `src` into `out` at offset `dst`.
 pub fn copy_into(out: &mut TensorData, src: &TensorData, dst: &[usize]) -> Result<(), KernelError> {
     let src = src.cast(out.dtype());
-    fn go<T: Element + Clone>(
-        o: &mut ArrayD<T>,
-        s: &TensorData,
-        dst: &[usize],
-    ) -> Result<(), KernelError> {
-        let s = T::unwrap_ref(s)
-            .ok_or_else(|| KernelError("dtype mismatch while assembling".into()))?;
+    fn go<T: Element + Clone>(o: &mut ArrayD<T>, s: &TensorData, dst: &[usize]) -> Result<(), KernelError> {
+        let s = T::unwrap_ref(s).ok_or_else(|| KernelError("dtype mismatch while assembling".into()))?;
         let mut view = o.slice_each_axis_mut(|ax| {
             let a = ax.axis.index();
             ndarray::Slice::from(dst[a]..dst[a] + s.shape()[a])
@@ -190,33 +148,17 @@ fn matmul(a: &TensorData, b: &TensorData, out: DType) -> Result<TensorData, Kern
 
 fn filter(x: &TensorData, mask: &TensorData, rows: bool) -> Result<TensorData, KernelError> {
     let TensorData::Bool(m) = mask else {
-        return Err(KernelError(format!(
-            "filter mask must be bool, got {}",
-            mask.dtype()
-        )));
+        return Err(KernelError(format!("filter mask must be bool, got {}", mask.dtype())));
     };
     if rows {
-        let idx: Vec<usize> = m
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b)
-            .map(|(i, _)| i)
-            .collect();
+        let idx: Vec<usize> = m.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
         if m.len() != x.shape()[0] {
-            return Err(KernelError(format!(
-                "mask of length {} for {} rows",
-                m.len(),
-                x.shape()[0]
-            )));
+            return Err(KernelError(format!("mask of length {} for {} rows", m.len(), x.shape()[0])));
         }
         return Ok(map_tensor!(x, a => a.select(Axis(0), &idx)));
     }
     if m.shape() != x.shape() {
-        return Err(KernelError(format!(
-            "mask of shape {:?} for data of shape {:?}",
-            m.shape(),
-            x.shape()
-        )));
+        return Err(KernelError(format!("mask of shape {:?} for data of shape {:?}", m.shape(), x.shape())));
     }
     Ok(map_tensor!(x, a => {
         let v: Vec<_> = a.iter().zip(m.iter()).filter(|(_, &b)| b).map(|(v, _)| *v).collect();
@@ -238,15 +180,9 @@ pub fn assemble(chunks: &[Arc<ChunkData>], grid: &[usize]) -> Result<ChunkData, 
                 _ => Err(KernelError("mixed chunk kinds".into())),
             })
             .collect::<Result<_, _>>()?;
-        return Ok(ChunkData::Frame(arrow::compute::concat_batches(
-            &b.schema(),
-            &batches,
-        )?));
+        return Ok(ChunkData::Frame(arrow::compute::concat_batches(&b.schema(), &batches)?));
     }
-    let ts: Vec<&TensorData> = chunks
-        .iter()
-        .map(|c| tensor(c, "assembling"))
-        .collect::<Result<_, _>>()?;
+    let ts: Vec<&TensorData> = chunks.iter().map(|c| tensor(c, "assembling")).collect::<Result<_, _>>()?;
     let ndim = grid.len();
     // per axis: the length of each chunk along it, read off the chunks on that axis
     let mut sizes: Vec<Vec<usize>> = grid.iter().map(|&g| vec![0; g]).collect();

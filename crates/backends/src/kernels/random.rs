@@ -17,9 +17,7 @@ fn mix(mut z: u64) -> u64 {
 #[inline]
 pub fn bits(seed: u64, counter: u64) -> u64 {
     let k = mix(seed.wrapping_add(0x243f6a8885a308d3));
-    mix(k ^ counter
-        .wrapping_mul(0x9e3779b97f4a7c15)
-        .wrapping_add(0x632be59bd9b4e019))
+    mix(k ^ counter.wrapping_mul(0x9e3779b97f4a7c15).wrapping_add(0x632be59bd9b4e019))
 }
 
 #[inline]
@@ -35,13 +33,7 @@ fn normal(seed: u64, g: u64) -> f64 {
 }
 
 /// The block at `offset` with `shape` of a `global` random tensor.
-pub fn generate(
-    seed: u64,
-    dist: Distribution,
-    global: &[usize],
-    offset: &[usize],
-    shape: &[usize],
-) -> TensorData {
+pub fn generate(seed: u64, dist: Distribution, global: &[usize], offset: &[usize], shape: &[usize]) -> TensorData {
     let total: usize = shape.iter().product();
     let nd = shape.len();
     let inner = if nd == 0 { 1 } else { shape[nd - 1] };
@@ -54,9 +46,7 @@ pub fn generate(
             idx[a] = rem % shape[a];
             rem /= shape[a];
         }
-        (0..nd).fold(0u64, |g, a| {
-            g * global[a] as u64 + (offset[a] + idx[a]) as u64
-        })
+        (0..nd).fold(0u64, |g, a| g * global[a] as u64 + (offset[a] + idx[a]) as u64)
     };
     macro_rules! fill {
         ($t:ty, $f:expr) => {{
@@ -73,9 +63,7 @@ pub fn generate(
         Distribution::Normal => fill!(f64, |g| normal(seed, g)).map(TensorData::F64),
         Distribution::RandInt { low, high } => {
             let range = (high - low) as u64 as u128;
-            fill!(i64, |g| low
-                + ((bits(seed, g) as u128 * range) >> 64) as i64)
-            .map(TensorData::I64)
+            fill!(i64, |g| low + ((bits(seed, g) as u128 * range) >> 64) as i64).map(TensorData::I64)
         }
     };
     // shape and length agree by construction
@@ -99,14 +87,7 @@ mod tests {
         let m = n.iter().sum::<f64>() / n.len() as f64;
         let var = n.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n.len() as f64;
         assert!(m.abs() < 0.05 && (var - 1.0).abs() < 0.05, "{m} {var}");
-        let ints = generate(
-            3,
-            Distribution::RandInt { low: -2, high: 3 },
-            &[1000],
-            &[0],
-            &[1000],
-        )
-        .to_f64_vec();
+        let ints = generate(3, Distribution::RandInt { low: -2, high: 3 }, &[1000], &[0], &[1000]).to_f64_vec();
         assert!(ints.iter().all(|&x| (-2.0..3.0).contains(&x)));
         assert!(ints.contains(&-2.0) && ints.contains(&2.0));
     }

@@ -20,14 +20,8 @@ struct OutPos {
 impl OutPos {
     fn new(shape: &[usize], axes: &[usize]) -> Self {
         let full = (0..shape.len()).all(|a| axes.contains(&a));
-        let single =
-            (axes.len() == 1).then(|| (shape[axes[0]], shape[axes[0] + 1..].iter().product()));
-        OutPos {
-            shape: shape.to_vec(),
-            axes: axes.to_vec(),
-            single,
-            full,
-        }
+        let single = (axes.len() == 1).then(|| (shape[axes[0]], shape[axes[0] + 1..].iter().product()));
+        OutPos { shape: shape.to_vec(), axes: axes.to_vec(), single, full }
     }
     #[inline]
     fn pos(&self, flat: usize) -> usize {
@@ -70,15 +64,10 @@ fn init(func: ReduceFn, in_dtype: DType, n: usize) -> Partial {
         ReduceFn::Min => Partial::I(vec![i64::MAX; n]),
         ReduceFn::Max if float => Partial::F(vec![f64::NEG_INFINITY; n]),
         ReduceFn::Max => Partial::I(vec![i64::MIN; n]),
-        ReduceFn::Mean | ReduceFn::Var { .. } | ReduceFn::Std { .. } => Partial::Moments {
-            count: vec![0.0; n],
-            mean: vec![0.0; n],
-            m2: vec![0.0; n],
-        },
-        ReduceFn::ArgMin | ReduceFn::ArgMax => Partial::Arg {
-            val: vec![f64::NAN; n],
-            idx: vec![-1; n],
-        },
+        ReduceFn::Mean | ReduceFn::Var { .. } | ReduceFn::Std { .. } => {
+            Partial::Moments { count: vec![0.0; n], mean: vec![0.0; n], m2: vec![0.0; n] }
+        }
+        ReduceFn::ArgMin | ReduceFn::ArgMax => Partial::Arg { val: vec![f64::NAN; n], idx: vec![-1; n] },
     }
 }
 
@@ -95,22 +84,12 @@ fn better(func: ReduceFn, v: f64, i: i64, best: f64, bi: i64) -> bool {
     if v.is_nan() {
         return true;
     }
-    let strictly = if func == ReduceFn::ArgMin {
-        v < best
-    } else {
-        v > best
-    };
+    let strictly = if func == ReduceFn::ArgMin { v < best } else { v > best };
     strictly || (v == best && i < bi)
 }
 
 /// Global index of flat local position `flat` for arg-reductions.
-fn arg_index(
-    flat: usize,
-    shape: &[usize],
-    offset: &[usize],
-    global: &[usize],
-    axes: &[usize],
-) -> i64 {
+fn arg_index(flat: usize, shape: &[usize], offset: &[usize], global: &[usize], axes: &[usize]) -> i64 {
     let mut rem = flat;
     let mut local = vec![0; shape.len()];
     for a in (0..shape.len()).rev() {
@@ -137,19 +116,12 @@ pub fn reduce_map(
     global_shape: &[usize],
 ) -> Result<ChunkData, KernelError> {
     // the input shape: the (common) shape of the inputs
-    let shape: Vec<usize> = inputs
-        .first()
-        .map(|t| t.shape().to_vec())
-        .unwrap_or_default();
+    let shape: Vec<usize> = inputs.first().map(|t| t.shape().to_vec()).unwrap_or_default();
     let default = Expr::Input(0);
     let expr = expr.unwrap_or(&default);
     let inp = Inputs::new(inputs, &shape)?;
     let in_dtype = expr.dtype(&inp.dtypes)?;
-    let out_shape: Vec<usize> = shape
-        .iter()
-        .enumerate()
-        .map(|(a, &n)| if axes.contains(&a) { 1 } else { n })
-        .collect();
+    let out_shape: Vec<usize> = shape.iter().enumerate().map(|(a, &n)| if axes.contains(&a) { 1 } else { n }).collect();
     let nout: usize = out_shape.iter().product();
     let total: usize = shape.iter().product();
     let op = OutPos::new(&shape, axes);
@@ -216,26 +188,16 @@ pub fn reduce_map(
         }
         start = end;
     }
-    Ok(ChunkData::Partial {
-        shape: out_shape,
-        state,
-    })
+    Ok(ChunkData::Partial { shape: out_shape, state })
 }
 
 /// Merge partials position-wise (they share one keepdims shape).
-pub fn combine(
-    func: ReduceFn,
-    parts: &[(&[usize], &Partial)],
-) -> Result<(Vec<usize>, Partial), KernelError> {
-    let (shape, first) = parts
-        .first()
-        .ok_or_else(|| KernelError("combine of no partials".into()))?;
+pub fn combine(func: ReduceFn, parts: &[(&[usize], &Partial)]) -> Result<(Vec<usize>, Partial), KernelError> {
+    let (shape, first) = parts.first().ok_or_else(|| KernelError("combine of no partials".into()))?;
     let mut acc = (*first).clone();
     for (s, p) in &parts[1..] {
         if s != shape {
-            return Err(KernelError(format!(
-                "partials of shapes {s:?} and {shape:?} cannot combine"
-            )));
+            return Err(KernelError(format!("partials of shapes {s:?} and {shape:?} cannot combine")));
         }
         match (&mut acc, p) {
             (Partial::F(a), Partial::F(b)) => {
@@ -256,14 +218,7 @@ pub fn combine(
                 };
                 a.iter_mut().zip(b).for_each(|(a, &x)| *a = f(*a, x));
             }
-            (
-                Partial::Moments { count, mean, m2 },
-                Partial::Moments {
-                    count: cb,
-                    mean: mb,
-                    m2: qb,
-                },
-            ) => {
+            (Partial::Moments { count, mean, m2 }, Partial::Moments { count: cb, mean: mb, m2: qb }) => {
                 for p in 0..count.len() {
                     let n = count[p] + cb[p];
                     if n == 0.0 {
@@ -283,11 +238,7 @@ pub fn combine(
                     }
                 }
             }
-            _ => {
-                return Err(KernelError(
-                    "partials of different kinds cannot combine".into(),
-                ))
-            }
+            _ => return Err(KernelError("partials of different kinds cannot combine".into())),
         }
     }
     Ok((shape.to_vec(), acc))
@@ -301,74 +252,48 @@ pub fn finalize(
     state: &Partial,
     out: DType,
 ) -> Result<TensorData, KernelError> {
-    let out_shape: Vec<usize> = shape
-        .iter()
-        .enumerate()
-        .filter(|(a, _)| !axes.contains(a))
-        .map(|(_, &n)| n)
-        .collect();
+    let out_shape: Vec<usize> = shape.iter().enumerate().filter(|(a, _)| !axes.contains(a)).map(|(_, &n)| n).collect();
     let f: Vec<f64>;
     let values: Buf = match state {
         Partial::F(v) => {
             if matches!(func, ReduceFn::Min | ReduceFn::Max) && v.iter().any(|x| x.is_infinite()) {
-                check_nonempty(
-                    func,
-                    v.iter()
-                        .map(|x| x.is_infinite() && ((*x > 0.0) == (func == ReduceFn::Min))),
-                )?;
+                check_nonempty(func, v.iter().map(|x| x.is_infinite() && ((*x > 0.0) == (func == ReduceFn::Min))))?;
             }
             Buf::F(v.clone())
         }
         Partial::I(v) => {
             if matches!(func, ReduceFn::Min | ReduceFn::Max) {
-                check_nonempty(
-                    func,
-                    v.iter().map(|&x| {
-                        x == if func == ReduceFn::Min {
-                            i64::MAX
-                        } else {
-                            i64::MIN
-                        }
-                    }),
-                )?;
+                check_nonempty(func, v.iter().map(|&x| x == if func == ReduceFn::Min { i64::MAX } else { i64::MIN }))?;
             }
             Buf::I(v.clone())
         }
         Partial::Moments { count, mean, m2 } => {
             f = match func {
-                ReduceFn::Mean => mean
-                    .iter()
-                    .zip(count)
-                    .map(|(&m, &c)| if c == 0.0 { f64::NAN } else { m })
-                    .collect(),
+                ReduceFn::Mean => mean.iter().zip(count).map(|(&m, &c)| if c == 0.0 { f64::NAN } else { m }).collect(),
                 ReduceFn::Var { ddof } | ReduceFn::Std { ddof } => {
-                    let v = m2.iter().zip(count).map(|(&q, &c)| {
-                        if c - ddof as f64 <= 0.0 {
-                            f64::NAN
-                        } else {
-                            q / (c - ddof as f64)
-                        }
-                    });
+                    let v =
+                        m2.iter().zip(count).map(
+                            |(&q, &c)| {
+                                if c - ddof as f64 <= 0.0 {
+                                    f64::NAN
+                                } else {
+                                    q / (c - ddof as f64)
+                                }
+                            },
+                        );
                     if matches!(func, ReduceFn::Std { .. }) {
                         v.map(f64::sqrt).collect()
                     } else {
                         v.collect()
                     }
                 }
-                _ => {
-                    return Err(KernelError(
-                        "moments partial for a non-moment reduction".into(),
-                    ))
-                }
+                _ => return Err(KernelError("moments partial for a non-moment reduction".into())),
             };
             Buf::F(f)
         }
         Partial::Arg { idx, .. } => {
             if idx.iter().any(|&i| i < 0) {
-                return Err(KernelError(format!(
-                    "attempt to get {} of an empty sequence",
-                    func.name()
-                )));
+                return Err(KernelError(format!("attempt to get {} of an empty sequence", func.name())));
             }
             Buf::I(idx.clone())
         }
@@ -384,19 +309,10 @@ pub fn finalize(
     with_dtype!(out, T => build::<T>(values, &out_shape))
 }
 
-fn check_nonempty(
-    func: ReduceFn,
-    mut empty: impl Iterator<Item = bool>,
-) -> Result<(), KernelError> {
+fn check_nonempty(func: ReduceFn, mut empty: impl Iterator<Item = bool>) -> Result<(), KernelError> {
     if empty.any(|e| e) {
-        let name = if func == ReduceFn::Min {
-            "minimum"
-        } else {
-            "maximum"
-        };
-        return Err(KernelError(format!(
-            "zero-size array to reduction operation {name} which has no identity"
-        )));
+        let name = if func == ReduceFn::Min { "minimum" } else { "maximum" };
+        return Err(KernelError(format!("zero-size array to reduction operation {name} which has no identity")));
     }
     Ok(())
 }

@@ -44,31 +44,15 @@ impl Pass for Fusion {
             };
             let mut leaves: Vec<ChunkId> = Vec::new();
             let mut changed = false;
-            let expr = inline(
-                graph,
-                &base,
-                &node.inputs,
-                &mut leaves,
-                &mut absorbed,
-                &mut changed,
-                &|g, p| absorbable(g, p, into_reduce),
-            );
+            let expr = inline(graph, &base, &node.inputs, &mut leaves, &mut absorbed, &mut changed, &|g, p| {
+                absorbable(g, p, into_reduce)
+            });
             if !changed {
                 continue;
             }
             let op = match &node.op {
-                ChunkOp::Map { dtype, .. } => ChunkOp::Map {
-                    expr,
-                    dtype: *dtype,
-                },
-                ChunkOp::ReduceMap {
-                    func,
-                    axes,
-                    in_dtype,
-                    offset,
-                    global_shape,
-                    ..
-                } => ChunkOp::ReduceMap {
+                ChunkOp::Map { dtype, .. } => ChunkOp::Map { expr, dtype: *dtype },
+                ChunkOp::ReduceMap { func, axes, in_dtype, offset, global_shape, .. } => ChunkOp::ReduceMap {
                     func: *func,
                     axes: axes.clone(),
                     expr: Some(expr),
@@ -91,9 +75,7 @@ impl Pass for Fusion {
                 continue;
             }
             let old = graph.node(id);
-            let (op, inputs) = rewritten
-                .remove(&id)
-                .unwrap_or_else(|| (old.op.clone(), old.inputs.clone()));
+            let (op, inputs) = rewritten.remove(&id).unwrap_or_else(|| (old.op.clone(), old.inputs.clone()));
             let inputs = inputs.iter().map(|i| map[i]).collect();
             let new = out.insert(ChunkNode {
                 key: old.key,

@@ -41,9 +41,7 @@ pub struct PassManager {
 
 impl Default for PassManager {
     fn default() -> Self {
-        PassManager {
-            passes: default_passes(),
-        }
+        PassManager { passes: default_passes() }
     }
 }
 
@@ -73,15 +71,8 @@ impl PassManager {
                     msg: format!("kept chunks changed: {before:?} -> {after:?}"),
                 });
             }
-            graph.topo_order().map_err(|e| TileError::Pass {
-                pass: pass.name(),
-                msg: e.to_string(),
-            })?;
-            reports.push(PassReport {
-                name: pass.name(),
-                changed,
-                nodes_after: graph.len(),
-            });
+            graph.topo_order().map_err(|e| TileError::Pass { pass: pass.name(), msg: e.to_string() })?;
+            reports.push(PassReport { name: pass.name(), changed, nodes_after: graph.len() });
         }
         Ok(reports)
     }
@@ -91,14 +82,7 @@ fn snapshot(graph: &ChunkGraph, ctx: &PassCtx) -> Vec<(Key, Option<(Vec<Dim>, Op
     let mut v: Vec<_> = ctx
         .keep
         .iter()
-        .map(|k| {
-            (
-                *k,
-                graph
-                    .get(k)
-                    .map(|id| (graph.node(id).shape.clone(), graph.node(id).dtype)),
-            )
-        })
+        .map(|k| (*k, graph.get(k).map(|id| (graph.node(id).shape.clone(), graph.node(id).dtype))))
         .collect();
     v.sort_by_key(|(k, _)| *k);
     v

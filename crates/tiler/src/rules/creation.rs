@@ -9,38 +9,26 @@ use mars_ir::{ChunkNode, ChunkOp, DType, Dim, IrError, Key, Meta, TensorOp};
 
 pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Tiled> {
     let (shape, chunks): (Vec<usize>, &Option<Vec<usize>>) = match op {
-        TensorOp::Full { shape, chunks, .. } | TensorOp::Random { shape, chunks, .. } => {
-            (shape.clone(), chunks)
-        }
+        TensorOp::Full { shape, chunks, .. } | TensorOp::Random { shape, chunks, .. } => (shape.clone(), chunks),
         TensorOp::Arange { n, chunks, .. } => (vec![*n], chunks),
         TensorOp::Literal { data, chunks } => (data.shape().to_vec(), chunks),
         _ => return Err(IrError::Graph(format!("{op:?} is not a creation op")).into()),
     };
-    let sizes = chunks
-        .clone()
-        .unwrap_or_else(|| auto_chunk_sizes(&shape, dtype.itemsize(), ctx.opts.chunk_bytes));
+    let sizes = chunks.clone().unwrap_or_else(|| auto_chunk_sizes(&shape, dtype.itemsize(), ctx.opts.chunk_bytes));
     let nsplits = nsplits_for(&shape, &sizes);
     let offs: Vec<Vec<usize>> = nsplits.iter().map(|s| offsets(s)).collect();
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     let mut out = Vec::with_capacity(grid.iter().product());
     for idx in grid_indices(&grid) {
-        let cshape: Vec<usize> = idx
-            .iter()
-            .enumerate()
-            .map(|(a, &i)| nsplits[a][i])
-            .collect();
+        let cshape: Vec<usize> = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
         let offset: Vec<usize> = idx.iter().enumerate().map(|(a, &i)| offs[a][i]).collect();
         let cop = match op {
-            TensorOp::Full { value, dtype, .. } => ChunkOp::Full {
-                shape: cshape.clone(),
-                value: *value,
-                dtype: *dtype,
-            },
-            TensorOp::Arange { start, step, .. } => ChunkOp::Arange {
-                start: start + step * offset[0] as f64,
-                step: *step,
-                n: cshape[0],
-            },
+            TensorOp::Full { value, dtype, .. } => {
+                ChunkOp::Full { shape: cshape.clone(), value: *value, dtype: *dtype }
+            }
+            TensorOp::Arange { start, step, .. } => {
+                ChunkOp::Arange { start: start + step * offset[0] as f64, step: *step, n: cshape[0] }
+            }
             TensorOp::Random { seed, dist, .. } => ChunkOp::Random {
                 seed: *seed,
                 dist: *dist,
@@ -49,23 +37,14 @@ pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Til
                 shape: cshape.clone(),
             },
             TensorOp::Literal { data, .. } => {
-                let ranges: Vec<(usize, usize)> = offset
-                    .iter()
-                    .zip(&cshape)
-                    .map(|(&o, &n)| (o, o + n))
-                    .collect();
-                ChunkOp::Literal {
-                    data: data.slice_ranges(&ranges),
-                }
+                let ranges: Vec<(usize, usize)> = offset.iter().zip(&cshape).map(|(&o, &n)| (o, o + n)).collect();
+                ChunkOp::Literal { data: data.slice_ranges(&ranges) }
             }
             _ => unreachable_op(op)?,
         };
         out.push(ctx.add(cop, vec![], dims(&cshape), Some(dtype), idx));
     }
-    Ok(Tiled::Done(Layout {
-        nsplits: to_dims(&nsplits),
-        chunks: out,
-    }))
+    Ok(Tiled::Done(Layout { nsplits: to_dims(&nsplits), chunks: out }))
 }
 
 fn unreachable_op(op: &TensorOp) -> TileResult<ChunkOp> {
@@ -73,28 +52,15 @@ fn unreachable_op(op: &TensorOp) -> TileResult<ChunkOp> {
 }
 
 /// A held result: its chunks are already in the store, under their keys.
-pub(super) fn fetch(
-    ctx: &mut Ctx,
-    keys: &[Key],
-    nsplits: &[Vec<Dim>],
-    meta: &Meta,
-) -> TileResult<Tiled> {
+pub(super) fn fetch(ctx: &mut Ctx, keys: &[Key], nsplits: &[Vec<Dim>], meta: &Meta) -> TileResult<Tiled> {
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     if grid.iter().product::<usize>() != keys.len() {
-        return Err(IrError::Graph(format!(
-            "fetch of {} chunks does not fill a grid of {grid:?}",
-            keys.len()
-        ))
-        .into());
+        return Err(IrError::Graph(format!("fetch of {} chunks does not fill a grid of {grid:?}", keys.len())).into());
     }
     let dtype = meta.dtype();
     let mut chunks = Vec::with_capacity(keys.len());
     for (idx, key) in grid_indices(&grid).into_iter().zip(keys) {
-        let shape = idx
-            .iter()
-            .enumerate()
-            .map(|(a, &i)| nsplits[a][i])
-            .collect();
+        let shape = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
         chunks.push(ctx.chunks.insert(ChunkNode {
             key: *key,
             op: ChunkOp::Fetch,
@@ -104,8 +70,5 @@ pub(super) fn fetch(
             index: idx,
         }));
     }
-    Ok(Tiled::Done(Layout {
-        nsplits: nsplits.to_vec(),
-        chunks,
-    }))
+    Ok(Tiled::Done(Layout { nsplits: nsplits.to_vec(), chunks }))
 }

@@ -31,17 +31,10 @@ pub(crate) fn unify(
         };
         let pad0 = ndim - inputs[first].ndim();
         let s0 = &inputs[first].nsplits[a - pad0];
-        let identical = members
-            .iter()
-            .all(|&k| inputs[k].nsplits[a - (ndim - inputs[k].ndim())] == *s0);
-        let all_known = members.iter().all(|&k| {
-            inputs[k].nsplits[a - (ndim - inputs[k].ndim())]
-                .iter()
-                .all(|d| d.is_known())
-        });
-        let same_source = members
-            .iter()
-            .all(|&k| inputs[k].chunks == inputs[first].chunks);
+        let identical = members.iter().all(|&k| inputs[k].nsplits[a - (ndim - inputs[k].ndim())] == *s0);
+        let all_known =
+            members.iter().all(|&k| inputs[k].nsplits[a - (ndim - inputs[k].ndim())].iter().all(|d| d.is_known()));
+        let same_source = members.iter().all(|&k| inputs[k].chunks == inputs[first].chunks);
         if identical && (all_known || same_source) {
             out_nsplits[a] = s0.clone();
             continue;
@@ -56,19 +49,11 @@ pub(crate) fn unify(
         }
         let known: Vec<Vec<usize>> = members
             .iter()
-            .map(|&k| {
-                inputs[k].nsplits[a - (ndim - inputs[k].ndim())]
-                    .iter()
-                    .filter_map(|d| d.known())
-                    .collect()
-            })
+            .map(|&k| inputs[k].nsplits[a - (ndim - inputs[k].ndim())].iter().filter_map(|d| d.known()).collect())
             .collect();
         let lens: Vec<usize> = known.iter().map(|s| s.iter().sum()).collect();
         if lens.iter().any(|&l| l != lens[0]) {
-            return Err(mars_ir::IrError::Broadcast(format!(
-                "along axis {a} lengths {lens:?} differ"
-            ))
-            .into());
+            return Err(mars_ir::IrError::Broadcast(format!("along axis {a} lengths {lens:?} differ")).into());
         }
         let refs: Vec<&[usize]> = known.iter().map(|s| s.as_slice()).collect();
         let r = refine(&refs);
@@ -81,17 +66,12 @@ pub(crate) fn unify(
     let mut aligned = Vec::with_capacity(inputs.len());
     for (k, l) in inputs.iter().enumerate() {
         let pad = ndim - l.ndim();
-        let wants_change =
-            (0..l.ndim()).any(|i| targets[pad + i].is_some() && l.nsplits[i] != [Dim::Known(1)]);
+        let wants_change = (0..l.ndim()).any(|i| targets[pad + i].is_some() && l.nsplits[i] != [Dim::Known(1)]);
         if !wants_change {
             aligned.push(l.clone());
             continue;
         }
-        let from: Vec<Vec<usize>> = l
-            .nsplits
-            .iter()
-            .map(|s| s.iter().filter_map(|d| d.known()).collect())
-            .collect();
+        let from: Vec<Vec<usize>> = l.nsplits.iter().map(|s| s.iter().filter_map(|d| d.known()).collect()).collect();
         let to: Vec<Vec<usize>> = (0..l.ndim())
             .map(|i| match &targets[pad + i] {
                 Some(t) if l.nsplits[i] != [Dim::Known(1)] => t.clone(),
@@ -106,25 +86,12 @@ pub(crate) fn unify(
 /// The chunk of `layout` feeding output chunk `out_idx` (broadcast axes use chunk 0).
 pub(crate) fn source_chunk(layout: &Layout, out_idx: &[usize]) -> ChunkId {
     let pad = out_idx.len() - layout.ndim();
-    let idx: Vec<usize> = (0..layout.ndim())
-        .map(|i| {
-            if layout.nsplits[i].len() == 1 {
-                0
-            } else {
-                out_idx[pad + i]
-            }
-        })
-        .collect();
+    let idx: Vec<usize> =
+        (0..layout.ndim()).map(|i| if layout.nsplits[i].len() == 1 { 0 } else { out_idx[pad + i] }).collect();
     layout.at(&idx)
 }
 
-pub(super) fn map(
-    ctx: &mut Ctx,
-    expr: &Expr,
-    dtype: DType,
-    inputs: &[Layout],
-    metas: &[&Meta],
-) -> TileResult<Tiled> {
+pub(super) fn map(ctx: &mut Ctx, expr: &Expr, dtype: DType, inputs: &[Layout], metas: &[&Meta]) -> TileResult<Tiled> {
     let dtypes: Vec<DType> = metas.iter().map(|m| super::tensor_dtype(m)).collect();
     let (nsplits, aligned) = match unify(ctx, inputs, &dtypes)? {
         Ok(x) => x,
@@ -134,21 +101,8 @@ pub(super) fn map(
     let mut chunks = Vec::with_capacity(grid.iter().product());
     for idx in grid_indices(&grid) {
         let ins: Vec<ChunkId> = aligned.iter().map(|l| source_chunk(l, &idx)).collect();
-        let shape: Vec<Dim> = idx
-            .iter()
-            .enumerate()
-            .map(|(a, &i)| nsplits[a][i])
-            .collect();
-        chunks.push(ctx.add(
-            ChunkOp::Map {
-                expr: expr.clone(),
-                dtype,
-            },
-            ins,
-            shape,
-            Some(dtype),
-            idx,
-        ));
+        let shape: Vec<Dim> = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
+        chunks.push(ctx.add(ChunkOp::Map { expr: expr.clone(), dtype }, ins, shape, Some(dtype), idx));
     }
     Ok(Tiled::Done(Layout { nsplits, chunks }))
 }
@@ -165,20 +119,8 @@ pub(crate) fn cast(ctx: &mut Ctx, layout: &Layout, from: DType, to: DType) -> La
         .zip(&layout.chunks)
         .map(|(idx, &c)| {
             let shape = ctx.shape(c).to_vec();
-            ctx.add(
-                ChunkOp::Map {
-                    expr: expr.clone(),
-                    dtype: to,
-                },
-                vec![c],
-                shape,
-                Some(to),
-                idx,
-            )
+            ctx.add(ChunkOp::Map { expr: expr.clone(), dtype: to }, vec![c], shape, Some(to), idx)
         })
         .collect();
-    Layout {
-        nsplits: layout.nsplits.clone(),
-        chunks,
-    }
+    Layout { nsplits: layout.nsplits.clone(), chunks }
 }

@@ -6,11 +6,7 @@ use crate::layout::{offsets, splits, Layout};
 use mars_ir::frame::{batch_to_ipc, ipc_to_batch};
 use mars_ir::{ChunkOp, Dim};
 
-pub(super) fn from_batch(
-    ctx: &mut Ctx,
-    ipc: &[u8],
-    rows_per_chunk: Option<usize>,
-) -> TileResult<Tiled> {
+pub(super) fn from_batch(ctx: &mut Ctx, ipc: &[u8], rows_per_chunk: Option<usize>) -> TileResult<Tiled> {
     let batch = ipc_to_batch(ipc)?;
     let rows = batch.num_rows();
     let row_bytes = (batch.get_array_memory_size() / rows.max(1)).max(1);
@@ -21,17 +17,8 @@ pub(super) fn from_batch(
     for (i, (&off, &len)) in offsets(&nsplit).iter().zip(&nsplit).enumerate() {
         let part = batch_to_ipc(&batch.slice(off, len))?;
         let shape = vec![Dim::Known(len), Dim::Known(ncols)];
-        chunks.push(ctx.add(
-            ChunkOp::FrameLiteral { ipc: part },
-            vec![],
-            shape,
-            None,
-            vec![i, 0],
-        ));
+        chunks.push(ctx.add(ChunkOp::FrameLiteral { ipc: part }, vec![], shape, None, vec![i, 0]));
     }
-    let nsplits = vec![
-        nsplit.into_iter().map(Dim::Known).collect(),
-        vec![Dim::Known(ncols)],
-    ];
+    let nsplits = vec![nsplit.into_iter().map(Dim::Known).collect(), vec![Dim::Known(ncols)]];
     Ok(Tiled::Done(Layout { nsplits, chunks }))
 }

@@ -12,27 +12,12 @@ use mars_ir::{ChunkId, ChunkOp, DType, Dim, IrError, Meta, SliceElem};
 /// Along one output axis: (input chunk along the source axis, local slice elem, length).
 type AxisGroups = Vec<(usize, SliceElem, usize)>;
 
-pub(super) fn slice(
-    ctx: &mut Ctx,
-    elems: &[SliceElem],
-    input: &Layout,
-    dtype: DType,
-) -> TileResult<Tiled> {
+pub(super) fn slice(ctx: &mut Ctx, elems: &[SliceElem], input: &Layout, dtype: DType) -> TileResult<Tiled> {
     let known = known_or_need!(input);
     let ndim = known.len();
-    let consumed = elems
-        .iter()
-        .filter(|e| !matches!(e, SliceElem::NewAxis))
-        .count();
+    let consumed = elems.iter().filter(|e| !matches!(e, SliceElem::NewAxis)).count();
     let mut elems = elems.to_vec();
-    elems.extend(std::iter::repeat_n(
-        SliceElem::Slice {
-            start: 0,
-            end: None,
-            step: 1,
-        },
-        ndim.saturating_sub(consumed),
-    ));
+    elems.extend(std::iter::repeat_n(SliceElem::Slice { start: 0, end: None, step: 1 }, ndim.saturating_sub(consumed)));
     // per input axis: the fixed chunk of an index, or groups of a slice
     let mut fixed: Vec<Option<usize>> = vec![None; ndim];
     let mut out_axes: Vec<Option<(usize, AxisGroups)>> = Vec::new(); // None = new axis
@@ -44,10 +29,9 @@ pub(super) fn slice(
                 let len: usize = known[axis].iter().sum();
                 let v = if i < 0 { len as isize + i } else { i };
                 if v < 0 || v as usize >= len {
-                    return Err(IrError::Slice(format!(
-                        "index {i} is out of bounds for axis {axis} with size {len}"
-                    ))
-                    .into());
+                    return Err(
+                        IrError::Slice(format!("index {i} is out of bounds for axis {axis} with size {len}")).into()
+                    );
                 }
                 let (c, local) = locate(&known[axis], v as usize);
                 fixed[axis] = Some(c);
@@ -63,21 +47,12 @@ pub(super) fn slice(
         }
     }
     // output axes: new axes and slices (indices drop out)
-    let kept: Vec<&Option<(usize, AxisGroups)>> = out_axes
-        .iter()
-        .filter(|o| !matches!(o, Some((_, g)) if matches!(g[0].1, SliceElem::Index(_))))
-        .collect();
-    let grid: Vec<usize> = kept
-        .iter()
-        .map(|o| o.as_ref().map_or(1, |(_, g)| g.len()))
-        .collect();
+    let kept: Vec<&Option<(usize, AxisGroups)>> =
+        out_axes.iter().filter(|o| !matches!(o, Some((_, g)) if matches!(g[0].1, SliceElem::Index(_)))).collect();
+    let grid: Vec<usize> = kept.iter().map(|o| o.as_ref().map_or(1, |(_, g)| g.len())).collect();
     let nsplits: Vec<Vec<Dim>> = kept
         .iter()
-        .map(|o| {
-            o.as_ref().map_or(vec![Dim::Known(1)], |(_, g)| {
-                g.iter().map(|x| Dim::Known(x.2)).collect()
-            })
-        })
+        .map(|o| o.as_ref().map_or(vec![Dim::Known(1)], |(_, g)| g.iter().map(|x| Dim::Known(x.2)).collect()))
         .collect();
     let mut chunks = Vec::with_capacity(grid.iter().product());
     for idx in grid_indices(&grid) {
@@ -102,18 +77,8 @@ pub(super) fn slice(
                 }
             }
         }
-        let shape: Vec<Dim> = idx
-            .iter()
-            .enumerate()
-            .map(|(a, &i)| nsplits[a][i])
-            .collect();
-        chunks.push(ctx.add(
-            ChunkOp::Slice { elems: local },
-            vec![input.at(&src)],
-            shape,
-            Some(dtype),
-            idx,
-        ));
+        let shape: Vec<Dim> = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
+        chunks.push(ctx.add(ChunkOp::Slice { elems: local }, vec![input.at(&src)], shape, Some(dtype), idx));
     }
     Ok(Tiled::Done(Layout { nsplits, chunks }))
 }
@@ -133,15 +98,7 @@ fn locate(splits: &[usize], i: usize) -> (usize, usize) {
 /// Split the selected positions of one axis by input chunk, in output order.
 fn groups(splits: &[usize], sel: mars_ir::infer::AxisSel) -> AxisGroups {
     if sel.count == 0 {
-        return vec![(
-            0,
-            SliceElem::Slice {
-                start: 0,
-                end: Some(0),
-                step: 1,
-            },
-            0,
-        )];
+        return vec![(0, SliceElem::Slice { start: 0, end: Some(0), step: 1 }, 0)];
     }
     let mut out: AxisGroups = Vec::new();
     let mut cur: Option<(usize, usize, usize, usize)> = None; // chunk, min local, max local, count
@@ -170,15 +127,7 @@ fn groups(splits: &[usize], sel: mars_ir::infer::AxisSel) -> AxisGroups {
 
 fn finish((c, lo, hi, n): (usize, usize, usize, usize), step: isize) -> (usize, SliceElem, usize) {
     let step = if n == 1 { 1 } else { step };
-    (
-        c,
-        SliceElem::Slice {
-            start: lo as isize,
-            end: Some(hi as isize + 1),
-            step,
-        },
-        n,
-    )
+    (c, SliceElem::Slice { start: lo as isize, end: Some(hi as isize + 1), step }, n)
 }
 
 pub(super) fn concatenate(
@@ -190,16 +139,10 @@ pub(super) fn concatenate(
 ) -> TileResult<Tiled> {
     let ndim = inputs[0].ndim();
     // line up every axis but `axis`
-    let mut layouts: Vec<Layout> = inputs
-        .iter()
-        .zip(metas)
-        .map(|(l, m)| cast(ctx, l, super::tensor_dtype(m), dtype))
-        .collect();
+    let mut layouts: Vec<Layout> =
+        inputs.iter().zip(metas).map(|(l, m)| cast(ctx, l, super::tensor_dtype(m), dtype)).collect();
     for a in (0..ndim).filter(|&a| a != axis) {
-        if layouts
-            .iter()
-            .all(|l| l.nsplits[a] == layouts[0].nsplits[a])
-        {
+        if layouts.iter().all(|l| l.nsplits[a] == layouts[0].nsplits[a]) {
             continue;
         }
         let mut known = Vec::new();
@@ -215,10 +158,7 @@ pub(super) fn concatenate(
         }
     }
     let mut nsplits = layouts[0].nsplits.clone();
-    nsplits[axis] = layouts
-        .iter()
-        .flat_map(|l| l.nsplits[axis].clone())
-        .collect();
+    nsplits[axis] = layouts.iter().flat_map(|l| l.nsplits[axis].clone()).collect();
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     let mut chunks: Vec<ChunkId> = Vec::with_capacity(grid.iter().product());
     for idx in grid_indices(&grid) {
@@ -235,29 +175,16 @@ pub(super) fn concatenate(
     Ok(Tiled::Done(Layout { nsplits, chunks }))
 }
 
-pub(super) fn filter(
-    ctx: &mut Ctx,
-    data: &Layout,
-    mask: &Layout,
-    mask_ndim: usize,
-    dtype: DType,
-) -> TileResult<Tiled> {
+pub(super) fn filter(ctx: &mut Ctx, data: &Layout, mask: &Layout, mask_ndim: usize, dtype: DType) -> TileResult<Tiled> {
     let rows = mask_ndim == 1 && data.ndim() > 1;
     if rows {
         // select along axis 0: line up the row chunks of data and mask
-        let mask_view = Layout {
-            nsplits: vec![mask.nsplits[0].clone()],
-            chunks: mask.chunks.clone(),
-        };
+        let mask_view = Layout { nsplits: vec![mask.nsplits[0].clone()], chunks: mask.chunks.clone() };
         let data_axis0 = Layout {
             nsplits: vec![data.nsplits[0].clone()],
-            chunks: (0..data.grid()[0])
-                .map(|i| data.at(&row0(i, data.ndim())))
-                .collect(),
+            chunks: (0..data.grid()[0]).map(|i| data.at(&row0(i, data.ndim()))).collect(),
         };
-        let (data, mask) = if data_axis0.nsplits == mask_view.nsplits
-            && data.nsplits[0].iter().all(|d| d.is_known())
-        {
+        let (data, mask) = if data_axis0.nsplits == mask_view.nsplits && data.nsplits[0].iter().all(|d| d.is_known()) {
             (data.clone(), mask.clone())
         } else {
             let dk = known_or_need!(data);
@@ -265,10 +192,7 @@ pub(super) fn filter(
             let r = refine(&[&dk[0], &mk[0]]);
             let mut dt = dk.clone();
             dt[0] = r.clone();
-            (
-                rechunk_to(ctx, data, &dk, &dt, dtype)?,
-                rechunk_to(ctx, mask, &mk, &[r], DType::Bool)?,
-            )
+            (rechunk_to(ctx, data, &dk, &dt, dtype)?, rechunk_to(ctx, mask, &mk, &[r], DType::Bool)?)
         };
         let grid = data.grid();
         let mut nsplits = data.nsplits.clone();
@@ -278,13 +202,7 @@ pub(super) fn filter(
             let c = data.at(&idx);
             let mut shape = ctx.shape(c).to_vec();
             shape[0] = Dim::Unknown;
-            chunks.push(ctx.add(
-                ChunkOp::Filter { rows: true },
-                vec![c, mask.at(&[idx[0]])],
-                shape,
-                Some(dtype),
-                idx,
-            ));
+            chunks.push(ctx.add(ChunkOp::Filter { rows: true }, vec![c, mask.at(&[idx[0]])], shape, Some(dtype), idx));
         }
         return Ok(Tiled::Done(Layout { nsplits, chunks }));
     }
@@ -294,10 +212,7 @@ pub(super) fn filter(
         let mk = known_or_need!(mask);
         let mut to: Vec<Vec<usize>> = dk.iter().map(|s| vec![s.iter().sum()]).collect();
         to[0] = refine(&[&dk[0], &mk[0]]);
-        (
-            rechunk_to(ctx, data, &dk, &to, dtype)?,
-            rechunk_to(ctx, mask, &mk, &to, DType::Bool)?,
-        )
+        (rechunk_to(ctx, data, &dk, &to, dtype)?, rechunk_to(ctx, mask, &mk, &to, DType::Bool)?)
     } else {
         (data.clone(), mask.clone())
     };
@@ -305,18 +220,9 @@ pub(super) fn filter(
     let mut chunks = Vec::with_capacity(n);
     for i in 0..n {
         let ins = vec![data.chunks[i], mask.chunks[i]];
-        chunks.push(ctx.add(
-            ChunkOp::Filter { rows: false },
-            ins,
-            vec![Dim::Unknown],
-            Some(dtype),
-            vec![i],
-        ));
+        chunks.push(ctx.add(ChunkOp::Filter { rows: false }, ins, vec![Dim::Unknown], Some(dtype), vec![i]));
     }
-    Ok(Tiled::Done(Layout {
-        nsplits: vec![vec![Dim::Unknown; n]],
-        chunks,
-    }))
+    Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; n]], chunks }))
 }
 
 fn row0(i: usize, ndim: usize) -> Vec<usize> {

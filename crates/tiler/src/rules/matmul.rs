@@ -6,12 +6,7 @@ use crate::error::TileResult;
 use crate::layout::{grid_indices, rechunk_to, refine, Layout};
 use mars_ir::{BinaryFn, ChunkId, ChunkOp, DType, Dim, Expr, Meta};
 
-pub(super) fn dot(
-    ctx: &mut Ctx,
-    inputs: &[Layout],
-    metas: &[&Meta],
-    dtype: DType,
-) -> TileResult<Tiled> {
+pub(super) fn dot(ctx: &mut Ctx, inputs: &[Layout], metas: &[&Meta], dtype: DType) -> TileResult<Tiled> {
     let (a, b) = (&inputs[0], &inputs[1]);
     let (ka, kb) = (a.ndim() - 1, 0);
     let (da, db) = (super::tensor_dtype(metas[0]), super::tensor_dtype(metas[1]));
@@ -31,10 +26,7 @@ pub(super) fn dot(
         at[ka] = inner.clone();
         let mut bt = bk.clone();
         bt[kb] = inner;
-        (
-            rechunk_to(ctx, a, &ak, &at, da)?,
-            rechunk_to(ctx, b, &bk, &bt, db)?,
-        )
+        (rechunk_to(ctx, a, &ak, &at, da)?, rechunk_to(ctx, b, &bk, &bt, db)?)
     };
     let a_outer: Vec<usize> = a.grid()[..ka].to_vec();
     let b_outer: Vec<usize> = b.grid()[1..].to_vec();
@@ -47,24 +39,14 @@ pub(super) fn dot(
     let mut chunks = Vec::with_capacity(out_grid.iter().product());
     for idx in grid_indices(&out_grid) {
         let (ia, ib) = idx.split_at(a_outer.len());
-        let shape: Vec<Dim> = idx
-            .iter()
-            .enumerate()
-            .map(|(ax, &i)| nsplits[ax][i])
-            .collect();
+        let shape: Vec<Dim> = idx.iter().enumerate().map(|(ax, &i)| nsplits[ax][i]).collect();
         let mut level: Vec<ChunkId> = (0..inner_n)
             .map(|l| {
                 let mut ai = ia.to_vec();
                 ai.push(l);
                 let mut bi = vec![l];
                 bi.extend_from_slice(ib);
-                ctx.add(
-                    ChunkOp::MatMul,
-                    vec![a.at(&ai), b.at(&bi)],
-                    shape.clone(),
-                    Some(dtype),
-                    idx.clone(),
-                )
+                ctx.add(ChunkOp::MatMul, vec![a.at(&ai), b.at(&bi)], shape.clone(), Some(dtype), idx.clone())
             })
             .collect();
         while level.len() > 1 {
@@ -74,16 +56,9 @@ pub(super) fn dot(
                     if group.len() == 1 {
                         return group[0];
                     }
-                    let expr = (1..group.len()).fold(Expr::Input(0), |e, i| {
-                        Expr::binary(BinaryFn::Add, e, Expr::Input(i))
-                    });
-                    ctx.add(
-                        ChunkOp::Map { expr, dtype },
-                        group.to_vec(),
-                        shape.clone(),
-                        Some(dtype),
-                        idx.clone(),
-                    )
+                    let expr =
+                        (1..group.len()).fold(Expr::Input(0), |e, i| Expr::binary(BinaryFn::Add, e, Expr::Input(i)));
+                    ctx.add(ChunkOp::Map { expr, dtype }, group.to_vec(), shape.clone(), Some(dtype), idx.clone())
                 })
                 .collect();
         }

@@ -15,8 +15,7 @@ use crate::error::TileResult;
 use crate::layout::Layout;
 use crate::tiler::TileOptions;
 use mars_ir::{
-    ChunkGraph, ChunkId, ChunkNode, ChunkOp, DType, Dim, FrameOp, Key, Meta, Op, TensorOp,
-    TileableGraph, TileableNode,
+    ChunkGraph, ChunkId, ChunkNode, ChunkOp, DType, Dim, FrameOp, Key, Meta, Op, TensorOp, TileableGraph, TileableNode,
 };
 
 /// What a rule produced.
@@ -45,14 +44,7 @@ impl Ctx<'_> {
     ) -> ChunkId {
         let in_keys: Vec<Key> = inputs.iter().map(|&i| self.chunks.node(i).key).collect();
         let key = Key::of(&op, &in_keys);
-        self.chunks.insert(ChunkNode {
-            key,
-            op,
-            inputs,
-            shape,
-            dtype,
-            index,
-        })
+        self.chunks.insert(ChunkNode { key, op, inputs, shape, dtype, index })
     }
     pub fn shape(&self, id: ChunkId) -> &[Dim] {
         &self.chunks.node(id).shape
@@ -75,19 +67,11 @@ pub(crate) fn tensor_dtype(meta: &Meta) -> DType {
 }
 
 /// Dispatch to the op's rule.
-pub fn tile(
-    ctx: &mut Ctx,
-    node: &TileableNode,
-    inputs: &[Layout],
-    graph: &TileableGraph,
-) -> TileResult<Tiled> {
+pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &TileableGraph) -> TileResult<Tiled> {
     let in_metas: Vec<&Meta> = node.inputs.iter().map(|&i| &graph.node(i).meta).collect();
     match &node.op {
         Op::Fetch { chunks, nsplits } => creation::fetch(ctx, chunks, nsplits, &node.meta),
-        Op::Frame(FrameOp::FromBatch {
-            ipc,
-            rows_per_chunk,
-        }) => frame::from_batch(ctx, ipc, *rows_per_chunk),
+        Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => frame::from_batch(ctx, ipc, *rows_per_chunk),
         Op::Tensor(t) => {
             let dtype = tensor_dtype(&node.meta);
             match t {
@@ -96,25 +80,16 @@ pub fn tile(
                 | TensorOp::Random { .. }
                 | TensorOp::Literal { .. } => creation::tile(ctx, t, dtype),
                 TensorOp::Map { expr } => elementwise::map(ctx, expr, dtype, inputs, &in_metas),
-                TensorOp::Reduce { func, axes } => reduction::reduce(
-                    ctx,
-                    *func,
-                    axes,
-                    &inputs[0],
-                    tensor_dtype(in_metas[0]),
-                    dtype,
-                ),
+                TensorOp::Reduce { func, axes } => {
+                    reduction::reduce(ctx, *func, axes, &inputs[0], tensor_dtype(in_metas[0]), dtype)
+                }
                 TensorOp::Dot => matmul::dot(ctx, inputs, &in_metas, dtype),
                 TensorOp::Transpose { axes } => reshape::transpose(ctx, axes, &inputs[0], dtype),
                 TensorOp::Reshape { shape } => reshape::reshape(ctx, shape, &inputs[0], dtype),
                 TensorOp::Rechunk { chunks } => reshape::rechunk(ctx, chunks, &inputs[0], dtype),
                 TensorOp::Slice { elems } => indexing::slice(ctx, elems, &inputs[0], dtype),
-                TensorOp::Concatenate { axis } => {
-                    indexing::concatenate(ctx, *axis, inputs, &in_metas, dtype)
-                }
-                TensorOp::Filter => {
-                    indexing::filter(ctx, &inputs[0], &inputs[1], in_metas[1].ndim(), dtype)
-                }
+                TensorOp::Concatenate { axis } => indexing::concatenate(ctx, *axis, inputs, &in_metas, dtype),
+                TensorOp::Filter => indexing::filter(ctx, &inputs[0], &inputs[1], in_metas[1].ndim(), dtype),
             }
         }
     }

@@ -26,27 +26,17 @@ pub(super) fn reduce(
     } else {
         None
     };
-    let global_shape: Vec<usize> = if func.is_arg() {
-        input.shape().iter().filter_map(|d| d.known()).collect()
-    } else {
-        vec![]
-    };
+    let global_shape: Vec<usize> =
+        if func.is_arg() { input.shape().iter().filter_map(|d| d.known()).collect() } else { vec![] };
     let grid = input.grid();
     let ndim = grid.len();
     let partial_shape = |shape: &[Dim]| -> Vec<Dim> {
-        shape
-            .iter()
-            .enumerate()
-            .map(|(a, &d)| if axes.contains(&a) { Dim::Known(1) } else { d })
-            .collect()
+        shape.iter().enumerate().map(|(a, &d)| if axes.contains(&a) { Dim::Known(1) } else { d }).collect()
     };
     // map stage
     let mut level: Vec<ChunkId> = Vec::with_capacity(input.len());
     for (idx, &c) in grid_indices(&grid).into_iter().zip(&input.chunks) {
-        let offset = offs
-            .as_ref()
-            .map(|o| idx.iter().enumerate().map(|(a, &i)| o[a][i]).collect())
-            .unwrap_or_default();
+        let offset = offs.as_ref().map(|o| idx.iter().enumerate().map(|(a, &i)| o[a][i]).collect()).unwrap_or_default();
         let op = ChunkOp::ReduceMap {
             func,
             axes: axes.clone(),
@@ -61,11 +51,8 @@ pub(super) fn reduce(
     let mut cur_grid = grid.clone();
     let cs = ctx.opts.combine_size.max(2);
     loop {
-        let next_grid: Vec<usize> = cur_grid
-            .iter()
-            .enumerate()
-            .map(|(a, &g)| if axes.contains(&a) { g.div_ceil(cs) } else { g })
-            .collect();
+        let next_grid: Vec<usize> =
+            cur_grid.iter().enumerate().map(|(a, &g)| if axes.contains(&a) { g.div_ceil(cs) } else { g }).collect();
         let finalize = axes.iter().all(|&a| next_grid[a] == 1);
         let mut next = Vec::with_capacity(next_grid.iter().product());
         for idx in grid_indices(&next_grid) {
@@ -73,13 +60,7 @@ pub(super) fn reduce(
             let ranges: Vec<(usize, usize)> = idx
                 .iter()
                 .enumerate()
-                .map(|(a, &i)| {
-                    if axes.contains(&a) {
-                        (i * cs, ((i + 1) * cs).min(cur_grid[a]))
-                    } else {
-                        (i, i + 1)
-                    }
-                })
+                .map(|(a, &i)| if axes.contains(&a) { (i * cs, ((i + 1) * cs).min(cur_grid[a])) } else { (i, i + 1) })
                 .collect();
             let counts: Vec<usize> = ranges.iter().map(|(s, e)| e - s).collect();
             let ins: Vec<ChunkId> = grid_indices(&counts)
@@ -91,24 +72,13 @@ pub(super) fn reduce(
                 .collect();
             let first_shape = ctx.shape(ins[0]).to_vec();
             let (shape, out_idx, dtype) = if finalize {
-                let s: Vec<Dim> = (0..ndim)
-                    .filter(|a| !axes.contains(a))
-                    .map(|a| first_shape[a])
-                    .collect();
-                let i: Vec<usize> = (0..ndim)
-                    .filter(|a| !axes.contains(a))
-                    .map(|a| idx[a])
-                    .collect();
+                let s: Vec<Dim> = (0..ndim).filter(|a| !axes.contains(a)).map(|a| first_shape[a]).collect();
+                let i: Vec<usize> = (0..ndim).filter(|a| !axes.contains(a)).map(|a| idx[a]).collect();
                 (s, i, Some(out_dtype))
             } else {
                 (first_shape, idx.clone(), None)
             };
-            let op = ChunkOp::ReduceCombine {
-                func,
-                axes: axes.clone(),
-                finalize,
-                out_dtype,
-            };
+            let op = ChunkOp::ReduceCombine { func, axes: axes.clone(), finalize, out_dtype };
             next.push(ctx.add(op, ins, shape, dtype, out_idx));
         }
         level = next;
@@ -117,12 +87,6 @@ pub(super) fn reduce(
             break;
         }
     }
-    let nsplits: Vec<Vec<Dim>> = (0..ndim)
-        .filter(|a| !axes.contains(a))
-        .map(|a| input.nsplits[a].clone())
-        .collect();
-    Ok(Tiled::Done(Layout {
-        nsplits,
-        chunks: level,
-    }))
+    let nsplits: Vec<Vec<Dim>> = (0..ndim).filter(|a| !axes.contains(a)).map(|a| input.nsplits[a].clone()).collect();
+    Ok(Tiled::Done(Layout { nsplits, chunks: level }))
 }

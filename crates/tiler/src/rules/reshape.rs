@@ -7,12 +7,7 @@ use crate::layout::{grid_indices, nsplits_for, rechunk_to, splits, to_dims, Layo
 use mars_ir::shape::dims;
 use mars_ir::{ChunkOp, DType, Dim};
 
-pub(super) fn transpose(
-    ctx: &mut Ctx,
-    axes: &[usize],
-    input: &Layout,
-    dtype: DType,
-) -> TileResult<Tiled> {
+pub(super) fn transpose(ctx: &mut Ctx, axes: &[usize], input: &Layout, dtype: DType) -> TileResult<Tiled> {
     let nsplits: Vec<Vec<Dim>> = axes.iter().map(|&a| input.nsplits[a].clone()).collect();
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     let mut chunks = Vec::with_capacity(input.len());
@@ -23,15 +18,7 @@ pub(super) fn transpose(
         }
         let c = input.at(&src);
         let shape: Vec<Dim> = axes.iter().map(|&a| ctx.shape(c)[a]).collect();
-        chunks.push(ctx.add(
-            ChunkOp::Transpose {
-                axes: axes.to_vec(),
-            },
-            vec![c],
-            shape,
-            Some(dtype),
-            idx,
-        ));
+        chunks.push(ctx.add(ChunkOp::Transpose { axes: axes.to_vec() }, vec![c], shape, Some(dtype), idx));
     }
     Ok(Tiled::Done(Layout { nsplits, chunks }))
 }
@@ -44,12 +31,7 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-pub(super) fn reshape(
-    ctx: &mut Ctx,
-    shape: &[usize],
-    input: &Layout,
-    dtype: DType,
-) -> TileResult<Tiled> {
+pub(super) fn reshape(ctx: &mut Ctx, shape: &[usize], input: &Layout, dtype: DType) -> TileResult<Tiled> {
     let known = known_or_need!(input);
     let in_shape: Vec<usize> = known.iter().map(|s| s.iter().sum()).collect();
     if in_shape == shape {
@@ -60,32 +42,16 @@ pub(super) fn reshape(
     let out_row: usize = shape.iter().skip(1).product();
     // row blocks whose element counts are multiples of both row lengths
     let single = in_shape.is_empty() || shape.is_empty() || size == 0;
-    let block = if single {
-        size.max(1)
-    } else {
-        in_row / gcd(in_row, out_row) * out_row
-    };
+    let block = if single { size.max(1) } else { in_row / gcd(in_row, out_row) * out_row };
     let largest = input
         .chunks
         .iter()
-        .map(|&c| {
-            ctx.shape(c)
-                .iter()
-                .filter_map(|d| d.known())
-                .product::<usize>()
-        })
+        .map(|&c| ctx.shape(c).iter().filter_map(|d| d.known()).product::<usize>())
         .max()
         .unwrap_or(1);
-    let elems = if single || block >= size {
-        size.max(1)
-    } else {
-        (largest / block).max(1) * block
-    };
+    let elems = if single || block >= size { size.max(1) } else { (largest / block).max(1) * block };
     let (in_target, out_nsplits): (Vec<Vec<usize>>, Vec<Vec<usize>>) = if single || elems >= size {
-        (
-            in_shape.iter().map(|&n| vec![n]).collect(),
-            shape.iter().map(|&n| vec![n]).collect(),
-        )
+        (in_shape.iter().map(|&n| vec![n]).collect(), shape.iter().map(|&n| vec![n]).collect())
     } else {
         let mut it: Vec<Vec<usize>> = in_shape.iter().map(|&n| vec![n]).collect();
         it[0] = splits(in_shape[0], elems / in_row);
@@ -97,34 +63,14 @@ pub(super) fn reshape(
     let grid: Vec<usize> = out_nsplits.iter().map(|s| s.len()).collect();
     let mut chunks = Vec::with_capacity(aligned.len());
     for (i, idx) in grid_indices(&grid).into_iter().enumerate() {
-        let cshape: Vec<usize> = idx
-            .iter()
-            .enumerate()
-            .map(|(a, &j)| out_nsplits[a][j])
-            .collect();
+        let cshape: Vec<usize> = idx.iter().enumerate().map(|(a, &j)| out_nsplits[a][j]).collect();
         let src = aligned.chunks[i];
-        chunks.push(ctx.add(
-            ChunkOp::Reshape {
-                shape: cshape.clone(),
-            },
-            vec![src],
-            dims(&cshape),
-            Some(dtype),
-            idx,
-        ));
+        chunks.push(ctx.add(ChunkOp::Reshape { shape: cshape.clone() }, vec![src], dims(&cshape), Some(dtype), idx));
     }
-    Ok(Tiled::Done(Layout {
-        nsplits: to_dims(&out_nsplits),
-        chunks,
-    }))
+    Ok(Tiled::Done(Layout { nsplits: to_dims(&out_nsplits), chunks }))
 }
 
-pub(super) fn rechunk(
-    ctx: &mut Ctx,
-    sizes: &[usize],
-    input: &Layout,
-    dtype: DType,
-) -> TileResult<Tiled> {
+pub(super) fn rechunk(ctx: &mut Ctx, sizes: &[usize], input: &Layout, dtype: DType) -> TileResult<Tiled> {
     let known = known_or_need!(input);
     let shape: Vec<usize> = known.iter().map(|s| s.iter().sum()).collect();
     let to = nsplits_for(&shape, sizes);
