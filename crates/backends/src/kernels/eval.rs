@@ -152,6 +152,22 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
         Expr::Binary(f, a, b) => {
             let out = expr.dtype(&inp.dtypes)?;
             let (da, db) = (a.dtype(&inp.dtypes)?, b.dtype(&inp.dtypes)?);
+            // arithmetic with a float constant: one pass over one buffer, no constant buffer
+            if !f.is_comparison() && !f.is_logical() {
+                match (a.as_ref(), b.as_ref()) {
+                    (_, Expr::Const(c)) if !matches!(**a, Expr::Const(_)) => {
+                        let mut x = eval_block(a, inp, start, end)?.into_f();
+                        scalar_op(*f, &mut x, *c, false);
+                        return Ok(round_f32(Buf::F(x), out));
+                    }
+                    (Expr::Const(c), _) if !matches!(**b, Expr::Const(_)) => {
+                        let mut x = eval_block(b, inp, start, end)?.into_f();
+                        scalar_op(*f, &mut x, *c, true);
+                        return Ok(round_f32(Buf::F(x), out));
+                    }
+                    _ => {}
+                }
+            }
             let (va, vb) = (eval_block(a, inp, start, end)?, eval_block(b, inp, start, end)?);
             if f.is_logical() {
                 let (x, y) = (va.into_b(), vb.into_b());
@@ -173,14 +189,14 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
             }
             if float {
                 let (mut x, y) = (va.into_f(), vb.into_f());
-                let g: fn(f64, f64) -> f64 = match f {
-                    BinaryFn::Add => |p, q| p + q,
-                    BinaryFn::Sub => |p, q| p - q,
-                    BinaryFn::Mul => |p, q| p * q,
-                    BinaryFn::Div => |p, q| p / q,
-                    _ => f64::powf,
-                };
-                x.iter_mut().zip(&y).for_each(|(p, &q)| *p = g(*p, q));
+                let z = x.iter_mut().zip(&y);
+                match f {
+                    BinaryFn::Add => z.for_each(|(p, &q)| *p += q),
+                    BinaryFn::Sub => z.for_each(|(p, &q)| *p -= q),
+                    BinaryFn::Mul => z.for_each(|(p, &q)| *p *= q),
+                    BinaryFn::Div => z.for_each(|(p, &q)| *p /= q),
+                    _ => z.for_each(|(p, &q)| *p = p.powf(q)),
+                }
                 round_f32(Buf::F(x), out)
             } else {
                 let (mut x, y) = (va.into_i(), vb.into_i());
@@ -216,6 +232,22 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
             }
         }
     })
+}
+
+/// `x op c` (or `c op x` when `swap`), in place; monomorphic loops the compiler vectorises.
+fn scalar_op(f: BinaryFn, x: &mut [f64], c: f64, swap: bool) {
+    match (f, swap) {
+        (BinaryFn::Add, _) => x.iter_mut().for_each(|p| *p += c),
+        (BinaryFn::Mul, _) => x.iter_mut().for_each(|p| *p *= c),
+        (BinaryFn::Sub, false) => x.iter_mut().for_each(|p| *p -= c),
+        (BinaryFn::Sub, true) => x.iter_mut().for_each(|p| *p = c - *p),
+        (BinaryFn::Div, false) => x.iter_mut().for_each(|p| *p /= c),
+        (BinaryFn::Div, true) => x.iter_mut().for_each(|p| *p = c / *p),
+        (BinaryFn::Pow, false) if c == 2.0 => x.iter_mut().for_each(|p| *p *= *p),
+        (BinaryFn::Pow, true) => x.iter_mut().for_each(|p| *p = c.powf(*p)),
+        // only arithmetic reaches here (callers route comparisons and logic elsewhere)
+        _ => x.iter_mut().for_each(|p| *p = p.powf(c)),
+    }
 }
 
 fn round_f32(b: Buf, d: DType) -> Buf {

@@ -139,7 +139,9 @@ pub fn reduce_map(
                     ReduceFn::Min => |a: f64, x: f64| if x < a || x.is_nan() { x } else { a },
                     _ => |a: f64, x: f64| if x > a || x.is_nan() { x } else { a },
                 };
-                if op.full {
+                if op.full && func == ReduceFn::Sum {
+                    acc[0] += pairwise_sum(&v);
+                } else if op.full {
                     let a = &mut acc[0];
                     for &x in &v {
                         *a = f(*a, x);
@@ -189,6 +191,19 @@ pub fn reduce_map(
         start = end;
     }
     Ok(ChunkData::Partial { shape: out_shape, state })
+}
+
+/// Sum in 8 independent lanes (vectorisable, and more accurate than one running sum).
+fn pairwise_sum(v: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for (l, x) in lanes.iter_mut().zip(c) {
+            *l += x;
+        }
+    }
+    let tail: f64 = it.remainder().iter().sum();
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// Merge partials position-wise (they share one keepdims shape).
