@@ -7,6 +7,13 @@ use mars::ndarray::{arr1, arr2, s, ArrayD};
 use mars::prelude::*;
 use mars::tensor as mt;
 
+/// Tests that use or change the process-wide default session run one at a time.
+static DEFAULT_SESSION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn default_session_lock() -> std::sync::MutexGuard<'static, ()> {
+    DEFAULT_SESSION.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn f64s(d: mt::TensorData) -> ArrayD<f64> {
     ArrayD::<f64>::try_from(d).expect("a float64 tensor")
 }
@@ -26,6 +33,7 @@ fn seed_dataframe_prints_like_pandas() -> Result<()> {
 
 #[test]
 fn seed_default_session_execute_and_fetch() -> Result<()> {
+    let _guard = default_session_lock();
     let t = mt::ones(&[3, 2]).rechunk(2) + 1.0;
     let v = t.execute()?.fetch()?;
     assert_eq!(v.to_string(), "array([[2., 2.],\n       [2., 2.],\n       [2., 2.]])");
@@ -39,6 +47,7 @@ fn seed_default_session_execute_and_fetch() -> Result<()> {
 
 #[test]
 fn seed_as_default_routes_execute() -> Result<()> {
+    let _guard = default_session_lock();
     let sess = mars::new_session()?.as_default();
     let t = mt::arange(0.0, 5.0, 1.0);
     t.execute()?;

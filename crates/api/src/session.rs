@@ -216,7 +216,10 @@ impl Session {
         keep.sort();
         keep.dedup();
         if !keep.is_empty() {
-            let (graph, _) = lower(nodes, &held)?;
+            let (graph, _) = {
+                let _lower = tracing::debug_span!("lower", roots = nodes.len()).entered();
+                lower(nodes, &held)?
+            };
             let _span = tracing::info_span!("execute", session = %self.inner.id, nodes = graph.len()).entered();
             let task = self.inner.backend.submit(graph, keep.clone())?;
             let results = self

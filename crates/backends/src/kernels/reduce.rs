@@ -126,6 +126,20 @@ pub fn reduce_map(
     let total: usize = shape.iter().product();
     let op = OutPos::new(&shape, axes);
     let mut state = init(func, in_dtype, nout);
+    // fast paths: a full reduction or one axis, over float partials
+    let plan = if op.full {
+        Some((1, total, 1))
+    } else if axes.len() == 1 {
+        let inner: usize = shape[axes[0] + 1..].iter().product();
+        Some((total / (shape[axes[0]] * inner).max(1), shape[axes[0]], inner))
+    } else {
+        None
+    };
+    if let Some((outer, r, inner)) = plan {
+        if !func.is_arg() && total > 0 && fast_reduce(func, expr, &inp, &mut state, outer, r, inner)? {
+            return Ok(ChunkData::Partial { shape: out_shape, state });
+        }
+    }
     let mut start = 0;
     while start < total {
         let end = (start + BLOCK).min(total);
@@ -191,6 +205,117 @@ pub fn reduce_map(
         start = end;
     }
     Ok(ChunkData::Partial { shape: out_shape, state })
+}
+
+/// Evaluate `expr` over `[start, start + len)` in blocks, handing each block's
+/// values and its offset within the range to `f`.
+fn for_blocks(
+    expr: &Expr,
+    inp: &Inputs,
+    start: usize,
+    len: usize,
+    mut f: impl FnMut(usize, &[f64]),
+) -> Result<(), KernelError> {
+    let mut off = 0;
+    while off < len {
+        let n = BLOCK.min(len - off);
+        let v = eval_block(expr, inp, start + off, start + off + n)?.into_f();
+        f(off, &v);
+        off += n;
+    }
+    Ok(())
+}
+
+/// Reduce a tensor viewed as (outer, r, inner), the middle axis reduced, into
+/// float or moment partials with loops over contiguous runs. Returns false when
+/// the partial kind has no fast path.
+fn fast_reduce(
+    func: ReduceFn,
+    expr: &Expr,
+    inp: &Inputs,
+    state: &mut Partial,
+    outer: usize,
+    r: usize,
+    inner: usize,
+) -> Result<bool, KernelError> {
+    match state {
+        Partial::F(acc) => {
+            for o in 0..outer {
+                if inner == 1 {
+                    // a contiguous run reduces to one value
+                    let a = &mut acc[o];
+                    for_blocks(expr, inp, o * r, r, |_, v| {
+                        *a = match func {
+                            ReduceFn::Sum => *a + pairwise_sum(v),
+                            ReduceFn::Prod => v.iter().fold(*a, |p, x| p * x),
+                            // NaN propagates, as in numpy
+                            ReduceFn::Min => v.iter().fold(*a, |p, &x| if x < p || x.is_nan() { x } else { p }),
+                            _ => v.iter().fold(*a, |p, &x| if x > p || x.is_nan() { x } else { p }),
+                        }
+                    })?;
+                } else {
+                    let row = &mut acc[o * inner..(o + 1) * inner];
+                    for ri in 0..r {
+                        for_blocks(expr, inp, (o * r + ri) * inner, inner, |off, v| {
+                            let z = row[off..off + v.len()].iter_mut().zip(v);
+                            match func {
+                                ReduceFn::Sum => z.for_each(|(a, x)| *a += x),
+                                ReduceFn::Prod => z.for_each(|(a, x)| *a *= x),
+                                ReduceFn::Min => z.for_each(|(a, &x)| {
+                                    if x < *a || x.is_nan() {
+                                        *a = x
+                                    }
+                                }),
+                                _ => z.for_each(|(a, &x)| {
+                                    if x > *a || x.is_nan() {
+                                        *a = x
+                                    }
+                                }),
+                            }
+                        })?;
+                    }
+                }
+            }
+            Ok(true)
+        }
+        Partial::Moments { count, mean, m2 } => {
+            for o in 0..outer {
+                if inner == 1 {
+                    // per block: exact mean and M2 in two passes, merged with Chan's formula
+                    let (c, m, q) = (&mut count[o], &mut mean[o], &mut m2[o]);
+                    for_blocks(expr, inp, o * r, r, |_, v| {
+                        let nb = v.len() as f64;
+                        let mb = pairwise_sum(v) / nb;
+                        let qb: f64 = v.iter().map(|x| (x - mb) * (x - mb)).sum();
+                        let n = *c + nb;
+                        let d = mb - *m;
+                        *m += d * nb / n;
+                        *q += qb + d * d * *c * nb / n;
+                        *c = n;
+                    })?;
+                } else {
+                    let range = o * inner..(o + 1) * inner;
+                    let (c, m, q) = (&mut count[range.clone()], &mut mean[range.clone()], &mut m2[range]);
+                    for ri in 0..r {
+                        // every position gains one value per step: one shared count
+                        let n = (ri + 1) as f64;
+                        let inv = 1.0 / n;
+                        for_blocks(expr, inp, (o * r + ri) * inner, inner, |off, v| {
+                            for (j, &x) in v.iter().enumerate() {
+                                let p = off + j;
+                                let d = x - m[p];
+                                m[p] += d * inv;
+                                q[p] += d * (x - m[p]);
+                            }
+                        })?;
+                        c.iter_mut().for_each(|x| *x = n);
+                    }
+                }
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Sum in 8 independent lanes (vectorisable, and more accurate than one running sum).

@@ -142,7 +142,11 @@ pub(super) fn concatenate(
     let mut layouts: Vec<Layout> =
         inputs.iter().zip(metas).map(|(l, m)| cast(ctx, l, super::tensor_dtype(m), dtype)).collect();
     for a in (0..ndim).filter(|&a| a != axis) {
-        if layouts.iter().all(|l| l.nsplits[a] == layouts[0].nsplits[a]) {
+        // equal unknown lengths (after filters) only line up when they are the same chunks
+        let same = layouts.iter().all(|l| l.nsplits[a] == layouts[0].nsplits[a]);
+        let all_known = layouts[0].nsplits[a].iter().all(|d| d.is_known());
+        let one_source = layouts.iter().all(|l| l.chunks == layouts[0].chunks);
+        if same && (all_known || one_source) {
             continue;
         }
         let mut known = Vec::new();

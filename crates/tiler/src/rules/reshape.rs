@@ -38,6 +38,11 @@ pub(super) fn reshape(ctx: &mut Ctx, shape: &[usize], input: &Layout, dtype: DTy
         return Ok(Tiled::Done(input.clone()));
     }
     let size: usize = shape.iter().product();
+    // lengths unknown when the graph was built (after a filter) are checked here
+    let in_size: usize = in_shape.iter().product();
+    if in_size != size {
+        return Err(mars_ir::IrError::Reshape { size: in_size, shape: mars_ir::fmt_shape(shape) }.into());
+    }
     let in_row: usize = in_shape.iter().skip(1).product();
     let out_row: usize = shape.iter().skip(1).product();
     // row blocks whose element counts are multiples of both row lengths
