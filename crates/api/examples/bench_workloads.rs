@@ -1,0 +1,70 @@
+//! Times the anchor workloads on the local backend and prints
+//! `workload mars-rs seconds` lines (median of `--repeats` after one warm-up),
+//! for `bench/compare.py`. Sizes scale with `--scale`.
+//!
+//! `cargo run --release -p mars --example bench_workloads -- --scale 1.0 --repeats 3`
+
+use mars::prelude::*;
+use mars::tensor as mt;
+use std::time::Instant;
+
+fn arg(name: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time(name: &str, repeats: usize, mut f: impl FnMut() -> Result<f64>) -> Result<()> {
+    let mut times = Vec::new();
+    let mut check = 0.0;
+    for i in 0..=repeats {
+        let t0 = Instant::now();
+        check = f()?;
+        if i > 0 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    println!("{name} mars-rs {:.4}", median(times));
+    println!("# check {name} {check}");
+    Ok(())
+}
+
+fn value(t: &mt::Tensor, s: &Session) -> Result<f64> {
+    Ok(t.execute_in(s)?.fetch_in(s)?.to_f64_vec()[0])
+}
+
+fn main() -> Result<()> {
+    let scale = arg("--scale", 1.0);
+    let repeats = arg("--repeats", 3.0) as usize;
+    let rows = ((20_000.0 * scale) as usize).max(10);
+    let s = mars::new_session()?;
+    let x_of = || mt::random::RandomState::new(0).rand(&[rows, 5000]).rechunk(&[2000.min(rows), 5000]);
+
+    time("W1_gen+compute", repeats, || value(&((&x_of() + 1.0) * 2.0).sum(), &s))?;
+    let x = x_of();
+    x.execute_in(&s)?;
+    time("W1_compute", repeats, || value(&((&x + 1.0) * 2.0).sum(), &s))?;
+    time("W3_mean0", repeats, || value(&x.mean_axis(0), &s))?;
+    time("W3_std1", repeats, || value(&x.std_axis(1), &s))?;
+    time("W3_both", repeats, || {
+        let (m, d) = (x.mean_axis(0), x.std_axis(1));
+        s.execute(&[&m, &d])?;
+        Ok(m.fetch_in(&s)?.to_f64_vec()[0] + d.fetch_in(&s)?.to_f64_vec()[0])
+    })?;
+    drop(x);
+
+    let rs = mt::random::RandomState::new(1);
+    let (a, b) = (rs.rand(&[4096, 4096]).rechunk(1024), rs.rand(&[4096, 4096]).rechunk(1024));
+    s.execute(&[&a, &b])?;
+    time("W2", repeats, || value(&a.dot(&b).sum(), &s))?;
+    drop((a, b));
+
+    time("W7", repeats, || value(&(mt::ones(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s))?;
+    time("W7_random", repeats, || value(&(mt::random::RandomState::new(2).rand(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s))?;
+    time("tiling_1M_chunks", 1, || value(&(mt::ones(&[10_000_000]).rechunk(10) * 3.0).sum(), &s))?;
+    Ok(())
+}
