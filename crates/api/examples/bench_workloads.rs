@@ -64,7 +64,9 @@ fn main() -> Result<()> {
     drop((a, b));
 
     time("W7", repeats, || value(&(mt::ones(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s))?;
-    time("W7_random", repeats, || value(&(mt::random::RandomState::new(2).rand(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s))?;
+    time("W7_random", repeats, || {
+        value(&(mt::random::RandomState::new(2).rand(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s)
+    })?;
     time("tiling_1M_chunks", 1, || value(&(mt::ones(&[10_000_000]).rechunk(10) * 3.0).sum(), &s))?;
     Ok(())
 }

@@ -48,6 +48,10 @@ pub fn run(
                     for (k, s) in &shapes {
                         tiler.set_chunk_shape(*k, s);
                     }
+                    // every asked-for length must now be known, or tiling would ask forever
+                    if let Some(k) = targets.iter().find(|k| !shapes.contains_key(k)) {
+                        return Err(BackendError::Other(format!("chunk {k} ran but its shape was not reported")));
+                    }
                     for k in targets {
                         if exec.store().pin(&k) {
                             stage_pins.push(k);
@@ -129,8 +133,15 @@ fn run_stage(
         n.inputs = node.inputs.iter().map(|i| done[i]).collect();
         done.insert(id, sub.insert(n));
     }
+    // targets already held (by another result or an earlier stage) report their stored shapes
+    let mut held_shapes: HashMap<Key, Vec<usize>> = HashMap::new();
+    for k in targets {
+        if let Some(d) = store.get(k) {
+            held_shapes.insert(*k, d.shape());
+        }
+    }
     if sub.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(held_shapes);
     }
     let keep: HashSet<Key> = targets.iter().copied().collect();
     {
@@ -138,7 +149,9 @@ fn run_stage(
         passes.run(&mut sub, &PassCtx { keep: keep.clone() })?;
     }
     let _s = tracing::debug_span!("execute", chunks = sub.len()).entered();
-    exec.execute(&sub, &keep)
+    let mut shapes = exec.execute(&sub, &keep)?;
+    shapes.extend(held_shapes);
+    Ok(shapes)
 }
 
 /// nsplits with every length known (from a result's chunk shapes).

@@ -89,7 +89,9 @@ pub fn copy_into(out: &mut TensorData, src: &TensorData, dst: &[usize]) -> Resul
     let src = src.cast(out.dtype());
     fn go<T: Element + Clone>(o: &mut ArrayD<T>, s: &TensorData, dst: &[usize]) -> Result<(), KernelError> {
         let s = T::unwrap_ref(s).ok_or_else(|| KernelError("dtype mismatch while assembling".into()))?;
-        let fits = s.ndim() == o.ndim() && dst.len() == o.ndim() && (0..o.ndim()).all(|a| dst[a] + s.shape()[a] <= o.shape()[a]);
+        let fits = s.ndim() == o.ndim()
+            && dst.len() == o.ndim()
+            && (0..o.ndim()).all(|a| dst[a] + s.shape()[a] <= o.shape()[a]);
         if !fits {
             return Err(KernelError(format!(
                 "a block of shape {:?} at offset {dst:?} does not fit in an array of shape {:?}",
