@@ -1,7 +1,7 @@
 //! DataFrames: `use mars::dataframe as md;`. Row-chunked Arrow record batches.
 
 use crate::error::{Error, Result};
-use crate::node::{Node, Tileable};
+use crate::node::Node;
 use crate::session::Session;
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{Field, Schema};
@@ -17,23 +17,7 @@ pub struct DataFrame {
     node: Node,
 }
 
-impl std::fmt::Debug for DataFrame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DataFrame({:?})", self.node)
-    }
-}
-
-impl Tileable for DataFrame {
-    fn key(&self) -> Key {
-        self.node.key()
-    }
-    fn explain(&self) -> String {
-        self.node.explain()
-    }
-    fn node(&self) -> &Node {
-        &self.node
-    }
-}
+crate::node::tileable_handle!(DataFrame);
 
 /// A fetched dataframe: a record batch whose first `index_columns` columns are
 /// the index (group keys after a groupby); none means a default 0..n index.

@@ -157,3 +157,26 @@ fn lower_node(
     memo.insert(n.key(), id);
     Ok(id)
 }
+
+/// `Debug` and [`Tileable`] for a handle type with a `node: Node` field.
+macro_rules! tileable_handle {
+    ($ty:ident) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({:?})", stringify!($ty), self.node)
+            }
+        }
+        impl $crate::node::Tileable for $ty {
+            fn key(&self) -> mars_ir::Key {
+                self.node.key()
+            }
+            fn explain(&self) -> String {
+                self.node.explain()
+            }
+            fn node(&self) -> &$crate::node::Node {
+                &self.node
+            }
+        }
+    };
+}
+pub(crate) use tileable_handle;

@@ -4,7 +4,7 @@
 //! bad axis …) are reported by `execute` with the shapes involved.
 
 use crate::error::{Error, Result};
-use crate::node::{Node, Tileable};
+use crate::node::Node;
 use crate::session::Session;
 use mars_backends::ChunkData;
 use mars_ir::op::Distribution;
@@ -19,23 +19,7 @@ pub struct Tensor {
     pub(crate) node: Node,
 }
 
-impl std::fmt::Debug for Tensor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor({:?})", self.node)
-    }
-}
-
-impl Tileable for Tensor {
-    fn key(&self) -> Key {
-        self.node.key()
-    }
-    fn explain(&self) -> String {
-        self.node.explain()
-    }
-    fn node(&self) -> &Node {
-        &self.node
-    }
-}
+crate::node::tileable_handle!(Tensor);
 
 /// Chunk sizes: one for every axis, or one per axis.
 #[derive(Clone, Debug, PartialEq)]

@@ -63,11 +63,7 @@ pub fn run(
         // the final stage: every chunk of every kept tileable
         let mut targets = Vec::new();
         for k in keep {
-            let layout = tiler
-                .layout_of(k)
-                .cloned()
-                .ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
-            targets.extend(layout.chunks.iter().map(|&c| tiler.chunks.node(c).key));
+            targets.extend(result_chunks(&mut tiler, k)?.1);
         }
         let shapes = run_stage(&tiler.chunks, &targets, passes, exec)?;
         for (k, s) in &shapes {
@@ -75,16 +71,12 @@ pub fn run(
         }
         let mut out = HashMap::new();
         for k in keep {
-            let layout = tiler
-                .layout_of(k)
-                .cloned()
-                .ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
+            let (nsplits, chunks) = result_chunks(&mut tiler, k)?;
             let meta = tiler.meta_of(k).ok_or_else(|| BackendError::Other(format!("no meta for {k}")))?;
-            let chunks: Vec<Key> = layout.chunks.iter().map(|&c| tiler.chunks.node(c).key).collect();
             for c in &chunks {
                 exec.store().pin(c);
             }
-            out.insert(*k, TileableResult { key: *k, chunks, nsplits: layout.nsplits, meta });
+            out.insert(*k, TileableResult { key: *k, chunks, nsplits, meta });
         }
         Ok(out)
     })();
@@ -92,6 +84,13 @@ pub fn run(
         exec.store().unpin(&k);
     }
     result
+}
+
+/// A kept tileable's nsplits and chunk keys.
+fn result_chunks(tiler: &mut Tiler, k: &Key) -> BackendResult<(Vec<Vec<Dim>>, Vec<Key>)> {
+    let layout =
+        tiler.layout_of(k).cloned().ok_or_else(|| BackendError::Other(format!("tileable {k} was not tiled")))?;
+    Ok((layout.nsplits, layout.chunks.iter().map(|&c| tiler.chunks.node(c).key).collect()))
 }
 
 /// Build the subgraph producing `targets` (chunks already in the store become
