@@ -165,3 +165,25 @@ fn svg_renders_with_graphviz_or_says_how_to_get_it() {
         assert!(!ok && err.contains("apt-get install graphviz"), "{err}");
     }
 }
+
+#[test]
+fn run_shows_progress_only_on_a_terminal() {
+    let x = mt::random::RandomState::new(3).rand(&[50_000, 1000]).rechunk(&[1000, 1000]);
+    let path = saved("progress", &((&x + 1.0) * 2.0).sum_axis(1));
+    let (ok, _, err) = mars(&["run", &path]);
+    assert!(ok && !err.contains("% of chunks"), "no bar when stderr is not a terminal: {err}");
+    // `script` gives the command a pseudo-terminal
+    if Command::new("script").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let typescript = tmp("progress").join("typescript");
+        let cmd = format!("{} run {path}", env!("CARGO_BIN_EXE_mars"));
+        let status = Command::new("script")
+            .env("MARS_PROGRESS", "now")
+            .args(["-qec", &cmd])
+            .arg(&typescript)
+            .output()
+            .expect("script runs");
+        assert!(status.status.success());
+        let text = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+        assert!(text.contains("% of chunks") && text.contains("ran 150 chunks"), "{text}");
+    }
+}

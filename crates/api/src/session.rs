@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::node::{lower, Holder, Node, Tileable};
-use mars_backends::{Backend, BackendError, ChunkData, LocalBackend, LocalOptions, Stats, TileableResult};
+use mars_backends::{Backend, ChunkData, LocalBackend, LocalOptions, Stats, TileableResult};
 use mars_ir::Key;
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +20,8 @@ pub(crate) struct SessionInner {
     backend: Arc<dyn Backend>,
     held: Mutex<HashMap<Key, Held>>,
     closed: AtomicBool,
+    /// Show a progress bar for long executions (when stderr is a terminal).
+    progress: bool,
 }
 
 impl Holder for SessionInner {
@@ -100,6 +102,7 @@ pub struct SessionBuilder {
     threads: Option<usize>,
     memory_limit: Option<usize>,
     chunk_bytes: Option<usize>,
+    progress: Option<bool>,
 }
 
 impl SessionBuilder {
@@ -117,6 +120,12 @@ impl SessionBuilder {
     }
     pub fn memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = Some(bytes);
+        self
+    }
+    /// Show a progress bar for executions longer than a second when stderr is a
+    /// terminal (default on; `MARS_PROGRESS=0` also turns it off).
+    pub fn progress(mut self, show: bool) -> Self {
+        self.progress = Some(show);
         self
     }
     /// Byte budget of one chunk when no chunk sizes were given (default 128 MiB).
@@ -143,7 +152,11 @@ impl SessionBuilder {
             opts.tile.chunk_bytes = b;
         }
         let backend = LocalBackend::new(opts)?;
-        Ok(Session::with_backend(Arc::new(backend)))
+        let mut session = Session::with_backend(Arc::new(backend));
+        if let (Some(show), Some(inner)) = (self.progress, Arc::get_mut(&mut session.inner)) {
+            inner.progress = show;
+        }
+        Ok(session)
     }
 }
 
@@ -161,6 +174,7 @@ impl Session {
                 backend,
                 held: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
+                progress: std::env::var("MARS_PROGRESS").map_or(true, |v| v != "0"),
             }),
         }
     }
@@ -222,11 +236,7 @@ impl Session {
             };
             let _span = tracing::info_span!("execute", session = %self.inner.id, nodes = graph.len()).entered();
             let task = self.inner.backend.submit(graph, keep.clone())?;
-            let results = self
-                .inner
-                .backend
-                .wait(task, None)?
-                .ok_or_else(|| Error::Backend(BackendError::Other("task did not finish".into())))?;
+            let results = wait_with_progress(self.inner.backend.as_ref(), task, self.inner.progress)?;
             let mut h = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
             for (k, r) in results {
                 match h.get_mut(&k) {
@@ -284,6 +294,39 @@ impl Session {
             *d = None;
         }
         Ok(())
+    }
+}
+
+/// Wait for a task; after a second, show a progress bar on stderr when it is a
+/// terminal and `show` is set (`MARS_PROGRESS=0` turns it off, `=now` shows it at once).
+pub(crate) fn wait_with_progress(
+    backend: &dyn Backend,
+    task: mars_backends::TaskId,
+    show: bool,
+) -> Result<HashMap<Key, TileableResult>> {
+    use std::io::IsTerminal;
+    let show = show && std::io::stderr().is_terminal();
+    let start = std::time::Instant::now();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    loop {
+        if let Some(r) = backend.wait(task, Some(std::time::Duration::from_millis(100)))? {
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            return Ok(r);
+        }
+        if show && (start.elapsed().as_secs_f64() > 1.0 || std::env::var("MARS_PROGRESS").is_ok_and(|v| v == "now")) {
+            let b = bar.get_or_insert_with(|| {
+                let b = indicatif::ProgressBar::new(1000).with_elapsed(start.elapsed());
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {percent}% of chunks")
+                {
+                    b.set_style(style);
+                }
+                b
+            });
+            b.set_position((backend.progress(task)? * 1000.0) as u64);
+        }
     }
 }
 

@@ -272,7 +272,8 @@ pub fn run(saved: &SavedGraph, out: Option<&Path>) -> Result<String> {
     let backend = LocalBackend::new(LocalOptions::default())?;
     let start = Instant::now();
     let task = backend.submit(saved.graph.clone(), saved.roots.clone())?;
-    let results = backend.wait(task, None)?.ok_or_else(|| Error::Io("the task did not finish".into()))?;
+    let results =
+        crate::session::wait_with_progress(&backend, task, std::env::var("MARS_PROGRESS").map_or(true, |v| v != "0"))?;
     let secs = start.elapsed().as_secs_f64();
     let mut summary = String::new();
     if let (Some(dir), true) = (out, saved.roots.len() > 1) {
