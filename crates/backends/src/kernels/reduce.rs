@@ -296,6 +296,18 @@ fn fast_reduce(
                 } else {
                     let range = o * inner..(o + 1) * inner;
                     let (c, m, q) = (&mut count[range.clone()], &mut mean[range.clone()], &mut m2[range]);
+                    c.iter_mut().for_each(|x| *x = r as f64);
+                    if func == ReduceFn::Mean {
+                        // a mean needs no M2: sum the rows, divide once
+                        for ri in 0..r {
+                            for_blocks(expr, inp, (o * r + ri) * inner, inner, |off, v| {
+                                m[off..off + v.len()].iter_mut().zip(v).for_each(|(a, x)| *a += x)
+                            })?;
+                        }
+                        let inv = 1.0 / r as f64;
+                        m.iter_mut().for_each(|a| *a *= inv);
+                        continue;
+                    }
                     for ri in 0..r {
                         // every position gains one value per step: one shared count
                         let n = (ri + 1) as f64;
@@ -308,7 +320,6 @@ fn fast_reduce(
                                 q[p] += d * (x - m[p]);
                             }
                         })?;
-                        c.iter_mut().for_each(|x| *x = n);
                     }
                 }
             }
