@@ -187,3 +187,21 @@ fn run_shows_progress_only_on_a_terminal() {
         assert!(text.contains("% of chunks") && text.contains("ran 150 chunks"), "{text}");
     }
 }
+
+#[test]
+fn run_writes_frames_as_arrow_ipc_and_several_roots_to_a_folder() {
+    let df = mars::dataframe::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4], vec![5, 6]]).unwrap();
+    let t = mt::arange(0.0, 4.0, 1.0);
+    let path = tmp("frames").join("graph.json");
+    mars::save_graph(&[&df, &t], &path).unwrap();
+    let out = tmp("frames").join("out");
+    let (ok, summary, err) = mars(&["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(summary.contains("rows=3 schema=[0:int64, 1:int64]"), "{summary}");
+    let frame = out.join(format!("{}.arrow", df.key()));
+    let reader = mars::arrow::ipc::reader::FileReader::try_new(std::fs::File::open(&frame).unwrap(), None).unwrap();
+    let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    assert_eq!(batches[0].num_columns(), 2);
+    assert!(out.join(format!("{}.npy", t.key())).exists());
+}
