@@ -2,7 +2,6 @@
 
 use crate::error::{Error, Result};
 use crate::node::Node;
-use crate::session::Session;
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -17,7 +16,10 @@ pub struct DataFrame {
     node: Node,
 }
 
-crate::node::tileable_handle!(DataFrame);
+crate::node::tileable_handle!(DataFrame, DataFrameData, |d| match d {
+    ChunkData::Frame(batch) => Ok(DataFrameData { batch, index_columns: 0 }),
+    other => Err(Error::Invalid(format!("expected a dataframe result, got {other:?}"))),
+});
 
 /// A fetched dataframe: a record batch whose first `index_columns` columns are
 /// the index (group keys after a groupby); none means a default 0..n index.
@@ -124,22 +126,5 @@ impl DataFrame {
             }
         }
         self.clone()
-    }
-
-    pub fn execute(&self) -> Result<&Self> {
-        self.execute_in(&Session::default_or_local()?)
-    }
-    pub fn execute_in(&self, session: &Session) -> Result<&Self> {
-        session.execute_nodes(&[&self.node])?;
-        Ok(self)
-    }
-    pub fn fetch(&self) -> Result<DataFrameData> {
-        self.fetch_in(&Session::default_or_local()?)
-    }
-    pub fn fetch_in(&self, session: &Session) -> Result<DataFrameData> {
-        match session.fetch_node(&self.node)? {
-            ChunkData::Frame(batch) => Ok(DataFrameData { batch, index_columns: 0 }),
-            other => Err(Error::Invalid(format!("expected a dataframe result, got {other:?}"))),
-        }
     }
 }

@@ -159,8 +159,27 @@ fn lower_node(
 }
 
 /// `Debug` and [`Tileable`] for a handle type with a `node: Node` field.
+/// Also `execute`/`execute_in`/`fetch`/`fetch_in`, fetching `$data` out of the
+/// backend's value with `$unwrap` (a `fn(ChunkData) -> Result<$data>`).
 macro_rules! tileable_handle {
-    ($ty:ident) => {
+    ($ty:ident, $data:ty, $unwrap:expr) => {
+        impl $ty {
+            /// Execute in the default session.
+            pub fn execute(&self) -> $crate::Result<&Self> {
+                self.execute_in(&$crate::Session::default_or_local()?)
+            }
+            pub fn execute_in(&self, session: &$crate::Session) -> $crate::Result<&Self> {
+                session.execute_nodes(&[&self.node])?;
+                Ok(self)
+            }
+            /// The value held by the default session.
+            pub fn fetch(&self) -> $crate::Result<$data> {
+                self.fetch_in(&$crate::Session::default_or_local()?)
+            }
+            pub fn fetch_in(&self, session: &$crate::Session) -> $crate::Result<$data> {
+                $unwrap(session.fetch_node(&self.node)?)
+            }
+        }
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 write!(f, "{}({:?})", stringify!($ty), self.node)

@@ -3,9 +3,8 @@
 //! Every method builds a new lazy node; invalid operations (shape mismatch,
 //! bad axis …) are reported by `execute` with the shapes involved.
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::node::Node;
-use crate::session::Session;
 use mars_backends::ChunkData;
 use mars_ir::op::Distribution;
 use mars_ir::{BinaryFn, Expr, Key, Meta, Op, ReduceFn, SliceElem, TensorOp, UnaryFn};
@@ -19,7 +18,10 @@ pub struct Tensor {
     pub(crate) node: Node,
 }
 
-crate::node::tileable_handle!(Tensor);
+crate::node::tileable_handle!(Tensor, TensorData, |d| match d {
+    ChunkData::Tensor(t) => Ok(t),
+    other => Err(Error::Invalid(format!("expected a tensor result, got {other:?}"))),
+});
 
 /// Chunk sizes: one for every axis, or one per axis.
 #[derive(Clone, Debug, PartialEq)]
@@ -332,23 +334,6 @@ impl Tensor {
     /// Boolean mask (same shape, or 1-D over axis 0); the length is unknown until run.
     pub fn filter(&self, mask: &Tensor) -> Tensor {
         op(TensorOp::Filter, vec![self.node.clone(), mask.node.clone()])
-    }
-
-    pub fn execute(&self) -> Result<&Self> {
-        self.execute_in(&Session::default_or_local()?)
-    }
-    pub fn execute_in(&self, session: &Session) -> Result<&Self> {
-        session.execute_nodes(&[&self.node])?;
-        Ok(self)
-    }
-    pub fn fetch(&self) -> Result<TensorData> {
-        self.fetch_in(&Session::default_or_local()?)
-    }
-    pub fn fetch_in(&self, session: &Session) -> Result<TensorData> {
-        match session.fetch_node(&self.node)? {
-            ChunkData::Tensor(t) => Ok(t),
-            other => Err(Error::Invalid(format!("expected a tensor result, got {other:?}"))),
-        }
     }
 }
 
