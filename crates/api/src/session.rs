@@ -118,6 +118,8 @@ impl SessionBuilder {
         self.threads = Some(n);
         self
     }
+    /// Keep the chunks in memory under `bytes` by spilling the coldest to a temp
+    /// folder; without `chunk_bytes`, chunks default to a quarter of the limit.
     pub fn memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = Some(bytes);
         self
@@ -139,12 +141,13 @@ impl SessionBuilder {
                 "cannot connect to {a}: the cluster backend is not built yet; use new_session() for the local backend"
             )));
         }
+        let mut opts = LocalOptions { threads: self.threads, memory_limit: self.memory_limit, ..Default::default() };
         if let Some(limit) = self.memory_limit {
-            return Err(Error::Unsupported(format!(
-                "memory_limit({limit}): spilling to disk is not built yet; the local backend keeps every chunk in memory"
-            )));
+            if limit == 0 {
+                return Err(Error::Invalid("memory_limit must be positive".into()));
+            }
+            opts.tile.chunk_bytes = opts.tile.chunk_bytes.min((limit / 4).max(1));
         }
-        let mut opts = LocalOptions { threads: self.threads, ..Default::default() };
         if let Some(b) = self.chunk_bytes {
             if b == 0 {
                 return Err(Error::Invalid("chunk_bytes must be positive".into()));

@@ -302,7 +302,7 @@ pub fn run(saved: &SavedGraph, out: Option<&Path>) -> Result<String> {
 fn write_value(data: &ChunkData, path: &Path) -> Result<()> {
     let io = |e: std::io::Error| Error::Io(format!("cannot write {}: {e}", path.display()));
     match data {
-        ChunkData::Tensor(t) => std::fs::write(path, npy_bytes(t)).map_err(io),
+        ChunkData::Tensor(t) => std::fs::write(path, mars_ir::npy::to_npy(t)).map_err(io),
         ChunkData::Frame(b) => {
             let file = std::fs::File::create(path).map_err(io)?;
             let mut w =
@@ -312,55 +312,4 @@ fn write_value(data: &ChunkData, path: &Path) -> Result<()> {
         }
         ChunkData::Partial { .. } => Err(Error::Invalid("a reduction partial is not a result".into())),
     }
-}
-
-/// numpy's .npy format, version 1.0, C order, little-endian.
-pub fn npy_bytes(t: &mars_ir::TensorData) -> Vec<u8> {
-    use mars_ir::TensorData as T;
-    let descr = match t {
-        T::F64(_) => "<f8",
-        T::F32(_) => "<f4",
-        T::I64(_) => "<i8",
-        T::I32(_) => "<i4",
-        T::I16(_) => "<i2",
-        T::I8(_) => "|i1",
-        T::U64(_) => "<u8",
-        T::U32(_) => "<u4",
-        T::U16(_) => "<u2",
-        T::U8(_) => "|u1",
-        T::Bool(_) => "|b1",
-    };
-    let shape = match t.shape() {
-        [n] => format!("({n},)"),
-        s => format!("({})", s.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")),
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    macro_rules! le {
-        ($a:expr) => {
-            for v in $a.iter() {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        };
-    }
-    match t {
-        T::F64(a) => le!(a),
-        T::F32(a) => le!(a),
-        T::I64(a) => le!(a),
-        T::I32(a) => le!(a),
-        T::I16(a) => le!(a),
-        T::I8(a) => le!(a),
-        T::U64(a) => le!(a),
-        T::U32(a) => le!(a),
-        T::U16(a) => le!(a),
-        T::U8(a) => le!(a),
-        T::Bool(a) => out.extend(a.iter().map(|&b| b as u8)),
-    }
-    out
 }

@@ -5,7 +5,7 @@ use mars_ir::TensorData;
 
 /// Partial state of a tree reduction, per output position (row-major over the
 /// keepdims shape).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Partial {
     /// Sums/products/min/max of floats.
     F(Vec<f64>),

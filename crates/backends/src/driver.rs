@@ -135,8 +135,8 @@ fn run_stage(
     // targets already held (by another result or an earlier stage) report their stored shapes
     let mut held_shapes: HashMap<Key, Vec<usize>> = HashMap::new();
     for k in targets {
-        if let Some(d) = store.get(k) {
-            held_shapes.insert(*k, d.shape());
+        if let Some(s) = store.shape(k) {
+            held_shapes.insert(*k, s);
         }
     }
     if sub.is_empty() {
@@ -147,10 +147,34 @@ fn run_stage(
         let _s = tracing::debug_span!("passes").entered();
         passes.run(&mut sub, &PassCtx { keep: keep.clone() })?;
     }
+    if let Some(limit) = store.limit() {
+        check_fits(&sub, limit)?;
+    }
     let _s = tracing::debug_span!("execute", chunks = sub.len()).entered();
     let mut shapes = exec.execute(&sub, &keep)?;
     shapes.extend(held_shapes);
     Ok(shapes)
+}
+
+/// Refuse, before running anything, a chunk that alone would pass the memory limit.
+fn check_fits(graph: &ChunkGraph, limit: usize) -> BackendResult<()> {
+    for id in graph.ids() {
+        let n = graph.node(id);
+        let (Some(dtype), Some(dims)) = (n.dtype, n.shape.iter().map(|d| d.known()).collect::<Option<Vec<_>>>()) else {
+            continue;
+        };
+        let bytes = dims.iter().product::<usize>() * dtype.itemsize();
+        if bytes > limit && !matches!(n.op, ChunkOp::Fetch) {
+            return Err(BackendError::Memory(format!(
+                "chunk {} ({} of shape {}) needs {bytes} bytes, more than the memory limit of {limit} bytes; \
+                 use smaller chunks (rechunk, or a smaller chunk_bytes)",
+                n.key.short(),
+                n.op,
+                mars_ir::fmt_shape(&n.shape),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// nsplits with every length known (from a result's chunk shapes).

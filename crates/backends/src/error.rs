@@ -18,6 +18,9 @@ pub enum BackendError {
     Cancelled(u64),
     #[error("unknown task {0}")]
     UnknownTask(u64),
+    /// Over the memory limit, or spilling failed.
+    #[error("memory: {0}")]
+    Memory(String),
     #[error("backend error: {0}")]
     Other(String),
 }

@@ -108,27 +108,32 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
     }
     let node = run.graph.node(run.ids[i]);
     let chunk_name = || format!("{} index={:?}", node.key.short(), node.index);
-    let result: Result<Arc<ChunkData>, BackendError> = if matches!(node.op, ChunkOp::Fetch) {
-        run.store.get(&node.key).ok_or_else(|| BackendError::Kernel {
-            op: "Fetch".into(),
-            chunk: chunk_name(),
-            msg: "the chunk is no longer held (was its tileable released?)".into(),
-        })
+    // a `Fetch` only checks its chunk is held: consumers read it (maybe from disk) when they run
+    let result: BackendResult<Option<Arc<ChunkData>>> = if matches!(node.op, ChunkOp::Fetch) {
+        match run.store.contains(&node.key) {
+            true => Ok(None),
+            false => Err(BackendError::Kernel {
+                op: "Fetch".into(),
+                chunk: chunk_name(),
+                msg: "the chunk is no longer held (was its tileable released?)".into(),
+            }),
+        }
     } else {
-        let ins: Option<Vec<Arc<ChunkData>>> =
+        let ins: BackendResult<Option<Vec<Arc<ChunkData>>>> =
             node.inputs.iter().map(|&c| run.store.get(&run.graph.node(c).key)).collect();
         match ins {
-            None => Err(BackendError::Kernel {
+            Err(e) => Err(e),
+            Ok(None) => Err(BackendError::Kernel {
                 op: node.op.to_string(),
                 chunk: chunk_name(),
                 msg: "an input chunk is missing".into(),
             }),
-            Some(ins) => {
+            Ok(Some(ins)) => {
                 let _span = tracing::trace_span!("chunk", op = %node.op, key = %node.key.short()).entered();
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kernels::run(node, &ins))) {
                     Ok(Ok(d)) => {
                         run.progress.chunks_run.fetch_add(1, Ordering::Relaxed);
-                        Ok(Arc::new(d))
+                        Ok(Some(Arc::new(d)))
                     }
                     Ok(Err(e)) => Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg: e.0 }),
                     Err(p) => {
@@ -147,9 +152,11 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
         Ok(d) => d,
         Err(e) => return fail(run, e),
     };
-    if !matches!(node.op, ChunkOp::Fetch) {
+    if let Some(data) = data {
         run.shapes.lock().unwrap_or_else(|p| p.into_inner()).insert(node.key, data.shape());
-        run.store.put(node.key, data);
+        if let Err(e) = run.store.put(node.key, data) {
+            return fail(run, e);
+        }
     }
     run.progress.done.fetch_add(1, Ordering::Relaxed);
     // inputs whose last consumer this was can go (unless kept or fetched)

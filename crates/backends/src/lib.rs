@@ -23,6 +23,7 @@ pub mod store;
 pub use data::ChunkData;
 pub use error::{BackendError, BackendResult};
 pub use local::{LocalBackend, LocalOptions};
+pub use store::SpillStats;
 
 use mars_ir::{Dim, Key, Meta, TileableGraph};
 use std::collections::HashMap;
@@ -50,8 +51,10 @@ pub struct Stats {
     pub chunks_run: u64,
     /// Chunks currently in the store.
     pub chunks_held: usize,
-    /// Bytes of those chunks.
+    /// Bytes of those chunks in memory (spilled ones not counted).
     pub bytes_held: usize,
+    /// What was spilled to disk under the memory limit.
+    pub spill: SpillStats,
     /// Results (tileables) currently held.
     pub results_held: usize,
 }

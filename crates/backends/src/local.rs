@@ -18,6 +18,8 @@ use std::time::Duration;
 pub struct LocalOptions {
     /// Worker threads (default: the machine's cores).
     pub threads: Option<usize>,
+    /// Keep the store's bytes in memory under this by spilling to disk.
+    pub memory_limit: Option<usize>,
     pub tile: TileOptions,
 }
 
@@ -78,7 +80,7 @@ impl LocalBackend {
         Ok(LocalBackend {
             inner: Arc::new(Inner {
                 pool,
-                store: Store::default(),
+                store: Store::with_limit(opts.memory_limit),
                 opts,
                 passes: PassManager::default(),
                 results: Mutex::new(HashMap::new()),
@@ -181,16 +183,20 @@ impl Backend for LocalBackend {
             .map(|c| {
                 self.inner
                     .store
-                    .get(c)
+                    .get(c)?
                     .ok_or_else(|| BackendError::Other(format!("chunk {c} of {key} is missing from the store")))
             })
             .collect::<BackendResult<_>>()?;
         let grid: Vec<usize> = res.nsplits.iter().map(|s| s.len()).collect();
-        crate::kernels::assemble(&chunks, &grid).map_err(|e| BackendError::Kernel {
+        let whole = crate::kernels::assemble(&chunks, &grid).map_err(|e| BackendError::Kernel {
             op: "Assemble".into(),
             chunk: key.short(),
             msg: e.0,
-        })
+        });
+        // chunks read back from disk for this fetch may go back out
+        drop(chunks);
+        self.inner.store.make_room()?;
+        whole
     }
 
     fn meta(&self, key: &Key) -> BackendResult<TileableResult> {
@@ -219,6 +225,7 @@ impl Backend for LocalBackend {
             chunks_run: self.inner.chunks_run.load(Ordering::Relaxed),
             chunks_held: self.inner.store.len(),
             bytes_held: self.inner.store.bytes(),
+            spill: self.inner.store.spill_stats(),
             results_held: lock(&self.inner.results).len(),
         }
     }

@@ -21,6 +21,7 @@ pub mod frame;
 pub mod graph;
 pub mod infer;
 pub mod key;
+pub mod npy;
 pub mod op;
 pub mod shape;
 
