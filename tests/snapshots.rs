@@ -77,6 +77,9 @@ fn reduction_axes() {
 fn dot_block_products() {
     let a = x(&[4, 4], &[2, 2]);
     insta::assert_snapshot!("dot", tiled(&a.dot(&a.t())));
+    // 6 inner blocks: two MatMul chunks of up to 4 pairs, then one add
+    let (l, r) = (x(&[2, 12], &[2, 2]), x(&[12, 2], &[2, 2]));
+    insta::assert_snapshot!("dot_inner_tree", tiled(&l.dot(&r)));
 }
 
 #[test]

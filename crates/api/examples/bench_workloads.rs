@@ -2,7 +2,7 @@
 //! `workload mars-rs seconds` lines (median of `--repeats` after one warm-up),
 //! for `bench/compare.py`. Sizes scale with `--scale`.
 //!
-//! `cargo run --release -p mars --example bench_workloads -- --scale 1.0 --repeats 3`
+//! `cargo run --release -p mars --example bench_workloads -- --scale 1.0 --repeats 3 [--only W1,W3]`
 
 use mars::prelude::*;
 use mars::tensor as mt;
@@ -18,7 +18,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Whether `--only A,B` (prefixes of workload names) selects `name`; all without it.
+fn selected(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)) {
+        None => true,
+        Some(list) => list.split(',').any(|p| name.starts_with(p)),
+    }
+}
+
 fn time(name: &str, repeats: usize, mut f: impl FnMut() -> Result<f64>) -> Result<()> {
+    if !selected(name) {
+        return Ok(());
+    }
     let mut times = Vec::new();
     let mut check = 0.0;
     for i in 0..=repeats {
@@ -46,7 +58,9 @@ fn main() -> Result<()> {
 
     time("W1_gen+compute", repeats, || value(&((&x_of() + 1.0) * 2.0).sum(), &s))?;
     let x = x_of();
-    x.execute_in(&s)?;
+    if selected("W1_compute") || selected("W3") {
+        x.execute_in(&s)?;
+    }
     time("W1_compute", repeats, || value(&((&x + 1.0) * 2.0).sum(), &s))?;
     time("W3_mean0", repeats, || value(&x.mean_axis(0), &s))?;
     time("W3_std1", repeats, || value(&x.std_axis(1), &s))?;
@@ -59,7 +73,9 @@ fn main() -> Result<()> {
 
     let rs = mt::random::RandomState::new(1);
     let (a, b) = (rs.rand(&[4096, 4096]).rechunk(1024), rs.rand(&[4096, 4096]).rechunk(1024));
-    s.execute(&[&a, &b])?;
+    if selected("W2") {
+        s.execute(&[&a, &b])?;
+    }
     time("W2", repeats, || value(&a.dot(&b).sum(), &s))?;
     drop((a, b));
 

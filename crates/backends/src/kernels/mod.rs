@@ -3,6 +3,7 @@
 //! chunk.
 
 pub mod eval;
+pub mod matmul;
 pub mod random;
 pub mod reduce;
 
@@ -59,7 +60,14 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
             }
             reduce::finalize(*func, axes, &shape, &state, *out_dtype)?
         }
-        ChunkOp::MatMul => matmul(t(0)?, t(1)?, node.dtype.unwrap_or(DType::Float64))?,
+        ChunkOp::MatMul => {
+            let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
+            if !ins.len().is_multiple_of(2) {
+                return Err(KernelError(format!("MatMul takes pairs of blocks, got {} inputs", ins.len())));
+            }
+            let pairs: Vec<(&TensorData, &TensorData)> = ins.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+            matmul::matmul(&pairs, node.dtype.unwrap_or(DType::Float64))?
+        }
         ChunkOp::Transpose { axes } => {
             map_tensor!(t(0)?, a => a.view().permuted_axes(IxDyn(axes)).as_standard_layout().into_owned())
         }
@@ -107,53 +115,6 @@ pub fn copy_into(out: &mut TensorData, src: &TensorData, dst: &[usize]) -> Resul
         Ok(())
     }
     with_tensor!(out, o => go(o, &src, dst))
-}
-
-fn matmul(a: &TensorData, b: &TensorData, out: DType) -> Result<TensorData, KernelError> {
-    let (a, b) = (a.cast(out), b.cast(out));
-    macro_rules! dot {
-        ($x:expr, $y:expr, $variant:ident) => {{
-            let (x, y) = ($x, $y);
-            let r: ArrayD<_> = match (x.ndim(), y.ndim()) {
-                (2, 2) => x
-                    .view()
-                    .into_dimensionality::<ndarray::Ix2>()?
-                    .dot(&y.view().into_dimensionality::<ndarray::Ix2>()?)
-                    .into_dyn(),
-                (2, 1) => x
-                    .view()
-                    .into_dimensionality::<ndarray::Ix2>()?
-                    .dot(&y.view().into_dimensionality::<ndarray::Ix1>()?)
-                    .into_dyn(),
-                (1, 2) => x
-                    .view()
-                    .into_dimensionality::<ndarray::Ix1>()?
-                    .dot(&y.view().into_dimensionality::<ndarray::Ix2>()?)
-                    .into_dyn(),
-                (1, 1) => ndarray::arr0(
-                    x.view()
-                        .into_dimensionality::<ndarray::Ix1>()?
-                        .dot(&y.view().into_dimensionality::<ndarray::Ix1>()?),
-                )
-                .into_dyn(),
-                (p, q) => return Err(KernelError(format!("dot of {p}-d and {q}-d blocks"))),
-            };
-            TensorData::$variant(r)
-        }};
-    }
-    Ok(match (&a, &b) {
-        (TensorData::F64(x), TensorData::F64(y)) => dot!(x, y, F64),
-        (TensorData::F32(x), TensorData::F32(y)) => dot!(x, y, F32),
-        (TensorData::I64(x), TensorData::I64(y)) => dot!(x, y, I64),
-        (TensorData::I32(x), TensorData::I32(y)) => dot!(x, y, I32),
-        _ => {
-            let (x, y) = (a.cast(DType::Float64), b.cast(DType::Float64));
-            match (x, y) {
-                (TensorData::F64(x), TensorData::F64(y)) => dot!(&x, &y, F64).cast(out),
-                _ => return Err(KernelError("dot: unsupported dtypes".into())),
-            }
-        }
-    })
 }
 
 fn filter(x: &TensorData, mask: &TensorData, rows: bool) -> Result<TensorData, KernelError> {

@@ -1,5 +1,6 @@
-//! `dot`: block products over the inner dimension, summed by a tree of
-//! element-wise adds (fan-in `combine_size`).
+//! `dot`: per output block, `MatMul` chunks each sum up to `combine_size`
+//! block products over the inner dimension (inputs `a_0, b_0, a_1, b_1, …`);
+//! when there are more, a tree of element-wise adds (same fan-in) sums them.
 
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
@@ -40,13 +41,19 @@ pub(super) fn dot(ctx: &mut Ctx, inputs: &[Layout], metas: &[&Meta], dtype: DTyp
     for idx in grid_indices(&out_grid) {
         let (ia, ib) = idx.split_at(a_outer.len());
         let shape: Vec<Dim> = idx.iter().enumerate().map(|(ax, &i)| nsplits[ax][i]).collect();
-        let mut level: Vec<ChunkId> = (0..inner_n)
-            .map(|l| {
-                let mut ai = ia.to_vec();
-                ai.push(l);
-                let mut bi = vec![l];
-                bi.extend_from_slice(ib);
-                ctx.add(ChunkOp::MatMul, vec![a.at(&ai), b.at(&bi)], shape.clone(), Some(dtype), idx.clone())
+        let inner: Vec<usize> = (0..inner_n).collect();
+        let mut level: Vec<ChunkId> = inner
+            .chunks(cs)
+            .map(|ls| {
+                let mut pairs = Vec::with_capacity(2 * ls.len());
+                for &l in ls {
+                    let mut ai = ia.to_vec();
+                    ai.push(l);
+                    let mut bi = vec![l];
+                    bi.extend_from_slice(ib);
+                    pairs.extend([a.at(&ai), b.at(&bi)]);
+                }
+                ctx.add(ChunkOp::MatMul, pairs, shape.clone(), Some(dtype), idx.clone())
             })
             .collect();
         while level.len() > 1 {
