@@ -77,7 +77,8 @@ fn cluster_sessions_are_a_clear_error_until_the_cluster_lands() {
 
 #[test]
 fn executing_over_held_results_reuses_them() -> Result<()> {
-    let x = mt::random::RandomState::new(1).rand(&[40, 10]).rechunk(&[10, 10]);
+    // literal chunks (random ones would fuse into the sum and run no separate chunks)
+    let x = mt::tensor(ArrayD::from_shape_fn(vec![40, 10], |i| (i[0] * 10 + i[1]) as f64 * 0.5)).rechunk(&[10, 10]);
     let y = ((&x + 1.0) * 2.0).sum();
 
     let fresh = mars::new_session()?;
@@ -100,7 +101,7 @@ fn executing_over_held_results_reuses_them() -> Result<()> {
 
 #[test]
 fn session_execute_runs_shared_parts_once() -> Result<()> {
-    let x = mt::random::RandomState::new(2).rand(&[30, 4]).rechunk(&[10, 4]);
+    let x = mt::tensor(ArrayD::from_shape_fn(vec![30, 4], |i| (i[0] * 4 + i[1]) as f64 - 7.0)).rechunk(&[10, 4]);
     let (a, b) = (x.sum(), x.mean_axis(0));
     let together = mars::new_session()?;
     together.execute(&[&a, &b])?;

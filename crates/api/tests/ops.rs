@@ -1652,6 +1652,61 @@ fn random_distributions_and_fresh_seeds() {
     assert_eq!(run(&s, &a).unwrap(), da);
 }
 
+/// Random chunks fused into their consumers (generated inside the kernel, never
+/// materialised) give what the same expressions give over the fetched data.
+#[test]
+fn fused_random_leaves_match_materialised_data() {
+    let s = session();
+    let shape = [13, 11];
+    for chunks in many_chunkings(&shape) {
+        let what = |w: &str| format!("{w} (chunks {chunks:?})");
+        let fresh = |seed| RandomState::new(seed);
+        let (u, n, i) = (
+            values(&run(&s, &fresh(5).rand(&shape)).unwrap()),
+            values(&run(&s, &fresh(6).randn(&shape)).unwrap()),
+            values(&run(&s, &fresh(7).randint(-5, 9, &shape)).unwrap()),
+        );
+        // each of these is a new, unexecuted random tensor, so fusion inlines it
+        let rand = |seed: u64| -> Tensor {
+            match seed {
+                5 => fresh(5).rand(&shape),
+                6 => fresh(6).randn(&shape),
+                _ => fresh(7).randint(-5, 9, &shape),
+            }
+            .rechunk(chunks.clone())
+        };
+        check_f64(&s, &what("(u + 1) * 2"), &((&rand(5) + 1.0) * 2.0), &((&u + 1.0) * 2.0), ELEM);
+        let w1 = ((&u + 1.0) * 2.0).sum();
+        check_f64(&s, &what("((u + 1) * 2).sum()"), &((&rand(5) + 1.0) * 2.0).sum(), &arr0(w1).into_dyn(), RTOL);
+        check_f64(&s, &what("randn mean(0)"), &rand(6).mean_axis(0), &n.mean_axis(Axis(0)).unwrap(), RTOL);
+        check_f64(&s, &what("randn std(1)"), &rand(6).std_axis(1), &n.std_axis(Axis(1), 0.0), RTOL);
+        check(&s, &what("u argmax"), &rand(5).argmax(), DType::Int64, &arr0(argmax(&u) as f64).into_dyn(), 0.0);
+        check(&s, &what("randint * 3"), &(rand(7) * 3.0), DType::Float64, &(&i * 3.0), ELEM);
+        let isum = rand(7).sum_axis(1);
+        check(&s, &what("randint sum(1)"), &isum, DType::Int64, &i.sum_axis(Axis(1)), 0.0);
+        // two random leaves in one expression, and one mixed with data
+        let both = &rand(5) * &rand(6);
+        check_f64(&s, &what("u * n"), &both, &(&u * &n), ELEM);
+        let data = signed(&shape, 3);
+        let mixed = (&rand(6) - &chunked(data.clone(), &chunks)).exp().max_axis(0);
+        check_f64(
+            &s,
+            &what("exp(n - data).max(0)"),
+            &mixed,
+            &(&n - &data).mapv(f64::exp).fold_axis(Axis(0), f64::MIN, |a, &b| a.max(b)),
+            ELEM,
+        );
+        // a random column broadcast against a bigger operand is not fused into it
+        let col = values(&run(&s, &fresh(8).rand(&[13, 1])).unwrap());
+        let bcast = &fresh(8).rand(&[13, 1]).rechunk(vec![chunks[0], 1]) + &chunked(data.clone(), &chunks);
+        check_f64(&s, &what("column + data"), &bcast, &(&col + &data), ELEM);
+    }
+}
+
+fn argmax(a: &ArrayD<f64>) -> usize {
+    a.iter().enumerate().fold((0, f64::MIN), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
+}
+
 // ============================================================== properties
 
 fn runner() -> TestRunner {

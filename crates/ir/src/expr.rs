@@ -6,6 +6,7 @@
 
 use crate::dtype::DType;
 use crate::error::{IrError, IrResult};
+use crate::op::Distribution;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -76,6 +77,30 @@ pub enum Expr {
     Binary(BinaryFn, Box<Expr>, Box<Expr>),
     Cast(DType, Box<Expr>),
     Where(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// Random values generated in place (a `Random` chunk fused into its
+    /// consumer, so the chunk is never materialised).
+    Random(Box<RandomLeaf>),
+}
+
+/// The block at `offset` with `shape` of a random tensor of `global_shape`:
+/// element `g` (its flat index in the whole tensor) is a pure function of
+/// `(seed, g)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RandomLeaf {
+    pub seed: u64,
+    pub dist: Distribution,
+    pub global_shape: Vec<usize>,
+    pub offset: Vec<usize>,
+    pub shape: Vec<usize>,
+}
+
+impl RandomLeaf {
+    pub fn dtype(&self) -> DType {
+        match self.dist {
+            Distribution::RandInt { .. } => DType::Int64,
+            _ => DType::Float64,
+        }
+    }
 }
 
 impl Expr {
@@ -96,6 +121,7 @@ impl Expr {
                 .get(*i)
                 .ok_or_else(|| IrError::Graph(format!("expression refers to input #{i} of {}", inputs.len())))?,
             Expr::Const(_) => DType::Float64,
+            Expr::Random(r) => r.dtype(),
             Expr::Cast(d, e) => {
                 e.dtype(inputs)?;
                 if !d.is_numeric() {
@@ -162,6 +188,7 @@ impl Expr {
         match self {
             Expr::Input(i) => f(*i),
             Expr::Const(c) => Expr::Const(*c),
+            Expr::Random(r) => Expr::Random(r.clone()),
             Expr::Unary(u, e) => Expr::Unary(*u, Box::new(e.substitute(f))),
             Expr::Binary(b, x, y) => Expr::Binary(*b, Box::new(x.substitute(f)), Box::new(y.substitute(f))),
             Expr::Cast(d, e) => Expr::Cast(*d, Box::new(e.substitute(f))),
@@ -171,10 +198,22 @@ impl Expr {
         }
     }
 
+    /// The shape of the first random leaf (the chunk shape when an expression
+    /// has no inputs left).
+    pub fn random_shape(&self) -> Option<&[usize]> {
+        match self {
+            Expr::Random(r) => Some(&r.shape),
+            Expr::Input(_) | Expr::Const(_) => None,
+            Expr::Unary(_, e) | Expr::Cast(_, e) => e.random_shape(),
+            Expr::Binary(_, a, b) => a.random_shape().or_else(|| b.random_shape()),
+            Expr::Where(c, a, b) => c.random_shape().or_else(|| a.random_shape()).or_else(|| b.random_shape()),
+        }
+    }
+
     /// Number of operator nodes (for explain and fusion limits).
     pub fn size(&self) -> usize {
         match self {
-            Expr::Input(_) | Expr::Const(_) => 1,
+            Expr::Input(_) | Expr::Const(_) | Expr::Random(_) => 1,
             Expr::Unary(_, e) | Expr::Cast(_, e) => 1 + e.size(),
             Expr::Binary(_, a, b) => 1 + a.size() + b.size(),
             Expr::Where(c, a, b) => 1 + c.size() + a.size() + b.size(),
@@ -195,6 +234,7 @@ impl fmt::Display for Expr {
         match self {
             Expr::Input(i) => write!(f, "#{i}"),
             Expr::Const(c) => write!(f, "{c}"),
+            Expr::Random(r) => write!(f, "random({:?}, seed={}, offset={:?})", r.dist, r.seed, r.offset),
             Expr::Unary(UnaryFn::Neg, e) => write!(f, "-{e}"),
             Expr::Unary(UnaryFn::Not, e) => write!(f, "!{e}"),
             Expr::Unary(u, e) => write!(f, "{}({e})", format!("{u:?}").to_lowercase()),

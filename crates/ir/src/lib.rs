@@ -28,7 +28,7 @@ pub mod shape;
 pub use data::TensorData;
 pub use dtype::DType;
 pub use error::{IrError, IrResult};
-pub use expr::{BinaryFn, Expr, UnaryFn};
+pub use expr::{BinaryFn, Expr, RandomLeaf, UnaryFn};
 pub use graph::{ChunkGraph, ChunkId, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode};
 pub use key::Key;
 pub use op::{ChunkOp, FrameOp, Op, ReduceFn, SliceElem, TensorOp};

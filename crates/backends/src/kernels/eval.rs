@@ -65,6 +65,8 @@ impl Buf {
 pub struct Inputs<'a> {
     pub data: Vec<std::borrow::Cow<'a, TensorData>>,
     pub dtypes: Vec<DType>,
+    /// The output's shape, which random leaves must have.
+    pub shape: Vec<usize>,
 }
 
 impl<'a> Inputs<'a> {
@@ -85,10 +87,21 @@ impl<'a> Inputs<'a> {
             }
         }
         let dtypes = data.iter().map(|d| d.dtype()).collect();
-        Ok(Inputs { data, dtypes })
+        Ok(Inputs { data, dtypes, shape: shape.to_vec() })
+    }
+
+    /// Input `i`'s elements `[start, end)` when it is float64 (no conversion needed).
+    fn f64_slice(&self, i: usize, start: usize, end: usize) -> Option<&[f64]> {
+        match self.data.get(i)?.as_ref() {
+            TensorData::F64(a) => a.as_slice().map(|s| &s[start..end]),
+            _ => None,
+        }
     }
 
     fn load(&self, i: usize, start: usize, end: usize) -> Buf {
+        if let Some(s) = self.f64_slice(i, start, end) {
+            return Buf::F(s.to_vec());
+        }
         fn load_t<T: Element>(a: &ArrayD<T>, start: usize, end: usize) -> Buf {
             let s = &a.as_slice().expect("standard layout")[start..end];
             match T::DTYPE {
@@ -119,6 +132,18 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
     Ok(match expr {
         Expr::Input(i) => inp.load(*i, start, end),
         Expr::Const(c) => Buf::F(vec![*c; n]),
+        Expr::Random(r) => {
+            if r.shape != inp.shape {
+                return Err(KernelError(format!(
+                    "a fused random block of shape {:?} in an expression of shape {:?}",
+                    r.shape, inp.shape
+                )));
+            }
+            match super::random::fill(r, start, end) {
+                Ok(v) => Buf::F(v),
+                Err(v) => Buf::I(v),
+            }
+        }
         Expr::Cast(d, e) => {
             let v = eval_block(e, inp, start, end)?;
             match (v, *d) {
@@ -151,10 +176,19 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
         }
         Expr::Binary(f, a, b) => {
             let out = expr.dtype(&inp.dtypes)?;
-            let (da, db) = (a.dtype(&inp.dtypes)?, b.dtype(&inp.dtypes)?);
             // arithmetic with a float constant: one pass over one buffer, no constant buffer
             if !f.is_comparison() && !f.is_logical() {
                 match (a.as_ref(), b.as_ref()) {
+                    // straight from a float64 input: the load and the operation in one pass
+                    (Expr::Input(i), Expr::Const(c)) | (Expr::Const(c), Expr::Input(i))
+                        if out == DType::Float64 && inp.f64_slice(*i, start, end).is_some() =>
+                    {
+                        let src = inp.f64_slice(*i, start, end).unwrap_or(&[]);
+                        let mut x = Vec::with_capacity(n);
+                        let swap = matches!(**a, Expr::Const(_));
+                        super::simd::ScalarOpFrom { f: *f, src, out: &mut x, c: *c, swap }.run();
+                        return Ok(Buf::F(x));
+                    }
                     (_, Expr::Const(c)) if !matches!(**a, Expr::Const(_)) => {
                         let mut x = eval_block(a, inp, start, end)?.into_f();
                         scalar_op(*f, &mut x, *c, false);
@@ -168,6 +202,7 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
                     _ => {}
                 }
             }
+            let (da, db) = (a.dtype(&inp.dtypes)?, b.dtype(&inp.dtypes)?);
             let (va, vb) = (eval_block(a, inp, start, end)?, eval_block(b, inp, start, end)?);
             if f.is_logical() {
                 let (x, y) = (va.into_b(), vb.into_b());
@@ -189,14 +224,7 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
             }
             if float {
                 let (mut x, y) = (va.into_f(), vb.into_f());
-                let z = x.iter_mut().zip(&y);
-                match f {
-                    BinaryFn::Add => z.for_each(|(p, &q)| *p += q),
-                    BinaryFn::Sub => z.for_each(|(p, &q)| *p -= q),
-                    BinaryFn::Mul => z.for_each(|(p, &q)| *p *= q),
-                    BinaryFn::Div => z.for_each(|(p, &q)| *p /= q),
-                    _ => z.for_each(|(p, &q)| *p = p.powf(q)),
-                }
+                super::simd::BinaryOp { f: *f, x: &mut x, y: &y }.run();
                 round_f32(Buf::F(x), out)
             } else {
                 let (mut x, y) = (va.into_i(), vb.into_i());
@@ -234,20 +262,8 @@ pub fn eval_block(expr: &Expr, inp: &Inputs, start: usize, end: usize) -> Result
     })
 }
 
-/// `x op c` (or `c op x` when `swap`), in place; monomorphic loops the compiler vectorises.
 fn scalar_op(f: BinaryFn, x: &mut [f64], c: f64, swap: bool) {
-    match (f, swap) {
-        (BinaryFn::Add, _) => x.iter_mut().for_each(|p| *p += c),
-        (BinaryFn::Mul, _) => x.iter_mut().for_each(|p| *p *= c),
-        (BinaryFn::Sub, false) => x.iter_mut().for_each(|p| *p -= c),
-        (BinaryFn::Sub, true) => x.iter_mut().for_each(|p| *p = c - *p),
-        (BinaryFn::Div, false) => x.iter_mut().for_each(|p| *p /= c),
-        (BinaryFn::Div, true) => x.iter_mut().for_each(|p| *p = c / *p),
-        (BinaryFn::Pow, false) if c == 2.0 => x.iter_mut().for_each(|p| *p *= *p),
-        (BinaryFn::Pow, true) => x.iter_mut().for_each(|p| *p = c.powf(*p)),
-        // only arithmetic reaches here (callers route comparisons and logic elsewhere)
-        _ => x.iter_mut().for_each(|p| *p = p.powf(c)),
-    }
+    super::simd::ScalarOp { f, x, c, swap }.run()
 }
 
 fn round_f32(b: Buf, d: DType) -> Buf {

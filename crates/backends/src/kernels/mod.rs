@@ -6,6 +6,7 @@ pub mod eval;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
+pub mod simd;
 
 use crate::data::ChunkData;
 use crate::error::KernelError;
@@ -39,7 +40,11 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
             let shapes: Vec<Vec<mars_ir::Dim>> = ins.iter().map(|x| mars_ir::shape::dims(x.shape())).collect();
             let refs: Vec<&[mars_ir::Dim]> = shapes.iter().map(|s| s.as_slice()).collect();
-            let shape: Vec<usize> = mars_ir::infer::broadcast_shapes(&refs)?.iter().filter_map(|d| d.known()).collect();
+            let shape: Vec<usize> = match expr.random_shape() {
+                // fused random leaves fix the shape (inputs, if any, have it too)
+                Some(s) if ins.is_empty() => s.to_vec(),
+                _ => mars_ir::infer::broadcast_shapes(&refs)?.iter().filter_map(|d| d.known()).collect(),
+            };
             eval::map(expr, &ins, &shape, *dtype)?
         }
         ChunkOp::ReduceMap { func, axes, expr, offset, global_shape, .. } => {

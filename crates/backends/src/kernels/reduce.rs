@@ -116,9 +116,12 @@ pub fn reduce_map(
     global_shape: &[usize],
 ) -> Result<ChunkData, KernelError> {
     // the input shape: the (common) shape of the inputs
-    let shape: Vec<usize> = inputs.first().map(|t| t.shape().to_vec()).unwrap_or_default();
     let default = Expr::Input(0);
     let expr = expr.unwrap_or(&default);
+    let shape: Vec<usize> = match inputs.first() {
+        Some(t) => t.shape().to_vec(),
+        None => expr.random_shape().map(<[usize]>::to_vec).unwrap_or_default(),
+    };
     let inp = Inputs::new(inputs, &shape)?;
     let in_dtype = expr.dtype(&inp.dtypes)?;
     let out_shape: Vec<usize> = shape.iter().enumerate().map(|(a, &n)| if axes.contains(&a) { 1 } else { n }).collect();
@@ -259,7 +262,7 @@ fn fast_reduce(
                         for_blocks(expr, inp, (o * r + ri) * inner, inner, |off, v| {
                             let z = row[off..off + v.len()].iter_mut().zip(v);
                             match func {
-                                ReduceFn::Sum => z.for_each(|(a, x)| *a += x),
+                                ReduceFn::Sum => super::simd::AddInto { acc: &mut row[off..off + v.len()], v }.run(),
                                 ReduceFn::Prod => z.for_each(|(a, x)| *a *= x),
                                 ReduceFn::Min => z.for_each(|(a, &x)| {
                                     if x < *a || x.is_nan() {
@@ -301,7 +304,7 @@ fn fast_reduce(
                         // a mean needs no M2: sum the rows, divide once
                         for ri in 0..r {
                             for_blocks(expr, inp, (o * r + ri) * inner, inner, |off, v| {
-                                m[off..off + v.len()].iter_mut().zip(v).for_each(|(a, x)| *a += x)
+                                super::simd::AddInto { acc: &mut m[off..off + v.len()], v }.run()
                             })?;
                         }
                         let inv = 1.0 / r as f64;
@@ -331,15 +334,7 @@ fn fast_reduce(
 
 /// Sum in 8 independent lanes (vectorisable, and more accurate than one running sum).
 fn pairwise_sum(v: &[f64]) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let mut it = v.chunks_exact(8);
-    for c in &mut it {
-        for (l, x) in lanes.iter_mut().zip(c) {
-            *l += x;
-        }
-    }
-    let tail: f64 = it.remainder().iter().sum();
-    lanes.iter().sum::<f64>() + tail
+    super::simd::Sum { v }.run()
 }
 
 /// Merge partials position-wise (they share one keepdims shape).

@@ -2,11 +2,14 @@
 //! consumer, is inlined into that consumer's expression, and a chain ending in a
 //! `ReduceMap` becomes one reduction over a fused expression. The kernel then
 //! evaluates the whole chain in one pass over memory with no intermediate arrays.
+//! A `Random` chunk feeding only such a chain, of the chain's element shape, is
+//! inlined too, as a random leaf: its values are generated block by block
+//! inside the kernel and never materialised.
 //! Needs nothing before it; run it on the graph about to execute.
 
 use super::{Pass, PassCtx};
 use crate::error::TileResult;
-use mars_ir::{ChunkGraph, ChunkId, ChunkNode, ChunkOp, Expr};
+use mars_ir::{ChunkGraph, ChunkId, ChunkNode, ChunkOp, Expr, RandomLeaf};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Default)]
@@ -42,11 +45,31 @@ impl Pass for Fusion {
                 ChunkOp::ReduceMap { expr, .. } => (expr.clone().unwrap_or(Expr::Input(0)), true),
                 _ => continue,
             };
+            // the shape every element of the fused expression has
+            let elem_shape = match into_reduce {
+                true => node.inputs.first().map(|&i| graph.node(i).shape.clone()),
+                false => Some(node.shape.clone()),
+            };
+            let random_ok = |g: &ChunkGraph, p: ChunkId| -> bool {
+                let n = g.node(p);
+                matches!(n.op, ChunkOp::Random { .. })
+                    && !ctx.keep.contains(&n.key)
+                    && g.consumer_count(p) == 1
+                    && elem_shape.as_ref() == Some(&n.shape)
+                    && n.shape.iter().all(|d| d.is_known())
+            };
             let mut leaves: Vec<ChunkId> = Vec::new();
             let mut changed = false;
-            let expr = inline(graph, &base, &node.inputs, &mut leaves, &mut absorbed, &mut changed, &|g, p| {
-                absorbable(g, p, into_reduce)
-            });
+            let expr = inline(
+                graph,
+                &base,
+                &node.inputs,
+                &mut leaves,
+                &mut absorbed,
+                &mut changed,
+                &|g, p| absorbable(g, p, into_reduce),
+                &random_ok,
+            );
             if !changed {
                 continue;
             }
@@ -102,16 +125,29 @@ fn inline(
     absorbed: &mut HashSet<ChunkId>,
     changed: &mut bool,
     ok: &dyn Fn(&ChunkGraph, ChunkId) -> bool,
+    random_ok: &dyn Fn(&ChunkGraph, ChunkId) -> bool,
 ) -> Expr {
     expr.substitute(&mut |i| {
         let p = inputs[i];
-        if let ChunkOp::Map { expr: inner, .. } = &g.node(p).op {
-            if ok(g, p) && inner.size() + expr.size() <= MAX_EXPR {
+        match &g.node(p).op {
+            ChunkOp::Map { expr: inner, .. } if ok(g, p) && inner.size() + expr.size() <= MAX_EXPR => {
                 absorbed.insert(p);
                 *changed = true;
                 let pin = g.node(p).inputs.clone();
-                return inline(g, inner, &pin, leaves, absorbed, changed, ok);
+                return inline(g, inner, &pin, leaves, absorbed, changed, ok, random_ok);
             }
+            ChunkOp::Random { seed, dist, global_shape, offset, shape } if random_ok(g, p) => {
+                absorbed.insert(p);
+                *changed = true;
+                return Expr::Random(Box::new(RandomLeaf {
+                    seed: *seed,
+                    dist: *dist,
+                    global_shape: global_shape.clone(),
+                    offset: offset.clone(),
+                    shape: shape.clone(),
+                }));
+            }
+            _ => {}
         }
         let pos = leaves.iter().position(|&l| l == p).unwrap_or_else(|| {
             leaves.push(p);
