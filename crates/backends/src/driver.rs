@@ -5,10 +5,10 @@
 use crate::error::{BackendError, BackendResult};
 use crate::store::Store;
 use crate::TileableResult;
+use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
 use mars_ir::{ChunkGraph, ChunkId, ChunkNode, ChunkOp, Dim, Key, TileableGraph};
 use mars_tiler::passes::PassCtx;
 use mars_tiler::{PassManager, TileOptions, TileStatus, Tiler};
-use std::collections::{HashMap, HashSet};
 
 /// Runs a chunk graph whose every node must execute (`Fetch` nodes read held data).
 pub trait ChunkExecutor {
@@ -23,7 +23,7 @@ pub fn run(
     opts: &TileOptions,
     passes: &PassManager,
     exec: &dyn ChunkExecutor,
-) -> BackendResult<HashMap<Key, TileableResult>> {
+) -> BackendResult<std::collections::HashMap<Key, TileableResult>> {
     for k in keep {
         if graph.get(k).is_none() {
             return Err(BackendError::Other(format!("kept key {k} is not in the graph")));
@@ -69,7 +69,7 @@ pub fn run(
         for (k, s) in &shapes {
             tiler.set_chunk_shape(*k, s);
         }
-        let mut out = HashMap::new();
+        let mut out = std::collections::HashMap::new();
         for k in keep {
             let (nsplits, chunks) = result_chunks(&mut tiler, k)?;
             let meta = tiler.meta_of(k).ok_or_else(|| BackendError::Other(format!("no meta for {k}")))?;
@@ -103,7 +103,7 @@ fn run_stage(
 ) -> BackendResult<HashMap<Key, Vec<usize>>> {
     let store = exec.store();
     let mut sub = ChunkGraph::new();
-    let mut done: HashMap<ChunkId, ChunkId> = HashMap::new();
+    let mut done: HashMap<ChunkId, ChunkId> = HashMap::default();
     // iterative post-order over the needed part of the graph
     let mut stack: Vec<(ChunkId, bool)> = targets.iter().filter_map(|k| chunks.get(k)).map(|c| (c, false)).collect();
     while let Some((id, expanded)) = stack.pop() {
@@ -133,7 +133,7 @@ fn run_stage(
         done.insert(id, sub.insert(n));
     }
     // targets already held (by another result or an earlier stage) report their stored shapes
-    let mut held_shapes: HashMap<Key, Vec<usize>> = HashMap::new();
+    let mut held_shapes: HashMap<Key, Vec<usize>> = HashMap::default();
     for k in targets {
         if let Some(s) = store.shape(k) {
             held_shapes.insert(*k, s);

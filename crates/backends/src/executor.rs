@@ -7,8 +7,8 @@ use crate::data::ChunkData;
 use crate::error::{BackendError, BackendResult};
 use crate::kernels;
 use crate::store::Store;
+use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
 use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Key};
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -71,7 +71,7 @@ pub fn execute(
         keep,
         store,
         error: Mutex::new(None),
-        shapes: Mutex::new(HashMap::new()),
+        shapes: Mutex::new(HashMap::default()),
         progress,
     };
     progress.total.fetch_add(run.ids.len() as u64, Ordering::Relaxed);

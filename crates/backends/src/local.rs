@@ -7,9 +7,9 @@ use crate::error::{BackendError, BackendResult};
 use crate::executor::{self, Progress};
 use crate::store::Store;
 use crate::{Backend, Stats, TaskId, TileableResult};
-use mars_ir::{ChunkGraph, Key, TileableGraph};
+use mars_ir::{ChunkGraph, FastMap, FastSet, Key, TileableGraph};
 use mars_tiler::{PassManager, TileOptions};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -56,7 +56,7 @@ struct Exec<'a> {
 }
 
 impl ChunkExecutor for Exec<'_> {
-    fn execute(&self, graph: &ChunkGraph, keep: &HashSet<Key>) -> BackendResult<HashMap<Key, Vec<usize>>> {
+    fn execute(&self, graph: &ChunkGraph, keep: &FastSet<Key>) -> BackendResult<FastMap<Key, Vec<usize>>> {
         let before = self.progress.chunks_run.load(Ordering::Relaxed);
         let r = executor::execute(&self.inner.pool, graph, keep, &self.inner.store, self.progress);
         let ran = self.progress.chunks_run.load(Ordering::Relaxed) - before;

@@ -10,8 +10,8 @@
 
 use crate::data::ChunkData;
 use crate::error::{BackendError, BackendResult};
+use mars_ir::fast::FastMap as HashMap;
 use mars_ir::Key;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -4,6 +4,7 @@
 //! common subexpressions are shared for free. Edges carry the input position.
 
 use crate::error::{IrError, IrResult};
+use crate::fast::{FastMap as HashMap, FastSet as HashSet};
 use crate::key::Key;
 use crate::op::{ChunkOp, Op};
 use crate::shape::{fmt_shape, Dim, Meta};
@@ -12,7 +13,6 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write};
 use std::marker::PhantomData;
 
@@ -125,7 +125,7 @@ pub type ChunkGraph = Dag<ChunkNode>;
 
 impl<N: GraphNode> Default for Dag<N> {
     fn default() -> Self {
-        Dag { graph: StableDiGraph::default(), by_key: HashMap::new(), _id: PhantomData }
+        Dag { graph: StableDiGraph::default(), by_key: HashMap::default(), _id: PhantomData }
     }
 }
 
@@ -142,7 +142,7 @@ impl<N: GraphNode> Dag<N> {
     pub fn with_capacity(nodes: usize) -> Self {
         Dag {
             graph: StableDiGraph::with_capacity(nodes, nodes * 2),
-            by_key: HashMap::with_capacity(nodes),
+            by_key: HashMap::with_capacity_and_hasher(nodes, Default::default()),
             _id: PhantomData,
         }
     }
@@ -187,7 +187,7 @@ impl<N: GraphNode> Dag<N> {
     }
     /// Consumers of a node (each once, whatever the number of edges).
     pub fn consumers(&self, id: N::Id) -> Vec<N::Id> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         self.graph
             .edges_directed(id.into(), Direction::Outgoing)
             .filter(|e| seen.insert(e.target()))
@@ -221,7 +221,7 @@ impl<N: GraphNode> Dag<N> {
 
     /// Every node reachable backwards from `roots` (roots included).
     pub fn ancestors(&self, roots: &[N::Id]) -> HashSet<N::Id> {
-        let mut seen: HashSet<N::Id> = HashSet::new();
+        let mut seen: HashSet<N::Id> = HashSet::default();
         let mut stack: Vec<N::Id> = roots.to_vec();
         while let Some(id) = stack.pop() {
             if seen.insert(id) {
@@ -235,7 +235,7 @@ impl<N: GraphNode> Dag<N> {
     /// printed before is referenced as `^ key=…` instead of repeated.
     pub fn explain(&self, roots: &[N::Id]) -> String {
         let mut out = String::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for &r in roots {
             self.explain_node(r, 0, &mut seen, &mut out);
         }

@@ -3,8 +3,8 @@
 use crate::error::{TileError, TileResult};
 use crate::layout::Layout;
 use crate::rules::{self, Ctx, Tiled};
+use mars_ir::fast::FastMap as HashMap;
 use mars_ir::{ChunkGraph, ChunkId, Dim, Key, Meta, TileableGraph, TileableId};
-use std::collections::HashMap;
 
 /// Knobs of tiling.
 #[derive(Clone, Debug)]
@@ -48,7 +48,7 @@ pub struct Tiler {
 impl Tiler {
     pub fn new(graph: TileableGraph, opts: TileOptions) -> TileResult<Self> {
         let order = graph.topo_order()?;
-        Ok(Tiler { graph, order, next: 0, opts, chunks: ChunkGraph::new(), layouts: HashMap::new(), stale: false })
+        Ok(Tiler { graph, order, next: 0, opts, chunks: ChunkGraph::new(), layouts: HashMap::default(), stale: false })
     }
 
     pub fn graph(&self) -> &TileableGraph {

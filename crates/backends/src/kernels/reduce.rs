@@ -289,7 +289,7 @@ fn fast_reduce(
                     for_blocks(expr, inp, o * r, r, |_, v| {
                         let nb = v.len() as f64;
                         let mb = pairwise_sum(v) / nb;
-                        let qb: f64 = v.iter().map(|x| (x - mb) * (x - mb)).sum();
+                        let qb = super::simd::SumSqDev { v, m: mb }.run();
                         let n = *c + nb;
                         let d = mb - *m;
                         *m += d * nb / n;
@@ -316,12 +316,8 @@ fn fast_reduce(
                         let n = (ri + 1) as f64;
                         let inv = 1.0 / n;
                         for_blocks(expr, inp, (o * r + ri) * inner, inner, |off, v| {
-                            for (j, &x) in v.iter().enumerate() {
-                                let p = off + j;
-                                let d = x - m[p];
-                                m[p] += d * inv;
-                                q[p] += d * (x - m[p]);
-                            }
+                            let (mean, m2) = (&mut m[off..off + v.len()], &mut q[off..off + v.len()]);
+                            super::simd::WelfordStep { mean, m2, v, inv }.run()
                         })?;
                     }
                 }

@@ -102,6 +102,32 @@ simd_op! {
 }
 
 simd_op! {
+    /// `sum((v - m)^2)` over 16 independent lanes.
+    SumSqDev<'a> { v: &'a [f64], m: f64 } -> f64 {
+        let mut lanes = [0.0f64; 16];
+        let mut it = v.chunks_exact(16);
+        for c in &mut it {
+            for (l, x) in lanes.iter_mut().zip(c) {
+                *l += (x - m) * (x - m);
+            }
+        }
+        let tail: f64 = it.remainder().iter().map(|x| (x - m) * (x - m)).sum();
+        lanes.iter().sum::<f64>() + tail
+    }
+}
+
+simd_op! {
+    /// One Welford step per position: `mean += (x - mean) / n`, `m2 += d (x - mean)`.
+    WelfordStep<'a> { mean: &'a mut [f64], m2: &'a mut [f64], v: &'a [f64], inv: f64 } -> () {
+        for ((m, q), &x) in mean.iter_mut().zip(m2.iter_mut()).zip(v) {
+            let d = x - *m;
+            *m += d * inv;
+            *q += d * (x - *m);
+        }
+    }
+}
+
+simd_op! {
     /// `acc[i] += v[i]`.
     AddInto<'a> { acc: &'a mut [f64], v: &'a [f64] } -> () {
         acc.iter_mut().zip(v).for_each(|(a, x)| *a += x);
@@ -123,6 +149,9 @@ mod tests {
         let mut y = v.clone();
         BinaryOp { f: BinaryFn::Mul, x: &mut y, y: &v }.run();
         assert!(y.iter().zip(&v).all(|(a, b)| *a == b * b));
+        let m = 0.25;
+        let want: f64 = v.iter().map(|x| (x - m) * (x - m)).sum();
+        assert!((SumSqDev { v: &v, m }.run() - want).abs() < 1e-9);
         AddInto { acc: &mut y, v: &v }.run();
         assert!(y.iter().zip(&v).all(|(a, b)| *a == b * b + b));
     }

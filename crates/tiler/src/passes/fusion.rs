@@ -9,8 +9,8 @@
 
 use super::{Pass, PassCtx};
 use crate::error::TileResult;
+use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
 use mars_ir::{ChunkGraph, ChunkId, ChunkNode, ChunkOp, Expr, RandomLeaf};
-use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Default)]
 pub struct Fusion;
@@ -33,8 +33,8 @@ impl Pass for Fusion {
                 && g.consumer_count(p) == 1
                 && (!into_reduce || n.inputs.iter().all(|&i| g.node(i).shape == n.shape))
         };
-        let mut absorbed: HashSet<ChunkId> = HashSet::new();
-        let mut rewritten: HashMap<ChunkId, (ChunkOp, Vec<ChunkId>)> = HashMap::new();
+        let mut absorbed: HashSet<ChunkId> = HashSet::default();
+        let mut rewritten: HashMap<ChunkId, (ChunkOp, Vec<ChunkId>)> = HashMap::default();
         for &id in order.iter().rev() {
             if absorbed.contains(&id) {
                 continue;
@@ -92,7 +92,7 @@ impl Pass for Fusion {
         }
         // rebuild without the absorbed nodes; keys stay (a fused node computes its root)
         let mut out = ChunkGraph::with_capacity(graph.len() - absorbed.len());
-        let mut map: HashMap<ChunkId, ChunkId> = HashMap::new();
+        let mut map: HashMap<ChunkId, ChunkId> = HashMap::default();
         for id in order {
             if absorbed.contains(&id) {
                 continue;

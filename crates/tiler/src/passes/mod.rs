@@ -10,8 +10,8 @@ mod fusion;
 pub use fusion::Fusion;
 
 use crate::error::{TileError, TileResult};
+use mars_ir::fast::FastSet as HashSet;
 use mars_ir::{ChunkGraph, DType, Dim, Key};
-use std::collections::HashSet;
 
 /// What passes may rely on.
 #[derive(Debug, Default)]
