@@ -74,6 +74,9 @@ def collect(cmd):
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
     rows = {}
     for line in out.stdout.splitlines():
+        if line.startswith("# peak_rss_mib"):
+            rows[("peak_rss_mib", "mars-rs")] = float(line.split()[-1])
+            continue
         if line.startswith("#") or not line.strip():
             continue
         name, tool, secs = line.split()
@@ -94,7 +97,7 @@ def main():
         rows.update(collect([sys.executable, os.path.abspath(__file__), "--tool", tool] + common))
     names = []
     for (name, _tool) in rows:
-        if name not in names:
+        if name not in names and name != "peak_rss_mib":
             names.append(name)
     print(f"| workload | mars-rs (s) | numpy (s) | dask (s) | vs numpy | vs dask |")
     print("|---|---|---|---|---|---|")
@@ -103,6 +106,11 @@ def main():
         fmt = lambda v: f"{v:.3f}" if v is not None else ""
         ratio = lambda o: f"{o / m:.2f}x" if (o is not None and m) else ""
         print(f"| {n} | {fmt(m)} | {fmt(npy)} | {fmt(dk)} | {ratio(npy)} | {ratio(dk)} |")
+    # peak memory of mars-rs, one workload per process
+    binary = os.path.join(ROOT, "target/release/examples/bench_workloads")
+    for only in ("W1_gen", "tiling"):
+        peak = collect([binary, "--only", only] + common).get(("peak_rss_mib", "mars-rs"))
+        print(f"peak RSS of mars-rs running only {only}: {peak} MiB")
 
 
 if __name__ == "__main__":

@@ -84,5 +84,13 @@ fn main() -> Result<()> {
         value(&(mt::random::RandomState::new(2).rand(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s)
     })?;
     time("tiling_1M_chunks", 1, || value(&(mt::ones(&[10_000_000]).rechunk(10) * 3.0).sum(), &s))?;
+    // the process's peak resident memory (Linux), for single-workload runs (`--only`)
+    if let Some(kb) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+    {
+        println!("# peak_rss_mib {:.1}", kb / 1024.0);
+    }
     Ok(())
 }

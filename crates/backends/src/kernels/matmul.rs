@@ -1,7 +1,7 @@
 //! `MatMul`: the sum of block products `a_0·b_0 + a_1·b_1 + …` over its input
 //! pairs, accumulated into one output (no temporaries per pair).
 //!
-//! Floats go through the `gemm` crate (AVX2/AVX-512 kernels chosen at run
+//! Floats go through the `gemm` crate (AVX-512 or AVX2 kernels chosen at run
 //! time), reading the blocks in place through their strides, so transposed
 //! blocks are not copied; integers go through ndarray. Operands of another
 //! dtype than the output are cast first.
