@@ -53,8 +53,9 @@ fn data_three_times_the_limit_gives_the_same_answers() -> Result<()> {
         close(&got[3], &want_gram.into_dyn());
         // the held x, partly on disk, comes back whole
         close(&f64s(x.fetch_in(&sess)?), &want_x);
-        assert!(sess.stats().spill.chunks_restored > 0);
-        assert!(sess.stats().bytes_held <= LIMIT);
+        let st = sess.stats();
+        assert!(st.spill.chunks_restored > 0, "{st:?}");
+        assert!(st.bytes_held <= LIMIT, "{st:?}");
     }
     Ok(())
 }

@@ -132,6 +132,10 @@ impl Backend for LocalBackend {
                     }
                     other => other,
                 };
+                // let go of the backend before waking waiters, so a session
+                // closed right after its last wait drops the store (and its
+                // spill folder) at once
+                drop(inner);
                 *lock(&task.outcome) = Some(r);
                 task.cv.notify_all();
             })

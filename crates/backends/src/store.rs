@@ -134,7 +134,7 @@ impl Store {
 
     /// The chunk's value, read back from disk if it was spilled.
     pub fn get(&self, key: &Key) -> BackendResult<Option<Arc<ChunkData>>> {
-        let path = {
+        let mut path = {
             let mut m = self.lock();
             m.touch(key);
             match m.entries.get(key).map(|e| &e.slot) {
@@ -143,7 +143,19 @@ impl Store {
                 Some(Slot::Disk(p)) => p.clone(),
             }
         };
-        let data = Arc::new(read_spilled(&path)?);
+        let data = loop {
+            match read_spilled(&path) {
+                Ok(d) => break Arc::new(d),
+                // another reader may have restored it (deleting the file), and
+                // it may even have been spilled again to a new file meanwhile
+                Err(e) => match self.lock().entries.get(key).map(|e| &e.slot) {
+                    Some(Slot::Mem(d)) => return Ok(Some(d.clone())),
+                    None => return Ok(None),
+                    Some(Slot::Disk(p)) if *p != path => path = p.clone(),
+                    Some(Slot::Disk(_)) => return Err(e),
+                },
+            }
+        };
         let data = {
             let mut m = self.lock();
             let Map { entries, mem, .. } = &mut *m;
@@ -423,6 +435,27 @@ mod tests {
         assert!(matches!(s.lock().entries[&key(1)].slot, Slot::Mem(_)));
         drop(reading);
         assert_eq!(*s.get(&key(2)).unwrap().unwrap(), *tensor(2.0, 100));
+    }
+
+    #[test]
+    fn concurrent_readers_of_a_spilled_chunk_all_get_it() {
+        let n = 25_000; // 200 KB chunks: reads take long enough to overlap
+        let s = Arc::new(Store::with_limit(Some(300_000)));
+        for round in 0..30u128 {
+            // key 2 pushes key 1 to disk, then eight threads read key 1 at once
+            s.put(key(1000 + round), tensor(round as f64, n)).unwrap();
+            s.put(key(2000 + round), tensor(-1.0, n)).unwrap();
+            let readers: Vec<_> = (0..8)
+                .map(|_| {
+                    let s = s.clone();
+                    std::thread::spawn(move || s.get(&key(1000 + round)).map(|d| d.map(|d| (*d).clone())))
+                })
+                .collect();
+            for r in readers {
+                let got = r.join().unwrap().unwrap().unwrap();
+                assert_eq!(got, *tensor(round as f64, n));
+            }
+        }
     }
 
     #[test]
