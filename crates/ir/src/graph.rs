@@ -197,6 +197,15 @@ impl<N: GraphNode> Dag<N> {
     pub fn consumer_count(&self, id: N::Id) -> usize {
         self.consumers(id).len()
     }
+    /// Whether exactly one node consumes this one (through one or more edges);
+    /// allocation-free, for passes that ask it of every node.
+    pub fn has_single_consumer(&self, id: N::Id) -> bool {
+        let mut targets = self.graph.edges_directed(id.into(), Direction::Outgoing).map(|e| e.target());
+        match targets.next() {
+            None => false,
+            Some(first) => targets.all(|t| t == first),
+        }
+    }
     /// Nodes with no consumers.
     pub fn sinks(&self) -> Vec<N::Id> {
         self.graph
@@ -205,6 +214,20 @@ impl<N: GraphNode> Dag<N> {
             .map(Into::into)
             .collect()
     }
+    /// Replace a node's inputs (its edges follow); the key stays, so the new
+    /// inputs must compute the same value (as fusion's do).
+    pub fn set_inputs(&mut self, id: N::Id, inputs: Vec<N::Id>) {
+        let ix: NodeIndex = id.into();
+        let old: Vec<_> = self.graph.edges_directed(ix, Direction::Incoming).map(|e| e.id()).collect();
+        for e in old {
+            self.graph.remove_edge(e);
+        }
+        for (pos, &i) in inputs.iter().enumerate() {
+            self.graph.add_edge(i.into(), ix, pos);
+        }
+        *self.graph[ix].inputs_mut() = inputs;
+    }
+
     /// Remove a node that nothing consumes.
     pub fn remove(&mut self, id: N::Id) -> Option<N> {
         let node = self.graph.remove_node(id.into())?;
@@ -395,6 +418,24 @@ mod tests {
         });
         let key = Key::of(&op, &[]);
         g.insert(TileableNode { key, op, inputs: vec![], meta: Meta::tensor(dims(&[4, 4]), DType::Float64) })
+    }
+
+    #[test]
+    fn single_consumers_and_rewired_inputs() {
+        let (mut g, b) = sample();
+        let a = g.node(b).inputs[0];
+        // b reads a twice: still one consumer
+        assert!(g.has_single_consumer(a) && !g.has_single_consumer(b));
+        let op = Op::Tensor(TensorOp::Map { expr: Expr::unary(crate::expr::UnaryFn::Neg, Expr::Input(0)) });
+        let key = Key::of(&op, &[g.node(a).key]);
+        let c = g.insert(TileableNode { key, op, inputs: vec![a], meta: Meta::tensor(dims(&[4, 4]), DType::Float64) });
+        assert!(!g.has_single_consumer(a));
+        // rewire b to read c twice: a's only consumer is c again
+        g.set_inputs(b, vec![c, c]);
+        assert_eq!(g.node(b).inputs, vec![c, c]);
+        assert!(g.has_single_consumer(a) && g.has_single_consumer(c));
+        assert_eq!(g.topo_order().unwrap(), vec![a, c, b]);
+        assert_eq!(g.consumers(c), vec![b]);
     }
 
     fn sample() -> (TileableGraph, TileableId) {

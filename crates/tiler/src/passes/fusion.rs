@@ -10,7 +10,7 @@
 use super::{Pass, PassCtx};
 use crate::error::TileResult;
 use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
-use mars_ir::{ChunkGraph, ChunkId, ChunkNode, ChunkOp, Expr, RandomLeaf};
+use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Expr, RandomLeaf};
 
 #[derive(Debug, Default)]
 pub struct Fusion;
@@ -30,7 +30,7 @@ impl Pass for Fusion {
             let n = g.node(p);
             matches!(n.op, ChunkOp::Map { .. })
                 && !ctx.keep.contains(&n.key)
-                && g.consumer_count(p) == 1
+                && g.has_single_consumer(p)
                 && (!into_reduce || n.inputs.iter().all(|&i| g.node(i).shape == n.shape))
         };
         let mut absorbed: HashSet<ChunkId> = HashSet::default();
@@ -54,7 +54,7 @@ impl Pass for Fusion {
                 let n = g.node(p);
                 matches!(n.op, ChunkOp::Random { .. })
                     && !ctx.keep.contains(&n.key)
-                    && g.consumer_count(p) == 1
+                    && g.has_single_consumer(p)
                     && elem_shape.as_ref() == Some(&n.shape)
                     && n.shape.iter().all(|d| d.is_known())
             };
@@ -90,27 +90,15 @@ impl Pass for Fusion {
         if rewritten.is_empty() {
             return Ok(false);
         }
-        // rebuild without the absorbed nodes; keys stay (a fused node computes its root)
-        let mut out = ChunkGraph::with_capacity(graph.len() - absorbed.len());
-        let mut map: HashMap<ChunkId, ChunkId> = HashMap::default();
-        for id in order {
-            if absorbed.contains(&id) {
-                continue;
-            }
-            let old = graph.node(id);
-            let (op, inputs) = rewritten.remove(&id).unwrap_or_else(|| (old.op.clone(), old.inputs.clone()));
-            let inputs = inputs.iter().map(|i| map[i]).collect();
-            let new = out.insert(ChunkNode {
-                key: old.key,
-                op,
-                inputs,
-                shape: old.shape.clone(),
-                dtype: old.dtype,
-                index: old.index.clone(),
-            });
-            map.insert(id, new);
+        // in place: fused nodes take their new ops and inputs (keys stay: a
+        // fused node computes its root), then the absorbed nodes go
+        for (id, (op, leaves)) in rewritten {
+            graph.node_mut(id).op = op;
+            graph.set_inputs(id, leaves);
         }
-        *graph = out;
+        for id in absorbed {
+            graph.remove(id);
+        }
         Ok(true)
     }
 }
