@@ -10,7 +10,9 @@ use mars_ir::data::Element;
 use mars_ir::{with_dtype, with_tensor, BinaryFn, DType, Expr, TensorData, UnaryFn};
 use ndarray::{ArrayD, IxDyn};
 
-pub const BLOCK: usize = 1024;
+/// 32 KiB of f64 a buffer: measured best on this machine (1024: W1 over held
+/// x 0.088 s, 4096: 0.071 s, 16384: 0.071 s but W1 with generation slower).
+pub const BLOCK: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub enum Buf {
