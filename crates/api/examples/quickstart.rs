@@ -52,5 +52,22 @@ fn main() -> mars::Result<()> {
         stats.chunks_held,
         stats.bytes_held >> 20
     );
+    drop(x);
+
+    // under a memory limit the coldest chunks spill to disk and come back on demand
+    let small = Session::builder().memory_limit(64 << 20).progress(false).build()?;
+    let z = mt::random::RandomState::new(1).rand(&[5_000, 5_000]);
+    let start = Instant::now();
+    z.execute_in(&small)?;
+    let total = z.sum().execute_in(&small)?.fetch_in(&small)?;
+    let st = small.stats();
+    println!(
+        "\n200 MB held under a 64 MB limit: sum = {total} in {:.3} s; {} chunks ({} MB) spilled, {} read back, {} MB in memory",
+        start.elapsed().as_secs_f64(),
+        st.spill.chunks_spilled,
+        st.spill.bytes_spilled >> 20,
+        st.spill.chunks_restored,
+        st.bytes_held >> 20
+    );
     Ok(())
 }
