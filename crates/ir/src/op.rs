@@ -263,7 +263,8 @@ pub enum ChunkOp {
         finalize: bool,
         out_dtype: DType,
     },
-    /// Block product (1-D/2-D as numpy.dot).
+    /// Sum of block products `a_0·b_0 + a_1·b_1 + …` over input pairs
+    /// `[a_0, b_0, a_1, b_1, …]` (1-D/2-D blocks as numpy.dot).
     MatMul,
     Transpose {
         axes: Vec<usize>,
