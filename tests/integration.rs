@@ -236,3 +236,39 @@ fn kernel_errors_name_the_op_and_keep_what_is_held() -> Result<()> {
     assert_eq!(f64s(held.fetch_in(&sess)?), arr1(&[5.0; 6]).into_dyn());
     Ok(())
 }
+
+#[test]
+fn frame_rechunk_zero_is_refused_like_tensor_rechunk_zero() -> Result<()> {
+    let sess = mars::new_session()?;
+    assert!(mt::ones(&[4]).rechunk(0).execute_in(&sess).is_err());
+    let df = md::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4]])?;
+    let bad = df.rechunk(0);
+    let err = bad.execute_in(&sess).unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert!(err.to_string().contains("rechunk: rows_per_chunk must be positive, got 0"), "{err}");
+    // the source stays usable
+    assert_eq!(df.rechunk(1).execute_in(&sess)?.fetch_in(&sess)?.to_string(), "   0  1\n0  1  2\n1  3  4");
+    Ok(())
+}
+
+#[test]
+fn empty_rows_make_an_empty_frame_like_pandas() -> Result<()> {
+    let sess = mars::new_session()?;
+    // pd.DataFrame([]): no rows, no columns
+    let df = md::DataFrame::from_rows(vec![])?;
+    assert!(df.columns().is_empty());
+    let data = df.execute_in(&sess)?.fetch_in(&sess)?;
+    assert_eq!(data.num_rows(), 0);
+    assert_eq!(data.record_batch().num_columns(), 0);
+    assert_eq!(data.to_string(), "Empty DataFrame\nColumns: []\nIndex: []");
+    // pd.DataFrame([[], []]): two rows, no columns
+    let rows = md::DataFrame::from_rows(vec![vec![], vec![]])?;
+    let data = rows.execute_in(&sess)?.fetch_in(&sess)?;
+    assert_eq!(data.num_rows(), 2);
+    assert_eq!(data.to_string(), "Empty DataFrame\nColumns: []\nIndex: [0, 1]");
+    assert_eq!(rows.rechunk(1).execute_in(&sess)?.fetch_in(&sess)?.num_rows(), 2);
+    // pd.DataFrame({}) likewise
+    let cols = md::DataFrame::from_columns(vec![])?;
+    assert_eq!(cols.execute_in(&sess)?.fetch_in(&sess)?.num_rows(), 0);
+    Ok(())
+}

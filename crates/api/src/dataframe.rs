@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::node::Node;
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{Field, Schema};
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_backends::ChunkData;
 use mars_ir::frame::{batch_columns, batch_to_ipc, ipc_to_batch};
 use mars_ir::{Dim, FrameOp, Key, Meta, Op};
@@ -60,8 +60,45 @@ fn from_batch(batch: &RecordBatch, rows_per_chunk: Option<usize>) -> Result<Data
     Ok(DataFrame { node: Node::with_meta(key, op, vec![], Ok(meta)) })
 }
 
+/// A frame that failed to build: the error is kept in its node and reported
+/// by `execute` (as for tensors).
+fn invalid(err: Error) -> DataFrame {
+    let op = Op::Frame(FrameOp::FromBatch { ipc: vec![], rows_per_chunk: None });
+    let key = Key::of(&(err.to_string(), &op), &[]);
+    DataFrame { node: Node::with_meta(key, op, vec![], Err(err)) }
+}
+
+/// A record batch of `nrows` rows; with no columns the row count is kept
+/// (Arrow cannot infer it), as in pandas' `DataFrame([[], []])`.
+fn batch_of(cols: Vec<(&str, ArrayRef)>, nrows: usize) -> Result<RecordBatch> {
+    let fields: Vec<Field> =
+        cols.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0)).collect();
+    let arrays: Vec<ArrayRef> = cols.into_iter().map(|(_, a)| a).collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(nrows));
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
+        .map_err(|e| Error::Invalid(e.to_string()))
+}
+
 impl DataFrame {
     /// `md.DataFrame([[1, 2], [3, 4]])`: integer rows, columns named "0", "1", ….
+    /// Rows of different lengths are an error. As in pandas, no rows
+    /// (`DataFrame([])`) give an empty frame with no columns, and empty rows
+    /// (`DataFrame([[], []])`) a frame of that many rows and no columns.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let empty = md::DataFrame::from_rows(vec![])?;
+    /// assert!(empty.columns().is_empty());
+    /// let data = empty.execute()?.fetch()?;
+    /// assert_eq!(data.to_string(), "Empty DataFrame\nColumns: []\nIndex: []");
+    ///
+    /// let err = md::DataFrame::from_rows(vec![vec![1, 2], vec![3]]).unwrap_err();
+    /// assert!(err.to_string().contains("row 1 has 1 values but row 0 has 2"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_rows(rows: Vec<Vec<i64>>) -> Result<DataFrame> {
         let ncols = rows.first().map_or(0, |r| r.len());
         if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != ncols) {
@@ -76,22 +113,18 @@ impl DataFrame {
             })
             .collect();
         let refs: Vec<(&str, ArrayRef)> = cols.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
-        Self::from_columns(refs)
+        from_batch(&batch_of(refs, rows.len())?, None)
     }
 
     /// A dataframe over an Arrow record batch. Unsupported column types are
     /// reported at execute.
     pub fn from_record_batch(batch: RecordBatch) -> DataFrame {
-        match from_batch(&batch, None) {
-            Ok(df) => df,
-            Err(e) => {
-                let op = Op::Frame(FrameOp::FromBatch { ipc: vec![], rows_per_chunk: None });
-                let key = Key::of(&(e.to_string(), &op), &[]);
-                DataFrame { node: Node::with_meta(key, op, vec![], Err(e)) }
-            }
-        }
+        from_batch(&batch, None).unwrap_or_else(invalid)
     }
 
+    /// A dataframe from named Arrow columns (Int64, Float64, Utf8, Boolean,
+    /// Date32 …; other types are an error), all of the same length. No columns
+    /// give an empty frame (pandas' `DataFrame({})`).
     pub fn from_columns(cols: Vec<(&str, ArrayRef)>) -> Result<DataFrame> {
         let n = cols.first().map_or(0, |(_, a)| a.len());
         if let Some((name, a)) = cols.iter().find(|(_, a)| a.len() != n) {
@@ -101,12 +134,7 @@ impl DataFrame {
                 cols[0].0
             )));
         }
-        let fields: Vec<Field> =
-            cols.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), a.null_count() > 0)).collect();
-        let arrays: Vec<ArrayRef> = cols.iter().map(|(_, a)| a.clone()).collect();
-        let batch =
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| Error::Invalid(e.to_string()))?;
-        from_batch(&batch, None)
+        from_batch(&batch_of(cols, n)?, None)
     }
 
     pub fn columns(&self) -> Vec<String> {
@@ -116,11 +144,23 @@ impl DataFrame {
         }
     }
 
-    /// Rows per chunk (on a source, changes how it is split).
+    /// The construction error of this frame (reported by `execute`), if any.
+    pub fn error(&self) -> Option<Error> {
+        self.node.check().err()
+    }
+
+    /// Rows per chunk (on a source, changes how it is split). `0` is an error,
+    /// reported by `execute`.
     pub fn rechunk(&self, rows_per_chunk: usize) -> DataFrame {
+        if self.node.check().is_err() {
+            return self.clone();
+        }
+        if rows_per_chunk == 0 {
+            return invalid(Error::Invalid("rechunk: rows_per_chunk must be positive, got 0".into()));
+        }
         if let Op::Frame(FrameOp::FromBatch { ipc, .. }) = self.node.op() {
             if let Ok(batch) = ipc_to_batch(ipc) {
-                if let Ok(df) = from_batch(&batch, Some(rows_per_chunk.max(1))) {
+                if let Ok(df) = from_batch(&batch, Some(rows_per_chunk)) {
                     return df;
                 }
             }
