@@ -272,3 +272,24 @@ fn empty_rows_make_an_empty_frame_like_pandas() -> Result<()> {
     assert_eq!(cols.execute_in(&sess)?.fetch_in(&sess)?.num_rows(), 0);
     Ok(())
 }
+
+#[test]
+fn invalid_tensors_report_their_error_instead_of_a_shape() -> Result<()> {
+    let bad = mt::ones(&[3, 2]) + mt::ones(&[4]);
+    // shape() cannot fail: an invalid tensor reads as 0-d ...
+    assert_eq!(bad.shape(), Vec::<Option<usize>>::new());
+    // ... so try_shape() and error() tell it apart from a real 0-d tensor
+    let err = bad.try_shape().unwrap_err();
+    assert_eq!(err.to_string(), "operands could not be broadcast together with shapes (3, 2) (4,)");
+    assert_eq!(bad.error(), Some(err.clone()));
+    assert_eq!(bad.sum().error(), Some(err), "errors propagate to later ops");
+    assert_eq!(mt::ones(&[3]).sum().try_shape()?, Vec::<Option<usize>>::new());
+    assert_eq!(mt::ones(&[3]).sum().error(), None);
+    let a = mt::arange(0.0, 4.0, 1.0);
+    assert_eq!(a.filter(&a.gt(1.0)).try_shape()?, vec![None]);
+    assert!(mt::arange(0.0, 1.0, 0.0).try_shape().unwrap_err().to_string().contains("step must be finite"));
+    // frames keep construction errors the same way
+    assert!(md::DataFrame::from_rows(vec![vec![1]])?.rechunk(0).error().is_some());
+    assert_eq!(md::DataFrame::from_rows(vec![vec![1]])?.error(), None);
+    Ok(())
+}

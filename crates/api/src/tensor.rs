@@ -3,7 +3,7 @@
 //! Every method builds a new lazy node; invalid operations (shape mismatch,
 //! bad axis …) are reported by `execute` with the shapes involved.
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::node::Node;
 use mars_backends::ChunkData;
 use mars_ir::op::Distribution;
@@ -197,12 +197,44 @@ pub mod random {
 
 impl Tensor {
     /// Lengths per axis; `None` where unknown until executed (after a filter).
+    ///
+    /// An invalid tensor (its construction failed; `execute` reports why) has
+    /// no shape and returns `[]`, which reads like a 0-d tensor: use
+    /// [`try_shape`](Self::try_shape) or [`error`](Self::error) to tell them apart.
     pub fn shape(&self) -> Vec<Option<usize>> {
         self.node.meta().shape().iter().map(|d| d.known()).collect()
     }
+
+    /// Like [`shape`](Self::shape), but an invalid tensor gives its
+    /// construction error (the one `execute` would report).
+    ///
+    /// ```
+    /// use mars::tensor as mt;
+    ///
+    /// let ok = mt::ones(&[3, 2]).sum_axis(1);
+    /// assert_eq!(ok.try_shape().unwrap(), [Some(3)]);
+    /// let bad = mt::ones(&[3, 2]) + mt::ones(&[4]);
+    /// assert_eq!(bad.shape(), []); // looks 0-d
+    /// let err = bad.try_shape().unwrap_err();
+    /// assert_eq!(err.to_string(), "operands could not be broadcast together with shapes (3, 2) (4,)");
+    /// assert_eq!(bad.error(), Some(err));
+    /// ```
+    pub fn try_shape(&self) -> Result<Vec<Option<usize>>> {
+        self.node.check()?;
+        Ok(self.shape())
+    }
+
+    /// The construction error of this tensor or of one it is built from
+    /// (reported by `execute`); `None` if it is valid.
+    pub fn error(&self) -> Option<Error> {
+        self.node.check().err()
+    }
+
+    /// Number of axes (0 for an invalid tensor).
     pub fn ndim(&self) -> usize {
         self.node.meta().ndim()
     }
+    /// Element type, following numpy's promotion rules (float64 for an invalid tensor).
     pub fn dtype(&self) -> DType {
         self.node.meta().dtype().unwrap_or(DType::Float64)
     }
