@@ -1,4 +1,45 @@
 //! DataFrames: `use mars::dataframe as md;`. Row-chunked Arrow record batches.
+//!
+//! A [`DataFrame`] is a lazy handle like a tensor: building one hashes its data
+//! into a key and nothing runs until `execute`. Fetching gives a
+//! [`DataFrameData`] (an Arrow [`RecordBatch`]) that prints like pandas.
+//!
+//! ```
+//! use mars::dataframe as md;
+//!
+//! # fn main() -> mars::Result<()> {
+//! let sess = mars::new_session()?;
+//! // md.DataFrame([[1, 2], [3, 4]])
+//! let df = md::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4]])?;
+//! assert_eq!(df.columns(), ["0", "1"]);
+//! let data = df.execute_in(&sess)?.fetch_in(&sess)?;
+//! assert_eq!(data.to_string(), "   0  1\n0  1  2\n1  3  4");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Named columns of any supported Arrow type come from [`DataFrame::from_columns`]
+//! (or [`DataFrame::from_record_batch`]); a column with nulls prints as pandas
+//! would show it:
+//!
+//! ```
+//! use mars::arrow::array::{ArrayRef, Float64Array, StringArray};
+//! use mars::dataframe as md;
+//! use std::sync::Arc;
+//!
+//! # fn main() -> mars::Result<()> {
+//! let sess = mars::new_session()?;
+//! let df = md::DataFrame::from_columns(vec![
+//!     ("name", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+//!     ("v", Arc::new(Float64Array::from(vec![Some(1.5), None])) as ArrayRef),
+//! ])?
+//! .rechunk(1); // one row per chunk
+//! let data = df.execute_in(&sess)?.fetch_in(&sess)?;
+//! assert_eq!(data.num_rows(), 2);
+//! assert_eq!(data.to_string(), "  name    v\n0    a  1.5\n1    b  NaN");
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::error::{Error, Result};
 use crate::node::Node;
@@ -10,7 +51,8 @@ use mars_ir::frame::{batch_columns, batch_to_ipc, ipc_to_batch};
 use mars_ir::{Dim, FrameOp, Key, Meta, Op};
 use std::sync::Arc;
 
-/// A lazy dataframe.
+/// A lazy dataframe: columns of equal length, split into chunks of rows.
+/// Cloning is cheap (a shared node).
 #[derive(Clone)]
 pub struct DataFrame {
     node: Node,
@@ -30,12 +72,16 @@ pub struct DataFrameData {
 }
 
 impl DataFrameData {
+    /// The data as one Arrow record batch, index columns (if any) first.
     pub fn record_batch(&self) -> &RecordBatch {
         &self.batch
     }
+    /// Number of rows.
     pub fn num_rows(&self) -> usize {
         self.batch.num_rows()
     }
+    /// How many leading columns of [`record_batch`](Self::record_batch) are the
+    /// index (0: a default `0..n` index).
     pub fn index_columns(&self) -> usize {
         self.index_columns
     }
@@ -137,6 +183,7 @@ impl DataFrame {
         from_batch(&batch_of(cols, n)?, None)
     }
 
+    /// Column names, in order (empty for an invalid frame).
     pub fn columns(&self) -> Vec<String> {
         match self.node.meta() {
             Meta::Frame { columns, .. } => columns.into_iter().map(|(n, _)| n).collect(),

@@ -9,6 +9,56 @@
 //!
 //! The pipeline behind it lives in `mars-ir` (IR), `mars-tiler` (tiling and
 //! passes) and `mars-backends` (execution); this crate is a thin facade.
+//!
+//! # Sessions
+//!
+//! `execute()` and `fetch()` use the default session (a local one, created on
+//! first use); `execute_in`/`fetch_in` name a session, as Mars's
+//! `execute(session=sess)`:
+//!
+//! ```
+//! use mars::prelude::*;
+//! use mars::dataframe as md;
+//! use mars::tensor as mt;
+//!
+//! # fn main() -> mars::Result<()> {
+//! // md.DataFrame([[1, 2], [3, 4]]).execute()
+//! let df = md::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4]])?;
+//! assert_eq!(df.execute()?.fetch()?.to_string(), "   0  1\n0  1  2\n1  3  4");
+//!
+//! // sess = new_session(); t.execute(session=sess)
+//! let sess = mars::new_session()?;
+//! let t = (mt::ones(&[2, 2]) + 1.0).sum();
+//! assert_eq!(t.execute_in(&sess)?.fetch_in(&sess)?.to_string(), "array(8.)");
+//!
+//! // a session only hands out what it executed
+//! let other = mars::new_session()?;
+//! let err = t.fetch_in(&other).unwrap_err();
+//! assert!(matches!(err, Error::NotExecuted { .. }));
+//! assert!(err.to_string().contains("must be executed first"));
+//!
+//! // new_session().as_default(): execute() now runs there
+//! let sess = mars::new_session()?.as_default();
+//! t.execute()?;
+//! assert!(sess.holds(&t));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Building never fails: an invalid operation is kept in the expression and
+//! reported by `execute`, with numpy's wording.
+//!
+//! ```
+//! use mars::tensor as mt;
+//!
+//! let bad = mt::ones(&[3, 4]).dot(&mt::ones(&[5, 2])).sum();
+//! let err = bad.execute().unwrap_err();
+//! assert_eq!(err.to_string(), "shapes (3, 4) and (5, 2) not aligned: 4 (dim 1) != 5 (dim 0)");
+//! ```
+//!
+//! [`Tileable::explain`] shows the graph that `execute` will tile and run, and
+//! [`Session::execute`] runs several tileables together, computing their shared
+//! parts once.
 
 pub mod dataframe;
 mod error;
@@ -30,7 +80,8 @@ pub use session::{
 };
 pub use tool::{load_graph, SavedGraph};
 
-/// `use mars::prelude::*;`
+/// `use mars::prelude::*;`: the [`Tileable`] trait (for `key`/`explain`),
+/// [`Session`], [`new_session`], [`Error`] and [`Result`].
 pub mod prelude {
     pub use crate::{new_session, Error, Result, Session, Tileable};
 }

@@ -164,10 +164,16 @@ fn lower_node(
 macro_rules! tileable_handle {
     ($ty:ident, $data:ty, $unwrap:expr) => {
         impl $ty {
-            /// Execute in the default session.
+            /// Execute in the default session (a local one unless
+            /// [`Session::as_default`](crate::Session::as_default) chose another);
+            /// returns `self` for chaining `.fetch()`.
             pub fn execute(&self) -> $crate::Result<&Self> {
                 self.execute_in(&$crate::Session::default_or_local()?)
             }
+            /// Execute in `session` (Mars's `execute(session=sess)`), which then
+            /// holds the result for as long as a handle on it lives. Executing
+            /// again is cheap; held inputs are reused, not recomputed.
+            /// Construction errors (bad shapes, axes …) are reported here.
             pub fn execute_in(&self, session: &$crate::Session) -> $crate::Result<&Self> {
                 session.execute_nodes(&[&self.node])?;
                 Ok(self)
@@ -176,6 +182,9 @@ macro_rules! tileable_handle {
             pub fn fetch(&self) -> $crate::Result<$data> {
                 self.fetch_in(&$crate::Session::default_or_local()?)
             }
+            /// The value held by `session` (Mars's `fetch(session=sess)`);
+            /// [`Error::NotExecuted`](crate::Error::NotExecuted) ("must be executed
+            /// first") if it was not executed there.
             pub fn fetch_in(&self, session: &$crate::Session) -> $crate::Result<$data> {
                 $unwrap(session.fetch_node(&self.node)?)
             }

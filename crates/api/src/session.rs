@@ -42,8 +42,29 @@ impl Holder for SessionInner {
     }
 }
 
-/// A session: executes tileables on its backend and holds their results.
-/// Clones share the session.
+/// A session: executes tileables on its backend and holds their results
+/// (Mars's `new_session()`). Clones share the session.
+///
+/// A result stays held while a handle on the tileable lives; fetching from a
+/// session that never executed the tileable is an error, as in Mars:
+///
+/// ```
+/// use mars::prelude::*;
+/// use mars::tensor as mt;
+///
+/// # fn main() -> mars::Result<()> {
+/// let sess = mars::new_session()?;
+/// let t = mt::ones(&[2]) * 3.0;
+/// assert_eq!(t.execute_in(&sess)?.fetch_in(&sess)?.to_string(), "array([3., 3.])");
+/// assert!(sess.holds(&t));
+///
+/// let other = mars::new_session()?;
+/// let err = t.fetch_in(&other).unwrap_err();
+/// assert!(matches!(err, Error::NotExecuted { .. }));
+/// assert!(err.to_string().contains("must be executed first"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<SessionInner>,
@@ -58,17 +79,20 @@ impl std::fmt::Debug for Session {
 static DEFAULT: Mutex<Option<Session>> = Mutex::new(None);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A local session on the threaded backend.
+/// A local session on the threaded backend (one thread per core), with the
+/// default options; [`Session::builder`] sets them.
 pub fn new_session() -> Result<Session> {
     Session::builder().build()
 }
 
-/// A session on a remote cluster (token from `MARS_TOKEN`).
+/// A session on a remote cluster (token from `MARS_TOKEN`). The cluster
+/// backend is not built yet: this returns [`Error::Unsupported`] naming the address.
 pub fn new_session_at(address: &str) -> Result<Session> {
     Session::builder().address(address).build()
 }
 
-/// A supervisor and `workers` workers on 127.0.0.1.
+/// A supervisor and `workers` workers on 127.0.0.1, for trying the cluster
+/// protocol on one machine. Not built yet: this returns [`Error::Unsupported`].
 pub fn new_cluster(workers: usize) -> Result<LocalCluster> {
     Err(Error::Unsupported(format!(
         "new_cluster({workers}): the cluster backend (supervisor and workers) is not built yet; use new_session() for the local backend"
@@ -83,18 +107,22 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
+    /// A session on this cluster (its address and token).
     pub fn session(&self) -> Result<Session> {
         Session::builder().address(&self.address).token(&self.token).build()
     }
+    /// The supervisor's address, `http://127.0.0.1:PORT`.
     pub fn address(&self) -> &str {
         &self.address
     }
+    /// The token clients must present (for sessions from other processes).
     pub fn token(&self) -> &str {
         &self.token
     }
 }
 
-/// Options of a new session.
+/// Options of a new session: `Session::builder().threads(2).build()?`. Every
+/// option has a default; [`build`](Self::build) checks them.
 #[derive(Debug, Default, Clone)]
 pub struct SessionBuilder {
     address: Option<String>,
@@ -106,14 +134,18 @@ pub struct SessionBuilder {
 }
 
 impl SessionBuilder {
+    /// Connect to the cluster at `a` instead of running locally (not built yet:
+    /// `build` returns [`Error::Unsupported`]).
     pub fn address(mut self, a: &str) -> Self {
         self.address = Some(a.to_string());
         self
     }
+    /// The cluster token (default: `MARS_TOKEN`).
     pub fn token(mut self, t: &str) -> Self {
         self.token = Some(t.to_string());
         self
     }
+    /// Worker threads of the local backend (default: one per core).
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = Some(n);
         self
@@ -135,6 +167,7 @@ impl SessionBuilder {
         self.chunk_bytes = Some(bytes);
         self
     }
+    /// The session; a zero `memory_limit` or `chunk_bytes` is [`Error::Invalid`].
     pub fn build(self) -> Result<Session> {
         if let Some(a) = &self.address {
             return Err(Error::Unsupported(format!(
@@ -164,6 +197,7 @@ impl SessionBuilder {
 }
 
 impl Session {
+    /// Options for a new session (see [`SessionBuilder`]).
     pub fn builder() -> SessionBuilder {
         SessionBuilder::default()
     }
@@ -182,7 +216,22 @@ impl Session {
         }
     }
 
-    /// Make this the default session (what `execute()`/`fetch()` use).
+    /// Make this the default session (what `execute()`/`fetch()` use) and
+    /// return it, as Mars's `new_session().as_default()`.
+    ///
+    /// ```
+    /// use mars::prelude::*;
+    /// use mars::tensor as mt;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let sess = mars::new_session()?.as_default();
+    /// let t = mt::arange(0.0, 3.0, 1.0);
+    /// assert_eq!(t.execute()?.fetch()?.to_string(), "array([0., 1., 2.])");
+    /// assert!(sess.holds(&t));
+    /// assert_eq!(Session::default_or_local()?.id(), sess.id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn as_default(&self) -> Session {
         *DEFAULT.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clone());
         self.clone()
@@ -201,6 +250,7 @@ impl Session {
         Ok(s)
     }
 
+    /// A name unique in this process (`session-PID-N`), used in errors and logs.
     pub fn id(&self) -> &str {
         &self.inner.id
     }
@@ -286,7 +336,8 @@ impl Session {
         self.inner.backend.stats()
     }
 
-    /// Release everything this session holds.
+    /// Release everything this session holds; later `execute`/`fetch` calls
+    /// on its clones give [`Error::Closed`].
     pub fn close(self) -> Result<()> {
         self.inner.closed.store(true, Ordering::Relaxed);
         let keys: Vec<Key> =

@@ -2,6 +2,56 @@
 //!
 //! Every method builds a new lazy node; invalid operations (shape mismatch,
 //! bad axis …) are reported by `execute` with the shapes involved.
+//!
+//! Arithmetic (`+ - * /`, unary `-`) mixes tensors, references and `f64` with
+//! numpy broadcasting; reductions give 0-d tensors (or drop one axis with the
+//! `_axis` forms). Fetched values are [`TensorData`], printed like numpy's repr
+//! and converted to ndarray arrays with `try_from`:
+//!
+//! ```
+//! use mars::ndarray::{arr0, arr1, arr2, ArrayD};
+//! use mars::tensor as mt;
+//!
+//! # fn main() -> mars::Result<()> {
+//! let sess = mars::new_session()?;
+//! let a = mt::tensor(arr2(&[[1.0, 2.0], [3.0, 4.0]])).rechunk(1); // four 1x1 chunks
+//! let b = (&a + 1.0) * 2.0 - mt::ones(&[2]); // nothing has run yet
+//! let v = b.execute_in(&sess)?.fetch_in(&sess)?;
+//! assert_eq!(v.to_string(), "array([[3., 5.],\n       [7., 9.]])");
+//!
+//! let total = a.sum().execute_in(&sess)?.fetch_in(&sess)?;
+//! assert_eq!(ArrayD::<f64>::try_from(total)?, arr0(10.0).into_dyn());
+//! let means = a.mean_axis(0).execute_in(&sess)?.fetch_in(&sess)?;
+//! assert_eq!(ArrayD::<f64>::try_from(means)?, arr1(&[2.0, 3.0]).into_dyn());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Matrix products, slicing (ndarray's `s![]`) and boolean masks; a filtered
+//! tensor's length is unknown (`None`) until it has been executed:
+//!
+//! ```
+//! use mars::ndarray::{arr1, arr2, s, ArrayD};
+//! use mars::tensor as mt;
+//!
+//! # fn main() -> mars::Result<()> {
+//! let sess = mars::new_session()?;
+//! let m = mt::arange(0.0, 6.0, 1.0).reshape(&[2, 3]); // [[0, 1, 2], [3, 4, 5]]
+//! let p = m.dot(&m.t());
+//! assert_eq!(ArrayD::<f64>::try_from(p.execute_in(&sess)?.fetch_in(&sess)?)?, arr2(&[[5.0, 14.0], [14.0, 50.0]]).into_dyn());
+//! let corner = m.slice(s![1.., ..2]);
+//! assert_eq!(corner.shape(), [Some(1), Some(2)]);
+//! assert_eq!(ArrayD::<f64>::try_from(corner.execute_in(&sess)?.fetch_in(&sess)?)?, arr2(&[[3.0, 4.0]]).into_dyn());
+//!
+//! let x = mt::arange(0.0, 10.0, 1.0).rechunk(4);
+//! let big = x.filter(&x.gt(6.5));
+//! assert_eq!(big.shape(), [None]); // unknown until run
+//! let v = big.execute_in(&sess)?.fetch_in(&sess)?;
+//! assert_eq!(ArrayD::<f64>::try_from(v)?, arr1(&[7.0, 8.0, 9.0]).into_dyn());
+//! assert_eq!(big.shape(), [Some(3)]); // learnt by executing
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::error::{Error, Result};
 use crate::node::Node;
@@ -12,7 +62,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use mars_ir::{DType, TensorData};
 
-/// A lazy n-dimensional array.
+/// A lazy n-dimensional array: a handle on a node of the expression graph.
+/// Cloning is cheap (a shared node); the result a session holds for it is
+/// released when the last handle is dropped.
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) node: Node,
@@ -26,7 +78,9 @@ crate::node::tileable_handle!(Tensor, TensorData, |d| match d {
 /// Chunk sizes: one for every axis, or one per axis.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChunkSpec {
+    /// The same size along every axis (`t.rechunk(1000)`).
     All(usize),
+    /// One size per axis (`t.rechunk(&[1000, 50])`).
     PerAxis(Vec<usize>),
 }
 
@@ -54,7 +108,9 @@ impl From<Vec<usize>> for ChunkSpec {
 /// The right-hand side of a comparison or arithmetic op: a tensor or a scalar.
 #[derive(Clone, Debug)]
 pub enum Operand {
+    /// A tensor, broadcast against the other side as in numpy.
     Tensor(Tensor),
+    /// A number, applied to every element.
     Scalar(f64),
 }
 
@@ -105,17 +161,22 @@ impl Standard for TensorData {
     }
 }
 
+/// `numpy.full(shape, value)`: float64, generated chunk by chunk (never
+/// materialised whole).
 pub fn full(shape: &[usize], value: f64) -> Tensor {
     op(TensorOp::Full { shape: shape.to_vec(), value, dtype: DType::Float64, chunks: None }, vec![])
 }
+/// `numpy.ones(shape)`: float64.
 pub fn ones(shape: &[usize]) -> Tensor {
     full(shape, 1.0)
 }
+/// `numpy.zeros(shape)`: float64.
 pub fn zeros(shape: &[usize]) -> Tensor {
     full(shape, 0.0)
 }
 
-/// `numpy.arange(start, stop, step)` (float64).
+/// `numpy.arange(start, stop, step)` (float64). A zero or non-finite step, or
+/// non-finite bounds, is an error reported by `execute`.
 pub fn arange(start: f64, stop: f64, step: f64) -> Tensor {
     if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
         return invalid(format!("arange({start}, {stop}, {step}): step must be finite and non-zero, bounds finite"));
@@ -175,6 +236,8 @@ pub mod random {
     }
 
     impl RandomState {
+        /// `numpy.random.RandomState(seed)`: the same seed gives the same
+        /// tensors, call after call.
         pub fn new(seed: u64) -> RandomState {
             RandomState { seed, calls: AtomicU64::new(0) }
         }
@@ -182,13 +245,15 @@ pub mod random {
             let n = self.calls.fetch_add(1, Ordering::Relaxed);
             mars_backends::kernels::random::bits(self.seed, n)
         }
+        /// Uniform on [0, 1), float64.
         pub fn rand(&self, shape: &[usize]) -> Tensor {
             gen(self.next_seed(), Distribution::Uniform, shape)
         }
+        /// Standard normal, float64.
         pub fn randn(&self, shape: &[usize]) -> Tensor {
             gen(self.next_seed(), Distribution::Normal, shape)
         }
-        /// Integers uniform on [low, high).
+        /// Integers uniform on [low, high), int64.
         pub fn randint(&self, low: i64, high: i64, shape: &[usize]) -> Tensor {
             gen(self.next_seed(), Distribution::RandInt { low, high }, shape)
         }
@@ -275,6 +340,7 @@ impl Tensor {
         op(TensorOp::Rechunk { chunks: sizes }, vec![self.node.clone()])
     }
 
+    /// Cast the elements to `dtype` (`numpy.ndarray.astype`).
     pub fn astype(&self, dtype: DType) -> Tensor {
         self.map1(Expr::Cast(dtype, Box::new(Expr::Input(0))))
     }
@@ -298,15 +364,19 @@ impl Tensor {
         }
     }
 
+    /// Element-wise e^x.
     pub fn exp(&self) -> Tensor {
         self.unary(UnaryFn::Exp)
     }
+    /// Element-wise natural logarithm.
     pub fn log(&self) -> Tensor {
         self.unary(UnaryFn::Log)
     }
+    /// Element-wise square root.
     pub fn sqrt(&self) -> Tensor {
         self.unary(UnaryFn::Sqrt)
     }
+    /// Element-wise absolute value.
     pub fn abs(&self) -> Tensor {
         self.unary(UnaryFn::Abs)
     }
@@ -314,24 +384,31 @@ impl Tensor {
     pub fn not(&self) -> Tensor {
         self.unary(UnaryFn::Not)
     }
+    /// Element-wise power `x ** e`.
     pub fn pow(&self, e: f64) -> Tensor {
         self.binary(BinaryFn::Pow, Operand::Scalar(e), false)
     }
+    /// Element-wise `self > rhs` (a tensor or a number), a bool tensor.
     pub fn gt(&self, rhs: impl Into<Operand>) -> Tensor {
         self.binary(BinaryFn::Gt, rhs.into(), false)
     }
+    /// Element-wise `self < rhs` (a tensor or a number), a bool tensor.
     pub fn lt(&self, rhs: impl Into<Operand>) -> Tensor {
         self.binary(BinaryFn::Lt, rhs.into(), false)
     }
+    /// Element-wise `self >= rhs` (a tensor or a number), a bool tensor.
     pub fn ge(&self, rhs: impl Into<Operand>) -> Tensor {
         self.binary(BinaryFn::Ge, rhs.into(), false)
     }
+    /// Element-wise `self <= rhs` (a tensor or a number), a bool tensor.
     pub fn le(&self, rhs: impl Into<Operand>) -> Tensor {
         self.binary(BinaryFn::Le, rhs.into(), false)
     }
+    /// Element-wise `self == rhs` (a tensor or a number), a bool tensor.
     pub fn eq(&self, rhs: impl Into<Operand>) -> Tensor {
         self.binary(BinaryFn::Eq, rhs.into(), false)
     }
+    /// Element-wise `self != rhs` (a tensor or a number), a bool tensor.
     pub fn ne(&self, rhs: impl Into<Operand>) -> Tensor {
         self.binary(BinaryFn::Ne, rhs.into(), false)
     }
@@ -352,9 +429,11 @@ impl Tensor {
     pub fn t(&self) -> Tensor {
         self.transpose(&(0..self.ndim()).rev().collect::<Vec<_>>())
     }
+    /// Permute the axes: axis `i` of the result is axis `axes[i]` of `self`.
     pub fn transpose(&self, axes: &[usize]) -> Tensor {
         op(TensorOp::Transpose { axes: axes.to_vec() }, vec![self.node.clone()])
     }
+    /// The same elements in row-major order, in a new shape of the same size.
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
         op(TensorOp::Reshape { shape: shape.to_vec() }, vec![self.node.clone()])
     }
