@@ -7,6 +7,11 @@ print one table with ratios (mars-rs speed-up over each tool; > 1 is faster).
 
 Each tool runs in its own process, one after another; times are medians of
 --repeats runs after one warm-up, measured inside the process.
+
+mars-rs runs as the `bench_workloads` example, taken from where cargo puts it:
+$CARGO_TARGET_DIR/release/examples/ (default: target/ in the repository). It is
+built with `cargo build --release` when missing; --rebuild builds it anyway
+(a no-op when it is up to date).
 """
 import argparse
 import os
@@ -19,8 +24,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 P = argparse.ArgumentParser()
 P.add_argument("--scale", type=float, default=1.0)
 P.add_argument("--repeats", type=int, default=3)
+P.add_argument("--rebuild", action="store_true", help="run cargo build even if the mars-rs example exists")
 P.add_argument("--tool", help=argparse.SUPPRESS)
 ARGS = P.parse_args()
+# cargo resolves a relative CARGO_TARGET_DIR against the directory it runs in
+TARGET_DIR = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"))
+EXE = ".exe" if os.name == "nt" else ""
 
 
 def timed(name, tool, fn):
@@ -84,15 +93,31 @@ def collect(cmd):
     return rows
 
 
+def mars_binary():
+    """The release build of the bench_workloads example, built if missing."""
+    path = os.path.join(TARGET_DIR, "release", "examples", "bench_workloads" + EXE)
+    if ARGS.rebuild or not os.path.exists(path):
+        cmd = ["cargo", "build", "--release", "-q", "-p", "mars", "--example", "bench_workloads"]
+        print(f"building {path}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        env = dict(os.environ, CARGO_TARGET_DIR=TARGET_DIR)
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+        if not os.path.exists(path):
+            sys.exit(f"cargo build succeeded but {path} is missing (is CARGO_TARGET_DIR set the same for cargo?)")
+    else:
+        built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
+        print(f"using {path} (built {built}; --rebuild to rebuild)", file=sys.stderr, flush=True)
+    return path
+
+
 def main():
     if ARGS.tool == "numpy":
         return run_numpy()
     if ARGS.tool == "dask":
         return run_dask()
     common = ["--scale", str(ARGS.scale), "--repeats", str(ARGS.repeats)]
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "mars", "--example", "bench_workloads"], cwd=ROOT, check=True)
+    binary = mars_binary()
     rows = {}
-    rows.update(collect([os.path.join(ROOT, "target/release/examples/bench_workloads")] + common))
+    rows.update(collect([binary] + common))
     for tool in ("numpy", "dask"):
         rows.update(collect([sys.executable, os.path.abspath(__file__), "--tool", tool] + common))
     names = []
@@ -107,7 +132,6 @@ def main():
         ratio = lambda o: f"{o / m:.2f}x" if (o is not None and m) else ""
         print(f"| {n} | {fmt(m)} | {fmt(npy)} | {fmt(dk)} | {ratio(npy)} | {ratio(dk)} |")
     # peak memory of mars-rs, one workload per process
-    binary = os.path.join(ROOT, "target/release/examples/bench_workloads")
     for only in ("W1_gen", "tiling"):
         peak = collect([binary, "--only", only] + common).get(("peak_rss_mib", "mars-rs"))
         print(f"peak RSS of mars-rs running only {only}: {peak} MiB")
