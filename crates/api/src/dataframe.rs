@@ -97,11 +97,7 @@ fn from_batch(batch: &RecordBatch, rows_per_chunk: Option<usize>) -> Result<Data
     let columns = batch_columns(batch)?;
     let ipc = batch_to_ipc(batch)?;
     let op = Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk });
-    // the key hashes the data itself (the IPC bytes), not a huge serialised op
-    let key = match &op {
-        Op::Frame(FrameOp::FromBatch { ipc, .. }) => Key::of(&("FromBatch", rows_per_chunk, Key::of_bytes(ipc)), &[]),
-        _ => Key::of(&op, &[]),
-    };
+    let key = op.key(&[]);
     let meta = Meta::Frame { columns, nrows: Dim::Known(batch.num_rows()) };
     Ok(DataFrame { node: Node::with_meta(key, op, vec![], Ok(meta)) })
 }

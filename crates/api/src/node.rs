@@ -63,7 +63,7 @@ impl Node {
     /// are kept and surface at execute.
     pub(crate) fn new(op: Op, inputs: Vec<Node>) -> Node {
         let keys: Vec<Key> = inputs.iter().map(|n| n.0.key).collect();
-        let key = Key::of(&op, &keys);
+        let key = op.key(&keys);
         let meta = match inputs.iter().find_map(|n| n.0.meta.as_ref().err()) {
             Some(e) => Err(e.clone()),
             None => {

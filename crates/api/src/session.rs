@@ -361,15 +361,11 @@ pub(crate) fn wait_with_progress(
     use std::io::IsTerminal;
     let show = show && std::io::stderr().is_terminal();
     let start = std::time::Instant::now();
+    let now = std::env::var("MARS_PROGRESS").is_ok_and(|v| v == "now");
     let mut bar: Option<indicatif::ProgressBar> = None;
     loop {
-        if let Some(r) = backend.wait(task, Some(std::time::Duration::from_millis(100)))? {
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            return Ok(r);
-        }
-        if show && (start.elapsed().as_secs_f64() > 1.0 || std::env::var("MARS_PROGRESS").is_ok_and(|v| v == "now")) {
+        // (with `now` the bar is drawn before the first wait, so even a short run shows it)
+        if show && (now || start.elapsed().as_secs_f64() > 1.0) {
             let b = bar.get_or_insert_with(|| {
                 let b = indicatif::ProgressBar::new(1000).with_elapsed(start.elapsed());
                 if let Ok(style) =
@@ -380,6 +376,13 @@ pub(crate) fn wait_with_progress(
                 b
             });
             b.set_position((backend.progress(task)? * 1000.0) as u64);
+        }
+        if let Some(r) = backend.wait(task, Some(std::time::Duration::from_millis(100)))? {
+            if let Some(b) = bar {
+                b.set_position(1000);
+                b.finish_and_clear();
+            }
+            return Ok(r);
         }
     }
 }

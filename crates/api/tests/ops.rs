@@ -1700,6 +1700,16 @@ fn fused_random_leaves_match_materialised_data() {
         let col = values(&run(&s, &fresh(8).rand(&[13, 1])).unwrap());
         let bcast = &fresh(8).rand(&[13, 1]).rechunk(vec![chunks[0], 1]) + &chunked(data.clone(), &chunks);
         check_f64(&s, &what("column + data"), &bcast, &(&col + &data), ELEM);
+        // a random leaf bigger than the other operands: the row and mask broadcast up to it
+        // (found by the mutated-graph test: the kernel took the expression's shape from its inputs)
+        let row = uniform(&[11], 9, 0.0, 1.0);
+        let row_t = chunked(row.clone(), &chunks[1..]);
+        let picked = mt::where_(&row_t.gt(0.5), &row_t, &rand(5));
+        let want = ndarray::Zip::from(&u).and_broadcast(&row).map_collect(|&x, &r| if r > 0.5 { r } else { x });
+        check_f64(&s, &what("where(row > .5, row, u)"), &picked, &want, ELEM);
+        let wmax = want.iter().copied().fold(f64::MIN, f64::max);
+        let picked_max = mt::where_(&row_t.gt(0.5), &row_t, &rand(5)).max();
+        check_f64(&s, &what("where(row > .5, row, u).max()"), &picked_max, &arr0(wmax).into_dyn(), ELEM);
     }
 }
 

@@ -83,6 +83,16 @@ pub fn run(
     for k in stage_pins {
         exec.store().unpin(&k);
     }
+    if result.is_err() {
+        // kept chunks of a failed run that no held result pins are dropped
+        for k in keep {
+            if let Ok((_, chunks)) = result_chunks(&mut tiler, k) {
+                for c in chunks {
+                    exec.store().discard(&c);
+                }
+            }
+        }
+    }
     result
 }
 

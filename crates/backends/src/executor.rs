@@ -83,6 +83,13 @@ pub fn execute(
         }
     });
     if let Some(e) = run.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        // what this run stored is of no use now (unless a held result pins it)
+        for &id in &run.ids {
+            let n = graph.node(id);
+            if !matches!(n.op, ChunkOp::Fetch) {
+                store.discard(&n.key);
+            }
+        }
         return Err(e);
     }
     if progress.cancelled.load(Ordering::Relaxed) {
@@ -141,7 +148,8 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
                             .downcast_ref::<String>()
                             .cloned()
                             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "kernel panicked".into());
+                            .map(|m| format!("panicked: {m}"))
+                            .unwrap_or_else(|| "panicked".into());
                         Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg })
                     }
                 }

@@ -73,13 +73,37 @@ pub enum Expr {
     Input(usize),
     /// A Python-style float scalar (NEP 50: it does not widen float32 arrays).
     Const(f64),
-    Unary(UnaryFn, Box<Expr>),
-    Binary(BinaryFn, Box<Expr>, Box<Expr>),
-    Cast(DType, Box<Expr>),
-    Where(Box<Expr>, Box<Expr>, Box<Expr>),
+    Unary(UnaryFn, #[serde(deserialize_with = "nested")] Box<Expr>),
+    Binary(BinaryFn, #[serde(deserialize_with = "nested")] Box<Expr>, #[serde(deserialize_with = "nested")] Box<Expr>),
+    Cast(DType, #[serde(deserialize_with = "nested")] Box<Expr>),
+    Where(
+        #[serde(deserialize_with = "nested")] Box<Expr>,
+        #[serde(deserialize_with = "nested")] Box<Expr>,
+        #[serde(deserialize_with = "nested")] Box<Expr>,
+    ),
     /// Random values generated in place (a `Random` chunk fused into its
     /// consumer, so the chunk is never materialised).
     Random(Box<RandomLeaf>),
+}
+
+/// Deepest expression a graph from outside may hold. Deserialising recurses,
+/// and so do `dtype`, `Display` and the kernels; without a bound a crafted
+/// file (bincode has no depth limit of its own) would overflow the stack.
+pub const MAX_EXPR_DEPTH: usize = 256;
+
+thread_local! {
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn nested<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<Expr>, D::Error> {
+    let depth = DEPTH.with(|c| c.get());
+    if depth >= MAX_EXPR_DEPTH {
+        return Err(serde::de::Error::custom(format!("expression nested deeper than {MAX_EXPR_DEPTH} levels")));
+    }
+    DEPTH.with(|c| c.set(depth + 1));
+    let out = Box::<Expr>::deserialize(d);
+    DEPTH.with(|c| c.set(depth));
+    out
 }
 
 /// The block at `offset` with `shape` of a random tensor of `global_shape`:
@@ -259,5 +283,19 @@ mod tests {
         let bad = Expr::binary(BinaryFn::And, Expr::input(0), Expr::input(1));
         assert!(bad.dtype(&[DType::Int32, DType::Bool]).unwrap_err().to_string().contains("int32"));
         assert_eq!(add1.to_string(), "(#0 + 1)");
+    }
+
+    #[test]
+    fn deep_expressions_are_refused_when_read() {
+        let mut e = Expr::input(0);
+        for _ in 0..MAX_EXPR_DEPTH + 10 {
+            e = Expr::unary(UnaryFn::Neg, e);
+        }
+        let bytes = bincode::serialize(&e).unwrap();
+        let err = bincode::deserialize::<Expr>(&bytes).unwrap_err().to_string();
+        assert!(err.contains("nested deeper than 256"), "{err}");
+        // the guard resets: a shallow one still reads on the same thread
+        let ok = Expr::unary(UnaryFn::Neg, Expr::input(0));
+        assert_eq!(bincode::deserialize::<Expr>(&bincode::serialize(&ok).unwrap()).unwrap(), ok);
     }
 }

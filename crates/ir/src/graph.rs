@@ -256,26 +256,22 @@ impl<N: GraphNode> Dag<N> {
 
     /// The indented tree view: one node a line, inputs indented by 2; a node
     /// printed before is referenced as `^ key=…` instead of repeated.
+    /// (Iterative, so a graph a million nodes deep prints without a deep stack.)
     pub fn explain(&self, roots: &[N::Id]) -> String {
         let mut out = String::new();
         let mut seen = HashSet::default();
-        for &r in roots {
-            self.explain_node(r, 0, &mut seen, &mut out);
+        let mut stack: Vec<(N::Id, usize)> = roots.iter().rev().map(|&r| (r, 0)).collect();
+        while let Some((id, depth)) = stack.pop() {
+            let node = self.node(id);
+            let pad = "  ".repeat(depth);
+            if !seen.insert(id) {
+                let _ = writeln!(out, "{pad}^ key={}", node.key().short());
+                continue;
+            }
+            let _ = writeln!(out, "{pad}{}", node.label());
+            stack.extend(node.inputs().iter().rev().map(|&i| (i, depth + 1)));
         }
         out
-    }
-
-    fn explain_node(&self, id: N::Id, depth: usize, seen: &mut HashSet<N::Id>, out: &mut String) {
-        let node = self.node(id);
-        let pad = "  ".repeat(depth);
-        if !seen.insert(id) {
-            let _ = writeln!(out, "{pad}^ key={}", node.key().short());
-            return;
-        }
-        let _ = writeln!(out, "{pad}{}", node.label());
-        for &i in node.inputs() {
-            self.explain_node(i, depth + 1, seen, out);
-        }
     }
 
     /// Graphviz DOT.
@@ -332,6 +328,9 @@ impl<N: GraphNode> Dag<N> {
                 }
                 *input = ids[pos];
             }
+            if g.get(&n.key()).is_some() {
+                return Err(IrError::Graph(format!("node {i} repeats the key {} of an earlier node", n.key())));
+            }
             ids.push(g.insert(n));
         }
         Ok(g)
@@ -351,8 +350,21 @@ struct GraphFile<N> {
 pub const FORMAT_TILEABLE: &str = "mars-tileable-graph/1";
 pub const FORMAT_CHUNK: &str = "mars-chunk-graph/1";
 
+/// The largest graph the binary form reads (bytes); a length prefix beyond it is
+/// refused before anything is allocated.
+pub const MAX_GRAPH_BYTES: u64 = 1 << 30;
+
+fn bincode_options(len: usize) -> impl bincode::Options {
+    use bincode::Options;
+    // the same encoding as `bincode::serialize`, reading at most the input's length
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit((len as u64).min(MAX_GRAPH_BYTES))
+}
+
 macro_rules! serde_forms {
-    ($node:ty, $fmt:expr) => {
+    ($node:ty, $fmt:expr, $check:expr) => {
         impl Dag<$node> {
             pub fn to_json(&self) -> IrResult<String> {
                 self.to_json_with_roots(&[])
@@ -376,6 +388,7 @@ macro_rules! serde_forms {
                         file.format, $fmt
                     )));
                 }
+                $check(&file.nodes)?;
                 let g = Self::from_nodes(file.nodes)?;
                 let roots = if file.roots.is_empty() {
                     g.sinks().into_iter().map(|id| g.node(id).key()).collect()
@@ -392,15 +405,20 @@ macro_rules! serde_forms {
                 bincode::serialize(&self.to_nodes()?).map_err(|e| IrError::Serde(e.to_string()))
             }
             pub fn from_bytes(bytes: &[u8]) -> IrResult<Self> {
-                let nodes: Vec<$node> = bincode::deserialize(bytes).map_err(|e| IrError::Serde(e.to_string()))?;
+                use bincode::Options;
+                let nodes: Vec<$node> =
+                    bincode_options(bytes.len()).deserialize(bytes).map_err(|e| IrError::Serde(e.to_string()))?;
+                $check(&nodes)?;
                 Self::from_nodes(nodes)
             }
         }
     };
 }
 
-serde_forms!(TileableNode, FORMAT_TILEABLE);
-serde_forms!(ChunkNode, FORMAT_CHUNK);
+// A tileable graph from outside is validated in full (keys, metas, parameters);
+// a chunk graph is only checked for structure (it is a dump, never executed).
+serde_forms!(TileableNode, FORMAT_TILEABLE, crate::validate::tileable_nodes);
+serde_forms!(ChunkNode, FORMAT_CHUNK, |_: &[ChunkNode]| IrResult::Ok(()));
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 use crate::dtype::DType;
 use crate::error::{IrError, IrResult};
 use crate::op::{FrameOp, Op, SliceElem, TensorOp};
-use crate::shape::{dims, fmt_shape, Dim, Meta};
+use crate::shape::{check_size, dims, fmt_shape, Dim, Meta};
 
 /// numpy broadcasting of several shapes; unknown lengths broadcast with known
 /// ones only when the known one is not 1 … or is equal. An unknown against 1 gives unknown.
@@ -79,16 +79,22 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
         Full { shape, dtype, chunks, .. } => {
             want(0)?;
             check_chunks(chunks, shape.len())?;
+            if !dtype.is_numeric() {
+                return Err(IrError::DType(format!("a tensor cannot hold {dtype} elements")));
+            }
+            check_size(shape, dtype.itemsize())?;
             Meta::tensor(dims(shape), *dtype)
         }
         Arange { n, chunks, .. } => {
             want(0)?;
             check_chunks(chunks, 1)?;
+            check_size(&[*n], 8)?;
             Meta::tensor(dims(&[*n]), DType::Float64)
         }
         Random { shape, dist, chunks, .. } => {
             want(0)?;
             check_chunks(chunks, shape.len())?;
+            check_size(shape, 8)?;
             let dtype = match dist {
                 crate::op::Distribution::RandInt { low, high } => {
                     if high <= low {
@@ -106,6 +112,14 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             Meta::tensor(dims(data.shape()), data.dtype())
         }
         Map { expr } => {
+            if inputs.is_empty() {
+                return Err(IrError::Graph("an element-wise Map needs at least one input".into()));
+            }
+            if expr.random_shape().is_some() {
+                return Err(IrError::Graph(
+                    "random leaves appear only in fused chunk ops, not in a tileable Map".into(),
+                ));
+            }
             let metas: Vec<(Vec<Dim>, DType)> =
                 inputs.iter().map(|m| tensor_of(m, "an element-wise op")).collect::<IrResult<_>>()?;
             let shapes: Vec<&[Dim]> = metas.iter().map(|(s, _)| s.as_slice()).collect();
@@ -166,9 +180,10 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
         Reshape { shape: new } => {
             want(1)?;
             let (shape, dtype) = tensor_of(inputs[0], "reshape")?;
+            let new_size = check_size(new, dtype.itemsize())?;
             if let Some(known) = crate::shape::known_shape(&shape) {
                 let size: usize = known.iter().product();
-                if size != new.iter().product::<usize>() {
+                if size != new_size {
                     return Err(IrError::Reshape { size, shape: fmt_shape(new) });
                 }
             }
@@ -203,7 +218,9 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
                     )));
                 }
                 out[*axis] = match (out[*axis], s[*axis]) {
-                    (Dim::Known(a), Dim::Known(b)) => Dim::Known(a + b),
+                    (Dim::Known(a), Dim::Known(b)) => Dim::Known(a.checked_add(b).ok_or_else(|| {
+                        IrError::Invalid(format!("concatenate: axis {axis} would be longer than {}", usize::MAX))
+                    })?),
                     _ => Dim::Unknown,
                 };
                 dtype = DType::promote(dtype, *d);

@@ -8,6 +8,7 @@
 //! - [`Expr`]: element-wise expressions, which fusion composes;
 //! - [`TileableGraph`] and [`ChunkGraph`], DAGs on petgraph behind typed ids;
 //! - [`infer`]: shape and dtype inference, where bad input is first caught;
+//! - [`validate`]: the total check of graphs from outside (files, clients);
 //! - one `explain()` walker, `to_dot()`, and serde (JSON and a compact binary form).
 //!
 //! This crate knows nothing about tiling or execution.
@@ -25,6 +26,7 @@ pub mod key;
 pub mod npy;
 pub mod op;
 pub mod shape;
+pub mod validate;
 
 pub use data::TensorData;
 pub use dtype::DType;

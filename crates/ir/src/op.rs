@@ -24,6 +24,21 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The key of a tileable computing this op from inputs with `inputs` keys.
+    /// The one definition: the API computes keys with it and graph validation
+    /// recomputes them with it. A literal batch hashes its bytes directly.
+    /// (A `Fetch` node keeps the key of the result it fetches, so it has none of its own.)
+    pub fn key(&self, inputs: &[Key]) -> Key {
+        match self {
+            Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => {
+                Key::of(&("FromBatch", rows_per_chunk, Key::of_bytes(ipc)), inputs)
+            }
+            _ => Key::of(self, inputs),
+        }
+    }
+}
+
 /// Random distributions; every element is a pure function of (seed, flat index).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Distribution {

@@ -103,3 +103,95 @@ impl fmt::Display for Meta {
         }
     }
 }
+
+/// The number of elements of `shape`, or `None` when it overflows `usize`.
+pub fn checked_size(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n))
+}
+
+/// The largest number of bytes one array may take (numpy's limit: `isize::MAX`).
+pub const MAX_BYTES: usize = isize::MAX as usize;
+
+/// Refuse a shape whose element count or byte size does not fit in memory
+/// addresses, before anything is allocated for it (numpy: "array is too big").
+pub fn check_size(shape: &[usize], itemsize: usize) -> crate::IrResult<usize> {
+    checked_size(shape)
+        .and_then(|n| n.checked_mul(itemsize.max(1)).map(|b| (n, b)))
+        .filter(|&(_, bytes)| bytes <= MAX_BYTES)
+        .map(|(n, _)| n)
+        .ok_or_else(|| {
+            crate::IrError::Invalid(format!(
+                "array is too big: shape {} of {itemsize}-byte elements is more than {MAX_BYTES} bytes",
+                fmt_shape(shape)
+            ))
+        })
+}
+
+/// Every index of a chunk grid, row-major, without allocating one `Vec` per index.
+/// Call [`GridIter::next_index`] in a loop; an empty grid axis yields nothing, a
+/// 0-d grid yields one empty index.
+#[derive(Clone, Debug)]
+pub struct GridIter {
+    grid: Vec<usize>,
+    idx: Vec<usize>,
+    left: usize,
+    started: bool,
+}
+
+impl GridIter {
+    pub fn new(grid: &[usize]) -> GridIter {
+        let left = checked_size(grid).unwrap_or(usize::MAX);
+        GridIter { grid: grid.to_vec(), idx: vec![0; grid.len()], left, started: false }
+    }
+
+    /// The next index (a view valid until the next call), or `None` at the end.
+    pub fn next_index(&mut self) -> Option<&[usize]> {
+        if self.left == 0 {
+            return None;
+        }
+        if std::mem::replace(&mut self.started, true) {
+            for a in (0..self.grid.len()).rev() {
+                self.idx[a] += 1;
+                if self.idx[a] < self.grid[a] {
+                    break;
+                }
+                self.idx[a] = 0;
+            }
+        }
+        self.left -= 1;
+        Some(&self.idx)
+    }
+}
+
+/// Every grid index, row-major, as owned vectors (for small grids and tests;
+/// hot paths use [`GridIter`]).
+pub fn grid_indices(grid: &[usize]) -> Vec<Vec<usize>> {
+    let mut it = GridIter::new(grid);
+    let mut out = Vec::with_capacity(checked_size(grid).unwrap_or(0).min(1 << 20));
+    while let Some(i) = it.next_index() {
+        out.push(i.to_vec());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_walks_row_major() {
+        assert_eq!(grid_indices(&[2, 3]), vec![vec![0, 0], vec![0, 1], vec![0, 2], vec![1, 0], vec![1, 1], vec![1, 2]]);
+        assert_eq!(grid_indices(&[]), vec![Vec::<usize>::new()]);
+        assert!(grid_indices(&[2, 0]).is_empty());
+    }
+
+    #[test]
+    fn sizes_are_checked() {
+        assert_eq!(check_size(&[3, 4], 8).unwrap(), 12);
+        let err = check_size(&[usize::MAX, 2], 8).unwrap_err().to_string();
+        assert!(err.contains("array is too big") && err.contains("(18446744073709551615, 2)"), "{err}");
+        assert!(check_size(&[1 << 40, 1 << 40], 8).is_err());
+        assert!(check_size(&[1 << 61], 8).is_err(), "2^64 bytes");
+        assert!(check_size(&[1 << 40], 8).is_ok(), "8 TB is big but lazy tensors may be");
+    }
+}

@@ -3,6 +3,8 @@
 use crate::error::TileResult;
 use crate::rules::Ctx;
 use mars_ir::op::Piece;
+use mars_ir::shape::checked_size;
+pub use mars_ir::shape::{grid_indices, GridIter};
 use mars_ir::{ChunkGraph, ChunkId, ChunkOp, DType, Dim, IrError};
 
 /// How a tileable is split: per-axis chunk lengths and the chunk ids, row-major
@@ -63,22 +65,18 @@ pub fn flat_index(idx: &[usize], grid: &[usize]) -> usize {
     idx.iter().zip(grid).fold(0, |acc, (&i, &g)| acc * g + i)
 }
 
-/// Every grid index, row-major.
-pub fn grid_indices(grid: &[usize]) -> Vec<Vec<usize>> {
-    let total: usize = grid.iter().product();
-    let mut out = Vec::with_capacity(total);
-    let mut idx = vec![0; grid.len()];
-    for _ in 0..total {
-        out.push(idx.clone());
-        for a in (0..grid.len()).rev() {
-            idx[a] += 1;
-            if idx[a] < grid[a] {
-                break;
-            }
-            idx[a] = 0;
-        }
+/// Refuse a grid whose chunks (times `per_cell`), added to `have`, pass `max`.
+pub fn check_chunk_count(grid: &[usize], per_cell: usize, have: usize, max: usize) -> TileResult<()> {
+    let total = checked_size(grid).and_then(|n| n.checked_mul(per_cell.max(1))).and_then(|n| n.checked_add(have));
+    match total {
+        Some(n) if n <= max => Ok(()),
+        _ => Err(IrError::Invalid(format!(
+            "tiling would make {} chunks (grid {grid:?}), more than the limit of {max}; use bigger chunks \
+             (rechunk, or a larger chunk budget) or raise TileOptions::max_chunks",
+            total.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+        ))
+        .into()),
     }
-    out
 }
 
 /// Split `len` into chunks of `size` (the last one shorter); an empty axis is one empty chunk.
@@ -100,7 +98,7 @@ pub fn auto_chunk_sizes(shape: &[usize], itemsize: usize, budget: usize) -> Vec<
     let max_elems = (budget / itemsize.max(1)).max(1);
     let mut sizes = shape.iter().map(|&n| n.max(1)).collect::<Vec<_>>();
     for k in 0..shape.len() {
-        let trailing: usize = shape[k + 1..].iter().map(|&n| n.max(1)).product();
+        let trailing: usize = shape[k + 1..].iter().fold(1usize, |acc, &n| acc.saturating_mul(n.max(1)));
         if trailing <= max_elems {
             sizes[k] = (max_elems / trailing).clamp(1, shape[k].max(1));
             return sizes;
@@ -110,8 +108,16 @@ pub fn auto_chunk_sizes(shape: &[usize], itemsize: usize, budget: usize) -> Vec<
     sizes
 }
 
-pub fn nsplits_for(shape: &[usize], sizes: &[usize]) -> Vec<Vec<usize>> {
-    shape.iter().zip(sizes).map(|(&n, &s)| splits(n, s)).collect()
+/// The chunk grid of `shape` cut by `sizes`: the count per axis, without
+/// allocating anything.
+pub fn grid_for(shape: &[usize], sizes: &[usize]) -> Vec<usize> {
+    shape.iter().zip(sizes).map(|(&n, &s)| n.div_ceil(s.max(1)).max(1)).collect()
+}
+
+/// Split `shape` by `sizes`, after checking the grid against the chunk limit.
+pub fn nsplits_for(ctx: &Ctx, shape: &[usize], sizes: &[usize]) -> TileResult<Vec<Vec<usize>>> {
+    ctx.check_grid(&grid_for(shape, sizes), 1)?;
+    Ok(shape.iter().zip(sizes).map(|(&n, &s)| splits(n, s)).collect())
 }
 
 pub fn offsets(splits: &[usize]) -> Vec<usize> {

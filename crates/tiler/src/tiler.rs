@@ -14,11 +14,19 @@ pub struct TileOptions {
     pub chunk_bytes: usize,
     /// Fan-in of tree reductions.
     pub combine_size: usize,
+    /// The most chunks one graph may tile into. A rule refuses, before
+    /// allocating anything, a grid that would pass it: a graph that asks for
+    /// more is almost surely a mistake (a chunk size of 1 on a huge axis), and
+    /// each chunk costs memory in the graph itself.
+    pub max_chunks: usize,
 }
+
+/// Default of [`TileOptions::max_chunks`]: 16 Mi chunks.
+pub const DEFAULT_MAX_CHUNKS: usize = 1 << 24;
 
 impl Default for TileOptions {
     fn default() -> Self {
-        TileOptions { chunk_bytes: 128 << 20, combine_size: 4 }
+        TileOptions { chunk_bytes: 128 << 20, combine_size: 4, max_chunks: DEFAULT_MAX_CHUNKS }
     }
 }
 
@@ -72,6 +80,17 @@ impl Tiler {
             })?;
             match tiled {
                 Tiled::Done(layout) => {
+                    if self.chunks.len() > self.opts.max_chunks {
+                        return Err(TileError::Rule {
+                            op: node.op.to_string(),
+                            key: node.key.short(),
+                            msg: format!(
+                                "the graph now has {} chunks, more than the limit of {}; use bigger chunks",
+                                self.chunks.len(),
+                                self.opts.max_chunks
+                            ),
+                        });
+                    }
                     self.layouts.insert(id, layout);
                     self.next += 1;
                 }

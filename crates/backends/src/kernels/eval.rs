@@ -287,6 +287,26 @@ fn cmp<T: PartialOrd + PartialEq + Copy>(f: BinaryFn, x: &[T], y: &[T]) -> Vec<b
     x.iter().zip(y).map(|(p, q)| g(p, q)).collect()
 }
 
+/// The shape an expression produces: its inputs and its fused random leaves
+/// (which have the chain's shape) broadcast together, as numpy would.
+pub fn expr_shape(expr: &Expr, inputs: &[&TensorData]) -> Result<Vec<usize>, KernelError> {
+    let mut shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    shapes.extend(expr.random_shape());
+    let ndim = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![1; ndim];
+    for s in &shapes {
+        for (o, &n) in out[ndim - s.len()..].iter_mut().zip(s.iter()) {
+            *o = match (*o, n) {
+                (1, n) => n,
+                (o, 1) => o,
+                (o, n) if o == n => o,
+                _ => return Err(KernelError(format!("cannot broadcast chunk shapes {shapes:?} together"))),
+            };
+        }
+    }
+    Ok(out)
+}
+
 /// Evaluate an expression into a new tensor of `dtype` and `shape`.
 pub fn map(expr: &Expr, inputs: &[&TensorData], shape: &[usize], dtype: DType) -> Result<TensorData, KernelError> {
     let inp = Inputs::new(inputs, shape)?;

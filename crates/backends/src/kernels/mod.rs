@@ -38,14 +38,7 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
         ChunkOp::FrameLiteral { ipc } => return Ok(ChunkData::Frame(ipc_to_batch(ipc)?)),
         ChunkOp::Map { expr, dtype } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
-            let shapes: Vec<Vec<mars_ir::Dim>> = ins.iter().map(|x| mars_ir::shape::dims(x.shape())).collect();
-            let refs: Vec<&[mars_ir::Dim]> = shapes.iter().map(|s| s.as_slice()).collect();
-            let shape: Vec<usize> = match expr.random_shape() {
-                // fused random leaves fix the shape (inputs, if any, have it too)
-                Some(s) if ins.is_empty() => s.to_vec(),
-                _ => mars_ir::infer::broadcast_shapes(&refs)?.iter().filter_map(|d| d.known()).collect(),
-            };
-            eval::map(expr, &ins, &shape, *dtype)?
+            eval::map(expr, &ins, &eval::expr_shape(expr, &ins)?, *dtype)?
         }
         ChunkOp::ReduceMap { func, axes, expr, offset, global_shape, .. } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
@@ -179,5 +172,5 @@ pub fn assemble(chunks: &[Arc<ChunkData>], grid: &[usize]) -> Result<ChunkData, 
 }
 
 fn mars_tiler_grid(grid: &[usize]) -> Vec<Vec<usize>> {
-    mars_tiler::layout::grid_indices(grid)
+    mars_ir::shape::grid_indices(grid)
 }

@@ -115,13 +115,10 @@ pub fn reduce_map(
     offset: &[usize],
     global_shape: &[usize],
 ) -> Result<ChunkData, KernelError> {
-    // the input shape: the (common) shape of the inputs
+    // the reduced shape: the inputs (and any fused random leaf) broadcast together
     let default = Expr::Input(0);
     let expr = expr.unwrap_or(&default);
-    let shape: Vec<usize> = match inputs.first() {
-        Some(t) => t.shape().to_vec(),
-        None => expr.random_shape().map(<[usize]>::to_vec).unwrap_or_default(),
-    };
+    let shape = super::eval::expr_shape(expr, inputs)?;
     let inp = Inputs::new(inputs, &shape)?;
     let in_dtype = expr.dtype(&inp.dtypes)?;
     let out_shape: Vec<usize> = shape.iter().enumerate().map(|(a, &n)| if axes.contains(&a) { 1 } else { n }).collect();

@@ -15,7 +15,7 @@ pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Til
         _ => return Err(IrError::Graph(format!("{op:?} is not a creation op")).into()),
     };
     let sizes = chunks.clone().unwrap_or_else(|| auto_chunk_sizes(&shape, dtype.itemsize(), ctx.opts.chunk_bytes));
-    let nsplits = nsplits_for(&shape, &sizes);
+    let nsplits = nsplits_for(ctx, &shape, &sizes)?;
     let offs: Vec<Vec<usize>> = nsplits.iter().map(|s| offsets(s)).collect();
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     let mut out = Vec::with_capacity(grid.iter().product());

@@ -98,6 +98,7 @@ pub(super) fn map(ctx: &mut Ctx, expr: &Expr, dtype: DType, inputs: &[Layout], m
         Err(need) => return Ok(Tiled::Need(need)),
     };
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
+    ctx.check_grid(&grid, 1)?;
     let mut chunks = Vec::with_capacity(grid.iter().product());
     for idx in grid_indices(&grid) {
         let ins: Vec<ChunkId> = aligned.iter().map(|l| source_chunk(l, &idx)).collect();

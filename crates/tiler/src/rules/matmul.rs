@@ -37,6 +37,7 @@ pub(super) fn dot(ctx: &mut Ctx, inputs: &[Layout], metas: &[&Meta], dtype: DTyp
     let mut nsplits: Vec<Vec<Dim>> = a.nsplits[..ka].to_vec();
     nsplits.extend(b.nsplits[1..].iter().cloned());
     let cs = ctx.opts.combine_size.max(2);
+    ctx.check_grid(&out_grid, inner_n.div_ceil(cs) * 2)?;
     let mut chunks = Vec::with_capacity(out_grid.iter().product());
     for idx in grid_indices(&out_grid) {
         let (ia, ib) = idx.split_at(a_outer.len());

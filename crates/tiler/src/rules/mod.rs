@@ -49,6 +49,11 @@ impl Ctx<'_> {
     pub fn shape(&self, id: ChunkId) -> &[Dim] {
         &self.chunks.node(id).shape
     }
+    /// Refuse, before anything is allocated, a rule that would add `grid`'s
+    /// chunks times `per_cell` to the graph past [`TileOptions::max_chunks`].
+    pub fn check_grid(&self, grid: &[usize], per_cell: usize) -> TileResult<()> {
+        crate::layout::check_chunk_count(grid, per_cell, self.chunks.len(), self.opts.max_chunks)
+    }
 }
 
 /// Known nsplits of a layout or the chunks to run first.

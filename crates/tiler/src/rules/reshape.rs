@@ -47,7 +47,8 @@ pub(super) fn reshape(ctx: &mut Ctx, shape: &[usize], input: &Layout, dtype: DTy
     let out_row: usize = shape.iter().skip(1).product();
     // row blocks whose element counts are multiples of both row lengths
     let single = in_shape.is_empty() || shape.is_empty() || size == 0;
-    let block = if single { size.max(1) } else { in_row / gcd(in_row, out_row) * out_row };
+    // (an lcm past usize means one block: the whole array)
+    let block = if single { size.max(1) } else { (in_row / gcd(in_row, out_row)).checked_mul(out_row).unwrap_or(size) };
     let largest = input
         .chunks
         .iter()
@@ -59,8 +60,9 @@ pub(super) fn reshape(ctx: &mut Ctx, shape: &[usize], input: &Layout, dtype: DTy
         (in_shape.iter().map(|&n| vec![n]).collect(), shape.iter().map(|&n| vec![n]).collect())
     } else {
         let mut it: Vec<Vec<usize>> = in_shape.iter().map(|&n| vec![n]).collect();
+        ctx.check_grid(&[in_shape[0].div_ceil(elems / in_row)], 2)?;
         it[0] = splits(in_shape[0], elems / in_row);
-        let mut ot: Vec<Vec<usize>> = nsplits_for(shape, shape);
+        let mut ot: Vec<Vec<usize>> = shape.iter().map(|&n| vec![n]).collect();
         ot[0] = splits(shape[0], elems / out_row);
         (it, ot)
     };
@@ -78,6 +80,6 @@ pub(super) fn reshape(ctx: &mut Ctx, shape: &[usize], input: &Layout, dtype: DTy
 pub(super) fn rechunk(ctx: &mut Ctx, sizes: &[usize], input: &Layout, dtype: DType) -> TileResult<Tiled> {
     let known = known_or_need!(input);
     let shape: Vec<usize> = known.iter().map(|s| s.iter().sum()).collect();
-    let to = nsplits_for(&shape, sizes);
+    let to = nsplits_for(ctx, &shape, sizes)?;
     Ok(Tiled::Done(rechunk_to(ctx, input, &known, &to, dtype)?))
 }

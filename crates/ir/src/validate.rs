@@ -1,0 +1,96 @@
+//! Validation of tileable graphs that come from outside the process (a saved
+//! file, a client of a remote supervisor).
+//!
+//! Nothing in such a graph is trusted: every node's key is recomputed from its
+//! op and its inputs' keys, every meta is re-inferred (which also checks every
+//! parameter exactly as the API does when it builds the node), and a key that
+//! appears twice is an error. Errors name the node by its position in the file,
+//! its op and its key. Validation is total: no input makes it panic.
+
+use crate::error::{IrError, IrResult};
+use crate::fast::FastMap;
+use crate::frame::{batch_meta, ipc_to_batch};
+use crate::graph::TileableNode;
+use crate::infer::infer;
+use crate::key::Key;
+use crate::op::{FrameOp, Op};
+use crate::shape::{fmt_shape, Dim, Meta};
+
+/// Check the serialised form of a tileable graph (nodes in order, inputs as
+/// positions of earlier nodes).
+pub fn tileable_nodes(nodes: &[TileableNode]) -> IrResult<()> {
+    let mut seen: FastMap<Key, usize> = FastMap::default();
+    for (i, node) in nodes.iter().enumerate() {
+        let at = |msg: String| IrError::Graph(format!("node {i} ({} key={}): {msg}", node.op, node.key));
+        let mut in_keys = Vec::with_capacity(node.inputs.len());
+        let mut in_metas = Vec::with_capacity(node.inputs.len());
+        for input in &node.inputs {
+            let pos = input.0 as usize;
+            if pos >= i {
+                return Err(at(format!(
+                    "refers to input #{pos}, which is {}",
+                    if pos >= nodes.len() {
+                        format!("missing (the graph has {} nodes)", nodes.len())
+                    } else {
+                        "not before it (inputs come first; a cycle or a misordered file)".to_string()
+                    }
+                )));
+            }
+            in_keys.push(nodes[pos].key);
+            in_metas.push(&nodes[pos].meta);
+        }
+        if let Some(first) = seen.insert(node.key, i) {
+            return Err(at(format!("duplicates the key of node {first}")));
+        }
+        let meta = match &node.op {
+            Op::Fetch { chunks, nsplits } => {
+                if !node.inputs.is_empty() {
+                    return Err(at("a Fetch takes no inputs".into()));
+                }
+                check_fetch(chunks, nsplits, &node.meta).map_err(at)?;
+                node.meta.clone()
+            }
+            op => {
+                let key = op.key(&in_keys);
+                if key != node.key {
+                    return Err(at(format!("the key does not match its op and inputs (they hash to {key})")));
+                }
+                match op {
+                    Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => {
+                        if !node.inputs.is_empty() {
+                            return Err(at("a FromBatch takes no inputs".into()));
+                        }
+                        if *rows_per_chunk == Some(0) {
+                            return Err(at("rows_per_chunk must be positive, got 0".into()));
+                        }
+                        ipc_to_batch(ipc).and_then(|b| batch_meta(&b)).map_err(|e| at(e.to_string()))?
+                    }
+                    _ => infer(op, &in_metas).map_err(|e| at(e.to_string()))?,
+                }
+            }
+        };
+        if meta != node.meta {
+            return Err(at(format!("the file says {} but its op and inputs give {meta}", node.meta)));
+        }
+    }
+    Ok(())
+}
+
+/// A held result's chunk grid must fill its meta's shape exactly.
+fn check_fetch(chunks: &[Key], nsplits: &[Vec<Dim>], meta: &Meta) -> Result<(), String> {
+    let grid = nsplits.iter().try_fold(1usize, |acc, s| acc.checked_mul(s.len()));
+    if grid != Some(chunks.len()) {
+        return Err(format!("{} chunk keys do not fill a grid of {:?}", chunks.len(), nsplits.iter().map(Vec::len)));
+    }
+    let shape = meta.shape();
+    if shape.len() != nsplits.len() {
+        return Err(format!("nsplits have {} axes but the meta's shape is {}", nsplits.len(), fmt_shape(&shape)));
+    }
+    for (axis, (split, &dim)) in nsplits.iter().zip(&shape).enumerate() {
+        let total = split.iter().try_fold(0usize, |acc, d| d.known().and_then(|n| acc.checked_add(n)));
+        if total.is_none() || total != dim.known() {
+            return Err(format!("nsplits of axis {axis} do not add up to {dim}"));
+        }
+    }
+    Ok(())
+}
