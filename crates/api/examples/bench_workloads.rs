@@ -27,6 +27,12 @@ fn selected(name: &str) -> bool {
     }
 }
 
+/// Whether `--only` names `name` (for workloads too big to run by default).
+fn explicitly(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--only").is_some() && selected(name)
+}
+
 fn time(name: &str, repeats: usize, mut f: impl FnMut() -> Result<f64>) -> Result<()> {
     if !selected(name) {
         return Ok(());
@@ -84,6 +90,14 @@ fn main() -> Result<()> {
         value(&(mt::random::RandomState::new(2).rand(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s)
     })?;
     time("tiling_1M_chunks", 1, || value(&(mt::ones(&[10_000_000]).rechunk(10) * 3.0).sum(), &s))?;
+    // distinct chunks (no two share a key): what one chunk really costs end to end
+    for (name, n) in [("scale_10k", 10_000), ("scale_100k", 100_000), ("scale_1M", 1_000_000), ("scale_4M", 4_000_000)]
+    {
+        if n > 1_000_000 && !explicitly(name) {
+            continue;
+        }
+        time(name, 1, || value(&(mt::arange(0.0, n as f64 * 10.0, 1.0).rechunk(10) * 3.0).sum(), &s))?;
+    }
     // the process's peak resident memory (Linux), for single-workload runs (`--only`)
     if let Some(kb) = std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -60,6 +60,8 @@
 //! [`Session::execute`] runs several tileables together, computing their shared
 //! parts once.
 
+#![warn(missing_docs)]
+
 pub mod dataframe;
 mod error;
 mod frame_display;

@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::node::{lower, Holder, Node, Tileable};
 use mars_backends::{Backend, ChunkData, LocalBackend, LocalOptions, Stats, TileableResult};
 use mars_ir::Key;
+use mars_tiler::TileOptions;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,19 +175,8 @@ impl SessionBuilder {
                 "cannot connect to {a}: the cluster backend is not built yet; use new_session() for the local backend"
             )));
         }
-        let mut opts = LocalOptions { threads: self.threads, memory_limit: self.memory_limit, ..Default::default() };
-        if let Some(limit) = self.memory_limit {
-            if limit == 0 {
-                return Err(Error::Invalid("memory_limit must be positive".into()));
-            }
-            opts.tile.chunk_bytes = opts.tile.chunk_bytes.min((limit / 4).max(1));
-        }
-        if let Some(b) = self.chunk_bytes {
-            if b == 0 {
-                return Err(Error::Invalid("chunk_bytes must be positive".into()));
-            }
-            opts.tile.chunk_bytes = b;
-        }
+        let tile = TileOptions::for_budget(self.chunk_bytes, self.memory_limit)?;
+        let opts = LocalOptions { threads: self.threads, memory_limit: self.memory_limit, tile };
         let backend = LocalBackend::new(opts)?;
         let mut session = Session::with_backend(Arc::new(backend));
         if let (Some(show), Some(inner)) = (self.progress, Arc::get_mut(&mut session.inner)) {
@@ -400,9 +390,5 @@ pub fn save_graph(tileables: &[&dyn Tileable], path: impl AsRef<Path>) -> Result
 /// (`None`: 128 MiB) and, with `passes`, after the chunk passes.
 pub fn explain_tiled(t: &dyn Tileable, chunk_bytes: Option<usize>, passes: bool) -> Result<String> {
     let (g, _) = lower(&[t.node()], &HashMap::new())?;
-    let mut opts = mars_tiler::TileOptions::default();
-    if let Some(b) = chunk_bytes {
-        opts.chunk_bytes = b.max(1);
-    }
-    Ok(mars_tiler::explain_tiled(g, t.key(), opts, passes)?)
+    Ok(mars_tiler::explain_tiled(g, t.key(), TileOptions::for_budget(chunk_bytes, None)?, passes)?)
 }

@@ -3,9 +3,8 @@
 
 use crate::error::{Error, Result};
 use mars_backends::{Backend, ChunkData, LocalBackend, LocalOptions};
-use mars_ir::{ChunkGraph, ChunkId, GraphNode, Key, Meta, Op, TileableGraph, TileableId};
-use mars_tiler::passes::{default_passes, PassCtx};
-use mars_tiler::{PassManager, TileOptions, TileStatus, Tiler};
+use mars_ir::{GraphNode, Key, Meta, TileableGraph, TileableId};
+use mars_tiler::{plan, Plan, TileOptions, Tiler};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -14,11 +13,14 @@ use std::time::Instant;
 /// A tileable graph read from a file, with the keys that were saved.
 #[derive(Debug, Clone)]
 pub struct SavedGraph {
+    /// The graph, validated (keys recomputed, metas re-inferred).
     pub graph: TileableGraph,
+    /// The keys `save_graph` was asked for (the sinks when the file names none).
     pub roots: Vec<Key>,
 }
 
 impl SavedGraph {
+    /// The roots as node ids of [`SavedGraph::graph`].
     pub fn root_ids(&self) -> Vec<TileableId> {
         self.roots.iter().filter_map(|k| self.graph.get(k)).collect()
     }
@@ -33,75 +35,43 @@ pub fn load_graph(path: impl AsRef<Path>) -> Result<SavedGraph> {
     Ok(SavedGraph { graph, roots })
 }
 
+/// What `mars inspect --format` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// The indented `explain()` text.
     Text,
+    /// The versioned JSON of the graph.
     Json,
+    /// Graphviz DOT.
     Dot,
+    /// SVG, rendered from the DOT by Graphviz's `dot` program.
     Svg,
 }
 
+/// The options of `mars inspect`.
 #[derive(Debug, Clone)]
 pub struct InspectOptions {
+    /// Show the chunk graph (after the chunk passes) instead of the tileable graph.
     pub tile: bool,
+    /// Byte budget of one chunk for tiling (default 128 MiB).
     pub chunk_size: Option<usize>,
+    /// How to print the graph.
     pub format: Format,
+    /// Show the chunk graph after each pass (or that it left the graph unchanged).
     pub passes: bool,
+    /// Append op counts, estimated bytes, chunk counts, depth and width.
     pub stats: bool,
 }
 
 /// Graphs with more chunks than this draw one box per tileable.
 const DOT_CHUNK_LIMIT: usize = 500;
 
-struct Tiled {
-    tiler: Tiler,
-    chunks: ChunkGraph,
-    roots: Vec<ChunkId>,
-    paused: Option<usize>,
-    passes: String,
-}
-
-fn tile(saved: &SavedGraph, opts: &InspectOptions) -> Result<Tiled> {
-    let mut t = TileOptions::default();
-    if let Some(c) = opts.chunk_size {
-        if c == 0 {
-            return Err(Error::Invalid("--chunk-size must be positive".into()));
-        }
-        t.chunk_bytes = c;
+fn tile(saved: &SavedGraph, opts: &InspectOptions) -> Result<Plan> {
+    if opts.chunk_size == Some(0) {
+        return Err(Error::Invalid("--chunk-size must be positive".into()));
     }
-    let mut tiler = Tiler::new(saved.graph.clone(), t)?;
-    let status = tiler.step()?;
-    let (roots, paused) = match status {
-        TileStatus::Done => {
-            let mut roots = Vec::new();
-            for k in &saved.roots {
-                roots.extend(tiler.layout_of(k).map(|l| l.chunks.clone()).unwrap_or_default());
-            }
-            (roots, None)
-        }
-        TileStatus::NeedMeta(need) => {
-            let n = need.len();
-            (need, Some(n))
-        }
-    };
-    let mut chunks = tiler.chunks.clone();
-    let mut passes = String::new();
-    if paused.is_none() {
-        let keys: Vec<Key> = roots.iter().map(|&c| chunks.node(c).key).collect();
-        let ctx = PassCtx { keep: keys.iter().copied().collect() };
-        for pass in default_passes() {
-            let name = pass.name();
-            let changed = PassManager::new(vec![pass]).run(&mut chunks, &ctx)?.iter().any(|r| r.changed);
-            let ids: Vec<ChunkId> = keys.iter().filter_map(|k| chunks.get(k)).collect();
-            if changed {
-                let _ = write!(passes, "== after pass {name} ({} chunks)\n{}", chunks.len(), chunks.explain(&ids));
-            } else {
-                let _ = writeln!(passes, "== pass {name}: unchanged");
-            }
-        }
-    }
-    let roots = roots.iter().filter_map(|&c| chunks.get(&tiler.chunks.node(c).key)).collect();
-    Ok(Tiled { tiler, chunks, roots, paused, passes })
+    // `--tile` shows the graph that would run: after the passes
+    Ok(plan(saved.graph.clone(), &saved.roots, TileOptions::for_budget(opts.chunk_size, None)?, true)?)
 }
 
 /// The text `mars inspect` prints.
@@ -120,49 +90,47 @@ pub fn inspect(saved: &SavedGraph, opts: &InspectOptions) -> Result<String> {
         }
         return Ok(out);
     }
-    let mut tiled = tile(saved, opts)?;
-    if let Some(n) = tiled.paused {
+    let mut plan = tile(saved, opts)?;
+    if let Some(n) = plan.paused {
         let _ = writeln!(out, "tiling paused: {n} chunks must run before the rest can be tiled (lengths are unknown until run; `mars run` executes it)");
     }
     if opts.passes {
-        out.push_str(&tiled.passes);
+        for step in &plan.passes {
+            match &step.explain {
+                Some(text) => {
+                    let _ = write!(out, "== after pass {} ({} chunks)\n{text}", step.name, plan.chunks.len());
+                }
+                None => {
+                    let _ = writeln!(out, "== pass {}: unchanged", step.name);
+                }
+            }
+        }
         return Ok(out);
     }
     match opts.format {
-        Format::Text => out.push_str(&tiled.chunks.explain(&tiled.roots)),
-        Format::Json => out.push_str(&tiled.chunks.to_json()?),
+        Format::Text => out.push_str(&plan.chunks.explain(&plan.roots)),
+        Format::Json => out.push_str(&plan.chunks.to_json()?),
         Format::Dot | Format::Svg => {
-            let dot = if tiled.chunks.len() > DOT_CHUNK_LIMIT {
-                collapsed_dot(saved, &mut tiled.tiler)
+            let dot = if plan.chunks.len() > DOT_CHUNK_LIMIT {
+                collapsed_dot(saved, &mut plan.tiler)
             } else {
-                tiled.chunks.to_dot()
+                plan.chunks.to_dot()
             };
             out.push_str(&if opts.format == Format::Svg { render_svg(&dot)? } else { dot });
         }
     }
     if opts.stats {
-        out.push_str(&stats(saved, Some(&mut tiled)));
+        out.push_str(&stats(saved, Some(&mut plan)));
     }
     Ok(out)
 }
 
 /// One box per tileable with its chunk count, so huge plans still draw.
 fn collapsed_dot(saved: &SavedGraph, tiler: &mut Tiler) -> String {
-    let mut out = String::from("digraph mars {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n");
-    let ids: Vec<TileableId> = saved.graph.ids().collect();
-    for &id in &ids {
-        let n = saved.graph.node(id);
+    saved.graph.to_dot_with(|id, n| {
         let chunks = tiler.layout(id).map_or(0, |l| l.len());
-        let label = format!("{} key={}\\n{} chunks", n.op, n.key.short(), chunks).replace('"', "\\\"");
-        let _ = writeln!(out, "  n{} [label=\"{label}\"];", id.0);
-    }
-    for &id in &ids {
-        for (pos, i) in saved.graph.node(id).inputs.iter().enumerate() {
-            let _ = writeln!(out, "  n{} -> n{} [label=\"{pos}\"];", i.0, id.0);
-        }
-    }
-    out.push_str("}\n");
-    out
+        format!("{} key={}\n{} chunks", n.op, n.key.short(), chunks)
+    })
 }
 
 fn render_svg(dot: &str) -> Result<String> {
@@ -186,14 +154,6 @@ fn render_svg(dot: &str) -> Result<String> {
         return Err(Error::Io(format!("dot failed: {}", String::from_utf8_lossy(&out.stderr))));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn op_kind(op: &Op) -> String {
-    match op {
-        Op::Fetch { .. } => "Fetch".into(),
-        Op::Frame(f) => format!("{f:?}").split([' ', '{', '(']).next().unwrap_or("Frame").to_string(),
-        Op::Tensor(t) => format!("{t:?}").split([' ', '{', '(']).next().unwrap_or("Tensor").to_string(),
-    }
 }
 
 fn estimated_bytes(meta: &Meta) -> String {
@@ -224,11 +184,11 @@ fn depth_width<N: GraphNode>(g: &mars_ir::graph::Dag<N>) -> (usize, usize) {
     (counts.len(), counts.values().copied().max().unwrap_or(0))
 }
 
-fn stats(saved: &SavedGraph, tiled: Option<&mut Tiled>) -> String {
+fn stats(saved: &SavedGraph, tiled: Option<&mut Plan>) -> String {
     let mut out = String::from("\nstats:\n");
-    let mut by_op: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut by_op: std::collections::BTreeMap<&str, usize> = Default::default();
     for id in saved.graph.ids() {
-        *by_op.entry(op_kind(&saved.graph.node(id).op)).or_default() += 1;
+        *by_op.entry(saved.graph.node(id).op.name()).or_default() += 1;
     }
     let (depth, width) = depth_width(&saved.graph);
     let _ = writeln!(out, "  tileables: {} (depth {depth}, widest level {width})", saved.graph.len());
@@ -246,16 +206,15 @@ fn stats(saved: &SavedGraph, tiled: Option<&mut Tiled>) -> String {
             out,
             "    {} {} {}{}",
             n.key.short(),
-            op_kind(&n.op),
+            n.op.name(),
             estimated_bytes(&n.meta),
             chunks.map(|c| format!(" {c}")).unwrap_or_default()
         );
     }
     if let Some(t) = tiled {
-        let mut by_chunk_op: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut by_chunk_op: std::collections::BTreeMap<&str, usize> = Default::default();
         for id in t.chunks.ids() {
-            let op = t.chunks.node(id).op.to_string();
-            *by_chunk_op.entry(op.split([' ', '(', '[']).next().unwrap_or("").to_string()).or_default() += 1;
+            *by_chunk_op.entry(t.chunks.node(id).op.name()).or_default() += 1;
         }
         let (d, w) = depth_width(&t.chunks);
         let _ = writeln!(out, "  chunks: {} (depth {d}, widest level {w})", t.chunks.len());

@@ -186,8 +186,3 @@ fn check_fits(graph: &ChunkGraph, limit: usize) -> BackendResult<()> {
     }
     Ok(())
 }
-
-/// nsplits with every length known (from a result's chunk shapes).
-pub fn known_nsplits(nsplits: &[Vec<Dim>]) -> Option<Vec<Vec<usize>>> {
-    nsplits.iter().map(|s| s.iter().map(|d| d.known()).collect()).collect()
-}

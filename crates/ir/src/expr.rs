@@ -4,9 +4,9 @@
 //! composes such expressions, so a chain `((x + 1) * 2)` becomes one chunk op
 //! that kernels evaluate in a single pass over memory.
 
+use crate::dist::Distribution;
 use crate::dtype::DType;
 use crate::error::{IrError, IrResult};
-use crate::op::Distribution;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -274,11 +274,17 @@ impl<N: GraphNode> Dag<N> {
         out
     }
 
-    /// Graphviz DOT.
+    /// Graphviz DOT, one box per node with its `explain()` label.
     pub fn to_dot(&self) -> String {
+        self.to_dot_with(|_, n| n.label())
+    }
+
+    /// Graphviz DOT with labels of the caller's (a line break is `\n`).
+    pub fn to_dot_with(&self, mut label: impl FnMut(N::Id, &N) -> String) -> String {
         let mut out = String::from("digraph mars {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n");
         for ix in self.graph.node_indices() {
-            let label = self.graph[ix].label().replace('\\', "\\\\").replace('"', "\\\"");
+            let label =
+                label(ix.into(), &self.graph[ix]).replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
             let _ = writeln!(out, "  n{} [label=\"{}\"];", ix.index(), label);
         }
         for e in self.graph.edge_references() {

@@ -15,6 +15,7 @@
 
 pub mod data;
 pub mod display;
+pub mod dist;
 pub mod dtype;
 pub mod error;
 pub mod expr;

@@ -4,6 +4,7 @@
 //! what one chunk node does after tiling. Both hash into keys with [`crate::Key::of`].
 
 use crate::data::TensorData;
+pub use crate::dist::Distribution;
 use crate::dtype::DType;
 use crate::expr::Expr;
 use crate::key::Key;
@@ -25,6 +26,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// The op's kind, one word (`Map`, `Reduce`, `FromBatch`, `Fetch` …), for stats and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Tensor(t) => t.name(),
+            Op::Frame(f) => f.name(),
+            Op::Fetch { .. } => "Fetch",
+        }
+    }
+
     /// The key of a tileable computing this op from inputs with `inputs` keys.
     /// The one definition: the API computes keys with it and graph validation
     /// recomputes them with it. A literal batch hashes its bytes directly.
@@ -37,17 +47,6 @@ impl Op {
             _ => Key::of(self, inputs),
         }
     }
-}
-
-/// Random distributions; every element is a pure function of (seed, flat index).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Distribution {
-    /// Uniform on [0, 1).
-    Uniform,
-    /// Standard normal.
-    Normal,
-    /// Integers uniform on [low, high).
-    RandInt { low: i64, high: i64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -222,11 +221,41 @@ pub enum TensorOp {
     },
 }
 
+impl TensorOp {
+    /// The variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TensorOp::Full { .. } => "Full",
+            TensorOp::Arange { .. } => "Arange",
+            TensorOp::Random { .. } => "Random",
+            TensorOp::Literal { .. } => "Literal",
+            TensorOp::Map { .. } => "Map",
+            TensorOp::Reduce { .. } => "Reduce",
+            TensorOp::Dot => "Dot",
+            TensorOp::Transpose { .. } => "Transpose",
+            TensorOp::Reshape { .. } => "Reshape",
+            TensorOp::Slice { .. } => "Slice",
+            TensorOp::Concatenate { .. } => "Concatenate",
+            TensorOp::Filter => "Filter",
+            TensorOp::Rechunk { .. } => "Rechunk",
+        }
+    }
+}
+
 /// Dataframe ops at the tileable level.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FrameOp {
     /// An in-memory Arrow record batch, carried as Arrow IPC stream bytes.
     FromBatch { ipc: Vec<u8>, rows_per_chunk: Option<usize> },
+}
+
+impl FrameOp {
+    /// The variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FrameOp::FromBatch { .. } => "FromBatch",
+        }
+    }
 }
 
 /// Chunk-level ops: what a kernel runs for one chunk.
@@ -304,6 +333,29 @@ pub enum ChunkOp {
     FrameLiteral {
         ipc: Vec<u8>,
     },
+}
+
+impl ChunkOp {
+    /// The variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChunkOp::Fetch => "Fetch",
+            ChunkOp::Full { .. } => "Full",
+            ChunkOp::Arange { .. } => "Arange",
+            ChunkOp::Random { .. } => "Random",
+            ChunkOp::Literal { .. } => "Literal",
+            ChunkOp::Map { .. } => "Map",
+            ChunkOp::ReduceMap { .. } => "ReduceMap",
+            ChunkOp::ReduceCombine { .. } => "ReduceCombine",
+            ChunkOp::MatMul => "MatMul",
+            ChunkOp::Transpose { .. } => "Transpose",
+            ChunkOp::Reshape { .. } => "Reshape",
+            ChunkOp::Slice { .. } => "Slice",
+            ChunkOp::Assemble { .. } => "Assemble",
+            ChunkOp::Filter { .. } => "Filter",
+            ChunkOp::FrameLiteral { .. } => "FrameLiteral",
+        }
+    }
 }
 
 /// Copy `src` ranges (per axis, half-open) of input `input` to `dst` offset.

@@ -10,6 +10,9 @@ pub enum TileError {
     /// A tile rule rejected its inputs.
     #[error("cannot tile {op} (tileable {key}): {msg}")]
     Rule { op: String, key: String, msg: String },
+    /// A tiling option the user gave is out of range.
+    #[error("invalid option: {0}")]
+    Options(String),
     /// A pass broke an invariant; names the pass.
     #[error("pass {pass} broke an invariant: {msg}")]
     Pass { pass: &'static str, msg: String },

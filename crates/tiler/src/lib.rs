@@ -5,8 +5,10 @@
 //!   resumable: a rule that needs lengths not yet known returns the chunks that
 //!   must run first ([`TileStatus::NeedMeta`]); the backend runs them, feeds the
 //!   shapes back with [`Tiler::set_chunk_shape`], and calls [`Tiler::step`] again.
-//! - [`layout`]: chunk grids, chunk sizing by byte budget, and the one shared
-//!   rechunk step rules use to line up their inputs.
+//! - [`plan`]: the one planning entry point (tile, then optionally the passes)
+//!   behind `explain_tiled` and `mars inspect`.
+//! - [`layout`]: chunk grids and chunk sizing by byte budget; `rules::rechunk`
+//!   is the one shared rechunk step rules use to line up their inputs.
 //! - [`passes`]: chunk-graph passes (element-wise fusion) run by one manager.
 //!
 //! This crate knows nothing of threads, stores or sockets.
@@ -14,10 +16,12 @@
 pub mod error;
 pub mod layout;
 pub mod passes;
+pub mod plan;
 pub mod rules;
 pub mod tiler;
 
 pub use error::{TileError, TileResult};
 pub use layout::Layout;
 pub use passes::{default_passes, Pass, PassManager};
-pub use tiler::{explain_tiled, fmt_nsplits, TileOptions, TileStatus, Tiler};
+pub use plan::{explain_tiled, plan, PassStep, Plan};
+pub use tiler::{fmt_nsplits, TileOptions, TileStatus, Tiler, DEFAULT_MAX_CHUNKS};

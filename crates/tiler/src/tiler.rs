@@ -30,6 +30,30 @@ impl Default for TileOptions {
     }
 }
 
+impl TileOptions {
+    /// The options every entry point (sessions, `explain_tiled`, the CLI) builds
+    /// from what the user said. The chunk budget is `chunk_bytes` when given;
+    /// otherwise, under a `memory_limit`, a quarter of the limit (so a few
+    /// chunks fit in memory at once) when that is below the 128 MiB default.
+    /// A zero `chunk_bytes` or `memory_limit` is an error.
+    pub fn for_budget(chunk_bytes: Option<usize>, memory_limit: Option<usize>) -> TileResult<TileOptions> {
+        let mut opts = TileOptions::default();
+        if let Some(limit) = memory_limit {
+            if limit == 0 {
+                return Err(TileError::Options("memory_limit must be positive".into()));
+            }
+            opts.chunk_bytes = opts.chunk_bytes.min((limit / 4).max(1));
+        }
+        if let Some(b) = chunk_bytes {
+            if b == 0 {
+                return Err(TileError::Options("chunk_bytes must be positive".into()));
+            }
+            opts.chunk_bytes = b;
+        }
+        Ok(opts)
+    }
+}
+
 /// Where tiling stands after [`Tiler::step`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum TileStatus {
@@ -171,38 +195,6 @@ pub fn tile_all(graph: TileableGraph, opts: TileOptions) -> TileResult<Tiler> {
             key: String::new(),
             msg: format!("{} chunks must execute before tiling can finish (lengths unknown until run)", c.len()),
         }),
-    }
-}
-
-/// The explain() text of `root`'s chunk graph after tiling (and, with
-/// `passes`, after the default chunk passes). When tiling needs chunks to run
-/// first, shows what is tiled so far and says so.
-pub fn explain_tiled(graph: TileableGraph, root: Key, opts: TileOptions, passes: bool) -> TileResult<String> {
-    let mut t = Tiler::new(graph, opts)?;
-    match t.step()? {
-        TileStatus::Done => {
-            let layout = t.layout_of(&root).cloned().ok_or_else(|| TileError::Rule {
-                op: "explain".into(),
-                key: root.short(),
-                msg: "root is not in the graph".into(),
-            })?;
-            let keys: Vec<Key> = layout.chunks.iter().map(|&c| t.chunks.node(c).key).collect();
-            let mut chunks = t.chunks.clone();
-            let mut header = format!("nsplits={}\n", fmt_nsplits(&layout.nsplits));
-            if passes {
-                let ctx = crate::passes::PassCtx { keep: keys.iter().copied().collect() };
-                for r in crate::PassManager::default().run(&mut chunks, &ctx)? {
-                    header.push_str(&format!("pass {}: {}\n", r.name, if r.changed { "changed" } else { "unchanged" }));
-                }
-            }
-            let roots: Vec<ChunkId> = keys.iter().filter_map(|k| chunks.get(k)).collect();
-            Ok(header + &chunks.explain(&roots))
-        }
-        TileStatus::NeedMeta(need) => {
-            let mut out = format!("tiling paused: {} chunks must run before the rest can be tiled\n", need.len());
-            out.push_str(&t.chunks.explain(&need));
-            Ok(out)
-        }
     }
 }
 

@@ -155,7 +155,7 @@ pub fn assemble(chunks: &[Arc<ChunkData>], grid: &[usize]) -> Result<ChunkData, 
     let ndim = grid.len();
     // per axis: the length of each chunk along it, read off the chunks on that axis
     let mut sizes: Vec<Vec<usize>> = grid.iter().map(|&g| vec![0; g]).collect();
-    let grid_idx = mars_tiler_grid(grid);
+    let grid_idx = mars_ir::shape::grid_indices(grid);
     for (idx, t) in grid_idx.iter().zip(&ts) {
         for a in 0..ndim {
             sizes[a][idx[a]] = t.shape()[a];
@@ -169,8 +169,4 @@ pub fn assemble(chunks: &[Arc<ChunkData>], grid: &[usize]) -> Result<ChunkData, 
         copy_into(&mut out, t, &dst)?;
     }
     Ok(ChunkData::Tensor(out))
-}
-
-fn mars_tiler_grid(grid: &[usize]) -> Vec<Vec<usize>> {
-    mars_ir::shape::grid_indices(grid)
 }

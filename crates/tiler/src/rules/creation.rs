@@ -1,9 +1,10 @@
 //! Creation ops (full, arange, random, literal) and fetches of held results.
 //! Chunk sizes come from the op (a `rechunk` folded into it) or the byte budget.
 
+use super::rechunk::nsplits_for;
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
-use crate::layout::{auto_chunk_sizes, grid_indices, nsplits_for, offsets, to_dims, Layout};
+use crate::layout::{auto_chunk_sizes, grid_indices, offsets, to_dims, Layout};
 use mars_ir::shape::dims;
 use mars_ir::{ChunkNode, ChunkOp, DType, Dim, IrError, Key, Meta, TensorOp};
 

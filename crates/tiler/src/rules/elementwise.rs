@@ -2,9 +2,10 @@
 //! unified to the common refinement of their chunk boundaries (axes where an
 //! operand has length 1 are broadcast from its single chunk).
 
+use super::rechunk::rechunk_to;
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
-use crate::layout::{grid_indices, rechunk_to, refine, Layout};
+use crate::layout::{grid_indices, refine, Layout};
 use mars_ir::{ChunkId, ChunkOp, DType, Dim, Expr, Meta};
 
 /// Line up `inputs` (right-aligned, broadcasting) on one output grid. Returns the

@@ -3,9 +3,10 @@
 //! until run).
 
 use super::elementwise::cast;
+use super::rechunk::rechunk_to;
 use super::{known_or_need, Ctx, Tiled};
 use crate::error::TileResult;
-use crate::layout::{grid_indices, rechunk_to, refine, Layout};
+use crate::layout::{grid_indices, refine, Layout};
 use mars_ir::infer::resolve_slice;
 use mars_ir::{ChunkId, ChunkOp, DType, Dim, IrError, Meta, SliceElem};
 

@@ -2,9 +2,10 @@
 //! block products over the inner dimension (inputs `a_0, b_0, a_1, b_1, …`);
 //! when there are more, a tree of element-wise adds (same fan-in) sums them.
 
+use super::rechunk::rechunk_to;
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
-use crate::layout::{grid_indices, rechunk_to, refine, Layout};
+use crate::layout::{grid_indices, refine, Layout};
 use mars_ir::{BinaryFn, ChunkId, ChunkOp, DType, Dim, Expr, Meta};
 
 pub(super) fn dot(ctx: &mut Ctx, inputs: &[Layout], metas: &[&Meta], dtype: DType) -> TileResult<Tiled> {

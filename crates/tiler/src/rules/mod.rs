@@ -8,6 +8,7 @@ mod elementwise;
 mod frame;
 mod indexing;
 mod matmul;
+pub mod rechunk;
 mod reduction;
 mod reshape;
 

@@ -1,9 +1,10 @@
 //! Layout changes: transpose (permute the grid), reshape (across chunk
 //! boundaries, via row blocks that line up with both shapes) and rechunk.
 
+use super::rechunk::{nsplits_for, rechunk_to};
 use super::{known_or_need, Ctx, Tiled};
 use crate::error::TileResult;
-use crate::layout::{grid_indices, nsplits_for, rechunk_to, splits, to_dims, Layout};
+use crate::layout::{grid_indices, splits, to_dims, Layout};
 use mars_ir::shape::dims;
 use mars_ir::{ChunkOp, DType, Dim};
 
