@@ -65,8 +65,13 @@ pub fn run(
         for k in keep {
             targets.extend(result_chunks(&mut tiler, k)?.1);
         }
-        let shapes = run_stage(&tiler.chunks, &targets, passes, exec)?;
-        for (k, s) in &shapes {
+        // nothing is tiled after it, so it runs on the tiler's own graph, cut
+        // down in place to what the targets need (no copy of the chunk graph)
+        let mut graph = std::mem::take(&mut tiler.chunks);
+        prune_to_needed(&mut graph, &targets, exec.store());
+        let shapes = run_graph(&mut graph, &targets, passes, exec);
+        tiler.chunks = graph;
+        for (k, s) in &shapes? {
             tiler.set_chunk_shape(*k, s);
         }
         let mut out = std::collections::HashMap::new();
@@ -103,8 +108,35 @@ fn result_chunks(tiler: &mut Tiler, k: &Key) -> BackendResult<(Vec<Vec<Dim>>, Ve
     Ok((layout.nsplits, layout.chunks.iter().map(|&c| tiler.chunks.node(c).key).collect()))
 }
 
+/// Cut `graph` down, in place, to what producing `targets` needs: chunks
+/// already in the store become `Fetch` leaves, and what no target needs goes.
+fn prune_to_needed(graph: &mut ChunkGraph, targets: &[Key], store: &Store) {
+    let mut needed: HashSet<ChunkId> = HashSet::default();
+    let mut stack: Vec<ChunkId> = targets.iter().filter_map(|k| graph.get(k)).collect();
+    while let Some(id) = stack.pop() {
+        if !needed.insert(id) {
+            continue;
+        }
+        if store.contains(&graph.node(id).key) {
+            if !matches!(graph.node(id).op, ChunkOp::Fetch) {
+                graph.node_mut(id).op = ChunkOp::Fetch;
+                graph.set_inputs(id, Vec::new());
+            }
+            continue;
+        }
+        stack.extend(graph.node(id).inputs.iter().copied());
+    }
+    if needed.len() < graph.len() {
+        let unneeded: Vec<ChunkId> = graph.ids().filter(|id| !needed.contains(id)).collect();
+        for id in unneeded {
+            graph.remove(id);
+        }
+    }
+}
+
 /// Build the subgraph producing `targets` (chunks already in the store become
-/// `Fetch` leaves), run the passes on it, execute it.
+/// `Fetch` leaves), run the passes on it, execute it. The tiler's graph is
+/// left as it was, for tiling to go on.
 fn run_stage(
     chunks: &ChunkGraph,
     targets: &[Key],
@@ -142,6 +174,18 @@ fn run_stage(
         n.inputs = node.inputs.iter().map(|i| done[i]).collect();
         done.insert(id, sub.insert(n));
     }
+    run_graph(&mut sub, targets, passes, exec)
+}
+
+/// Run the passes on a stage's graph and execute it; targets already held
+/// report their stored shapes.
+fn run_graph(
+    sub: &mut ChunkGraph,
+    targets: &[Key],
+    passes: &PassManager,
+    exec: &dyn ChunkExecutor,
+) -> BackendResult<HashMap<Key, Vec<usize>>> {
+    let store = exec.store();
     // targets already held (by another result or an earlier stage) report their stored shapes
     let mut held_shapes: HashMap<Key, Vec<usize>> = HashMap::default();
     for k in targets {
@@ -155,13 +199,13 @@ fn run_stage(
     let keep: HashSet<Key> = targets.iter().copied().collect();
     {
         let _s = tracing::debug_span!("passes").entered();
-        passes.run(&mut sub, &PassCtx { keep: keep.clone() })?;
+        passes.run(sub, &PassCtx { keep: keep.clone() })?;
     }
     if let Some(limit) = store.limit() {
-        check_fits(&sub, limit)?;
+        check_fits(sub, limit)?;
     }
     let _s = tracing::debug_span!("execute", chunks = sub.len()).entered();
-    let mut shapes = exec.execute(&sub, &keep)?;
+    let mut shapes = exec.execute(sub, &keep)?;
     shapes.extend(held_shapes);
     Ok(shapes)
 }

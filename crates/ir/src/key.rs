@@ -34,12 +34,27 @@ impl<'de> Deserialize<'de> for Key {
 
 impl Key {
     /// Hash a serialisable value together with the keys it depends on.
+    /// (The bytes go through one buffer per thread: keys are made for every
+    /// chunk, and an allocation each would dominate tiling.)
     pub fn of<T: Serialize + ?Sized>(value: &T, inputs: &[Key]) -> Key {
-        let mut buf = bincode::serialize(value).unwrap_or_default();
-        for k in inputs {
-            buf.extend_from_slice(&k.0.to_le_bytes());
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        Key(xxhash_rust::xxh3::xxh3_128(&buf))
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            if bincode::serialize_into(&mut *buf, value).is_err() {
+                buf.clear();
+            }
+            for k in inputs {
+                buf.extend_from_slice(&k.0.to_le_bytes());
+            }
+            let key = Key(xxhash_rust::xxh3::xxh3_128(&buf));
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new(); // a literal's bytes: don't keep them around
+            }
+            key
+        })
     }
 
     /// Hash raw bytes (used for data payloads, where serialising is wasteful).

@@ -52,7 +52,8 @@ impl Layout {
                 }
                 let mut idx = vec![0; grid.len()];
                 idx[axis] = i;
-                if let Some(d) = graph.node(self.at(&idx)).shape.get(axis) {
+                // (a chunk the driver pruned after the last stage keeps its length unknown)
+                if let Some(d) = graph.try_node(self.at(&idx)).and_then(|n| n.shape.get(axis)) {
                     self.nsplits[axis][i] = *d;
                 }
             }

@@ -139,7 +139,11 @@ impl Tiler {
     /// Feed back the real shape of an executed chunk.
     pub fn set_chunk_shape(&mut self, key: Key, shape: &[usize]) {
         if let Some(id) = self.chunks.get(&key) {
-            self.chunks.node_mut(id).shape = shape.iter().map(|&n| Dim::Known(n)).collect();
+            let node = self.chunks.node_mut(id);
+            if node.shape.iter().zip(shape).all(|(d, &n)| *d == Dim::Known(n)) && node.shape.len() == shape.len() {
+                return; // known already: nothing to refresh
+            }
+            node.shape = shape.iter().map(|&n| Dim::Known(n)).collect();
         }
         self.stale = true;
     }
