@@ -10,7 +10,7 @@ use crate::op::{ChunkOp, Op};
 use crate::shape::{fmt_shape, Dim, Meta};
 use crate::DType;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write};
@@ -149,6 +149,10 @@ impl<N: GraphNode> Dag<N> {
     pub fn len(&self) -> usize {
         self.graph.node_count()
     }
+    /// One past the largest id in use: the length of a `Vec` indexed by `id.0`.
+    pub fn id_bound(&self) -> usize {
+        self.graph.node_bound()
+    }
     pub fn is_empty(&self) -> bool {
         self.graph.node_count() == 0
     }
@@ -236,10 +240,33 @@ impl<N: GraphNode> Dag<N> {
     }
 
     /// Topological order (inputs first); errors on a cycle.
+    /// (Kahn's algorithm over flat arrays: it runs several times per stage on
+    /// graphs of millions of chunks.)
     pub fn topo_order(&self) -> IrResult<Vec<N::Id>> {
-        petgraph::algo::toposort(&self.graph, None)
-            .map(|v| v.into_iter().map(Into::into).collect())
-            .map_err(|c| IrError::Graph(format!("cycle through node {}", self.graph[c.node_id()].key())))
+        let mut waiting = vec![0u32; self.graph.node_bound()];
+        for e in self.graph.edge_references() {
+            waiting[e.target().index()] += 1;
+        }
+        let mut order: Vec<NodeIndex> = Vec::with_capacity(self.graph.node_count());
+        order.extend(self.graph.node_indices().filter(|ix| waiting[ix.index()] == 0));
+        let mut next = 0;
+        while next < order.len() {
+            let ix = order[next];
+            next += 1;
+            for e in self.graph.edges_directed(ix, Direction::Outgoing) {
+                let t = e.target();
+                waiting[t.index()] -= 1;
+                if waiting[t.index()] == 0 {
+                    order.push(t);
+                }
+            }
+        }
+        if order.len() < self.graph.node_count() {
+            let stuck = self.graph.node_indices().find(|ix| waiting[ix.index()] > 0);
+            let key = stuck.map(|ix| self.graph[ix].key().to_string()).unwrap_or_default();
+            return Err(IrError::Graph(format!("cycle through node {key}")));
+        }
+        Ok(order.into_iter().map(Into::into).collect())
     }
 
     /// Every node reachable backwards from `roots` (roots included).

@@ -285,8 +285,9 @@ pub enum ChunkOp {
         data: TensorData,
     },
     /// Element-wise expression over the inputs (broadcast within the chunk).
+    /// The expression is shared by every chunk of its tileable.
     Map {
-        expr: Expr,
+        expr: std::sync::Arc<Expr>,
         dtype: DType,
     },
     /// First stage of a tree reduction: an optional fused element-wise expression,

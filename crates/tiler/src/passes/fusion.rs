@@ -9,7 +9,6 @@
 
 use super::{Pass, PassCtx};
 use crate::error::TileResult;
-use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
 use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Expr, RandomLeaf};
 
 #[derive(Debug, Default)]
@@ -33,15 +32,16 @@ impl Pass for Fusion {
                 && g.has_single_consumer(p)
                 && (!into_reduce || n.inputs.iter().all(|&i| g.node(i).shape == n.shape))
         };
-        let mut absorbed: HashSet<ChunkId> = HashSet::default();
-        let mut rewritten: HashMap<ChunkId, (ChunkOp, Vec<ChunkId>)> = HashMap::default();
+        // (flat tables indexed by id: this runs over every chunk of every stage)
+        let mut absorbed = Absorbed { flags: vec![false; graph.id_bound()], ids: Vec::new() };
+        let mut rewritten: Vec<(ChunkId, ChunkOp, Vec<ChunkId>)> = Vec::new();
         for &id in order.iter().rev() {
-            if absorbed.contains(&id) {
+            if absorbed.contains(id) {
                 continue;
             }
             let node = graph.node(id);
             let (base, into_reduce) = match &node.op {
-                ChunkOp::Map { expr, .. } => (expr.clone(), false),
+                ChunkOp::Map { expr, .. } => (Expr::clone(expr), false),
                 ChunkOp::ReduceMap { expr, .. } => (expr.clone().unwrap_or(Expr::Input(0)), true),
                 _ => continue,
             };
@@ -74,7 +74,7 @@ impl Pass for Fusion {
                 continue;
             }
             let op = match &node.op {
-                ChunkOp::Map { dtype, .. } => ChunkOp::Map { expr, dtype: *dtype },
+                ChunkOp::Map { dtype, .. } => ChunkOp::Map { expr: expr.into(), dtype: *dtype },
                 ChunkOp::ReduceMap { func, axes, in_dtype, offset, global_shape, .. } => ChunkOp::ReduceMap {
                     func: *func,
                     axes: axes.clone(),
@@ -85,21 +85,41 @@ impl Pass for Fusion {
                 },
                 _ => continue,
             };
-            rewritten.insert(id, (op, leaves));
+            rewritten.push((id, op, leaves));
         }
         if rewritten.is_empty() {
             return Ok(false);
         }
         // in place: fused nodes take their new ops and inputs (keys stay: a
         // fused node computes its root), then the absorbed nodes go
-        for (id, (op, leaves)) in rewritten {
+        for (id, op, leaves) in rewritten {
             graph.node_mut(id).op = op;
             graph.set_inputs(id, leaves);
         }
-        for id in absorbed {
+        for id in absorbed.ids {
             graph.remove(id);
         }
         Ok(true)
+    }
+}
+
+/// The nodes inlined into a consumer (to be removed).
+struct Absorbed {
+    flags: Vec<bool>,
+    ids: Vec<ChunkId>,
+}
+
+impl Absorbed {
+    fn contains(&self, id: ChunkId) -> bool {
+        self.flags.get(id.0 as usize).copied().unwrap_or(false)
+    }
+    fn insert(&mut self, id: ChunkId) {
+        if let Some(f) = self.flags.get_mut(id.0 as usize) {
+            if !*f {
+                *f = true;
+                self.ids.push(id);
+            }
+        }
     }
 }
 
@@ -110,7 +130,7 @@ fn inline(
     expr: &Expr,
     inputs: &[ChunkId],
     leaves: &mut Vec<ChunkId>,
-    absorbed: &mut HashSet<ChunkId>,
+    absorbed: &mut Absorbed,
     changed: &mut bool,
     ok: &dyn Fn(&ChunkGraph, ChunkId) -> bool,
     random_ok: &dyn Fn(&ChunkGraph, ChunkId) -> bool,

@@ -100,6 +100,7 @@ pub(super) fn map(ctx: &mut Ctx, expr: &Expr, dtype: DType, inputs: &[Layout], m
     };
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     ctx.check_grid(&grid, 1)?;
+    let expr = std::sync::Arc::new(expr.clone());
     let mut chunks = Vec::with_capacity(grid.iter().product());
     for idx in grid_indices(&grid) {
         let ins: Vec<ChunkId> = aligned.iter().map(|l| source_chunk(l, &idx)).collect();
@@ -114,7 +115,7 @@ pub(crate) fn cast(ctx: &mut Ctx, layout: &Layout, from: DType, to: DType) -> La
     if from == to {
         return layout.clone();
     }
-    let expr = Expr::Cast(to, Box::new(Expr::Input(0)));
+    let expr = std::sync::Arc::new(Expr::Cast(to, Box::new(Expr::Input(0))));
     let grid = layout.grid();
     let chunks = grid_indices(&grid)
         .into_iter()

@@ -67,7 +67,13 @@ pub(super) fn dot(ctx: &mut Ctx, inputs: &[Layout], metas: &[&Meta], dtype: DTyp
                     }
                     let expr =
                         (1..group.len()).fold(Expr::Input(0), |e, i| Expr::binary(BinaryFn::Add, e, Expr::Input(i)));
-                    ctx.add(ChunkOp::Map { expr, dtype }, group.to_vec(), shape.clone(), Some(dtype), idx.clone())
+                    ctx.add(
+                        ChunkOp::Map { expr: expr.into(), dtype },
+                        group.to_vec(),
+                        shape.clone(),
+                        Some(dtype),
+                        idx.clone(),
+                    )
                 })
                 .collect();
         }
