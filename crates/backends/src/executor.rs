@@ -24,8 +24,13 @@ pub struct Progress {
 struct Run<'a> {
     graph: &'a ChunkGraph,
     ids: Vec<ChunkId>,
-    consumers: Vec<Vec<usize>>,
-    inputs: Vec<Vec<usize>>,
+    /// Inputs and consumers of the node at position `i` of `ids`, as positions:
+    /// `inputs[input_at[i]..input_at[i + 1]]` (flat, so a million chunks cost
+    /// two allocations, not two million).
+    input_at: Vec<usize>,
+    inputs: Vec<usize>,
+    consumer_at: Vec<usize>,
+    consumers: Vec<usize>,
     waiting: Vec<AtomicUsize>,
     uses_left: Vec<AtomicUsize>,
     keep: &'a HashSet<Key>,
@@ -35,8 +40,17 @@ struct Run<'a> {
     progress: &'a Progress,
 }
 
+impl Run<'_> {
+    fn inputs_of(&self, i: usize) -> &[usize] {
+        &self.inputs[self.input_at[i]..self.input_at[i + 1]]
+    }
+    fn consumers_of(&self, i: usize) -> &[usize] {
+        &self.consumers[self.consumer_at[i]..self.consumer_at[i + 1]]
+    }
+}
+
 /// Execute every node of `graph`; `keep` chunks stay in the store, `Fetch`
-/// nodes must already be there. Returns the shape of every chunk produced.
+/// nodes must already be there. Returns the shapes of the `keep` chunks produced.
 pub fn execute(
     pool: &rayon::ThreadPool,
     graph: &ChunkGraph,
@@ -45,29 +59,53 @@ pub fn execute(
     progress: &Progress,
 ) -> BackendResult<HashMap<Key, Vec<usize>>> {
     let ids: Vec<ChunkId> = graph.topo_order()?;
-    let pos: HashMap<ChunkId, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-    let inputs: Vec<Vec<usize>> = ids
-        .iter()
-        .map(|&id| {
-            let mut v: Vec<usize> = graph.node(id).inputs.iter().map(|i| pos[i]).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        })
-        .collect();
-    let mut consumers = vec![Vec::new(); ids.len()];
-    for (i, ins) in inputs.iter().enumerate() {
-        for &j in ins {
-            consumers[j].push(i);
+    let mut pos = vec![u32::MAX; graph.id_bound()];
+    for (i, id) in ids.iter().enumerate() {
+        pos[id.0 as usize] = i as u32;
+    }
+    // distinct inputs per node (a node may read one input twice)
+    let mut input_at = Vec::with_capacity(ids.len() + 1);
+    let mut inputs: Vec<usize> = Vec::with_capacity(ids.len() * 2);
+    input_at.push(0);
+    for &id in &ids {
+        let start = inputs.len();
+        inputs.extend(graph.node(id).inputs.iter().map(|i| pos[i.0 as usize] as usize));
+        inputs[start..].sort_unstable();
+        let mut w = start;
+        for r in start..inputs.len() {
+            if w == start || inputs[r] != inputs[w - 1] {
+                inputs[w] = inputs[r];
+                w += 1;
+            }
+        }
+        inputs.truncate(w);
+        input_at.push(inputs.len());
+    }
+    // consumers: the transpose of inputs
+    let mut consumer_at = vec![0usize; ids.len() + 1];
+    for &j in &inputs {
+        consumer_at[j + 1] += 1;
+    }
+    for i in 0..ids.len() {
+        consumer_at[i + 1] += consumer_at[i];
+    }
+    let mut fill = consumer_at.clone();
+    let mut consumers = vec![0usize; inputs.len()];
+    for i in 0..ids.len() {
+        for &j in &inputs[input_at[i]..input_at[i + 1]] {
+            consumers[fill[j]] = i;
+            fill[j] += 1;
         }
     }
     let run = Run {
         graph,
-        waiting: inputs.iter().map(|v| AtomicUsize::new(v.len())).collect(),
-        uses_left: consumers.iter().map(|v| AtomicUsize::new(v.len())).collect(),
+        waiting: (0..ids.len()).map(|i| AtomicUsize::new(input_at[i + 1] - input_at[i])).collect(),
+        uses_left: (0..ids.len()).map(|i| AtomicUsize::new(consumer_at[i + 1] - consumer_at[i])).collect(),
         ids,
-        consumers,
+        input_at,
         inputs,
+        consumer_at,
+        consumers,
         keep,
         store,
         error: Mutex::new(None),
@@ -75,7 +113,7 @@ pub fn execute(
         progress,
     };
     progress.total.fetch_add(run.ids.len() as u64, Ordering::Relaxed);
-    let ready: Vec<usize> = (0..run.ids.len()).filter(|&i| run.inputs[i].is_empty()).collect();
+    let ready: Vec<usize> = (0..run.ids.len()).filter(|&i| run.inputs_of(i).is_empty()).collect();
     pool.scope(|s| {
         for i in ready {
             let run = &run;
@@ -161,14 +199,16 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
         Err(e) => return fail(run, e),
     };
     if let Some(data) = data {
-        run.shapes.lock().unwrap_or_else(|p| p.into_inner()).insert(node.key, data.shape());
+        if run.keep.contains(&node.key) {
+            run.shapes.lock().unwrap_or_else(|p| p.into_inner()).insert(node.key, data.shape());
+        }
         if let Err(e) = run.store.put(node.key, data) {
             return fail(run, e);
         }
     }
     run.progress.done.fetch_add(1, Ordering::Relaxed);
     // inputs whose last consumer this was can go (unless kept or fetched)
-    for &j in &run.inputs[i] {
+    for &j in run.inputs_of(i) {
         if run.uses_left[j].fetch_sub(1, Ordering::AcqRel) == 1 {
             let n = run.graph.node(run.ids[j]);
             if !run.keep.contains(&n.key) && !matches!(n.op, ChunkOp::Fetch) {
@@ -178,7 +218,7 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
     }
     // rayon's local deque is LIFO, so consumers run next on this thread:
     // depth-first, which frees memory early
-    for &c in &run.consumers[i] {
+    for &c in run.consumers_of(i) {
         if run.waiting[c].fetch_sub(1, Ordering::AcqRel) == 1 {
             scope.spawn(move |s| run_one(run, c, s));
         }
