@@ -111,13 +111,20 @@ fn result_chunks(tiler: &mut Tiler, k: &Key) -> BackendResult<(Vec<Vec<Dim>>, Ve
 /// Cut `graph` down, in place, to what producing `targets` needs: chunks
 /// already in the store become `Fetch` leaves, and what no target needs goes.
 fn prune_to_needed(graph: &mut ChunkGraph, targets: &[Key], store: &Store) {
-    let mut needed: HashSet<ChunkId> = HashSet::default();
+    let ids: Vec<ChunkId> = graph.ids().collect();
+    let mut held = vec![false; graph.id_bound()];
+    for (id, h) in ids.iter().zip(store.contains_each(ids.iter().map(|&id| graph.node(id).key))) {
+        held[id.0 as usize] = h;
+    }
+    let mut needed = vec![false; graph.id_bound()];
+    let mut count = 0;
     let mut stack: Vec<ChunkId> = targets.iter().filter_map(|k| graph.get(k)).collect();
     while let Some(id) = stack.pop() {
-        if !needed.insert(id) {
+        if std::mem::replace(&mut needed[id.0 as usize], true) {
             continue;
         }
-        if store.contains(&graph.node(id).key) {
+        count += 1;
+        if held[id.0 as usize] {
             if !matches!(graph.node(id).op, ChunkOp::Fetch) {
                 graph.node_mut(id).op = ChunkOp::Fetch;
                 graph.set_inputs(id, Vec::new());
@@ -126,9 +133,8 @@ fn prune_to_needed(graph: &mut ChunkGraph, targets: &[Key], store: &Store) {
         }
         stack.extend(graph.node(id).inputs.iter().copied());
     }
-    if needed.len() < graph.len() {
-        let unneeded: Vec<ChunkId> = graph.ids().filter(|id| !needed.contains(id)).collect();
-        for id in unneeded {
+    if count < graph.len() {
+        for id in ids.into_iter().filter(|id| !needed[id.0 as usize]) {
             graph.remove(id);
         }
     }

@@ -187,6 +187,13 @@ impl Store {
         self.lock().entries.contains_key(key)
     }
 
+    /// Which of `keys` are held, asked under one lock (the driver asks it of
+    /// every chunk of a stage).
+    pub fn contains_each(&self, keys: impl Iterator<Item = Key>) -> Vec<bool> {
+        let m = self.lock();
+        keys.map(|k| m.entries.contains_key(&k)).collect()
+    }
+
     /// Free an intermediate unless something pins it.
     pub fn discard(&self, key: &Key) {
         let mut m = self.lock();

@@ -149,6 +149,13 @@ impl<N: GraphNode> Dag<N> {
     pub fn len(&self) -> usize {
         self.graph.node_count()
     }
+    /// Room in the key index for `nodes` more nodes without rehashing: rules
+    /// that know their grid reserve it, so a huge graph's index is not rebuilt
+    /// over and over as it grows.
+    pub fn reserve(&mut self, nodes: usize) {
+        self.by_key.reserve(nodes);
+    }
+
     /// One past the largest id in use: the length of a `Vec` indexed by `id.0`.
     pub fn id_bound(&self) -> usize {
         self.graph.node_bound()

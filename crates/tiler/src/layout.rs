@@ -65,12 +65,14 @@ pub fn flat_index(idx: &[usize], grid: &[usize]) -> usize {
     idx.iter().zip(grid).fold(0, |acc, (&i, &g)| acc * g + i)
 }
 
-/// Refuse a grid whose chunks (times `per_cell`), added to `have`, pass `max`.
-pub fn check_chunk_count(grid: &[usize], per_cell: usize, have: usize, max: usize) -> TileResult<()> {
-    let total = checked_size(grid).and_then(|n| n.checked_mul(per_cell.max(1))).and_then(|n| n.checked_add(have));
-    match total {
-        Some(n) if n <= max => Ok(()),
-        _ => Err(IrError::Invalid(format!(
+/// Refuse a grid whose chunks (times `per_cell`), added to `have`, pass `max`;
+/// otherwise the number of chunks it adds.
+pub fn check_chunk_count(grid: &[usize], per_cell: usize, have: usize, max: usize) -> TileResult<usize> {
+    let adds = checked_size(grid).and_then(|n| n.checked_mul(per_cell.max(1)));
+    let total = adds.and_then(|n| n.checked_add(have));
+    match (adds, total) {
+        (Some(adds), Some(n)) if n <= max => Ok(adds),
+        (_, total) => Err(IrError::Invalid(format!(
             "tiling would make {} chunks (grid {grid:?}), more than the limit of {max}; use bigger chunks \
              (rechunk, or a larger chunk budget) or raise TileOptions::max_chunks",
             total.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),

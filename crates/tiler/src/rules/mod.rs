@@ -52,8 +52,11 @@ impl Ctx<'_> {
     }
     /// Refuse, before anything is allocated, a rule that would add `grid`'s
     /// chunks times `per_cell` to the graph past [`TileOptions::max_chunks`].
-    pub fn check_grid(&self, grid: &[usize], per_cell: usize) -> TileResult<()> {
-        crate::layout::check_chunk_count(grid, per_cell, self.chunks.len(), self.opts.max_chunks)
+    /// On success, room for them is reserved.
+    pub fn check_grid(&mut self, grid: &[usize], per_cell: usize) -> TileResult<()> {
+        let n = crate::layout::check_chunk_count(grid, per_cell, self.chunks.len(), self.opts.max_chunks)?;
+        self.chunks.reserve(n);
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use mars_ir::op::Piece;
 use mars_ir::{ChunkOp, DType, IrError};
 
 /// Split `shape` by `sizes`, after checking the grid against the chunk limit.
-pub fn nsplits_for(ctx: &Ctx, shape: &[usize], sizes: &[usize]) -> TileResult<Vec<Vec<usize>>> {
+pub fn nsplits_for(ctx: &mut Ctx, shape: &[usize], sizes: &[usize]) -> TileResult<Vec<Vec<usize>>> {
     ctx.check_grid(&grid_for(shape, sizes), 1)?;
     Ok(shape.iter().zip(sizes).map(|(&n, &s)| splits(n, s)).collect())
 }
