@@ -163,7 +163,7 @@ fn run_stage(
             let fetch = ChunkNode {
                 key: node.key,
                 op: ChunkOp::Fetch,
-                inputs: vec![],
+                inputs: Default::default(),
                 shape: node.shape.clone(),
                 dtype: node.dtype,
                 index: node.index.clone(),

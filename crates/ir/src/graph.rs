@@ -7,7 +7,7 @@ use crate::error::{IrError, IrResult};
 use crate::fast::{FastMap as HashMap, FastSet as HashSet};
 use crate::key::Key;
 use crate::op::{ChunkOp, Op};
-use crate::shape::{fmt_shape, Dim, Meta};
+use crate::shape::{fmt_shape, ChunkIndex, ChunkShape, Meta};
 use crate::DType;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
@@ -47,7 +47,10 @@ pub trait GraphNode: Clone {
     type Id: Copy + Eq + std::hash::Hash + From<NodeIndex> + Into<NodeIndex> + fmt::Debug;
     fn key(&self) -> Key;
     fn inputs(&self) -> &[Self::Id];
-    fn inputs_mut(&mut self) -> &mut Vec<Self::Id>;
+    /// The inputs, to rewrite in place (same number).
+    fn inputs_mut(&mut self) -> &mut [Self::Id];
+    /// Replace the inputs.
+    fn set_input_list(&mut self, inputs: Vec<Self::Id>);
     /// One line of `explain()`: op, key prefix, shape, dtype …
     fn label(&self) -> String;
 }
@@ -69,26 +72,33 @@ impl GraphNode for TileableNode {
     fn inputs(&self) -> &[TileableId] {
         &self.inputs
     }
-    fn inputs_mut(&mut self) -> &mut Vec<TileableId> {
+    fn inputs_mut(&mut self) -> &mut [TileableId] {
         &mut self.inputs
+    }
+    fn set_input_list(&mut self, inputs: Vec<TileableId>) {
+        self.inputs = inputs;
     }
     fn label(&self) -> String {
         format!("{} key={} {}", self.op, self.key.short(), self.meta)
     }
 }
 
-/// A chunk node: one kernel invocation producing one chunk.
+/// A chunk's inputs: inline up to 4 (no allocation per chunk node).
+pub type ChunkInputs = smallvec::SmallVec<[ChunkId; 4]>;
+
+/// A chunk node: one kernel invocation producing one chunk. Graphs hold
+/// millions of these, so small vectors are kept inline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChunkNode {
     pub key: Key,
     pub op: ChunkOp,
-    pub inputs: Vec<ChunkId>,
+    pub inputs: ChunkInputs,
     /// Shape of the produced chunk (partials of reductions keep reduced axes as 1).
-    pub shape: Vec<Dim>,
+    pub shape: ChunkShape,
     /// Element type for tensor chunks; `None` for frames.
     pub dtype: Option<DType>,
     /// Position in its tileable's chunk grid.
-    pub index: Vec<usize>,
+    pub index: ChunkIndex,
 }
 
 impl GraphNode for ChunkNode {
@@ -99,8 +109,11 @@ impl GraphNode for ChunkNode {
     fn inputs(&self) -> &[ChunkId] {
         &self.inputs
     }
-    fn inputs_mut(&mut self) -> &mut Vec<ChunkId> {
+    fn inputs_mut(&mut self) -> &mut [ChunkId] {
         &mut self.inputs
+    }
+    fn set_input_list(&mut self, inputs: Vec<ChunkId>) {
+        self.inputs = inputs.into();
     }
     fn label(&self) -> String {
         let mut s =
@@ -236,7 +249,7 @@ impl<N: GraphNode> Dag<N> {
         for (pos, &i) in inputs.iter().enumerate() {
             self.graph.add_edge(i.into(), ix, pos);
         }
-        *self.graph[ix].inputs_mut() = inputs;
+        self.graph[ix].set_input_list(inputs);
     }
 
     /// Remove a node that nothing consumes.

@@ -44,6 +44,11 @@ impl fmt::Display for Dim {
     }
 }
 
+/// A chunk's shape: inline up to 2 axes (no allocation per chunk node).
+pub type ChunkShape = smallvec::SmallVec<[Dim; 2]>;
+/// A chunk's position in its tileable's grid: inline up to 3 axes.
+pub type ChunkIndex = smallvec::SmallVec<[usize; 3]>;
+
 /// All lengths known?
 pub fn known_shape(shape: &[Dim]) -> Option<Vec<usize>> {
     shape.iter().map(|d| d.known()).collect()

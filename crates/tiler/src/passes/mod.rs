@@ -11,7 +11,7 @@ pub use fusion::Fusion;
 
 use crate::error::{TileError, TileResult};
 use mars_ir::fast::FastSet as HashSet;
-use mars_ir::{ChunkGraph, DType, Dim, Key};
+use mars_ir::{ChunkGraph, ChunkShape, DType, Key};
 
 /// What passes may rely on.
 #[derive(Debug, Default)]
@@ -78,7 +78,7 @@ impl PassManager {
     }
 }
 
-fn snapshot(graph: &ChunkGraph, ctx: &PassCtx) -> Vec<(Key, Option<(Vec<Dim>, Option<DType>)>)> {
+fn snapshot(graph: &ChunkGraph, ctx: &PassCtx) -> Vec<(Key, Option<(ChunkShape, Option<DType>)>)> {
     let mut v: Vec<_> = ctx
         .keep
         .iter()

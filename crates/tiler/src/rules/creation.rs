@@ -65,10 +65,10 @@ pub(super) fn fetch(ctx: &mut Ctx, keys: &[Key], nsplits: &[Vec<Dim>], meta: &Me
         chunks.push(ctx.chunks.insert(ChunkNode {
             key: *key,
             op: ChunkOp::Fetch,
-            inputs: vec![],
+            inputs: Default::default(),
             shape,
             dtype,
-            index: idx,
+            index: idx.into(),
         }));
     }
     Ok(Tiled::Done(Layout { nsplits: nsplits.to_vec(), chunks }))

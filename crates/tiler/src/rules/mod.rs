@@ -15,8 +15,10 @@ mod reshape;
 use crate::error::TileResult;
 use crate::layout::Layout;
 use crate::tiler::TileOptions;
+use mars_ir::smallvec::SmallVec;
 use mars_ir::{
-    ChunkGraph, ChunkId, ChunkNode, ChunkOp, DType, Dim, FrameOp, Key, Meta, Op, TensorOp, TileableGraph, TileableNode,
+    ChunkGraph, ChunkId, ChunkIndex, ChunkInputs, ChunkNode, ChunkOp, ChunkShape, DType, Dim, FrameOp, Key, Meta, Op,
+    TensorOp, TileableGraph, TileableNode,
 };
 
 /// What a rule produced.
@@ -35,17 +37,20 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Add a chunk node; its key hashes the op and its inputs' keys.
+    /// (Shapes, indices and inputs may come as `Vec`s or slices; they are kept
+    /// inline in the node.)
     pub fn add(
         &mut self,
         op: ChunkOp,
-        inputs: Vec<ChunkId>,
-        shape: Vec<Dim>,
+        inputs: impl Into<ChunkInputs>,
+        shape: impl Into<ChunkShape>,
         dtype: Option<DType>,
-        index: Vec<usize>,
+        index: impl Into<ChunkIndex>,
     ) -> ChunkId {
-        let in_keys: Vec<Key> = inputs.iter().map(|&i| self.chunks.node(i).key).collect();
+        let inputs = inputs.into();
+        let in_keys: SmallVec<[Key; 4]> = inputs.iter().map(|&i| self.chunks.node(i).key).collect();
         let key = Key::of(&op, &in_keys);
-        self.chunks.insert(ChunkNode { key, op, inputs, shape, dtype, index })
+        self.chunks.insert(ChunkNode { key, op, inputs, shape: shape.into(), dtype, index: index.into() })
     }
     pub fn shape(&self, id: ChunkId) -> &[Dim] {
         &self.chunks.node(id).shape
