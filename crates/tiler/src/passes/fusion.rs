@@ -34,7 +34,7 @@ impl Pass for Fusion {
         };
         // (flat tables indexed by id: this runs over every chunk of every stage)
         let mut absorbed = Absorbed { flags: vec![false; graph.id_bound()], ids: Vec::new() };
-        let mut rewritten: Vec<(ChunkId, ChunkOp, Vec<ChunkId>)> = Vec::new();
+        let mut any = false;
         for &id in order.iter().rev() {
             if absorbed.contains(id) {
                 continue;
@@ -73,33 +73,27 @@ impl Pass for Fusion {
             if !changed {
                 continue;
             }
-            let op = match &node.op {
-                ChunkOp::Map { dtype, .. } => ChunkOp::Map { expr: expr.into(), dtype: *dtype },
-                ChunkOp::ReduceMap { func, axes, in_dtype, offset, global_shape, .. } => ChunkOp::ReduceMap {
-                    func: *func,
-                    axes: axes.clone(),
-                    expr: Some(expr),
-                    in_dtype: *in_dtype,
-                    offset: offset.clone(),
-                    global_shape: global_shape.clone(),
-                },
-                _ => continue,
-            };
-            rewritten.push((id, op, leaves));
-        }
-        if rewritten.is_empty() {
-            return Ok(false);
-        }
-        // in place: fused nodes take their new ops and inputs (keys stay: a
-        // fused node computes its root), then the absorbed nodes go
-        for (id, op, leaves) in rewritten {
-            graph.node_mut(id).op = op;
+            // in place, at once (nothing piles up on a graph of millions): the
+            // fused node takes its new expression and inputs (its key stays: it
+            // computes its root), and the nodes it absorbed go. Nodes still to
+            // visit come earlier in topological order, so this changes nothing
+            // they will look at.
+            match &mut graph.node_mut(id).op {
+                ChunkOp::Map { expr: e, .. } => *e = expr.into(),
+                ChunkOp::ReduceMap { expr: e, .. } => *e = Some(expr),
+                _ => {
+                    // (unreachable: only these two start a fusion) keep the graph whole
+                    absorbed.ids.clear();
+                    continue;
+                }
+            }
             graph.set_inputs(id, leaves);
+            for p in absorbed.ids.drain(..) {
+                graph.remove(p);
+            }
+            any = true;
         }
-        for id in absorbed.ids {
-            graph.remove(id);
-        }
-        Ok(true)
+        Ok(any)
     }
 }
 
