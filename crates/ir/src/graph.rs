@@ -179,17 +179,20 @@ impl<N: GraphNode> Dag<N> {
 
     /// Insert a node, or return the id of the node with the same key.
     /// Its inputs must already be in the graph.
+    /// (One hash lookup and no allocation besides the graph's own: this runs
+    /// for every chunk.)
     pub fn insert(&mut self, node: N) -> N::Id {
-        if let Some(&ix) = self.by_key.get(&node.key()) {
-            return ix.into();
-        }
-        let key = node.key();
-        let inputs: Vec<NodeIndex> = node.inputs().iter().map(|&i| i.into()).collect();
+        use std::collections::hash_map::Entry;
+        let slot = match self.by_key.entry(node.key()) {
+            Entry::Occupied(e) => return (*e.get()).into(),
+            Entry::Vacant(v) => v,
+        };
+        let inputs: smallvec::SmallVec<[NodeIndex; 4]> = node.inputs().iter().map(|&i| i.into()).collect();
         let ix = self.graph.add_node(node);
         for (pos, input) in inputs.into_iter().enumerate() {
             self.graph.add_edge(input, ix, pos);
         }
-        self.by_key.insert(key, ix);
+        slot.insert(ix);
         ix.into()
     }
 

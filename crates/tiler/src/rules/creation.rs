@@ -4,9 +4,9 @@
 use super::rechunk::nsplits_for;
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
-use crate::layout::{auto_chunk_sizes, grid_indices, offsets, to_dims, Layout};
-use mars_ir::shape::dims;
-use mars_ir::{ChunkNode, ChunkOp, DType, Dim, IrError, Key, Meta, TensorOp};
+use crate::layout::{auto_chunk_sizes, grid_indices, offsets, to_dims, GridIter, Layout};
+use mars_ir::smallvec::SmallVec;
+use mars_ir::{ChunkInputs, ChunkNode, ChunkOp, ChunkShape, DType, Dim, IrError, Key, Meta, TensorOp};
 
 pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Tiled> {
     let (shape, chunks): (Vec<usize>, &Option<Vec<usize>>) = match op {
@@ -20,12 +20,13 @@ pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Til
     let offs: Vec<Vec<usize>> = nsplits.iter().map(|s| offsets(s)).collect();
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     let mut out = Vec::with_capacity(grid.iter().product());
-    for idx in grid_indices(&grid) {
-        let cshape: Vec<usize> = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
-        let offset: Vec<usize> = idx.iter().enumerate().map(|(a, &i)| offs[a][i]).collect();
+    let mut cells = GridIter::new(&grid);
+    while let Some(idx) = cells.next_index() {
+        let cshape: SmallVec<[usize; 3]> = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
+        let offset: SmallVec<[usize; 3]> = idx.iter().enumerate().map(|(a, &i)| offs[a][i]).collect();
         let cop = match op {
             TensorOp::Full { value, dtype, .. } => {
-                ChunkOp::Full { shape: cshape.clone(), value: *value, dtype: *dtype }
+                ChunkOp::Full { shape: cshape.to_vec(), value: *value, dtype: *dtype }
             }
             TensorOp::Arange { start, step, .. } => {
                 ChunkOp::Arange { start: start + step * offset[0] as f64, step: *step, n: cshape[0] }
@@ -34,8 +35,8 @@ pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Til
                 seed: *seed,
                 dist: *dist,
                 global_shape: shape.clone(),
-                offset: offset.clone(),
-                shape: cshape.clone(),
+                offset: offset.to_vec(),
+                shape: cshape.to_vec(),
             },
             TensorOp::Literal { data, .. } => {
                 let ranges: Vec<(usize, usize)> = offset.iter().zip(&cshape).map(|(&o, &n)| (o, o + n)).collect();
@@ -43,7 +44,8 @@ pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Til
             }
             _ => unreachable_op(op)?,
         };
-        out.push(ctx.add(cop, vec![], dims(&cshape), Some(dtype), idx));
+        let cdims: ChunkShape = cshape.iter().map(|&n| Dim::Known(n)).collect();
+        out.push(ctx.add(cop, ChunkInputs::new(), cdims, Some(dtype), idx));
     }
     Ok(Tiled::Done(Layout { nsplits: to_dims(&nsplits), chunks: out }))
 }

@@ -5,8 +5,9 @@
 use super::rechunk::rechunk_to;
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
-use crate::layout::{grid_indices, refine, Layout};
-use mars_ir::{ChunkId, ChunkOp, DType, Dim, Expr, Meta};
+use crate::layout::{grid_indices, refine, GridIter, Layout};
+use mars_ir::smallvec::SmallVec;
+use mars_ir::{ChunkId, ChunkInputs, ChunkOp, ChunkShape, DType, Dim, Expr, Meta};
 
 /// Line up `inputs` (right-aligned, broadcasting) on one output grid. Returns the
 /// output nsplits and, per input, its layout rechunked to match.
@@ -87,7 +88,7 @@ pub(crate) fn unify(
 /// The chunk of `layout` feeding output chunk `out_idx` (broadcast axes use chunk 0).
 pub(crate) fn source_chunk(layout: &Layout, out_idx: &[usize]) -> ChunkId {
     let pad = out_idx.len() - layout.ndim();
-    let idx: Vec<usize> =
+    let idx: SmallVec<[usize; 4]> =
         (0..layout.ndim()).map(|i| if layout.nsplits[i].len() == 1 { 0 } else { out_idx[pad + i] }).collect();
     layout.at(&idx)
 }
@@ -102,9 +103,10 @@ pub(super) fn map(ctx: &mut Ctx, expr: &Expr, dtype: DType, inputs: &[Layout], m
     ctx.check_grid(&grid, 1)?;
     let expr = std::sync::Arc::new(expr.clone());
     let mut chunks = Vec::with_capacity(grid.iter().product());
-    for idx in grid_indices(&grid) {
-        let ins: Vec<ChunkId> = aligned.iter().map(|l| source_chunk(l, &idx)).collect();
-        let shape: Vec<Dim> = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
+    let mut cells = GridIter::new(&grid);
+    while let Some(idx) = cells.next_index() {
+        let ins: ChunkInputs = aligned.iter().map(|l| source_chunk(l, idx)).collect();
+        let shape: ChunkShape = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
         chunks.push(ctx.add(ChunkOp::Map { expr: expr.clone(), dtype }, ins, shape, Some(dtype), idx));
     }
     Ok(Tiled::Done(Layout { nsplits, chunks }))

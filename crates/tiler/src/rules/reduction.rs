@@ -5,8 +5,9 @@
 
 use super::{known_or_need, Ctx, Tiled};
 use crate::error::TileResult;
-use crate::layout::{grid_indices, offsets, Layout};
-use mars_ir::{ChunkId, ChunkOp, DType, Dim, ReduceFn};
+use crate::layout::{offsets, GridIter, Layout};
+use mars_ir::smallvec::SmallVec;
+use mars_ir::{ChunkId, ChunkIndex, ChunkInputs, ChunkOp, ChunkShape, DType, Dim, ReduceFn};
 
 pub(super) fn reduce(
     ctx: &mut Ctx,
@@ -30,12 +31,14 @@ pub(super) fn reduce(
         if func.is_arg() { input.shape().iter().filter_map(|d| d.known()).collect() } else { vec![] };
     let grid = input.grid();
     let ndim = grid.len();
-    let partial_shape = |shape: &[Dim]| -> Vec<Dim> {
+    let partial_shape = |shape: &[Dim]| -> ChunkShape {
         shape.iter().enumerate().map(|(a, &d)| if axes.contains(&a) { Dim::Known(1) } else { d }).collect()
     };
-    // map stage
+    // map stage (no allocation per chunk but the op's own)
     let mut level: Vec<ChunkId> = Vec::with_capacity(input.len());
-    for (idx, &c) in grid_indices(&grid).into_iter().zip(&input.chunks) {
+    let mut cells = GridIter::new(&grid);
+    for &c in &input.chunks {
+        let Some(idx) = cells.next_index() else { break };
         let offset = offs.as_ref().map(|o| idx.iter().enumerate().map(|(a, &i)| o[a][i]).collect()).unwrap_or_default();
         let op = ChunkOp::ReduceMap {
             func,
@@ -46,7 +49,7 @@ pub(super) fn reduce(
             global_shape: global_shape.clone(),
         };
         let shape = partial_shape(ctx.shape(c));
-        level.push(ctx.add(op, vec![c], shape, None, idx));
+        level.push(ctx.add(op, &[c][..], shape, None, idx));
     }
     let mut cur_grid = grid.clone();
     let cs = ctx.opts.combine_size.max(2);
@@ -55,28 +58,28 @@ pub(super) fn reduce(
             cur_grid.iter().enumerate().map(|(a, &g)| if axes.contains(&a) { g.div_ceil(cs) } else { g }).collect();
         let finalize = axes.iter().all(|&a| next_grid[a] == 1);
         let mut next = Vec::with_capacity(next_grid.iter().product());
-        for idx in grid_indices(&next_grid) {
+        let mut cells = GridIter::new(&next_grid);
+        while let Some(idx) = cells.next_index() {
             // the block of the current level this output combines
-            let ranges: Vec<(usize, usize)> = idx
+            let ranges: SmallVec<[(usize, usize); 4]> = idx
                 .iter()
                 .enumerate()
                 .map(|(a, &i)| if axes.contains(&a) { (i * cs, ((i + 1) * cs).min(cur_grid[a])) } else { (i, i + 1) })
                 .collect();
-            let counts: Vec<usize> = ranges.iter().map(|(s, e)| e - s).collect();
-            let ins: Vec<ChunkId> = grid_indices(&counts)
-                .into_iter()
-                .map(|off| {
-                    let src: Vec<usize> = off.iter().zip(&ranges).map(|(o, r)| o + r.0).collect();
-                    level[crate::layout::flat_index(&src, &cur_grid)]
-                })
-                .collect();
-            let first_shape = ctx.shape(ins[0]).to_vec();
-            let (shape, out_idx, dtype) = if finalize {
-                let s: Vec<Dim> = (0..ndim).filter(|a| !axes.contains(a)).map(|a| first_shape[a]).collect();
-                let i: Vec<usize> = (0..ndim).filter(|a| !axes.contains(a)).map(|a| idx[a]).collect();
+            let counts: SmallVec<[usize; 4]> = ranges.iter().map(|(s, e)| e - s).collect();
+            let mut ins = ChunkInputs::new();
+            let mut block = GridIter::new(&counts);
+            while let Some(off) = block.next_index() {
+                let src: SmallVec<[usize; 4]> = off.iter().zip(&ranges).map(|(o, r)| o + r.0).collect();
+                ins.push(level[crate::layout::flat_index(&src, &cur_grid)]);
+            }
+            let first_shape: ChunkShape = ctx.shape(ins[0]).into();
+            let (shape, out_idx, dtype): (ChunkShape, ChunkIndex, _) = if finalize {
+                let s = (0..ndim).filter(|a| !axes.contains(a)).map(|a| first_shape[a]).collect();
+                let i = (0..ndim).filter(|a| !axes.contains(a)).map(|a| idx[a]).collect();
                 (s, i, Some(out_dtype))
             } else {
-                (first_shape, idx.clone(), None)
+                (first_shape, idx.into(), None)
             };
             let op = ChunkOp::ReduceCombine { func, axes: axes.clone(), finalize, out_dtype };
             next.push(ctx.add(op, ins, shape, dtype, out_idx));
