@@ -125,8 +125,8 @@ fn prune_to_needed(graph: &mut ChunkGraph, targets: &[Key], store: &Store) {
         }
         count += 1;
         if held[id.0 as usize] {
-            if !matches!(graph.node(id).op, ChunkOp::Fetch) {
-                graph.node_mut(id).op = ChunkOp::Fetch;
+            if !matches!(*graph.node(id).op, ChunkOp::Fetch) {
+                graph.node_mut(id).op = ChunkOp::Fetch.into();
                 graph.set_inputs(id, Vec::new());
             }
             continue;
@@ -162,7 +162,7 @@ fn run_stage(
         if store.contains(&node.key) {
             let fetch = ChunkNode {
                 key: node.key,
-                op: ChunkOp::Fetch,
+                op: ChunkOp::Fetch.into(),
                 inputs: Default::default(),
                 shape: node.shape.clone(),
                 dtype: node.dtype,
@@ -224,7 +224,7 @@ fn check_fits(graph: &ChunkGraph, limit: usize) -> BackendResult<()> {
             continue;
         };
         let bytes = dims.iter().product::<usize>() * dtype.itemsize();
-        if bytes > limit && !matches!(n.op, ChunkOp::Fetch) {
+        if bytes > limit && !matches!(*n.op, ChunkOp::Fetch) {
             return Err(BackendError::Memory(format!(
                 "chunk {} ({} of shape {}) needs {bytes} bytes, more than the memory limit of {limit} bytes; \
                  use smaller chunks (rechunk, or a smaller chunk_bytes)",

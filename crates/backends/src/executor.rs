@@ -124,7 +124,7 @@ pub fn execute(
         // what this run stored is of no use now (unless a held result pins it)
         for &id in &run.ids {
             let n = graph.node(id);
-            if !matches!(n.op, ChunkOp::Fetch) {
+            if !matches!(*n.op, ChunkOp::Fetch) {
                 store.discard(&n.key);
             }
         }
@@ -154,7 +154,7 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
     let node = run.graph.node(run.ids[i]);
     let chunk_name = || format!("{} index={:?}", node.key.short(), node.index);
     // a `Fetch` only checks its chunk is held: consumers read it (maybe from disk) when they run
-    let result: BackendResult<Option<Arc<ChunkData>>> = if matches!(node.op, ChunkOp::Fetch) {
+    let result: BackendResult<Option<Arc<ChunkData>>> = if matches!(*node.op, ChunkOp::Fetch) {
         match run.store.contains(&node.key) {
             true => Ok(None),
             false => Err(BackendError::Kernel {
@@ -211,7 +211,7 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
     for &j in run.inputs_of(i) {
         if run.uses_left[j].fetch_sub(1, Ordering::AcqRel) == 1 {
             let n = run.graph.node(run.ids[j]);
-            if !run.keep.contains(&n.key) && !matches!(n.op, ChunkOp::Fetch) {
+            if !run.keep.contains(&n.key) && !matches!(*n.op, ChunkOp::Fetch) {
                 run.store.discard(&n.key);
             }
         }

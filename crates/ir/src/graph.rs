@@ -91,7 +91,10 @@ pub type ChunkInputs = smallvec::SmallVec<[ChunkId; 4]>;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChunkNode {
     pub key: Key,
-    pub op: ChunkOp,
+    /// Shared by the chunks of one tileable wherever their ops are equal (every
+    /// chunk of a `Map`, a `ReduceCombine` level …), so a million chunks need
+    /// not hold a million copies.
+    pub op: std::sync::Arc<ChunkOp>,
     pub inputs: ChunkInputs,
     /// Shape of the produced chunk (partials of reductions keep reduced axes as 1).
     pub shape: ChunkShape,

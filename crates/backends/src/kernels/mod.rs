@@ -23,7 +23,7 @@ fn tensor<'a>(d: &'a ChunkData, what: &str) -> Result<&'a TensorData, KernelErro
 /// Run one chunk op.
 pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, KernelError> {
     let t = |i: usize| tensor(&inputs[i], "this op");
-    Ok(ChunkData::Tensor(match &node.op {
+    Ok(ChunkData::Tensor(match &*node.op {
         ChunkOp::Fetch => return Err(KernelError("fetch chunks are read from the store, not run".into())),
         ChunkOp::Full { shape, value, dtype } => {
             with_dtype!(*dtype, T => T::wrap(ArrayD::from_elem(IxDyn(shape), T::from_f64(*value))))

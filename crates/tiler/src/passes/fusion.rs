@@ -9,7 +9,8 @@
 
 use super::{Pass, PassCtx};
 use crate::error::TileResult;
-use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Expr, RandomLeaf};
+use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Expr, FastMap, Key, RandomLeaf};
+use std::sync::Arc;
 
 #[derive(Debug, Default)]
 pub struct Fusion;
@@ -27,7 +28,7 @@ impl Pass for Fusion {
         // producers that may be inlined into their single consumer
         let absorbable = |g: &ChunkGraph, p: ChunkId, into_reduce: bool| -> bool {
             let n = g.node(p);
-            matches!(n.op, ChunkOp::Map { .. })
+            matches!(*n.op, ChunkOp::Map { .. })
                 && !ctx.keep.contains(&n.key)
                 && g.has_single_consumer(p)
                 && (!into_reduce || n.inputs.iter().all(|&i| g.node(i).shape == n.shape))
@@ -35,12 +36,15 @@ impl Pass for Fusion {
         // (flat tables indexed by id: this runs over every chunk of every stage)
         let mut absorbed = Absorbed { flags: vec![false; graph.id_bound()], ids: Vec::new() };
         let mut any = false;
+        // fused ops by (the op they replace, the fused expression's hash); the
+        // replaced op is kept alive with it, so its address can't be reused
+        let mut shared: FastMap<(usize, Key), (Arc<ChunkOp>, Arc<ChunkOp>)> = FastMap::default();
         for &id in order.iter().rev() {
             if absorbed.contains(id) {
                 continue;
             }
             let node = graph.node(id);
-            let (base, into_reduce) = match &node.op {
+            let (base, into_reduce) = match &*node.op {
                 ChunkOp::Map { expr, .. } => (Expr::clone(expr), false),
                 ChunkOp::ReduceMap { expr, .. } => (expr.clone().unwrap_or(Expr::Input(0)), true),
                 _ => continue,
@@ -52,7 +56,7 @@ impl Pass for Fusion {
             };
             let random_ok = |g: &ChunkGraph, p: ChunkId| -> bool {
                 let n = g.node(p);
-                matches!(n.op, ChunkOp::Random { .. })
+                matches!(*n.op, ChunkOp::Random { .. })
                     && !ctx.keep.contains(&n.key)
                     && g.has_single_consumer(p)
                     && elem_shape.as_ref() == Some(&n.shape)
@@ -78,15 +82,28 @@ impl Pass for Fusion {
             // computes its root), and the nodes it absorbed go. Nodes still to
             // visit come earlier in topological order, so this changes nothing
             // they will look at.
-            match &mut graph.node_mut(id).op {
-                ChunkOp::Map { expr: e, .. } => *e = expr.into(),
-                ChunkOp::ReduceMap { expr: e, .. } => *e = Some(expr),
-                _ => {
-                    // (unreachable: only these two start a fusion) keep the graph whole
-                    absorbed.ids.clear();
-                    continue;
-                }
-            }
+            // chunks that shared an op and fuse the same expression share the new op too
+            let old = graph.node(id).op.clone();
+            let fused = shared
+                .entry((Arc::as_ptr(&old) as usize, Key::of(&expr, &[])))
+                .or_insert_with(|| {
+                    let new = Arc::new(match &*old {
+                        ChunkOp::Map { dtype, .. } => ChunkOp::Map { expr: expr.into(), dtype: *dtype },
+                        ChunkOp::ReduceMap { func, axes, in_dtype, offset, global_shape, .. } => ChunkOp::ReduceMap {
+                            func: *func,
+                            axes: axes.clone(),
+                            expr: Some(expr),
+                            in_dtype: *in_dtype,
+                            offset: offset.clone(),
+                            global_shape: global_shape.clone(),
+                        },
+                        other => other.clone(), // (unreachable: only these two start a fusion)
+                    });
+                    (old.clone(), new)
+                })
+                .1
+                .clone();
+            graph.node_mut(id).op = fused;
             graph.set_inputs(id, leaves);
             for p in absorbed.ids.drain(..) {
                 graph.remove(p);
@@ -131,7 +148,7 @@ fn inline(
 ) -> Expr {
     expr.substitute(&mut |i| {
         let p = inputs[i];
-        match &g.node(p).op {
+        match &*g.node(p).op {
             ChunkOp::Map { expr: inner, .. } if ok(g, p) && inner.size() + expr.size() <= MAX_EXPR => {
                 absorbed.insert(p);
                 *changed = true;

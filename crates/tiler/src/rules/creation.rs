@@ -61,12 +61,13 @@ pub(super) fn fetch(ctx: &mut Ctx, keys: &[Key], nsplits: &[Vec<Dim>], meta: &Me
         return Err(IrError::Graph(format!("fetch of {} chunks does not fill a grid of {grid:?}", keys.len())).into());
     }
     let dtype = meta.dtype();
+    let fetch_op = std::sync::Arc::new(ChunkOp::Fetch);
     let mut chunks = Vec::with_capacity(keys.len());
     for (idx, key) in grid_indices(&grid).into_iter().zip(keys) {
         let shape = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
         chunks.push(ctx.chunks.insert(ChunkNode {
             key: *key,
-            op: ChunkOp::Fetch,
+            op: fetch_op.clone(),
             inputs: Default::default(),
             shape,
             dtype,

@@ -101,13 +101,14 @@ pub(super) fn map(ctx: &mut Ctx, expr: &Expr, dtype: DType, inputs: &[Layout], m
     };
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     ctx.check_grid(&grid, 1)?;
-    let expr = std::sync::Arc::new(expr.clone());
+    // one op for every chunk
+    let op = std::sync::Arc::new(ChunkOp::Map { expr: std::sync::Arc::new(expr.clone()), dtype });
     let mut chunks = Vec::with_capacity(grid.iter().product());
     let mut cells = GridIter::new(&grid);
     while let Some(idx) = cells.next_index() {
         let ins: ChunkInputs = aligned.iter().map(|l| source_chunk(l, idx)).collect();
         let shape: ChunkShape = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
-        chunks.push(ctx.add(ChunkOp::Map { expr: expr.clone(), dtype }, ins, shape, Some(dtype), idx));
+        chunks.push(ctx.add(op.clone(), ins, shape, Some(dtype), idx));
     }
     Ok(Tiled::Done(Layout { nsplits, chunks }))
 }
@@ -117,14 +118,17 @@ pub(crate) fn cast(ctx: &mut Ctx, layout: &Layout, from: DType, to: DType) -> La
     if from == to {
         return layout.clone();
     }
-    let expr = std::sync::Arc::new(Expr::Cast(to, Box::new(Expr::Input(0))));
+    let op = std::sync::Arc::new(ChunkOp::Map {
+        expr: std::sync::Arc::new(Expr::Cast(to, Box::new(Expr::Input(0)))),
+        dtype: to,
+    });
     let grid = layout.grid();
     let chunks = grid_indices(&grid)
         .into_iter()
         .zip(&layout.chunks)
         .map(|(idx, &c)| {
             let shape = ctx.shape(c).to_vec();
-            ctx.add(ChunkOp::Map { expr: expr.clone(), dtype: to }, vec![c], shape, Some(to), idx)
+            ctx.add(op.clone(), vec![c], shape, Some(to), idx)
         })
         .collect();
     Layout { nsplits: layout.nsplits.clone(), chunks }

@@ -40,6 +40,7 @@ pub(super) fn dot(ctx: &mut Ctx, inputs: &[Layout], metas: &[&Meta], dtype: DTyp
     let cs = ctx.opts.combine_size.max(2);
     ctx.check_grid(&out_grid, inner_n.div_ceil(cs) * 2)?;
     let mut chunks = Vec::with_capacity(out_grid.iter().product());
+    let matmul = std::sync::Arc::new(ChunkOp::MatMul);
     for idx in grid_indices(&out_grid) {
         let (ia, ib) = idx.split_at(a_outer.len());
         let shape: Vec<Dim> = idx.iter().enumerate().map(|(ax, &i)| nsplits[ax][i]).collect();
@@ -55,7 +56,7 @@ pub(super) fn dot(ctx: &mut Ctx, inputs: &[Layout], metas: &[&Meta], dtype: DTyp
                     bi.extend_from_slice(ib);
                     pairs.extend([a.at(&ai), b.at(&bi)]);
                 }
-                ctx.add(ChunkOp::MatMul, pairs, shape.clone(), Some(dtype), idx.clone())
+                ctx.add(matmul.clone(), pairs, shape.clone(), Some(dtype), idx.clone())
             })
             .collect();
         while level.len() > 1 {

@@ -41,15 +41,15 @@ impl Ctx<'_> {
     /// inline in the node.)
     pub fn add(
         &mut self,
-        op: ChunkOp,
+        op: impl Into<std::sync::Arc<ChunkOp>>,
         inputs: impl Into<ChunkInputs>,
         shape: impl Into<ChunkShape>,
         dtype: Option<DType>,
         index: impl Into<ChunkIndex>,
     ) -> ChunkId {
-        let inputs = inputs.into();
+        let (op, inputs) = (op.into(), inputs.into());
         let in_keys: SmallVec<[Key; 4]> = inputs.iter().map(|&i| self.chunks.node(i).key).collect();
-        let key = Key::of(&op, &in_keys);
+        let key = Key::of(&*op, &in_keys);
         self.chunks.insert(ChunkNode { key, op, inputs, shape: shape.into(), dtype, index: index.into() })
     }
     pub fn shape(&self, id: ChunkId) -> &[Dim] {

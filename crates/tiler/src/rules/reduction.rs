@@ -8,6 +8,7 @@ use crate::error::TileResult;
 use crate::layout::{offsets, GridIter, Layout};
 use mars_ir::smallvec::SmallVec;
 use mars_ir::{ChunkId, ChunkIndex, ChunkInputs, ChunkOp, ChunkShape, DType, Dim, ReduceFn};
+use std::sync::Arc;
 
 pub(super) fn reduce(
     ctx: &mut Ctx,
@@ -34,19 +35,36 @@ pub(super) fn reduce(
     let partial_shape = |shape: &[Dim]| -> ChunkShape {
         shape.iter().enumerate().map(|(a, &d)| if axes.contains(&a) { Dim::Known(1) } else { d }).collect()
     };
-    // map stage (no allocation per chunk but the op's own)
-    let mut level: Vec<ChunkId> = Vec::with_capacity(input.len());
-    let mut cells = GridIter::new(&grid);
-    for &c in &input.chunks {
-        let Some(idx) = cells.next_index() else { break };
-        let offset = offs.as_ref().map(|o| idx.iter().enumerate().map(|(a, &i)| o[a][i]).collect()).unwrap_or_default();
-        let op = ChunkOp::ReduceMap {
+    let shared_map = offs.is_none().then(|| {
+        Arc::new(ChunkOp::ReduceMap {
             func,
             axes: axes.clone(),
             expr: None,
             in_dtype,
-            offset,
+            offset: vec![],
             global_shape: global_shape.clone(),
+        })
+    });
+    // map stage (no allocation per chunk)
+    let mut level: Vec<ChunkId> = Vec::with_capacity(input.len());
+    let mut cells = GridIter::new(&grid);
+    for &c in &input.chunks {
+        let Some(idx) = cells.next_index() else { break };
+        // one op for every chunk, but arg-reductions, whose chunks carry their offsets
+        let op = match (&offs, &shared_map) {
+            (None, Some(op)) => op.clone(),
+            _ => {
+                let offset =
+                    offs.as_ref().map(|o| idx.iter().enumerate().map(|(a, &i)| o[a][i]).collect()).unwrap_or_default();
+                Arc::new(ChunkOp::ReduceMap {
+                    func,
+                    axes: axes.clone(),
+                    expr: None,
+                    in_dtype,
+                    offset,
+                    global_shape: global_shape.clone(),
+                })
+            }
         };
         let shape = partial_shape(ctx.shape(c));
         level.push(ctx.add(op, &[c][..], shape, None, idx));
@@ -58,6 +76,7 @@ pub(super) fn reduce(
             cur_grid.iter().enumerate().map(|(a, &g)| if axes.contains(&a) { g.div_ceil(cs) } else { g }).collect();
         let finalize = axes.iter().all(|&a| next_grid[a] == 1);
         let mut next = Vec::with_capacity(next_grid.iter().product());
+        let op = Arc::new(ChunkOp::ReduceCombine { func, axes: axes.clone(), finalize, out_dtype });
         let mut cells = GridIter::new(&next_grid);
         while let Some(idx) = cells.next_index() {
             // the block of the current level this output combines
@@ -81,8 +100,7 @@ pub(super) fn reduce(
             } else {
                 (first_shape, idx.into(), None)
             };
-            let op = ChunkOp::ReduceCombine { func, axes: axes.clone(), finalize, out_dtype };
-            next.push(ctx.add(op, ins, shape, dtype, out_idx));
+            next.push(ctx.add(op.clone(), ins, shape, dtype, out_idx));
         }
         level = next;
         cur_grid = next_grid;
