@@ -274,16 +274,8 @@ pub enum ChunkOp {
         n: usize,
     },
     /// The block at `offset` of a `global_shape` random tensor.
-    Random {
-        seed: u64,
-        dist: Distribution,
-        global_shape: Vec<usize>,
-        offset: Vec<usize>,
-        shape: Vec<usize>,
-    },
-    Literal {
-        data: TensorData,
-    },
+    Random(Box<RandomChunk>),
+    Literal(Box<LiteralChunk>),
     /// Element-wise expression over the inputs (broadcast within the chunk).
     /// The expression is shared by every chunk of its tileable.
     Map {
@@ -293,14 +285,7 @@ pub enum ChunkOp {
     /// First stage of a tree reduction: an optional fused element-wise expression,
     /// then a partial aggregate keeping reduced axes as length 1. `offset` and
     /// `global_shape` locate the chunk, for arg-reductions.
-    ReduceMap {
-        func: ReduceFn,
-        axes: Vec<usize>,
-        expr: Option<Expr>,
-        in_dtype: DType,
-        offset: Vec<usize>,
-        global_shape: Vec<usize>,
-    },
+    ReduceMap(Box<ReduceMapChunk>),
     /// Combines partials; with `finalize` it also produces the result (axes removed).
     ReduceCombine {
         func: ReduceFn,
@@ -321,11 +306,7 @@ pub enum ChunkOp {
         elems: Vec<SliceElem>,
     },
     /// Builds one output chunk from pieces of its inputs (rechunk).
-    Assemble {
-        shape: Vec<usize>,
-        dtype: DType,
-        pieces: Vec<Piece>,
-    },
+    Assemble(Box<AssembleChunk>),
     /// Boolean mask; `rows` selects along axis 0 with a 1-D mask.
     Filter {
         rows: bool,
@@ -334,6 +315,45 @@ pub enum ChunkOp {
     FrameLiteral {
         ipc: Vec<u8>,
     },
+}
+
+/// The parameters of [`ChunkOp::Random`] (boxed: they are the large ones, and
+/// keeping them out of line keeps every chunk op small).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RandomChunk {
+    pub seed: u64,
+    pub dist: Distribution,
+    pub global_shape: Vec<usize>,
+    pub offset: Vec<usize>,
+    pub shape: Vec<usize>,
+}
+
+/// The parameters of [`ChunkOp::Literal`] (boxed: they are the large ones, and
+/// keeping them out of line keeps every chunk op small).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiteralChunk {
+    pub data: TensorData,
+}
+
+/// The parameters of [`ChunkOp::ReduceMap`] (boxed: they are the large ones, and
+/// keeping them out of line keeps every chunk op small).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReduceMapChunk {
+    pub func: ReduceFn,
+    pub axes: Vec<usize>,
+    pub expr: Option<Expr>,
+    pub in_dtype: DType,
+    pub offset: Vec<usize>,
+    pub global_shape: Vec<usize>,
+}
+
+/// The parameters of [`ChunkOp::Assemble`] (boxed: they are the large ones, and
+/// keeping them out of line keeps every chunk op small).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssembleChunk {
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub pieces: Vec<Piece>,
 }
 
 impl ChunkOp {
@@ -419,10 +439,11 @@ impl fmt::Display for ChunkOp {
             ChunkOp::Fetch => f.write_str("Fetch"),
             ChunkOp::Full { value, .. } => write!(f, "Full({value})"),
             ChunkOp::Arange { start, step, n } => write!(f, "Arange({start}, step={step}, n={n})"),
-            ChunkOp::Random { dist, seed, offset, .. } => write!(f, "Random({dist:?}, seed={seed}) offset={offset:?}"),
+            ChunkOp::Random(r) => write!(f, "Random({:?}, seed={}) offset={:?}", r.dist, r.seed, r.offset),
             ChunkOp::Literal { .. } => f.write_str("Literal"),
             ChunkOp::Map { expr, .. } => write!(f, "Map {expr}"),
-            ChunkOp::ReduceMap { func, axes, expr, .. } => {
+            ChunkOp::ReduceMap(r) => {
+                let ReduceMapChunk { func, axes, expr, .. } = &**r;
                 write!(f, "ReduceMap {} axes={axes:?}", func.name())?;
                 if let Some(e) = expr {
                     write!(f, " of {e}")?;
@@ -436,7 +457,7 @@ impl fmt::Display for ChunkOp {
             ChunkOp::Transpose { axes } => write!(f, "Transpose {axes:?}"),
             ChunkOp::Reshape { shape } => write!(f, "Reshape {shape:?}"),
             ChunkOp::Slice { elems } => write!(f, "Slice [{}]", join(elems)),
-            ChunkOp::Assemble { pieces, .. } => write!(f, "Assemble[{} pieces]", pieces.len()),
+            ChunkOp::Assemble(a) => write!(f, "Assemble[{} pieces]", a.pieces.len()),
             ChunkOp::Filter { rows } => write!(f, "Filter{}", if *rows { " rows" } else { "" }),
             ChunkOp::FrameLiteral { ipc } => write!(f, "FrameLiteral[{} bytes]", ipc.len()),
         }

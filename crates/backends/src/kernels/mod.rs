@@ -31,18 +31,16 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
         ChunkOp::Arange { start, step, n } => {
             TensorData::F64(ArrayD::from_shape_fn(IxDyn(&[*n]), |i| start + step * i[0] as f64))
         }
-        ChunkOp::Random { seed, dist, global_shape, offset, shape } => {
-            random::generate(*seed, *dist, global_shape, offset, shape)
-        }
-        ChunkOp::Literal { data } => data.clone(),
+        ChunkOp::Random(r) => random::generate(r.seed, r.dist, &r.global_shape, &r.offset, &r.shape),
+        ChunkOp::Literal(l) => l.data.clone(),
         ChunkOp::FrameLiteral { ipc } => return Ok(ChunkData::Frame(ipc_to_batch(ipc)?)),
         ChunkOp::Map { expr, dtype } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
             eval::map(expr, &ins, &eval::expr_shape(expr, &ins)?, *dtype)?
         }
-        ChunkOp::ReduceMap { func, axes, expr, offset, global_shape, .. } => {
+        ChunkOp::ReduceMap(r) => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
-            return reduce::reduce_map(*func, axes, expr.as_ref(), &ins, offset, global_shape);
+            return reduce::reduce_map(r.func, &r.axes, r.expr.as_ref(), &ins, &r.offset, &r.global_shape);
         }
         ChunkOp::ReduceCombine { func, axes, finalize, out_dtype } => {
             let parts: Vec<(&[usize], &crate::data::Partial)> = inputs
@@ -78,9 +76,9 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
             let info: SliceInfo<Vec<SliceInfoElem>, IxDyn, IxDyn> = SliceInfo::try_from(info)?;
             map_tensor!(t(0)?, a => a.slice(info.as_ref()).to_owned())
         }
-        ChunkOp::Assemble { shape, dtype, pieces } => {
-            let mut out = TensorData::zeros(*dtype, shape);
-            for p in pieces {
+        ChunkOp::Assemble(a) => {
+            let mut out = TensorData::zeros(a.dtype, &a.shape);
+            for p in &a.pieces {
                 let src = t(p.input)?.slice_ranges(&p.src);
                 copy_into(&mut out, &src, &p.dst)?;
             }

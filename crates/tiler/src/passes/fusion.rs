@@ -9,7 +9,7 @@
 
 use super::{Pass, PassCtx};
 use crate::error::TileResult;
-use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Expr, FastMap, Key, RandomLeaf};
+use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Expr, FastMap, Key, RandomLeaf, ReduceMapChunk};
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ impl Pass for Fusion {
             let node = graph.node(id);
             let (base, into_reduce) = match &*node.op {
                 ChunkOp::Map { expr, .. } => (Expr::clone(expr), false),
-                ChunkOp::ReduceMap { expr, .. } => (expr.clone().unwrap_or(Expr::Input(0)), true),
+                ChunkOp::ReduceMap(r) => (r.expr.clone().unwrap_or(Expr::Input(0)), true),
                 _ => continue,
             };
             // the shape every element of the fused expression has
@@ -89,14 +89,10 @@ impl Pass for Fusion {
                 .or_insert_with(|| {
                     let new = Arc::new(match &*old {
                         ChunkOp::Map { dtype, .. } => ChunkOp::Map { expr: expr.into(), dtype: *dtype },
-                        ChunkOp::ReduceMap { func, axes, in_dtype, offset, global_shape, .. } => ChunkOp::ReduceMap {
-                            func: *func,
-                            axes: axes.clone(),
+                        ChunkOp::ReduceMap(r) => ChunkOp::ReduceMap(Box::new(ReduceMapChunk {
                             expr: Some(expr),
-                            in_dtype: *in_dtype,
-                            offset: offset.clone(),
-                            global_shape: global_shape.clone(),
-                        },
+                            ..ReduceMapChunk::clone(r)
+                        })),
                         other => other.clone(), // (unreachable: only these two start a fusion)
                     });
                     (old.clone(), new)
@@ -155,15 +151,15 @@ fn inline(
                 let pin = g.node(p).inputs.clone();
                 return inline(g, inner, &pin, leaves, absorbed, changed, ok, random_ok);
             }
-            ChunkOp::Random { seed, dist, global_shape, offset, shape } if random_ok(g, p) => {
+            ChunkOp::Random(r) if random_ok(g, p) => {
                 absorbed.insert(p);
                 *changed = true;
                 return Expr::Random(Box::new(RandomLeaf {
-                    seed: *seed,
-                    dist: *dist,
-                    global_shape: global_shape.clone(),
-                    offset: offset.clone(),
-                    shape: shape.clone(),
+                    seed: r.seed,
+                    dist: r.dist,
+                    global_shape: r.global_shape.clone(),
+                    offset: r.offset.clone(),
+                    shape: r.shape.clone(),
                 }));
             }
             _ => {}

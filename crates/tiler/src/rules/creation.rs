@@ -6,7 +6,9 @@ use super::{Ctx, Tiled};
 use crate::error::TileResult;
 use crate::layout::{auto_chunk_sizes, grid_indices, offsets, to_dims, GridIter, Layout};
 use mars_ir::smallvec::SmallVec;
-use mars_ir::{ChunkInputs, ChunkNode, ChunkOp, ChunkShape, DType, Dim, IrError, Key, Meta, TensorOp};
+use mars_ir::{
+    ChunkInputs, ChunkNode, ChunkOp, ChunkShape, DType, Dim, IrError, Key, LiteralChunk, Meta, RandomChunk, TensorOp,
+};
 
 pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Tiled> {
     let (shape, chunks): (Vec<usize>, &Option<Vec<usize>>) = match op {
@@ -31,16 +33,16 @@ pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Til
             TensorOp::Arange { start, step, .. } => {
                 ChunkOp::Arange { start: start + step * offset[0] as f64, step: *step, n: cshape[0] }
             }
-            TensorOp::Random { seed, dist, .. } => ChunkOp::Random {
+            TensorOp::Random { seed, dist, .. } => ChunkOp::Random(Box::new(RandomChunk {
                 seed: *seed,
                 dist: *dist,
                 global_shape: shape.clone(),
                 offset: offset.to_vec(),
                 shape: cshape.to_vec(),
-            },
+            })),
             TensorOp::Literal { data, .. } => {
                 let ranges: Vec<(usize, usize)> = offset.iter().zip(&cshape).map(|(&o, &n)| (o, o + n)).collect();
-                ChunkOp::Literal { data: data.slice_ranges(&ranges) }
+                ChunkOp::Literal(Box::new(LiteralChunk { data: data.slice_ranges(&ranges) }))
             }
             _ => unreachable_op(op)?,
         };

@@ -6,7 +6,7 @@ use super::Ctx;
 use crate::error::TileResult;
 use crate::layout::{grid_for, grid_indices, offsets, splits, to_dims, Layout};
 use mars_ir::op::Piece;
-use mars_ir::{ChunkOp, DType, IrError};
+use mars_ir::{AssembleChunk, ChunkOp, DType, IrError};
 
 /// Split `shape` by `sizes`, after checking the grid against the chunk limit.
 pub fn nsplits_for(ctx: &mut Ctx, shape: &[usize], sizes: &[usize]) -> TileResult<Vec<Vec<usize>>> {
@@ -87,7 +87,7 @@ pub fn rechunk_to(
             });
             pieces.push(Piece { input: pos, src, dst });
         }
-        let op = ChunkOp::Assemble { shape: shape.clone(), dtype, pieces };
+        let op = ChunkOp::Assemble(Box::new(AssembleChunk { shape: shape.clone(), dtype, pieces }));
         chunks.push(ctx.add(op, inputs, mars_ir::shape::dims(&shape), Some(dtype), idx));
     }
     Ok(Layout { nsplits: to_dims(to), chunks })

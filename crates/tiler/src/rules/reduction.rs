@@ -7,7 +7,7 @@ use super::{known_or_need, Ctx, Tiled};
 use crate::error::TileResult;
 use crate::layout::{offsets, GridIter, Layout};
 use mars_ir::smallvec::SmallVec;
-use mars_ir::{ChunkId, ChunkIndex, ChunkInputs, ChunkOp, ChunkShape, DType, Dim, ReduceFn};
+use mars_ir::{ChunkId, ChunkIndex, ChunkInputs, ChunkOp, ChunkShape, DType, Dim, ReduceFn, ReduceMapChunk};
 use std::sync::Arc;
 
 pub(super) fn reduce(
@@ -36,14 +36,14 @@ pub(super) fn reduce(
         shape.iter().enumerate().map(|(a, &d)| if axes.contains(&a) { Dim::Known(1) } else { d }).collect()
     };
     let shared_map = offs.is_none().then(|| {
-        Arc::new(ChunkOp::ReduceMap {
+        Arc::new(ChunkOp::ReduceMap(Box::new(ReduceMapChunk {
             func,
             axes: axes.clone(),
             expr: None,
             in_dtype,
             offset: vec![],
             global_shape: global_shape.clone(),
-        })
+        })))
     });
     // map stage (no allocation per chunk)
     let mut level: Vec<ChunkId> = Vec::with_capacity(input.len());
@@ -56,14 +56,14 @@ pub(super) fn reduce(
             _ => {
                 let offset =
                     offs.as_ref().map(|o| idx.iter().enumerate().map(|(a, &i)| o[a][i]).collect()).unwrap_or_default();
-                Arc::new(ChunkOp::ReduceMap {
+                Arc::new(ChunkOp::ReduceMap(Box::new(ReduceMapChunk {
                     func,
                     axes: axes.clone(),
                     expr: None,
                     in_dtype,
                     offset,
                     global_shape: global_shape.clone(),
-                })
+                })))
             }
         };
         let shape = partial_shape(ctx.shape(c));
