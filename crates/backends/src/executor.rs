@@ -9,7 +9,7 @@ use crate::kernels;
 use crate::store::Store;
 use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
 use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Key};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Shared counters for progress and stats.
@@ -27,13 +27,12 @@ struct Run<'a> {
     /// Inputs and consumers of the node at position `i` of `ids`, as positions:
     /// `inputs[input_at[i]..input_at[i + 1]]` (flat, so a million chunks cost
     /// two allocations, not two million).
-    /// (`u32`s: a graph's chunk count is bounded by `TileOptions::max_chunks`.)
-    input_at: Vec<u32>,
-    inputs: Vec<u32>,
-    consumer_at: Vec<u32>,
-    consumers: Vec<u32>,
-    waiting: Vec<AtomicU32>,
-    uses_left: Vec<AtomicU32>,
+    input_at: Vec<usize>,
+    inputs: Vec<usize>,
+    consumer_at: Vec<usize>,
+    consumers: Vec<usize>,
+    waiting: Vec<AtomicUsize>,
+    uses_left: Vec<AtomicUsize>,
     keep: &'a HashSet<Key>,
     store: &'a Store,
     error: Mutex<Option<BackendError>>,
@@ -42,11 +41,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn inputs_of(&self, i: usize) -> &[u32] {
-        &self.inputs[self.input_at[i] as usize..self.input_at[i + 1] as usize]
+    fn inputs_of(&self, i: usize) -> &[usize] {
+        &self.inputs[self.input_at[i]..self.input_at[i + 1]]
     }
-    fn consumers_of(&self, i: usize) -> &[u32] {
-        &self.consumers[self.consumer_at[i] as usize..self.consumer_at[i + 1] as usize]
+    fn consumers_of(&self, i: usize) -> &[usize] {
+        &self.consumers[self.consumer_at[i]..self.consumer_at[i + 1]]
     }
 }
 
@@ -60,20 +59,17 @@ pub fn execute(
     progress: &Progress,
 ) -> BackendResult<HashMap<Key, Vec<usize>>> {
     let ids: Vec<ChunkId> = graph.topo_order()?;
-    if ids.len() >= u32::MAX as usize / 4 {
-        return Err(BackendError::Other(format!("a stage of {} chunks is more than one executor runs", ids.len())));
-    }
     let mut pos = vec![u32::MAX; graph.id_bound()];
     for (i, id) in ids.iter().enumerate() {
         pos[id.0 as usize] = i as u32;
     }
     // distinct inputs per node (a node may read one input twice)
     let mut input_at = Vec::with_capacity(ids.len() + 1);
-    let mut inputs: Vec<u32> = Vec::with_capacity(ids.len() * 2);
+    let mut inputs: Vec<usize> = Vec::with_capacity(ids.len() * 2);
     input_at.push(0);
     for &id in &ids {
         let start = inputs.len();
-        inputs.extend(graph.node(id).inputs.iter().map(|i| pos[i.0 as usize]));
+        inputs.extend(graph.node(id).inputs.iter().map(|i| pos[i.0 as usize] as usize));
         inputs[start..].sort_unstable();
         let mut w = start;
         for r in start..inputs.len() {
@@ -83,28 +79,28 @@ pub fn execute(
             }
         }
         inputs.truncate(w);
-        input_at.push(inputs.len() as u32);
+        input_at.push(inputs.len());
     }
     // consumers: the transpose of inputs
-    let mut consumer_at = vec![0u32; ids.len() + 1];
+    let mut consumer_at = vec![0usize; ids.len() + 1];
     for &j in &inputs {
-        consumer_at[j as usize + 1] += 1;
+        consumer_at[j + 1] += 1;
     }
     for i in 0..ids.len() {
         consumer_at[i + 1] += consumer_at[i];
     }
     let mut fill = consumer_at.clone();
-    let mut consumers = vec![0u32; inputs.len()];
+    let mut consumers = vec![0usize; inputs.len()];
     for i in 0..ids.len() {
-        for &j in &inputs[input_at[i] as usize..input_at[i + 1] as usize] {
-            consumers[fill[j as usize] as usize] = i as u32;
-            fill[j as usize] += 1;
+        for &j in &inputs[input_at[i]..input_at[i + 1]] {
+            consumers[fill[j]] = i;
+            fill[j] += 1;
         }
     }
     let run = Run {
         graph,
-        waiting: (0..ids.len()).map(|i| AtomicU32::new(input_at[i + 1] - input_at[i])).collect(),
-        uses_left: (0..ids.len()).map(|i| AtomicU32::new(consumer_at[i + 1] - consumer_at[i])).collect(),
+        waiting: (0..ids.len()).map(|i| AtomicUsize::new(input_at[i + 1] - input_at[i])).collect(),
+        uses_left: (0..ids.len()).map(|i| AtomicUsize::new(consumer_at[i + 1] - consumer_at[i])).collect(),
         ids,
         input_at,
         inputs,
@@ -213,7 +209,6 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
     run.progress.done.fetch_add(1, Ordering::Relaxed);
     // inputs whose last consumer this was can go (unless kept or fetched)
     for &j in run.inputs_of(i) {
-        let j = j as usize;
         if run.uses_left[j].fetch_sub(1, Ordering::AcqRel) == 1 {
             let n = run.graph.node(run.ids[j]);
             if !run.keep.contains(&n.key) && !matches!(*n.op, ChunkOp::Fetch) {
@@ -224,7 +219,6 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
     // rayon's local deque is LIFO, so consumers run next on this thread:
     // depth-first, which frees memory early
     for &c in run.consumers_of(i) {
-        let c = c as usize;
         if run.waiting[c].fetch_sub(1, Ordering::AcqRel) == 1 {
             scope.spawn(move |s| run_one(run, c, s));
         }
