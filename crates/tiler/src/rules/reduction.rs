@@ -35,36 +35,26 @@ pub(super) fn reduce(
     let partial_shape = |shape: &[Dim]| -> ChunkShape {
         shape.iter().enumerate().map(|(a, &d)| if axes.contains(&a) { Dim::Known(1) } else { d }).collect()
     };
-    let shared_map = offs.is_none().then(|| {
+    let make = |offset: Vec<usize>| {
         Arc::new(ChunkOp::ReduceMap(Box::new(ReduceMapChunk {
             func,
             axes: axes.clone(),
             expr: None,
             in_dtype,
-            offset: vec![],
+            offset,
             global_shape: global_shape.clone(),
         })))
-    });
+    };
+    // one op for every chunk, but for arg-reductions, whose chunks carry their offsets
+    let shared = make(vec![]);
     // map stage (no allocation per chunk)
     let mut level: Vec<ChunkId> = Vec::with_capacity(input.len());
     let mut cells = GridIter::new(&grid);
     for &c in &input.chunks {
         let Some(idx) = cells.next_index() else { break };
-        // one op for every chunk, but arg-reductions, whose chunks carry their offsets
-        let op = match (&offs, &shared_map) {
-            (None, Some(op)) => op.clone(),
-            _ => {
-                let offset =
-                    offs.as_ref().map(|o| idx.iter().enumerate().map(|(a, &i)| o[a][i]).collect()).unwrap_or_default();
-                Arc::new(ChunkOp::ReduceMap(Box::new(ReduceMapChunk {
-                    func,
-                    axes: axes.clone(),
-                    expr: None,
-                    in_dtype,
-                    offset,
-                    global_shape: global_shape.clone(),
-                })))
-            }
+        let op = match &offs {
+            None => shared.clone(),
+            Some(o) => make(idx.iter().enumerate().map(|(a, &i)| o[a][i]).collect()),
         };
         let shape = partial_shape(ctx.shape(c));
         level.push(ctx.add(op, &[c][..], shape, None, idx));
