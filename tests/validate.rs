@@ -38,6 +38,12 @@ fn absurd_shapes_are_errors_not_aborts() {
     assert!(e.contains("grid [16384, 16384]") && e.contains("more than the limit"), "{e}");
     // the session still works
     assert_eq!(mt::ones(&[3]).sum().execute().unwrap().fetch().unwrap().to_string(), "array(3.)");
+    // the limit is the session's to set
+    let small = mars::Session::builder().max_chunks(100).build().unwrap();
+    let x = mt::arange(0.0, 1000.0, 1.0).rechunk(5);
+    let e = err_of(x.sum().execute_in(&small).map(|_| ()));
+    assert!(e.contains("200 chunks (grid [200])") && e.contains("more than the limit of 100"), "{e}");
+    assert_eq!(x.rechunk(50).sum().execute_in(&small).unwrap().fetch_in(&small).unwrap().to_string(), "array(499500.)");
 }
 
 /// A saved graph of a few ops, as JSON.

@@ -131,6 +131,7 @@ pub struct SessionBuilder {
     threads: Option<usize>,
     memory_limit: Option<usize>,
     chunk_bytes: Option<usize>,
+    max_chunks: Option<usize>,
     progress: Option<bool>,
 }
 
@@ -168,6 +169,13 @@ impl SessionBuilder {
         self.chunk_bytes = Some(bytes);
         self
     }
+    /// The most chunks one execution may tile into (default 16 Mi): a graph
+    /// that would pass it is refused before anything is allocated, naming its
+    /// grid. Each chunk costs about 1 KB of graph while it runs.
+    pub fn max_chunks(mut self, n: usize) -> Self {
+        self.max_chunks = Some(n);
+        self
+    }
     /// The session; a zero `memory_limit` or `chunk_bytes` is [`Error::Invalid`].
     pub fn build(self) -> Result<Session> {
         if let Some(a) = &self.address {
@@ -175,7 +183,10 @@ impl SessionBuilder {
                 "cannot connect to {a}: the cluster backend is not built yet; use new_session() for the local backend"
             )));
         }
-        let tile = TileOptions::for_budget(self.chunk_bytes, self.memory_limit)?;
+        let mut tile = TileOptions::for_budget(self.chunk_bytes, self.memory_limit)?;
+        if let Some(n) = self.max_chunks {
+            tile.max_chunks = n;
+        }
         let opts = LocalOptions { threads: self.threads, memory_limit: self.memory_limit, tile };
         let backend = LocalBackend::new(opts)?;
         let mut session = Session::with_backend(Arc::new(backend));

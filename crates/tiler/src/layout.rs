@@ -74,7 +74,7 @@ pub fn check_chunk_count(grid: &[usize], per_cell: usize, have: usize, max: usiz
         (Some(adds), Some(n)) if n <= max => Ok(adds),
         (_, total) => Err(IrError::Invalid(format!(
             "tiling would make {} chunks (grid {grid:?}), more than the limit of {max}; use bigger chunks \
-             (rechunk, or a larger chunk budget) or raise TileOptions::max_chunks",
+             (rechunk, or a larger chunk budget) or raise the limit (max_chunks)",
             total.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
         ))
         .into()),
