@@ -37,15 +37,33 @@ impl Key {
     /// (The bytes go through one buffer per thread: keys are made for every
     /// chunk, and an allocation each would dominate tiling.)
     pub fn of<T: Serialize + ?Sized>(value: &T, inputs: &[Key]) -> Key {
+        Key::hash_with(inputs, |buf| {
+            if bincode::serialize_into(&mut *buf, value).is_err() {
+                buf.clear();
+            }
+        })
+    }
+
+    /// The bytes [`Key::of`] hashes for `value` (for callers that hash many
+    /// nodes of one op with [`Key::of_serialized`]).
+    pub fn serialized<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+        bincode::serialize(value).unwrap_or_default()
+    }
+
+    /// `Key::of(value, inputs)` given `Key::serialized(value)`: the same key,
+    /// without serialising a shared op again for every chunk.
+    pub fn of_serialized(bytes: &[u8], inputs: &[Key]) -> Key {
+        Key::hash_with(inputs, |buf| buf.extend_from_slice(bytes))
+    }
+
+    fn hash_with(inputs: &[Key], write: impl FnOnce(&mut Vec<u8>)) -> Key {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            if bincode::serialize_into(&mut *buf, value).is_err() {
-                buf.clear();
-            }
+            write(&mut buf);
             for k in inputs {
                 buf.extend_from_slice(&k.0.to_le_bytes());
             }
@@ -104,5 +122,6 @@ mod tests {
         // pinned: the hash must not change across processes or releases
         assert_eq!(Key::of(&0u8, &[]).to_string(), Key::of(&0u8, &[]).to_string());
         assert_ne!(Key::of(&0u8, &[a]), Key::of(&0u8, &[c]));
+        assert_eq!(Key::of_serialized(&Key::serialized(&("add", 2.0f64)), &[a]), Key::of(&("add", 2.0f64), &[a]));
     }
 }

@@ -95,7 +95,7 @@ impl Tiler {
             let _span = tracing::debug_span!("tile", op = %self.graph.node(id).op).entered();
             let inputs: Vec<Layout> = self.graph.node(id).inputs.iter().map(|i| self.layouts[i].clone()).collect();
             let node = self.graph.node(id).clone();
-            let mut ctx = Ctx { chunks: &mut self.chunks, opts: &self.opts };
+            let mut ctx = Ctx { chunks: &mut self.chunks, opts: &self.opts, last_op: None };
             let tiled = rules::tile(&mut ctx, &node, &inputs, &self.graph).map_err(|e| match e {
                 TileError::Ir(ir) => {
                     TileError::Rule { op: node.op.to_string(), key: node.key.short(), msg: ir.to_string() }

@@ -33,6 +33,9 @@ pub enum Tiled {
 pub struct Ctx<'a> {
     pub chunks: &'a mut ChunkGraph,
     pub opts: &'a TileOptions,
+    /// The last op added and its serialised bytes: chunks of one tileable share
+    /// their op, which is then serialised once for all their keys.
+    pub last_op: Option<(std::sync::Arc<ChunkOp>, Vec<u8>)>,
 }
 
 impl Ctx<'_> {
@@ -49,7 +52,16 @@ impl Ctx<'_> {
     ) -> ChunkId {
         let (op, inputs) = (op.into(), inputs.into());
         let in_keys: SmallVec<[Key; 4]> = inputs.iter().map(|&i| self.chunks.node(i).key).collect();
-        let key = Key::of(&*op, &in_keys);
+        let key = match &self.last_op {
+            Some((last, bytes)) if std::sync::Arc::ptr_eq(last, &op) => Key::of_serialized(bytes, &in_keys),
+            _ if std::sync::Arc::strong_count(&op) > 1 => {
+                let bytes = Key::serialized(&*op);
+                let key = Key::of_serialized(&bytes, &in_keys);
+                self.last_op = Some((op.clone(), bytes));
+                key
+            }
+            _ => Key::of(&*op, &in_keys),
+        };
         self.chunks.insert(ChunkNode { key, op, inputs, shape: shape.into(), dtype, index: index.into() })
     }
     pub fn shape(&self, id: ChunkId) -> &[Dim] {
