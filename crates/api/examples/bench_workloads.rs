@@ -1,8 +1,11 @@
 //! Times the anchor workloads on the local backend and prints
-//! `workload mars-rs seconds` lines (median of `--repeats` after one warm-up),
-//! for `bench/compare.py`. Sizes scale with `--scale`.
+//! `workload mars-rs seconds` lines (median of `--repeats` after one warm-up;
+//! the distinct-chunk `scale_*` rows: one cold run), for `bench/compare.py`. Sizes scale with `--scale`.
 //!
-//! `cargo run --release -p mars --example bench_workloads -- --scale 1.0 --repeats 3 [--only W1,W3]`
+//! `cargo run --release -p mars --example bench_workloads -- --scale 1.0 --repeats 3 [--only W1,W3] [--phases]`
+//!
+//! `--phases` prints, to stderr, how long each stage of every execution took
+//! (the driver's `tile`, `passes` and `execute` spans, busy time).
 
 use mars::prelude::*;
 use mars::tensor as mt;
@@ -33,16 +36,23 @@ fn explicitly(name: &str) -> bool {
     args.iter().position(|a| a == "--only").is_some() && selected(name)
 }
 
-fn time(name: &str, repeats: usize, mut f: impl FnMut() -> Result<f64>) -> Result<()> {
+fn time(name: &str, repeats: usize, f: impl FnMut() -> Result<f64>) -> Result<()> {
+    timed(name, repeats, true, f)
+}
+
+/// `time` with or without the warm-up run: the distinct-chunk scale rows are
+/// cold (the first run of the process is the one timed, and its peak RSS is
+/// the process's).
+fn timed(name: &str, repeats: usize, warm_up: bool, mut f: impl FnMut() -> Result<f64>) -> Result<()> {
     if !selected(name) {
         return Ok(());
     }
     let mut times = Vec::new();
     let mut check = 0.0;
-    for i in 0..=repeats {
+    for i in 0..repeats + usize::from(warm_up) {
         let t0 = Instant::now();
         check = f()?;
-        if i > 0 {
+        if i > 0 || !warm_up {
             times.push(t0.elapsed().as_secs_f64());
         }
     }
@@ -56,6 +66,13 @@ fn value(t: &mt::Tensor, s: &Session) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "--phases") {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let scale = arg("--scale", 1.0);
     let repeats = arg("--repeats", 3.0) as usize;
     let rows = ((20_000.0 * scale) as usize).max(10);
@@ -96,7 +113,7 @@ fn main() -> Result<()> {
         if n > 1_000_000 && !explicitly(name) {
             continue;
         }
-        time(name, 1, || value(&(mt::arange(0.0, n as f64 * 10.0, 1.0).rechunk(10) * 3.0).sum(), &s))?;
+        timed(name, 1, false, || value(&(mt::arange(0.0, n as f64 * 10.0, 1.0).rechunk(10) * 3.0).sum(), &s))?;
     }
     // the process's peak resident memory (Linux), for single-workload runs (`--only`)
     if let Some(kb) = std::fs::read_to_string("/proc/self/status")

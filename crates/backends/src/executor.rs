@@ -36,6 +36,8 @@ struct Run<'a> {
     keep: &'a HashSet<Key>,
     store: &'a Store,
     error: Mutex<Option<BackendError>>,
+    /// Set with `error` (read by every chunk, so not behind the lock).
+    failed: AtomicBool,
     shapes: Mutex<HashMap<Key, Vec<usize>>>,
     progress: &'a Progress,
 }
@@ -109,6 +111,7 @@ pub fn execute(
         keep,
         store,
         error: Mutex::new(None),
+        failed: AtomicBool::new(false),
         shapes: Mutex::new(HashMap::default()),
         progress,
     };
@@ -141,18 +144,38 @@ fn fail(run: &Run, e: BackendError) {
     if slot.is_none() {
         *slot = Some(e);
     }
+    run.failed.store(true, Ordering::Release);
 }
 
 fn stopped(run: &Run) -> bool {
-    run.progress.cancelled.load(Ordering::Relaxed) || run.error.lock().map(|e| e.is_some()).unwrap_or(true)
+    run.progress.cancelled.load(Ordering::Relaxed) || run.failed.load(Ordering::Acquire)
 }
 
 fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
+    let (mut i, mut handed) = (i, None);
+    // a chain hands its data on: a chunk whose one consumer reads nothing
+    // else runs that consumer next, here, with the value in hand (no store
+    // round trip, no task); the loop follows the chain
+    while let Some(next) = run_chunk(run, i, handed.take(), scope) {
+        (i, handed) = next;
+    }
+}
+
+/// Run the chunk at position `i` (`handed`: its one input's value, from the
+/// chunk before it in a chain). Returns the consumer to run next with this
+/// chunk's value, when the chain goes on.
+fn run_chunk<'s>(
+    run: &'s Run<'s>,
+    i: usize,
+    handed: Option<Arc<ChunkData>>,
+    scope: &rayon::Scope<'s>,
+) -> Option<(usize, Option<Arc<ChunkData>>)> {
     if stopped(run) {
-        return;
+        return None;
     }
     let node = run.graph.node(run.ids[i]);
     let chunk_name = || format!("{} index={:?}", node.key.short(), node.index);
+    let was_handed = handed.is_some();
     // a `Fetch` only checks its chunk is held: consumers read it (maybe from disk) when they run
     let result: BackendResult<Option<Arc<ChunkData>>> = if matches!(*node.op, ChunkOp::Fetch) {
         match run.store.contains(&node.key) {
@@ -164,8 +187,11 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
             }),
         }
     } else {
-        let ins: BackendResult<Option<Vec<Arc<ChunkData>>>> =
-            node.inputs.iter().map(|&c| run.store.get(&run.graph.node(c).key)).collect();
+        let ins: BackendResult<Option<Vec<Arc<ChunkData>>>> = match handed {
+            // (every input edge is the handing chunk: it may be read twice, as in x * x)
+            Some(d) => Ok(Some(vec![d; node.inputs.len()])),
+            None => node.inputs.iter().map(|&c| run.store.get(&run.graph.node(c).key)).collect(),
+        };
         match ins {
             Err(e) => Err(e),
             Ok(None) => Err(BackendError::Kernel {
@@ -196,25 +222,40 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
     };
     let data = match result {
         Ok(d) => d,
-        Err(e) => return fail(run, e),
+        Err(e) => {
+            fail(run, e);
+            return None;
+        }
     };
-    if let Some(data) = data {
-        if run.keep.contains(&node.key) {
+    let kept = run.keep.contains(&node.key);
+    let hand_to = match (&data, run.consumers_of(i)) {
+        (Some(_), &[c]) if !kept && run.inputs_of(c) == [i] => Some(c),
+        _ => None,
+    };
+    if let (Some(data), None) = (&data, hand_to) {
+        if kept {
             run.shapes.lock().unwrap_or_else(|p| p.into_inner()).insert(node.key, data.shape());
         }
-        if let Err(e) = run.store.put(node.key, data) {
-            return fail(run, e);
+        if let Err(e) = run.store.put(node.key, data.clone()) {
+            fail(run, e);
+            return None;
         }
     }
     run.progress.done.fetch_add(1, Ordering::Relaxed);
-    // inputs whose last consumer this was can go (unless kept or fetched)
-    for &j in run.inputs_of(i) {
-        if run.uses_left[j].fetch_sub(1, Ordering::AcqRel) == 1 {
-            let n = run.graph.node(run.ids[j]);
-            if !run.keep.contains(&n.key) && !matches!(*n.op, ChunkOp::Fetch) {
-                run.store.discard(&n.key);
+    // inputs whose last consumer this was can go (unless kept or fetched;
+    // a handed input was never stored)
+    if !was_handed {
+        for &j in run.inputs_of(i) {
+            if run.uses_left[j].fetch_sub(1, Ordering::AcqRel) == 1 {
+                let n = run.graph.node(run.ids[j]);
+                if !run.keep.contains(&n.key) && !matches!(*n.op, ChunkOp::Fetch) {
+                    run.store.discard(&n.key);
+                }
             }
         }
+    }
+    if let Some(c) = hand_to {
+        return Some((c, data));
     }
     // rayon's local deque is LIFO, so consumers run next on this thread:
     // depth-first, which frees memory early
@@ -222,5 +263,67 @@ fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
         if run.waiting[c].fetch_sub(1, Ordering::AcqRel) == 1 {
             scope.spawn(move |s| run_one(run, c, s));
         }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mars_ir::{BinaryFn, ChunkNode, DType, Dim, Expr};
+
+    fn node(graph: &mut ChunkGraph, op: ChunkOp, inputs: &[ChunkId], n: usize) -> ChunkId {
+        let keys: Vec<Key> = inputs.iter().map(|&i| graph.node(i).key).collect();
+        graph.insert(ChunkNode {
+            key: Key::of(&op, &keys),
+            op: op.into(),
+            inputs: inputs.iter().copied().collect(),
+            shape: [Dim::Known(n)].into_iter().collect(),
+            dtype: Some(DType::Float64),
+            index: [0].into_iter().collect(),
+        })
+    }
+
+    fn map(expr: Expr) -> ChunkOp {
+        ChunkOp::Map { expr: expr.into(), dtype: DType::Float64 }
+    }
+
+    fn values(store: &Store, key: &Key) -> Vec<f64> {
+        let d = store.get(key).unwrap().expect("held");
+        match d.tensor() {
+            Some(mars_ir::TensorData::F64(a)) => a.iter().copied().collect(),
+            other => panic!("not f64: {other:?}"),
+        }
+    }
+
+    /// Chains hand values on without the store: a chunk read twice by its one
+    /// consumer, a kept chunk in the middle of a chain (stored all the same),
+    /// and a chunk with two consumers (stored, then freed); what is not kept
+    /// is gone afterwards, and every chunk ran once.
+    #[test]
+    fn chains_hand_values_on_and_keep_only_what_is_kept() {
+        let mut g = ChunkGraph::new();
+        let a = node(&mut g, ChunkOp::Arange { start: 1.0, step: 1.0, n: 4 }, &[], 4);
+        let sq = node(&mut g, map(Expr::binary(BinaryFn::Mul, Expr::Input(0), Expr::Input(0))), &[a, a], 4);
+        let kept_mid = node(&mut g, map(Expr::binary(BinaryFn::Add, Expr::Input(0), Expr::Const(1.0))), &[sq], 4);
+        let end = node(&mut g, map(Expr::binary(BinaryFn::Mul, Expr::Input(0), Expr::Const(2.0))), &[kept_mid], 4);
+        let b = node(&mut g, ChunkOp::Arange { start: 0.0, step: 0.5, n: 4 }, &[], 4);
+        let left = node(&mut g, map(Expr::binary(BinaryFn::Sub, Expr::Input(0), Expr::Const(1.0))), &[b], 4);
+        let right = node(&mut g, map(Expr::binary(BinaryFn::Add, Expr::Input(0), Expr::Const(1.0))), &[b], 4);
+        let both = node(&mut g, map(Expr::binary(BinaryFn::Mul, Expr::Input(0), Expr::Input(1))), &[left, right], 4);
+        let key = |id: ChunkId| g.node(id).key;
+        let keep: HashSet<Key> = [key(kept_mid), key(end), key(both)].into_iter().collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let (store, progress) = (Store::default(), Progress::default());
+        let shapes = execute(&pool, &g, &keep, &store, &progress).unwrap();
+        assert_eq!(values(&store, &key(kept_mid)), [2.0, 5.0, 10.0, 17.0]);
+        assert_eq!(values(&store, &key(end)), [4.0, 10.0, 20.0, 34.0]);
+        assert_eq!(values(&store, &key(both)), [-1.0, -0.75, 0.0, 1.25]);
+        for k in &keep {
+            assert_eq!(shapes[k], vec![4]);
+        }
+        assert_eq!(store.len(), 3, "only the kept chunks stay held");
+        assert_eq!(progress.chunks_run.load(Ordering::Relaxed), 8);
+        assert_eq!(progress.done.load(Ordering::Relaxed), 8);
     }
 }

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug)]
 enum Slot {
     Mem(Arc<ChunkData>),
-    Disk(PathBuf),
+    /// Spilled: the file, and the shape (read without reading the file back).
+    Disk(PathBuf, Vec<usize>),
 }
 
 #[derive(Debug)]
@@ -27,7 +28,6 @@ struct Entry {
     slot: Slot,
     pins: usize,
     nbytes: usize,
-    shape: Vec<usize>,
     /// Last put or read; the smallest is the coldest.
     tick: u64,
     /// Being written to disk by some thread.
@@ -53,7 +53,7 @@ impl Map {
         if let Some(e) = self.entries.remove(key) {
             match e.slot {
                 Slot::Mem(_) => self.mem -= e.nbytes,
-                Slot::Disk(p) => {
+                Slot::Disk(p, _) => {
                     // best effort: the folder goes when the store does
                     let _ = std::fs::remove_file(p);
                 }
@@ -125,8 +125,7 @@ impl Store {
             if m.entries.contains_key(&key) {
                 return Ok(());
             }
-            let shape = data.shape();
-            m.entries.insert(key, Entry { slot: Slot::Mem(data), pins: 0, nbytes, shape, tick, spilling: false });
+            m.entries.insert(key, Entry { slot: Slot::Mem(data), pins: 0, nbytes, tick, spilling: false });
             m.mem += nbytes;
         }
         self.make_room()
@@ -140,7 +139,7 @@ impl Store {
             match m.entries.get(key).map(|e| &e.slot) {
                 None => return Ok(None),
                 Some(Slot::Mem(d)) => return Ok(Some(d.clone())),
-                Some(Slot::Disk(p)) => p.clone(),
+                Some(Slot::Disk(p, _)) => p.clone(),
             }
         };
         let data = loop {
@@ -151,8 +150,8 @@ impl Store {
                 Err(e) => match self.lock().entries.get(key).map(|e| &e.slot) {
                     Some(Slot::Mem(d)) => return Ok(Some(d.clone())),
                     None => return Ok(None),
-                    Some(Slot::Disk(p)) if *p != path => path = p.clone(),
-                    Some(Slot::Disk(_)) => return Err(e),
+                    Some(Slot::Disk(p, _)) if *p != path => path = p.clone(),
+                    Some(Slot::Disk(..)) => return Err(e),
                 },
             }
         };
@@ -164,7 +163,7 @@ impl Store {
                 None => return Ok(Some(data)),
                 Some(e) => match &e.slot {
                     Slot::Mem(d) => d.clone(),
-                    Slot::Disk(p) => {
+                    Slot::Disk(p, _) => {
                         let _ = std::fs::remove_file(p);
                         e.slot = Slot::Mem(data.clone());
                         *mem += e.nbytes;
@@ -180,7 +179,10 @@ impl Store {
 
     /// The shape of a stored chunk, without reading it back.
     pub fn shape(&self, key: &Key) -> Option<Vec<usize>> {
-        self.lock().entries.get(key).map(|e| e.shape.clone())
+        self.lock().entries.get(key).map(|e| match &e.slot {
+            Slot::Mem(d) => d.shape(),
+            Slot::Disk(_, shape) => shape.clone(),
+        })
     }
 
     pub fn contains(&self, key: &Key) -> bool {
@@ -241,7 +243,7 @@ impl Store {
             chunks_spilled: self.chunks_spilled.load(Ordering::Relaxed),
             bytes_spilled: self.bytes_spilled.load(Ordering::Relaxed),
             chunks_restored: self.chunks_restored.load(Ordering::Relaxed),
-            chunks_on_disk: self.lock().entries.values().filter(|e| matches!(e.slot, Slot::Disk(_))).count(),
+            chunks_on_disk: self.lock().entries.values().filter(|e| matches!(e.slot, Slot::Disk(..))).count(),
             folder: self.spill_path(),
         }
     }
@@ -326,7 +328,7 @@ impl Store {
                 let _ = std::fs::remove_file(&path);
                 return Err(err);
             }
-            e.slot = Slot::Disk(path);
+            e.slot = Slot::Disk(path, data.shape());
             *mem -= e.nbytes;
             self.chunks_spilled.fetch_add(1, Ordering::Relaxed);
             self.bytes_spilled.fetch_add(e.nbytes as u64, Ordering::Relaxed);

@@ -132,7 +132,10 @@ impl GraphNode for ChunkNode {
 #[derive(Clone)]
 pub struct Dag<N: GraphNode> {
     graph: StableDiGraph<N, usize>,
-    by_key: HashMap<Key, NodeIndex>,
+    /// The key index: node ids only (4 bytes a slot), hashed by their node's
+    /// key, which is itself a hash. A million-chunk graph's index is a few
+    /// tens of MB, not hundreds, and stays in cache better.
+    by_key: hashbrown::HashTable<NodeIndex>,
     _id: PhantomData<N::Id>,
 }
 
@@ -141,7 +144,7 @@ pub type ChunkGraph = Dag<ChunkNode>;
 
 impl<N: GraphNode> Default for Dag<N> {
     fn default() -> Self {
-        Dag { graph: StableDiGraph::default(), by_key: HashMap::default(), _id: PhantomData }
+        Dag { graph: StableDiGraph::default(), by_key: hashbrown::HashTable::new(), _id: PhantomData }
     }
 }
 
@@ -158,7 +161,7 @@ impl<N: GraphNode> Dag<N> {
     pub fn with_capacity(nodes: usize) -> Self {
         Dag {
             graph: StableDiGraph::with_capacity(nodes, nodes * 2),
-            by_key: HashMap::with_capacity_and_hasher(nodes, Default::default()),
+            by_key: hashbrown::HashTable::with_capacity(nodes),
             _id: PhantomData,
         }
     }
@@ -169,7 +172,8 @@ impl<N: GraphNode> Dag<N> {
     /// that know their grid reserve it, so a huge graph's index is not rebuilt
     /// over and over as it grows.
     pub fn reserve(&mut self, nodes: usize) {
-        self.by_key.reserve(nodes);
+        let graph = &self.graph;
+        self.by_key.reserve(nodes, |&ix| key_hash(&graph[ix].key()));
     }
 
     /// One past the largest id in use: the length of a `Vec` indexed by `id.0`.
@@ -185,22 +189,26 @@ impl<N: GraphNode> Dag<N> {
     /// (One hash lookup and no allocation besides the graph's own: this runs
     /// for every chunk.)
     pub fn insert(&mut self, node: N) -> N::Id {
-        use std::collections::hash_map::Entry;
-        let slot = match self.by_key.entry(node.key()) {
-            Entry::Occupied(e) => return (*e.get()).into(),
-            Entry::Vacant(v) => v,
-        };
+        use hashbrown::hash_table::Entry;
+        let key = node.key();
+        let graph = &self.graph;
+        let slot =
+            match self.by_key.entry(key_hash(&key), |&ix| graph[ix].key() == key, |&ix| key_hash(&graph[ix].key())) {
+                Entry::Occupied(e) => return (*e.get()).into(),
+                Entry::Vacant(v) => v,
+            };
         let inputs: smallvec::SmallVec<[NodeIndex; 4]> = node.inputs().iter().map(|&i| i.into()).collect();
+        // (the vacant slot borrows the index only, not the graph)
         let ix = self.graph.add_node(node);
+        slot.insert(ix);
         for (pos, input) in inputs.into_iter().enumerate() {
             self.graph.add_edge(input, ix, pos);
         }
-        slot.insert(ix);
         ix.into()
     }
 
     pub fn get(&self, key: &Key) -> Option<N::Id> {
-        self.by_key.get(key).map(|&ix| ix.into())
+        self.by_key.find(key_hash(key), |&ix| self.graph[ix].key() == *key).map(|&ix| ix.into())
     }
     pub fn node(&self, id: N::Id) -> &N {
         &self.graph[id.into()]
@@ -260,9 +268,12 @@ impl<N: GraphNode> Dag<N> {
 
     /// Remove a node that nothing consumes.
     pub fn remove(&mut self, id: N::Id) -> Option<N> {
-        let node = self.graph.remove_node(id.into())?;
-        self.by_key.remove(&node.key());
-        Some(node)
+        let ix: NodeIndex = id.into();
+        let key = self.graph.node_weight(ix)?.key();
+        if let Ok(e) = self.by_key.find_entry(key_hash(&key), |&i| i == ix) {
+            e.remove();
+        }
+        self.graph.remove_node(ix)
     }
 
     /// Topological order (inputs first); errors on a cycle.
@@ -479,6 +490,11 @@ macro_rules! serde_forms {
 serde_forms!(TileableNode, FORMAT_TILEABLE, crate::validate::tileable_nodes);
 serde_forms!(ChunkNode, FORMAT_CHUNK, |_: &[ChunkNode]| IrResult::Ok(()));
 
+/// The key index's hash of a key: its low bits (a key is already a strong hash).
+fn key_hash(key: &Key) -> u64 {
+    key.0 as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,6 +529,37 @@ mod tests {
         assert!(g.has_single_consumer(a) && g.has_single_consumer(c));
         assert_eq!(g.topo_order().unwrap(), vec![a, c, b]);
         assert_eq!(g.consumers(c), vec![b]);
+    }
+
+    /// The key index across inserts, duplicates, removals and reused slots,
+    /// at a size where the index grows many times.
+    #[test]
+    fn key_index_follows_inserts_and_removals() {
+        let mut g = TileableGraph::new();
+        let node = |i: u64| {
+            let op =
+                Op::Tensor(TensorOp::Full { shape: vec![1], value: i as f64, dtype: DType::Float64, chunks: None });
+            TileableNode { key: Key::of(&op, &[]), op, inputs: vec![], meta: Meta::tensor(dims(&[1]), DType::Float64) }
+        };
+        let ids: Vec<TileableId> = (0..5000).map(|i| g.insert(node(i))).collect();
+        assert_eq!(g.len(), 5000);
+        // a node with a key already present is the same node
+        assert_eq!(g.insert(node(17)), ids[17]);
+        assert_eq!(g.len(), 5000);
+        for i in (0..5000).step_by(2) {
+            assert!(g.remove(ids[i]).is_some());
+        }
+        assert!(g.remove(ids[0]).is_none());
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(g.get(&node(i as u64).key), (i % 2 == 1).then_some(id), "node {i}");
+        }
+        // removed keys come back (into reused slots) as new nodes
+        for i in (0..5000).step_by(2) {
+            let id = g.insert(node(i));
+            assert_eq!(g.node(id).key, node(i).key);
+            assert_eq!(g.get(&node(i).key), Some(id));
+        }
+        assert_eq!(g.len(), 5000);
     }
 
     fn sample() -> (TileableGraph, TileableId) {
