@@ -114,6 +114,18 @@ fn filter_pauses_tiling() {
 }
 
 #[test]
+fn reduction_folds_its_map_chain_at_tiling() {
+    let a = x(&[4, 4], &[2, 4]);
+    // the maps get no chunks: the partials evaluate them over `a`'s chunks
+    insta::assert_snapshot!("reduction_folds_maps", tiled(&((&a + 1.0) * 2.0).sum()));
+    // a map read twice (by the reduction and by the other map) is tiled
+    let b = &a + 1.0;
+    insta::assert_snapshot!("reduction_no_fold_shared", tiled(&(&b * &b).sum()));
+    // and so is one with two inputs (the chunk pass fuses those later)
+    insta::assert_snapshot!("reduction_no_fold_binary", tiled(&(&a * &a.exp()).sum()));
+}
+
+#[test]
 fn fusion_of_chain_and_reduction() {
     let a = x(&[4, 4], &[2, 4]);
     insta::assert_snapshot!("fusion_reduction", fused(&((&a + 1.0) * 2.0).sum()));

@@ -127,9 +127,9 @@ pub fn inspect(saved: &SavedGraph, opts: &InspectOptions) -> Result<String> {
 
 /// One box per tileable with its chunk count, so huge plans still draw.
 fn collapsed_dot(saved: &SavedGraph, tiler: &mut Tiler) -> String {
-    saved.graph.to_dot_with(|id, n| {
-        let chunks = tiler.layout(id).map_or(0, |l| l.len());
-        format!("{} key={}\n{} chunks", n.op, n.key.short(), chunks)
+    saved.graph.to_dot_with(|id, n| match tiler.is_fused(id) {
+        true => format!("{} key={}\nfolded into its reduction", n.op, n.key.short()),
+        false => format!("{} key={}\n{} chunks", n.op, n.key.short(), tiler.layout(id).map_or(0, |l| l.len())),
     })
 }
 
@@ -201,7 +201,10 @@ fn stats(saved: &SavedGraph, tiled: Option<&mut Plan>) -> String {
     let mut tiled = tiled;
     for id in order {
         let n = saved.graph.node(id);
-        let chunks = tiled.as_mut().map(|t| t.tiler.layout(id).map_or("?".to_string(), |l| l.len().to_string()));
+        let chunks = tiled.as_mut().map(|t| match t.tiler.is_fused(id) {
+            true => "folded".to_string(),
+            false => t.tiler.layout(id).map_or("?".to_string(), |l| l.len().to_string()),
+        });
         let _ = writeln!(
             out,
             "    {} {} {}{}",

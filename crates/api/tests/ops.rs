@@ -1654,6 +1654,53 @@ fn random_distributions_and_fresh_seeds() {
 
 /// Random chunks fused into their consumers (generated inside the kernel, never
 /// materialised) give what the same expressions give over the fetched data.
+/// A reduction folds the single-input maps it alone reads at tiling time
+/// (their chunks are never made); the answers are the unfolded ones, for
+/// every kind of reduction, casts in the chain, and maps that are kept or
+/// already held (which are not folded).
+#[test]
+fn reductions_of_folded_map_chains_match_ndarray() {
+    let s = session();
+    let shape = [9, 7];
+    let data = signed(&shape, 11);
+    let chain = |x: &ArrayD<f64>| x.mapv(|v| (v * 2.0 + 1.0).abs());
+    for chunks in many_chunkings(&shape) {
+        let what = |w: &str| format!("{w} (chunks {chunks:?})");
+        let x = || chunked(data.clone(), &chunks);
+        let folded = |x: &Tensor| ((x * 2.0) + 1.0).abs();
+        let want = chain(&data);
+        check_f64(&s, &what("sum"), &folded(&x()).sum(), &arr0(want.sum()).into_dyn(), RTOL);
+        check_f64(&s, &what("mean(0)"), &folded(&x()).mean_axis(0), &want.mean_axis(Axis(0)).unwrap(), RTOL);
+        check_f64(&s, &what("var(1)"), &folded(&x()).var_axis(1), &want.var_axis(Axis(1), 0.0), RTOL);
+        check_f64(
+            &s,
+            &what("max(1)"),
+            &folded(&x()).max_axis(1),
+            &want.fold_axis(Axis(1), f64::MIN, |a, &b| a.max(b)),
+            0.0,
+        );
+        let am = want.map_axis(Axis(0), |c| argmax(&c.to_owned().into_dyn()) as f64);
+        check(&s, &what("argmax(0)"), &folded(&x()).argmax_axis(0), DType::Int64, &am, 0.0);
+        // a cast in the chain: the partials reduce int64 values
+        let ints = want.mapv(|v| v.trunc());
+        check(
+            &s,
+            &what("astype(int64).sum(1)"),
+            &folded(&x()).astype(DType::Int64).sum_axis(1),
+            DType::Int64,
+            &ints.sum_axis(Axis(1)),
+            0.0,
+        );
+        // a kept map is computed (not folded) and so is its reduction
+        let (m, r) = (folded(&x()), folded(&x()).sum());
+        s.execute(&[&m, &r]).unwrap();
+        check_f64(&s, &what("kept map"), &m, &want, ELEM);
+        check_f64(&s, &what("sum beside the kept map"), &r, &arr0(want.sum()).into_dyn(), RTOL);
+        // a map held from an earlier execute is read, not recomputed into the sum
+        check_f64(&s, &what("sum of a held map"), &(&m * 1.0).sum(), &arr0(want.sum()).into_dyn(), RTOL);
+    }
+}
+
 #[test]
 fn fused_random_leaves_match_materialised_data() {
     let s = session();

@@ -31,7 +31,7 @@ pub fn run(
     }
     let mut tiler = {
         let _s = tracing::debug_span!("tile_init").entered();
-        Tiler::new(graph, opts.clone())?
+        Tiler::for_keys(graph, opts.clone(), keep)?
     };
     let mut stage_pins: Vec<Key> = Vec::new();
     let result = (|| {

@@ -35,7 +35,7 @@ pub struct Plan {
 /// Tile `graph` for `roots`; with `passes`, run the default chunk passes one by
 /// one on the result (not when tiling paused: the graph is not final then).
 pub fn plan(graph: TileableGraph, roots: &[Key], opts: TileOptions, passes: bool) -> TileResult<Plan> {
-    let mut tiler = Tiler::new(graph, opts)?;
+    let mut tiler = Tiler::for_keys(graph, opts, roots)?;
     let (root_chunks, paused) = match tiler.step()? {
         TileStatus::Done => {
             let mut ids = Vec::new();

@@ -3,8 +3,8 @@
 use crate::error::{TileError, TileResult};
 use crate::layout::Layout;
 use crate::rules::{self, Ctx, Tiled};
-use mars_ir::fast::FastMap as HashMap;
-use mars_ir::{ChunkGraph, ChunkId, Dim, Key, Meta, TileableGraph, TileableId};
+use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
+use mars_ir::{ChunkGraph, ChunkId, DType, Dim, Expr, Key, Meta, Op, TensorOp, TileableGraph, TileableId};
 
 /// Knobs of tiling.
 #[derive(Clone, Debug)]
@@ -74,13 +74,96 @@ pub struct Tiler {
     /// The chunk graph built so far.
     pub chunks: ChunkGraph,
     layouts: HashMap<TileableId, Layout>,
+    /// Element-wise tileables folded into the reduction that consumes them
+    /// (see [`Tiler::for_keys`]): they get no chunks of their own.
+    folded: HashSet<TileableId>,
+    /// The expression a reduction evaluates, by the map it reads (the top of
+    /// its folded chain).
+    fused: HashMap<TileableId, Fused>,
     stale: bool,
 }
+
+/// What a reduction of folded element-wise tileables evaluates in its
+/// per-chunk partials.
+#[derive(Clone, Debug)]
+struct Fused {
+    /// The tileable whose chunks the expression reads (`Input(0)`).
+    source: TileableId,
+    /// The chain's expression over `source`.
+    expr: Expr,
+    /// Its dtype: the reduction's input dtype.
+    dtype: DType,
+}
+
+/// Largest expression folded at tiling time (as the chunk fusion pass's limit).
+const MAX_FUSED_EXPR: usize = 64;
 
 impl Tiler {
     pub fn new(graph: TileableGraph, opts: TileOptions) -> TileResult<Self> {
         let order = graph.topo_order()?;
-        Ok(Tiler { graph, order, next: 0, opts, chunks: ChunkGraph::new(), layouts: HashMap::default(), stale: false })
+        Ok(Tiler {
+            graph,
+            order,
+            next: 0,
+            opts,
+            chunks: ChunkGraph::new(),
+            layouts: HashMap::default(),
+            folded: HashSet::default(),
+            fused: HashMap::default(),
+            stale: false,
+        })
+    }
+
+    /// A tiler for computing `keep`: element-wise tileables with one input
+    /// whose only consumer is a reduction (directly, or through more of them),
+    /// and which are not kept, are folded into that reduction: its per-chunk
+    /// partials evaluate their expression, so their chunks are never made.
+    /// (The chunk fusion pass would fuse them after tiling all the same; doing
+    /// it here saves a chunk node per chunk, which counts at millions.)
+    pub fn for_keys(graph: TileableGraph, opts: TileOptions, keep: &[Key]) -> TileResult<Self> {
+        let mut t = Tiler::new(graph, opts)?;
+        let kept: Vec<TileableId> = keep.iter().filter_map(|k| t.graph.get(k)).collect();
+        let reductions: Vec<TileableId> = t
+            .order
+            .iter()
+            .copied()
+            .filter(|&id| matches!(t.graph.node(id).op, Op::Tensor(TensorOp::Reduce { .. })))
+            .collect();
+        for r in reductions {
+            // walk down the chain of maps the reduction reads, composing
+            // their expressions, while each is a single-input map read only
+            // by the node above it and the expression stays small
+            let (top, mut above, mut expr) = (t.graph.node(r).inputs[0], r, Expr::Input(0));
+            let mut source = top;
+            let mut chain = Vec::new();
+            loop {
+                let n = t.graph.node(source);
+                let Op::Tensor(TensorOp::Map { expr: inner }) = &n.op else { break };
+                if n.inputs.len() != 1 || kept.contains(&source) || t.graph.consumers(source) != [above] {
+                    break;
+                }
+                let composed = expr.substitute(&mut |_| inner.clone());
+                if composed.size() > MAX_FUSED_EXPR {
+                    break;
+                }
+                let next = n.inputs[0];
+                chain.push(source);
+                (expr, above, source) = (composed, source, next);
+            }
+            if chain.is_empty() {
+                continue;
+            }
+            let dtype = t.graph.node(top).meta.dtype().unwrap_or(DType::Float64);
+            t.folded.extend(chain);
+            t.fused.insert(top, Fused { source, expr, dtype });
+        }
+        Ok(t)
+    }
+
+    /// Whether the tileable was folded into the reduction consuming it (it
+    /// has no chunks of its own).
+    pub fn is_fused(&self, id: TileableId) -> bool {
+        self.folded.contains(&id)
     }
 
     pub fn graph(&self) -> &TileableGraph {
@@ -92,11 +175,24 @@ impl Tiler {
         self.refresh();
         while self.next < self.order.len() {
             let id = self.order[self.next];
+            if self.folded.contains(&id) {
+                self.next += 1;
+                continue;
+            }
             let _span = tracing::debug_span!("tile", op = %self.graph.node(id).op).entered();
-            let inputs: Vec<Layout> = self.graph.node(id).inputs.iter().map(|i| self.layouts[i].clone()).collect();
             let node = self.graph.node(id).clone();
+            // a reduction of a folded map reads the map's source, with its expression
+            let folded = node.inputs.first().and_then(|i| self.fused.get(i));
+            let inputs: Vec<Layout> = match folded {
+                Some(f) => vec![self.layouts[&f.source].clone()],
+                None => node.inputs.iter().map(|i| self.layouts[i].clone()).collect(),
+            };
             let mut ctx = Ctx { chunks: &mut self.chunks, opts: &self.opts, last_op: None };
-            let tiled = rules::tile(&mut ctx, &node, &inputs, &self.graph).map_err(|e| match e {
+            let tiled = match folded {
+                Some(f) => rules::tile_reduce_of_map(&mut ctx, &node, &inputs[0], &f.expr, f.dtype),
+                None => rules::tile(&mut ctx, &node, &inputs, &self.graph),
+            }
+            .map_err(|e| match e {
                 TileError::Ir(ir) => {
                     TileError::Rule { op: node.op.to_string(), key: node.key.short(), msg: ir.to_string() }
                 }

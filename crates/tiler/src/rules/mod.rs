@@ -92,6 +92,23 @@ pub(crate) fn tensor_dtype(meta: &Meta) -> DType {
     meta.dtype().unwrap_or(DType::Float64)
 }
 
+/// A reduction whose input is an element-wise `expr` (of dtype `in_dtype`)
+/// over the chunks of `source`, folded at tiling time.
+pub fn tile_reduce_of_map(
+    ctx: &mut Ctx,
+    node: &TileableNode,
+    source: &Layout,
+    expr: &mars_ir::Expr,
+    in_dtype: DType,
+) -> TileResult<Tiled> {
+    match &node.op {
+        Op::Tensor(TensorOp::Reduce { func, axes }) => {
+            reduction::reduce(ctx, *func, axes, source, Some(expr), in_dtype, tensor_dtype(&node.meta))
+        }
+        other => Err(mars_ir::IrError::Graph(format!("{other} does not fold an element-wise input")).into()),
+    }
+}
+
 /// Dispatch to the op's rule.
 pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &TileableGraph) -> TileResult<Tiled> {
     let in_metas: Vec<&Meta> = node.inputs.iter().map(|&i| &graph.node(i).meta).collect();
@@ -107,7 +124,7 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
                 | TensorOp::Literal { .. } => creation::tile(ctx, t, dtype),
                 TensorOp::Map { expr } => elementwise::map(ctx, expr, dtype, inputs, &in_metas),
                 TensorOp::Reduce { func, axes } => {
-                    reduction::reduce(ctx, *func, axes, &inputs[0], tensor_dtype(in_metas[0]), dtype)
+                    reduction::reduce(ctx, *func, axes, &inputs[0], None, tensor_dtype(in_metas[0]), dtype)
                 }
                 TensorOp::Dot => matmul::dot(ctx, inputs, &in_metas, dtype),
                 TensorOp::Transpose { axes } => reshape::transpose(ctx, axes, &inputs[0], dtype),

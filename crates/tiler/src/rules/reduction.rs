@@ -2,6 +2,8 @@
 //! as length 1), then rounds of `ReduceCombine` with fan-in `combine_size` per
 //! reduced axis, the last of which finalises (removing the reduced axes).
 //! Mean/var/std partials carry (count, mean, M2), merged with Chan's formula.
+//! A reduction of a folded element-wise tileable evaluates its expression in
+//! the partials (`ReduceMap`'s `expr`), over the source's chunks.
 
 use super::{known_or_need, Ctx, Tiled};
 use crate::error::TileResult;
@@ -15,6 +17,7 @@ pub(super) fn reduce(
     func: ReduceFn,
     axes: &[usize],
     input: &Layout,
+    expr: Option<&mars_ir::Expr>,
     in_dtype: DType,
     out_dtype: DType,
 ) -> TileResult<Tiled> {
@@ -39,7 +42,7 @@ pub(super) fn reduce(
         Arc::new(ChunkOp::ReduceMap(Box::new(ReduceMapChunk {
             func,
             axes: axes.clone(),
-            expr: None,
+            expr: expr.cloned(),
             in_dtype,
             offset,
             global_shape: global_shape.clone(),
