@@ -9,7 +9,7 @@ use crate::kernels;
 use crate::store::Store;
 use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
 use mars_ir::{ChunkGraph, ChunkId, ChunkOp, Key};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Shared counters for progress and stats.
@@ -26,13 +26,14 @@ struct Run<'a> {
     ids: Vec<ChunkId>,
     /// Inputs and consumers of the node at position `i` of `ids`, as positions:
     /// `inputs[input_at[i]..input_at[i + 1]]` (flat, so a million chunks cost
-    /// two allocations, not two million).
-    input_at: Vec<usize>,
-    inputs: Vec<usize>,
-    consumer_at: Vec<usize>,
-    consumers: Vec<usize>,
-    waiting: Vec<AtomicUsize>,
-    uses_left: Vec<AtomicUsize>,
+    /// two allocations, not two million; `u32`s, as a graph's chunk count is
+    /// bounded well below that, halve them).
+    input_at: Vec<u32>,
+    inputs: Vec<u32>,
+    consumer_at: Vec<u32>,
+    consumers: Vec<u32>,
+    waiting: Vec<AtomicU32>,
+    uses_left: Vec<AtomicU32>,
     keep: &'a HashSet<Key>,
     store: &'a Store,
     error: Mutex<Option<BackendError>>,
@@ -43,11 +44,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn inputs_of(&self, i: usize) -> &[usize] {
-        &self.inputs[self.input_at[i]..self.input_at[i + 1]]
+    fn inputs_of(&self, i: usize) -> &[u32] {
+        &self.inputs[self.input_at[i] as usize..self.input_at[i + 1] as usize]
     }
-    fn consumers_of(&self, i: usize) -> &[usize] {
-        &self.consumers[self.consumer_at[i]..self.consumer_at[i + 1]]
+    fn consumers_of(&self, i: usize) -> &[u32] {
+        &self.consumers[self.consumer_at[i] as usize..self.consumer_at[i + 1] as usize]
     }
 }
 
@@ -61,17 +62,21 @@ pub fn execute(
     progress: &Progress,
 ) -> BackendResult<HashMap<Key, Vec<usize>>> {
     let ids: Vec<ChunkId> = graph.topo_order()?;
+    let too_big = || BackendError::Other(format!("a graph of {} chunks is too big to run at once", ids.len()));
+    if ids.len() >= u32::MAX as usize {
+        return Err(too_big());
+    }
     let mut pos = vec![u32::MAX; graph.id_bound()];
     for (i, id) in ids.iter().enumerate() {
         pos[id.0 as usize] = i as u32;
     }
     // distinct inputs per node (a node may read one input twice)
-    let mut input_at = Vec::with_capacity(ids.len() + 1);
-    let mut inputs: Vec<usize> = Vec::with_capacity(ids.len() * 2);
+    let mut input_at: Vec<u32> = Vec::with_capacity(ids.len() + 1);
+    let mut inputs: Vec<u32> = Vec::with_capacity(ids.len() * 2);
     input_at.push(0);
     for &id in &ids {
         let start = inputs.len();
-        inputs.extend(graph.node(id).inputs.iter().map(|i| pos[i.0 as usize] as usize));
+        inputs.extend(graph.node(id).inputs.iter().map(|i| pos[i.0 as usize]));
         inputs[start..].sort_unstable();
         let mut w = start;
         for r in start..inputs.len() {
@@ -81,28 +86,28 @@ pub fn execute(
             }
         }
         inputs.truncate(w);
-        input_at.push(inputs.len());
+        input_at.push(u32::try_from(inputs.len()).map_err(|_| too_big())?);
     }
     // consumers: the transpose of inputs
-    let mut consumer_at = vec![0usize; ids.len() + 1];
+    let mut consumer_at = vec![0u32; ids.len() + 1];
     for &j in &inputs {
-        consumer_at[j + 1] += 1;
+        consumer_at[j as usize + 1] += 1;
     }
     for i in 0..ids.len() {
         consumer_at[i + 1] += consumer_at[i];
     }
     let mut fill = consumer_at.clone();
-    let mut consumers = vec![0usize; inputs.len()];
+    let mut consumers = vec![0u32; inputs.len()];
     for i in 0..ids.len() {
-        for &j in &inputs[input_at[i]..input_at[i + 1]] {
-            consumers[fill[j]] = i;
-            fill[j] += 1;
+        for &j in &inputs[input_at[i] as usize..input_at[i + 1] as usize] {
+            consumers[fill[j as usize] as usize] = i as u32;
+            fill[j as usize] += 1;
         }
     }
     let run = Run {
         graph,
-        waiting: (0..ids.len()).map(|i| AtomicUsize::new(input_at[i + 1] - input_at[i])).collect(),
-        uses_left: (0..ids.len()).map(|i| AtomicUsize::new(consumer_at[i + 1] - consumer_at[i])).collect(),
+        waiting: (0..ids.len()).map(|i| AtomicU32::new(input_at[i + 1] - input_at[i])).collect(),
+        uses_left: (0..ids.len()).map(|i| AtomicU32::new(consumer_at[i + 1] - consumer_at[i])).collect(),
         ids,
         input_at,
         inputs,
@@ -116,11 +121,14 @@ pub fn execute(
         progress,
     };
     progress.total.fetch_add(run.ids.len() as u64, Ordering::Relaxed);
-    let ready: Vec<usize> = (0..run.ids.len()).filter(|&i| run.inputs_of(i).is_empty()).collect();
+    // the chunks with no inputs are handed out one at a time by a feeder task
+    // per thread, so a million of them are not a million queued tasks
+    let ready: Vec<u32> = (0..run.ids.len() as u32).filter(|&i| run.inputs_of(i as usize).is_empty()).collect();
+    let next_ready = AtomicUsize::new(0);
     pool.scope(|s| {
-        for i in ready {
-            let run = &run;
-            s.spawn(move |s| run_one(run, i, s));
+        for _ in 0..pool.current_num_threads().min(ready.len()) {
+            let (run, ready, next) = (&run, &ready, &next_ready);
+            s.spawn(move |s| feed(run, ready, next, s));
         }
     });
     if let Some(e) = run.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -149,6 +157,18 @@ fn fail(run: &Run, e: BackendError) {
 
 fn stopped(run: &Run) -> bool {
     run.progress.cancelled.load(Ordering::Relaxed) || run.failed.load(Ordering::Acquire)
+}
+
+/// Take the next ready chunk, queue the feeder again, then run the chunk:
+/// its consumers are queued after the feeder, and rayon's LIFO deque runs
+/// them first (depth-first, as everywhere in the executor).
+fn feed<'s>(run: &'s Run<'s>, ready: &'s [u32], next: &'s AtomicUsize, scope: &rayon::Scope<'s>) {
+    let k = next.fetch_add(1, Ordering::Relaxed);
+    if k >= ready.len() || stopped(run) {
+        return;
+    }
+    scope.spawn(move |s| feed(run, ready, next, s));
+    run_one(run, ready[k] as usize, scope);
 }
 
 fn run_one<'s>(run: &'s Run<'s>, i: usize, scope: &rayon::Scope<'s>) {
@@ -229,7 +249,7 @@ fn run_chunk<'s>(
     };
     let kept = run.keep.contains(&node.key);
     let hand_to = match (&data, run.consumers_of(i)) {
-        (Some(_), &[c]) if !kept && run.inputs_of(c) == [i] => Some(c),
+        (Some(_), &[c]) if !kept && run.inputs_of(c as usize) == [i as u32] => Some(c as usize),
         _ => None,
     };
     if let (Some(data), None) = (&data, hand_to) {
@@ -246,8 +266,8 @@ fn run_chunk<'s>(
     // a handed input was never stored)
     if !was_handed {
         for &j in run.inputs_of(i) {
-            if run.uses_left[j].fetch_sub(1, Ordering::AcqRel) == 1 {
-                let n = run.graph.node(run.ids[j]);
+            if run.uses_left[j as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                let n = run.graph.node(run.ids[j as usize]);
                 if !run.keep.contains(&n.key) && !matches!(*n.op, ChunkOp::Fetch) {
                     run.store.discard(&n.key);
                 }
@@ -260,8 +280,8 @@ fn run_chunk<'s>(
     // rayon's local deque is LIFO, so consumers run next on this thread:
     // depth-first, which frees memory early
     for &c in run.consumers_of(i) {
-        if run.waiting[c].fetch_sub(1, Ordering::AcqRel) == 1 {
-            scope.spawn(move |s| run_one(run, c, s));
+        if run.waiting[c as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+            scope.spawn(move |s| run_one(run, c as usize, s));
         }
     }
     None
