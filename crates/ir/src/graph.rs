@@ -132,10 +132,10 @@ impl GraphNode for ChunkNode {
 #[derive(Clone)]
 pub struct Dag<N: GraphNode> {
     graph: StableDiGraph<N, usize>,
-    /// The key index: node ids only (4 bytes a slot), hashed by their node's
-    /// key, which is itself a hash. A million-chunk graph's index is a few
-    /// tens of MB, not hundreds, and stays in cache better.
-    by_key: hashbrown::HashTable<NodeIndex>,
+    /// The key index: node ids and 32 bits of their keys (8 bytes a slot),
+    /// hashed by those bits (a key is itself a hash). A million-chunk graph's
+    /// index is a few tens of MB, not hundreds, and stays in cache better.
+    by_key: hashbrown::HashTable<Slot>,
     _id: PhantomData<N::Id>,
 }
 
@@ -172,8 +172,7 @@ impl<N: GraphNode> Dag<N> {
     /// that know their grid reserve it, so a huge graph's index is not rebuilt
     /// over and over as it grows.
     pub fn reserve(&mut self, nodes: usize) {
-        let graph = &self.graph;
-        self.by_key.reserve(nodes, |&ix| key_hash(&graph[ix].key()));
+        self.by_key.reserve(nodes, Slot::hash);
     }
 
     /// One past the largest id in use: the length of a `Vec` indexed by `id.0`.
@@ -191,16 +190,16 @@ impl<N: GraphNode> Dag<N> {
     pub fn insert(&mut self, node: N) -> N::Id {
         use hashbrown::hash_table::Entry;
         let key = node.key();
+        let h = Slot::of(&key);
         let graph = &self.graph;
-        let slot =
-            match self.by_key.entry(key_hash(&key), |&ix| graph[ix].key() == key, |&ix| key_hash(&graph[ix].key())) {
-                Entry::Occupied(e) => return (*e.get()).into(),
-                Entry::Vacant(v) => v,
-            };
+        let slot = match self.by_key.entry(Slot::spread(h), |s| s.h == h && graph[s.ix].key() == key, Slot::hash) {
+            Entry::Occupied(e) => return e.get().ix.into(),
+            Entry::Vacant(v) => v,
+        };
         let inputs: smallvec::SmallVec<[NodeIndex; 4]> = node.inputs().iter().map(|&i| i.into()).collect();
         // (the vacant slot borrows the index only, not the graph)
         let ix = self.graph.add_node(node);
-        slot.insert(ix);
+        slot.insert(Slot { ix, h });
         for (pos, input) in inputs.into_iter().enumerate() {
             self.graph.add_edge(input, ix, pos);
         }
@@ -208,7 +207,8 @@ impl<N: GraphNode> Dag<N> {
     }
 
     pub fn get(&self, key: &Key) -> Option<N::Id> {
-        self.by_key.find(key_hash(key), |&ix| self.graph[ix].key() == *key).map(|&ix| ix.into())
+        let h = Slot::of(key);
+        self.by_key.find(Slot::spread(h), |s| s.h == h && self.graph[s.ix].key() == *key).map(|s| s.ix.into())
     }
     pub fn node(&self, id: N::Id) -> &N {
         &self.graph[id.into()]
@@ -270,7 +270,7 @@ impl<N: GraphNode> Dag<N> {
     pub fn remove(&mut self, id: N::Id) -> Option<N> {
         let ix: NodeIndex = id.into();
         let key = self.graph.node_weight(ix)?.key();
-        if let Ok(e) = self.by_key.find_entry(key_hash(&key), |&i| i == ix) {
+        if let Ok(e) = self.by_key.find_entry(Slot::spread(Slot::of(&key)), |s| s.ix == ix) {
             e.remove();
         }
         self.graph.remove_node(ix)
@@ -490,9 +490,26 @@ macro_rules! serde_forms {
 serde_forms!(TileableNode, FORMAT_TILEABLE, crate::validate::tileable_nodes);
 serde_forms!(ChunkNode, FORMAT_CHUNK, |_: &[ChunkNode]| IrResult::Ok(()));
 
-/// The key index's hash of a key: its low bits (a key is already a strong hash).
-fn key_hash(key: &Key) -> u64 {
-    key.0 as u64
+/// An entry of the key index: a node and 32 bits of its key, so that growing
+/// the index (rehashing) reads the index only, not every node.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    ix: NodeIndex,
+    h: u32,
+}
+
+impl Slot {
+    /// The bits of a key the index keeps (a key is already a strong hash).
+    fn of(key: &Key) -> u32 {
+        key.0 as u32
+    }
+    /// Those bits spread over 64 for the table (its control bytes use the top ones).
+    fn spread(h: u32) -> u64 {
+        u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn hash(&self) -> u64 {
+        Slot::spread(self.h)
+    }
 }
 
 #[cfg(test)]

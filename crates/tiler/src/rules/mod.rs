@@ -67,6 +67,11 @@ impl Ctx<'_> {
     pub fn shape(&self, id: ChunkId) -> &[Dim] {
         &self.chunks.node(id).shape
     }
+    /// Room for `n` more chunks in the key index (the tiler checks the total
+    /// against [`TileOptions::max_chunks`] after each rule).
+    pub fn reserve(&mut self, n: usize) {
+        self.chunks.reserve(n);
+    }
     /// Refuse, before anything is allocated, a rule that would add `grid`'s
     /// chunks times `per_cell` to the graph past [`TileOptions::max_chunks`].
     /// On success, room for them is reserved.

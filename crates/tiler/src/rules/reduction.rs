@@ -50,6 +50,16 @@ pub(super) fn reduce(
     };
     // one op for every chunk, but for arg-reductions, whose chunks carry their offsets
     let shared = make(vec![]);
+    let cs = ctx.opts.combine_size.max(2);
+    // room in the key index for every chunk this adds: a partial per input
+    // chunk, and the combine levels
+    let mut adding = input.len();
+    let mut g = grid.clone();
+    while axes.iter().any(|&a| g[a] > 1) {
+        g = g.iter().enumerate().map(|(a, &n)| if axes.contains(&a) { n.div_ceil(cs) } else { n }).collect();
+        adding += g.iter().product::<usize>();
+    }
+    ctx.reserve(adding + 1);
     // map stage (no allocation per chunk)
     let mut level: Vec<ChunkId> = Vec::with_capacity(input.len());
     let mut cells = GridIter::new(&grid);
@@ -63,7 +73,6 @@ pub(super) fn reduce(
         level.push(ctx.add(op, &[c][..], shape, None, idx));
     }
     let mut cur_grid = grid.clone();
-    let cs = ctx.opts.combine_size.max(2);
     loop {
         let next_grid: Vec<usize> =
             cur_grid.iter().enumerate().map(|(a, &g)| if axes.contains(&a) { g.div_ceil(cs) } else { g }).collect();
