@@ -293,3 +293,70 @@ fn invalid_tensors_report_their_error_instead_of_a_shape() -> Result<()> {
     assert_eq!(md::DataFrame::from_rows(vec![vec![1]])?.error(), None);
     Ok(())
 }
+
+/// Frames carry the column types real files bring (string views, decimals,
+/// dates, timestamps of every unit, nulls everywhere) through chunking and
+/// execution unchanged, and print them as pandas does; a type frames do not
+/// carry is an error naming the column.
+#[test]
+fn frames_carry_file_column_types() -> Result<()> {
+    use mars::arrow::array::{
+        ArrayRef, Date32Array, Date64Array, Decimal128Array, Int32Array, ListArray, StringViewArray,
+        TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+    };
+    use mars::arrow::datatypes::Int32Type;
+    use std::sync::Arc;
+    let sess = mars::new_session()?;
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("s", Arc::new(StringViewArray::from(vec![Some("a"), None, Some("ccc")]))),
+        ("d", Arc::new(Decimal128Array::from(vec![Some(150), None, Some(-2025)]).with_precision_and_scale(7, 2)?)),
+        ("day", Arc::new(Date32Array::from(vec![Some(0), Some(19000), None]))),
+        ("d64", Arc::new(Date64Array::from(vec![Some(86_400_000), None, Some(0)]))),
+        ("ts_ms", Arc::new(TimestampMillisecondArray::from(vec![Some(1_000), None, Some(1_700_000_000_000)]))),
+        ("ts_s", Arc::new(TimestampSecondArray::from(vec![Some(1), Some(2), None]))),
+        ("ts_ns", Arc::new(TimestampNanosecondArray::from(vec![None, Some(5), Some(1_700_000_000_123_456_789)]))),
+        ("i", Arc::new(Int32Array::from(vec![Some(1), None, Some(3)]))),
+    ];
+    let types: Vec<_> = cols.iter().map(|(_, a)| a.data_type().clone()).collect();
+    // the meta is the Arrow schema; explain names the types
+    let explained = md::DataFrame::from_columns(cols.clone())?.explain();
+    assert!(explained.contains("rows=3 schema=[s:Utf8View, d:Decimal128(7, 2), day:date32, d64:Date64"), "{explained}");
+    assert!(explained.contains("ts_ns:Timestamp(ns), i:int32]"), "{explained}");
+    for rows in [1, 2, 3] {
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+        let data = df.execute_in(&sess)?.fetch_in(&sess)?;
+        let got: Vec<_> = data.record_batch().schema().fields().iter().map(|f| f.data_type().clone()).collect();
+        assert_eq!(got, types, "{rows} rows a chunk");
+        // pandas' repr of the same table (`to_pandas(date_as_object=False)`), 80 columns wide
+        assert_eq!(
+            data.to_string(),
+            "     s       d  ...                         ts_ns    i\n\
+             0    a    1.50  ...                           NaT  1.0\n\
+             1  NaN    None  ... 1970-01-01 00:00:00.000000005  NaN\n\
+             2  ccc  -20.25  ... 2023-11-14 22:13:20.123456789  3.0\n\n[3 rows x 8 columns]"
+        );
+    }
+    // and each half whole
+    let half = |range: std::ops::Range<usize>| -> Result<String> {
+        let df = md::DataFrame::from_columns(cols[range].to_vec())?.rechunk(2);
+        Ok(df.execute_in(&sess)?.fetch_in(&sess)?.to_string())
+    };
+    assert_eq!(
+        half(0..4)?,
+        "     s       d        day        d64\n\
+         0    a    1.50 1970-01-01 1970-01-02\n\
+         1  NaN    None 2022-01-08        NaT\n\
+         2  ccc  -20.25        NaT 1970-01-01"
+    );
+    assert_eq!(
+        half(4..8)?,
+        "                ts_ms                ts_s                         ts_ns    i\n\
+         0 1970-01-01 00:00:01 1970-01-01 00:00:01                           NaT  1.0\n\
+         1                 NaT 1970-01-01 00:00:02 1970-01-01 00:00:00.000000005  NaN\n\
+         2 2023-11-14 22:13:20                 NaT 2023-11-14 22:13:20.123456789  3.0"
+    );
+    let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1)])]);
+    let err = md::DataFrame::from_columns(vec![("tags", Arc::new(list) as ArrayRef)]).unwrap_err();
+    assert!(err.to_string().contains("column \"tags\" has unsupported Arrow type List"), "{err}");
+    Ok(())
+}

@@ -47,8 +47,8 @@ use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_backends::ChunkData;
-use mars_ir::frame::{batch_columns, batch_to_ipc, ipc_to_batch};
-use mars_ir::{Dim, FrameOp, Key, Meta, Op};
+use mars_ir::frame::{batch_meta, batch_to_ipc, ipc_to_batch};
+use mars_ir::{FrameOp, Key, Meta, Op};
 use std::sync::Arc;
 
 /// A lazy dataframe: columns of equal length, split into chunks of rows.
@@ -94,11 +94,10 @@ impl std::fmt::Display for DataFrameData {
 }
 
 fn from_batch(batch: &RecordBatch, rows_per_chunk: Option<usize>) -> Result<DataFrame> {
-    let columns = batch_columns(batch)?;
+    let meta = batch_meta(batch)?;
     let ipc = batch_to_ipc(batch)?;
     let op = Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk });
     let key = op.key(&[]);
-    let meta = Meta::Frame { columns, nrows: Dim::Known(batch.num_rows()) };
     Ok(DataFrame { node: Node::with_meta(key, op, vec![], Ok(meta)) })
 }
 
@@ -182,7 +181,7 @@ impl DataFrame {
     /// Column names, in order (empty for an invalid frame).
     pub fn columns(&self) -> Vec<String> {
         match self.node.meta() {
-            Meta::Frame { columns, .. } => columns.into_iter().map(|(n, _)| n).collect(),
+            Meta::Frame { schema, .. } => schema.fields().iter().map(|f| f.name().clone()).collect(),
             Meta::Tensor { .. } => vec![],
         }
     }

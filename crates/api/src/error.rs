@@ -44,3 +44,11 @@ pub enum Error {
 
 /// `Result<T, mars::Error>`: what every fallible call returns.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Arrow's errors (building arrays and batches to hand to `md`) read as
+/// invalid input, so a caller can use `?` on both.
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}

@@ -162,8 +162,11 @@ fn estimated_bytes(meta: &Meta) -> String {
             Some(s) => (s.iter().product::<usize>() * dtype.itemsize()).to_string(),
             None => "?".into(),
         },
-        Meta::Frame { columns, nrows } => match nrows.known() {
-            Some(n) => (n * columns.iter().map(|(_, d)| d.itemsize()).sum::<usize>()).to_string(),
+        Meta::Frame { schema, nrows } => match nrows.known() {
+            Some(n) => {
+                (n * schema.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>())
+                    .to_string()
+            }
             None => "?".into(),
         },
     }

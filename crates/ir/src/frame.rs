@@ -1,6 +1,7 @@
 //! Record batches inside the IR travel as Arrow IPC stream bytes.
 
 use crate::error::{IrError, IrResult};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
@@ -30,21 +31,40 @@ fn decode_ipc(bytes: &[u8]) -> IrResult<RecordBatch> {
     arrow::compute::concat_batches(&schema, &batches).map_err(|e| IrError::Serde(e.to_string()))
 }
 
-/// Column names and dtypes of a batch; unsupported Arrow types are an error naming the column.
-pub fn batch_columns(batch: &RecordBatch) -> IrResult<Vec<(String, crate::DType)>> {
-    batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            crate::DType::from_arrow(f.data_type()).map(|d| (f.name().clone(), d)).ok_or_else(|| {
-                IrError::DType(format!("column {:?} has unsupported Arrow type {}", f.name(), f.data_type()))
-            })
-        })
-        .collect()
+/// Whether frames carry columns of this Arrow type: what the frame kernels
+/// read and write. Real files bring more than the tensor dtypes: strings as
+/// Utf8 or Utf8View, decimals, dates and timestamps, all with nulls.
+pub fn supported_type(dt: &DataType) -> bool {
+    use DataType::*;
+    match dt {
+        Null | Boolean | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float32 | Float64 => true,
+        Utf8 | LargeUtf8 | Utf8View | Binary | LargeBinary | BinaryView => true,
+        Decimal128(..) | Decimal256(..) | Date32 | Date64 | Timestamp(..) | Time32(_) | Time64(_) | Duration(_) => true,
+        Dictionary(k, v) => k.is_dictionary_key_type() && supported_type(v),
+        _ => false,
+    }
 }
 
-/// The meta of a batch: its columns (supported types only) and row count.
+/// A column type as explain and errors show it: the numpy name where a tensor
+/// dtype matches (`int64`, `float64`, `bool`, `utf8` …), else Arrow's.
+pub fn type_name(dt: &DataType) -> String {
+    match crate::DType::from_arrow(dt) {
+        Some(d) => d.name().to_string(),
+        None => dt.to_string(),
+    }
+}
+
+/// The schema of a batch, refusing column types frames do not carry (the
+/// error names the column).
+pub fn batch_schema(batch: &RecordBatch) -> IrResult<SchemaRef> {
+    let schema = batch.schema();
+    if let Some(f) = schema.fields().iter().find(|f| !supported_type(f.data_type())) {
+        return Err(IrError::DType(format!("column {:?} has unsupported Arrow type {}", f.name(), f.data_type())));
+    }
+    Ok(schema)
+}
+
+/// The meta of a batch: its schema (supported types only) and row count.
 pub fn batch_meta(batch: &RecordBatch) -> IrResult<crate::Meta> {
-    Ok(crate::Meta::Frame { columns: batch_columns(batch)?, nrows: crate::Dim::Known(batch.num_rows()) })
+    Ok(crate::Meta::Frame { schema: batch_schema(batch)?, nrows: crate::Dim::Known(batch.num_rows()) })
 }

@@ -37,7 +37,8 @@ pub use fast::{FastMap, FastSet};
 pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode};
 pub use key::Key;
 pub use op::{
-    AssembleChunk, ChunkOp, FrameOp, LiteralChunk, Op, RandomChunk, ReduceFn, ReduceMapChunk, SliceElem, TensorOp,
+    AssembleChunk, ChunkOp, FrameChunkOp, FrameOp, LiteralChunk, Op, RandomChunk, ReduceFn, ReduceMapChunk, SliceElem,
+    TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

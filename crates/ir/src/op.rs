@@ -311,10 +311,46 @@ pub enum ChunkOp {
     Filter {
         rows: bool,
     },
+    /// A dataframe chunk op (their own family).
+    Frame(FrameChunkOp),
+}
+
+/// Chunk-level dataframe ops: what a kernel runs for one frame chunk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FrameChunkOp {
     /// Rows of a record batch, as Arrow IPC stream bytes.
-    FrameLiteral {
-        ipc: Vec<u8>,
-    },
+    Literal { ipc: Vec<u8> },
+}
+
+impl FrameChunkOp {
+    /// The variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FrameChunkOp::Literal { .. } => "FrameLiteral",
+        }
+    }
+}
+
+impl fmt::Display for FrameChunkOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameChunkOp::Literal { ipc } => write!(f, "FrameLiteral[{} bytes]", ipc.len()),
+        }
+    }
+}
+
+impl fmt::Display for FrameOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameOp::FromBatch { ipc, rows_per_chunk } => {
+                write!(f, "FromBatch[{} bytes]", ipc.len())?;
+                if let Some(r) = rows_per_chunk {
+                    write!(f, " rows_per_chunk={r}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The parameters of [`ChunkOp::Random`] (boxed: they are the large ones, and
@@ -374,7 +410,7 @@ impl ChunkOp {
             ChunkOp::Slice { .. } => "Slice",
             ChunkOp::Assemble { .. } => "Assemble",
             ChunkOp::Filter { .. } => "Filter",
-            ChunkOp::FrameLiteral { .. } => "FrameLiteral",
+            ChunkOp::Frame(op) => op.name(),
         }
     }
 }
@@ -395,13 +431,7 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Fetch { chunks, .. } => write!(f, "Fetch[{} chunks]", chunks.len()),
-            Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => {
-                write!(f, "FromBatch[{} bytes]", ipc.len())?;
-                if let Some(r) = rows_per_chunk {
-                    write!(f, " rows_per_chunk={r}")?;
-                }
-                Ok(())
-            }
+            Op::Frame(op) => op.fmt(f),
             Op::Tensor(t) => match t {
                 TensorOp::Full { value, chunks, .. } => {
                     write!(f, "Full({value}){}", opt_chunks(chunks))
@@ -459,7 +489,7 @@ impl fmt::Display for ChunkOp {
             ChunkOp::Slice { elems } => write!(f, "Slice [{}]", join(elems)),
             ChunkOp::Assemble(a) => write!(f, "Assemble[{} pieces]", a.pieces.len()),
             ChunkOp::Filter { rows } => write!(f, "Filter{}", if *rows { " rows" } else { "" }),
-            ChunkOp::FrameLiteral { ipc } => write!(f, "FrameLiteral[{} bytes]", ipc.len()),
+            ChunkOp::Frame(op) => op.fmt(f),
         }
     }
 }

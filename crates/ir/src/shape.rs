@@ -69,8 +69,16 @@ pub fn fmt_shape<D: fmt::Display>(shape: &[D]) -> String {
 /// What is statically known of a tileable's value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Meta {
-    Tensor { shape: Vec<Dim>, dtype: DType },
-    Frame { columns: Vec<(String, DType)>, nrows: Dim },
+    Tensor {
+        shape: Vec<Dim>,
+        dtype: DType,
+    },
+    /// A frame: its Arrow schema (a Series is a one-field schema) and its
+    /// row count, unknown until run after a filter.
+    Frame {
+        schema: arrow_schema::SchemaRef,
+        nrows: Dim,
+    },
 }
 
 impl Meta {
@@ -80,13 +88,20 @@ impl Meta {
     pub fn shape(&self) -> Vec<Dim> {
         match self {
             Meta::Tensor { shape, .. } => shape.clone(),
-            Meta::Frame { columns, nrows } => vec![*nrows, Dim::Known(columns.len())],
+            Meta::Frame { schema, nrows } => vec![*nrows, Dim::Known(schema.fields().len())],
         }
     }
     pub fn ndim(&self) -> usize {
         match self {
             Meta::Tensor { shape, .. } => shape.len(),
             Meta::Frame { .. } => 2,
+        }
+    }
+    /// A frame's schema (`None` for a tensor).
+    pub fn schema(&self) -> Option<&arrow_schema::SchemaRef> {
+        match self {
+            Meta::Frame { schema, .. } => Some(schema),
+            Meta::Tensor { .. } => None,
         }
     }
     pub fn dtype(&self) -> Option<DType> {
@@ -101,8 +116,12 @@ impl fmt::Display for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Meta::Tensor { shape, dtype } => write!(f, "shape={} dtype={dtype}", fmt_shape(shape)),
-            Meta::Frame { columns, nrows } => {
-                let cols: Vec<String> = columns.iter().map(|(n, d)| format!("{n}:{d}")).collect();
+            Meta::Frame { schema, nrows } => {
+                let cols: Vec<String> = schema
+                    .fields()
+                    .iter()
+                    .map(|c| format!("{}:{}", c.name(), crate::frame::type_name(c.data_type())))
+                    .collect();
                 write!(f, "rows={nrows} schema=[{}]", cols.join(", "))
             }
         }

@@ -12,7 +12,7 @@ use crate::data::ChunkData;
 use crate::error::KernelError;
 use mars_ir::data::Element;
 use mars_ir::frame::ipc_to_batch;
-use mars_ir::{map_tensor, with_dtype, with_tensor, ChunkNode, ChunkOp, DType, TensorData};
+use mars_ir::{map_tensor, with_dtype, with_tensor, ChunkNode, ChunkOp, DType, FrameChunkOp, TensorData};
 use ndarray::{ArrayD, Axis, IxDyn, SliceInfo, SliceInfoElem};
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
         }
         ChunkOp::Random(r) => random::generate(r.seed, r.dist, &r.global_shape, &r.offset, &r.shape),
         ChunkOp::Literal(l) => l.data.clone(),
-        ChunkOp::FrameLiteral { ipc } => return Ok(ChunkData::Frame(ipc_to_batch(ipc)?)),
+        ChunkOp::Frame(FrameChunkOp::Literal { ipc }) => return Ok(ChunkData::Frame(ipc_to_batch(ipc)?)),
         ChunkOp::Map { expr, dtype } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
             eval::map(expr, &ins, &eval::expr_shape(expr, &ins)?, *dtype)?

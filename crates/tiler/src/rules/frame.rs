@@ -4,7 +4,7 @@ use super::{Ctx, Tiled};
 use crate::error::TileResult;
 use crate::layout::{offsets, splits, Layout};
 use mars_ir::frame::{batch_to_ipc, ipc_to_batch};
-use mars_ir::{ChunkOp, Dim};
+use mars_ir::{ChunkOp, Dim, FrameChunkOp};
 
 pub(super) fn from_batch(ctx: &mut Ctx, ipc: &[u8], rows_per_chunk: Option<usize>) -> TileResult<Tiled> {
     let batch = ipc_to_batch(ipc)?;
@@ -17,7 +17,7 @@ pub(super) fn from_batch(ctx: &mut Ctx, ipc: &[u8], rows_per_chunk: Option<usize
     for (i, (&off, &len)) in offsets(&nsplit).iter().zip(&nsplit).enumerate() {
         let part = batch_to_ipc(&batch.slice(off, len))?;
         let shape = vec![Dim::Known(len), Dim::Known(ncols)];
-        chunks.push(ctx.add(ChunkOp::FrameLiteral { ipc: part }, vec![], shape, None, vec![i, 0]));
+        chunks.push(ctx.add(ChunkOp::Frame(FrameChunkOp::Literal { ipc: part }), vec![], shape, None, vec![i, 0]));
     }
     let nsplits = vec![nsplit.into_iter().map(Dim::Known).collect(), vec![Dim::Known(ncols)]];
     Ok(Tiled::Done(Layout { nsplits, chunks }))
