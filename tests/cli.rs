@@ -205,3 +205,43 @@ fn run_writes_frames_as_arrow_ipc_and_several_roots_to_a_folder() {
     assert_eq!(batches[0].num_columns(), 2);
     assert!(out.join(format!("{}.npy", t.key())).exists());
 }
+
+/// User data goes beside a saved graph, not inside it: the JSON stays small
+/// whatever the data's size, `mars run` puts the data into its backend, and
+/// a missing or tampered data file is a clear error (inspecting needs none).
+#[test]
+fn user_data_is_saved_beside_the_graph_not_in_it() {
+    let values: Vec<f64> = (0..100_000).map(|i| (i % 97) as f64).collect();
+    let x = mt::tensor(mars::ndarray::Array1::from(values.clone())).rechunk(30_000);
+    let t = (&x * 2.0).sum();
+    let path = saved("data", &t);
+    let json = std::fs::metadata(&path).unwrap().len();
+    assert!(json < 8 * 1024, "the graph JSON is {json} bytes");
+    let dir = mars::data_dir(std::path::Path::new(&path));
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(std::fs::metadata(&files[0]).unwrap().len() > 800_000);
+    let want: f64 = values.iter().map(|v| v * 2.0).sum();
+    let (ok, summary, err) = mars(&["run", &path]);
+    assert!(ok, "{err}");
+    assert!(summary.contains("shape=() dtype=float64"), "{summary}");
+    let out = tmp("data").join("sum.npy");
+    assert!(mars(&["run", &path, "--out", out.to_str().unwrap()]).0);
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(f64::from_le_bytes(got[got.len() - 8..].try_into().unwrap()), want);
+    // a tampered data file is refused on load
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let mut tampered = bytes.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x40;
+    std::fs::write(&files[0], &tampered).unwrap();
+    let (ok, _, err) = mars(&["run", &path]);
+    assert!(!ok && err.contains("does not hash to its key"), "{err}");
+    // a missing one: inspect still works, run says which file is missing
+    std::fs::remove_file(&files[0]).unwrap();
+    let (ok, text, err) = mars(&["inspect", &path, "--tile"]);
+    assert!(ok, "{err}");
+    assert!(text.contains("Fetch"), "{text}");
+    let (ok, _, err) = mars(&["run", &path]);
+    assert!(!ok && err.contains("is missing") && err.contains(".chunk"), "{err}");
+}

@@ -360,3 +360,37 @@ fn frames_carry_file_column_types() -> Result<()> {
     assert!(err.to_string().contains("column \"tags\" has unsupported Arrow type List"), "{err}");
     Ok(())
 }
+
+/// User data is put into a session's backend once (equal data built twice is
+/// one key), read by reference, and released when the last handle carrying it
+/// goes; a graph referring to data the backend does not hold is refused.
+#[test]
+fn user_data_is_put_once_and_released_with_its_handles() -> Result<()> {
+    let sess = mars::Session::builder().progress(false).build()?;
+    let data = arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    let a = mt::tensor(data.clone()).rechunk(&[1, 2]);
+    let b = mt::tensor(data.clone());
+    let (sa, sb) = ((&a * 2.0).sum(), (&b + 1.0).sum());
+    sess.execute(&[&sa, &sb])?;
+    assert_eq!(sa.fetch_in(&sess)?.to_string(), "array(42.)");
+    assert_eq!(sb.fetch_in(&sess)?.to_string(), "array(27.)");
+    // two results and the data, held once
+    assert_eq!(sess.stats().results_held, 3, "{:?}", sess.stats());
+    drop((sa, sb));
+    assert_eq!(sess.stats().results_held, 1, "the data stays while a handle carries it");
+    drop(a);
+    assert_eq!(sess.stats().results_held, 1, "b carries the same data");
+    drop(b);
+    assert_eq!(sess.stats().results_held, 0);
+    assert_eq!(sess.stats().chunks_held, 0);
+    // a saved graph run on a backend that was never given its data
+    let dir = std::env::temp_dir().join(format!("mars-data-ref-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("g.json");
+    mars::save_graph(&[&(mt::tensor(data) * 3.0)], &path)?;
+    let saved = mars::load_graph(&path)?;
+    let backend = mars_backends::LocalBackend::new(Default::default())?;
+    let err = mars_backends::Backend::submit(&backend, saved.graph.clone(), saved.roots.clone()).unwrap_err();
+    assert!(err.to_string().contains("is not held here (put it first)"), "{err}");
+    Ok(())
+}

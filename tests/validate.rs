@@ -7,8 +7,7 @@
 use mars::tensor as mt;
 use mars::Tileable;
 use mars_backends::{Backend, ChunkData, LocalBackend, LocalOptions};
-use mars_ir::frame::{batch_meta, ipc_to_batch};
-use mars_ir::{infer, FrameOp, Key, Meta, Op, TileableGraph};
+use mars_ir::{infer, Key, Meta, Op, TileableGraph};
 use mars_tiler::TileOptions;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -48,11 +47,17 @@ fn absurd_shapes_are_errors_not_aborts() {
 
 /// A saved graph of a few ops, as JSON.
 fn saved_json(t: &dyn Tileable) -> Value {
+    saved(t).0
+}
+
+/// A saved graph as JSON, and the user data saved beside it.
+fn saved(t: &dyn Tileable) -> (Value, Vec<(Key, std::sync::Arc<ChunkData>)>) {
     let dir = std::env::temp_dir().join(format!("mars-validate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{}.json", t.key()));
     mars::save_graph(&[t], &path).unwrap();
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    let data = mars::load_graph(&path).unwrap().data;
+    (serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap(), data)
 }
 
 fn load(v: &Value) -> Result<TileableGraph, String> {
@@ -89,7 +94,6 @@ fn fix_up(v: &mut Value, metas: bool) {
         let in_metas: Option<Vec<&Meta>> =
             inputs.unwrap_or_default().iter().map(|&i| all_metas.get(i).and_then(|m| m.as_ref())).collect();
         let meta = match (&op, in_metas) {
-            (Op::Frame(FrameOp::FromBatch { ipc, .. }), _) => ipc_to_batch(ipc).and_then(|b| batch_meta(&b)).ok(),
             (Op::Fetch { .. }, _) | (_, None) => None,
             (op, Some(ms)) => infer::infer(op, &ms).ok(),
         };
@@ -348,8 +352,12 @@ fn mutated_graphs_give_errors_or_correct_runs_never_panics() {
     let cases: u64 = std::env::var("MARS_MUTATION_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
     let mut outcomes: HashMap<&str, usize> = HashMap::new();
     for (ci, t) in corpus().iter().enumerate() {
-        let base = saved_json(t.as_ref());
+        let (base, data) = saved(t.as_ref());
         let g = load(&base).unwrap_or_else(|e| panic!("corpus graph {ci} does not load: {e}"));
+        // the user data the graph refers to is held while its cases run
+        for (k, d) in &data {
+            b.put(*k, d.clone()).unwrap();
+        }
         // the reference: every node's value in the unmutated graph
         let all: Vec<Key> = g.ids().map(|id| g.node(id).key).collect();
         let reference = run(&b, &g, &all).unwrap_or_else(|e| panic!("corpus graph {ci} does not run: {e}"));
@@ -413,6 +421,7 @@ fn mutated_graphs_give_errors_or_correct_runs_never_panics() {
                 }
             }
         }
+        b.release(&data.iter().map(|(k, _)| *k).collect::<Vec<_>>()).unwrap();
     }
     eprintln!("mutation outcomes: {outcomes:?}");
     // the mutations reach every stage

@@ -42,12 +42,12 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::node::Node;
+use crate::node::{Node, Payload};
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_backends::ChunkData;
-use mars_ir::frame::{batch_meta, batch_to_ipc, ipc_to_batch};
+use mars_ir::frame::batch_schema;
 use mars_ir::{FrameOp, Key, Meta, Op};
 use std::sync::Arc;
 
@@ -93,18 +93,37 @@ impl std::fmt::Display for DataFrameData {
     }
 }
 
+/// A frame over a batch: the graph refers to it by a hash of its bytes; a
+/// session puts it into its backend once, before the first graph reading it runs.
 fn from_batch(batch: &RecordBatch, rows_per_chunk: Option<usize>) -> Result<DataFrame> {
-    let meta = batch_meta(batch)?;
-    let ipc = batch_to_ipc(batch)?;
-    let op = Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk });
-    let key = op.key(&[]);
-    Ok(DataFrame { node: Node::with_meta(key, op, vec![], Ok(meta)) })
+    let schema = batch_schema(batch)?;
+    // held with the frame's own schema (no metadata), as the graph says
+    let batch = RecordBatch::try_new_with_options(
+        schema.clone(),
+        batch.columns().to_vec(),
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?;
+    Ok(over(Payload::of(ChunkData::Frame(batch))?, rows_per_chunk))
+}
+
+fn over(payload: Arc<Payload>, rows_per_chunk: Option<usize>) -> DataFrame {
+    let (schema, rows) = match &*payload.data {
+        ChunkData::Frame(b) => (b.schema(), b.num_rows()),
+        _ => (Arc::new(Schema::empty()), 0),
+    };
+    let op = Op::Frame(FrameOp::FromBatch { data: payload.key, schema, rows, rows_per_chunk });
+    DataFrame { node: Node::with_payload(op, payload) }
 }
 
 /// A frame that failed to build: the error is kept in its node and reported
 /// by `execute` (as for tensors).
 fn invalid(err: Error) -> DataFrame {
-    let op = Op::Frame(FrameOp::FromBatch { ipc: vec![], rows_per_chunk: None });
+    let op = Op::Frame(FrameOp::FromBatch {
+        data: Key::of(&err.to_string(), &[]),
+        schema: Arc::new(Schema::empty()),
+        rows: 0,
+        rows_per_chunk: None,
+    });
     let key = Key::of(&(err.to_string(), &op), &[]);
     DataFrame { node: Node::with_meta(key, op, vec![], Err(err)) }
 }
@@ -200,13 +219,9 @@ impl DataFrame {
         if rows_per_chunk == 0 {
             return invalid(Error::Invalid("rechunk: rows_per_chunk must be positive, got 0".into()));
         }
-        if let Op::Frame(FrameOp::FromBatch { ipc, .. }) = self.node.op() {
-            if let Ok(batch) = ipc_to_batch(ipc) {
-                if let Ok(df) = from_batch(&batch, Some(rows_per_chunk)) {
-                    return df;
-                }
-            }
+        match (self.node.op(), self.node.payload()) {
+            (Op::Frame(FrameOp::FromBatch { .. }), Some(p)) => over(p.clone(), Some(rows_per_chunk)),
+            _ => self.clone(),
         }
-        self.clone()
     }
 }

@@ -1,7 +1,7 @@
 //! The lazy node behind every handle, and lowering to a tileable graph.
 
 use crate::error::{Error, Result};
-use mars_backends::TileableResult;
+use mars_backends::{ChunkData, TileableResult};
 use mars_ir::{infer, Key, Meta, Op, TileableGraph, TileableId, TileableNode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -25,6 +25,8 @@ pub struct NodeInner {
     pub(crate) key: Key,
     pub(crate) op: Op,
     pub(crate) inputs: Vec<Node>,
+    /// User data the op refers to by key (`mt::tensor`, a dataframe's batch).
+    pub(crate) payload: Option<Arc<Payload>>,
     /// The inferred meta, or the construction error (reported at execute).
     pub(crate) meta: std::result::Result<Meta, Error>,
     /// The meta with lengths learnt by executing.
@@ -76,7 +78,37 @@ impl Node {
     }
 
     pub(crate) fn with_meta(key: Key, op: Op, inputs: Vec<Node>, meta: std::result::Result<Meta, Error>) -> Node {
-        Node(Arc::new(NodeInner { key, op, inputs, meta, resolved: Mutex::new(None), holders: Mutex::new(Vec::new()) }))
+        Node::build(key, op, inputs, None, meta)
+    }
+
+    /// A source node over user data: the op names the data by its key, the
+    /// data rides along beside it until a session puts it in its backend.
+    pub(crate) fn with_payload(op: Op, payload: Arc<Payload>) -> Node {
+        let key = op.key(&[]);
+        let meta = infer::infer(&op, &[]).map_err(Error::from);
+        Node::build(key, op, vec![], Some(payload), meta)
+    }
+
+    fn build(
+        key: Key,
+        op: Op,
+        inputs: Vec<Node>,
+        payload: Option<Arc<Payload>>,
+        meta: std::result::Result<Meta, Error>,
+    ) -> Node {
+        Node(Arc::new(NodeInner {
+            key,
+            op,
+            inputs,
+            payload,
+            meta,
+            resolved: Mutex::new(None),
+            holders: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub(crate) fn payload(&self) -> Option<&Arc<Payload>> {
+        self.0.payload.as_ref()
     }
 
     pub fn key(&self) -> Key {
@@ -124,6 +156,73 @@ impl Node {
 
 /// Build the tileable graph of `roots`; nodes whose results are `held` become
 /// `Fetch` nodes (same key), so their inputs are not recomputed.
+/// User data a graph refers to by key: an array or a record batch. A session
+/// puts it into its backend before the first graph that reads it runs, and
+/// holds it there while some node carrying it lives.
+pub struct Payload {
+    pub(crate) key: Key,
+    pub(crate) data: Arc<ChunkData>,
+    holders: Mutex<Vec<Weak<dyn Holder>>>,
+}
+
+impl Payload {
+    /// The data under the key it is held by: a hash of its bytes (`.npy` for
+    /// an array, Arrow IPC for a batch), so equal data is held once.
+    pub(crate) fn of(data: ChunkData) -> Result<Arc<Payload>> {
+        let key = data_key(&data)?;
+        Ok(Arc::new(Payload { key, data: Arc::new(data), holders: Mutex::new(Vec::new()) }))
+    }
+    /// Register a session holding this data; false when it already was.
+    pub(crate) fn add_holder(&self, h: Weak<dyn Holder>) -> bool {
+        let mut hs = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+        if hs.iter().any(|x| Weak::ptr_eq(x, &h)) {
+            return false;
+        }
+        hs.push(h);
+        true
+    }
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        let holders = std::mem::take(self.holders.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for h in holders {
+            if let Some(h) = h.upgrade() {
+                h.release_handle(self.key);
+            }
+        }
+    }
+}
+
+/// The key user data is held under (see [`Payload::of`]).
+pub(crate) fn data_key(data: &ChunkData) -> Result<Key> {
+    match data {
+        ChunkData::Tensor(t) => Ok(Key::of_bytes(&mars_ir::npy::to_npy(t))),
+        ChunkData::Frame(b) => Ok(mars_ir::frame::batch_key(b)?),
+        ChunkData::Partial { .. } => Err(Error::Invalid("a reduction partial is not user data".into())),
+    }
+}
+
+/// The user data under `roots` that a graph lowered with `held` reads (what
+/// is held already is read from its result, not from its sources).
+pub(crate) fn payloads(roots: &[&Node], held: &HashMap<Key, TileableResult>) -> Vec<Arc<Payload>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<Arc<Payload>> = Vec::new();
+    let mut stack: Vec<&Node> = roots.to_vec();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n.key()) || held.contains_key(&n.key()) {
+            continue;
+        }
+        if let Some(p) = n.payload() {
+            if !out.iter().any(|q| q.key == p.key) {
+                out.push(p.clone());
+            }
+        }
+        stack.extend(n.inputs());
+    }
+    out
+}
+
 pub(crate) fn lower(roots: &[&Node], held: &HashMap<Key, TileableResult>) -> Result<(TileableGraph, Vec<TileableId>)> {
     let mut g = TileableGraph::new();
     let mut memo: HashMap<Key, TileableId> = HashMap::new();

@@ -1,7 +1,7 @@
 //! Sessions: a backend plus the map from tileable key to the result it holds.
 
 use crate::error::{Error, Result};
-use crate::node::{lower, Holder, Node, Tileable};
+use crate::node::{lower, payloads, Holder, Node, Payload, Tileable};
 use mars_backends::{Backend, ChunkData, LocalBackend, LocalOptions, Stats, TileableResult};
 use mars_ir::Key;
 use mars_tiler::TileOptions;
@@ -284,6 +284,8 @@ impl Session {
         keep.sort();
         keep.dedup();
         if !keep.is_empty() {
+            // user data the graph refers to goes into the backend first, once
+            self.put_payloads(&payloads(nodes, &held))?;
             let (graph, _) = {
                 let _lower = tracing::debug_span!("lower", roots = nodes.len()).entered();
                 lower(nodes, &held)?
@@ -318,6 +320,26 @@ impl Session {
     }
 
     /// The whole value of an executed tileable.
+    /// Put user data into the backend (unless this session holds it already)
+    /// and register the payloads as holding it: it stays while one lives.
+    fn put_payloads(&self, payloads: &[Arc<Payload>]) -> Result<()> {
+        let weak: Weak<dyn Holder> = Arc::downgrade(&self.inner) as Weak<dyn Holder>;
+        let mut h = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+        for p in payloads {
+            if let std::collections::hash_map::Entry::Vacant(e) = h.entry(p.key) {
+                let result = TileableResult::of_data(p.key, &p.data)?;
+                self.inner.backend.put(p.key, p.data.clone())?;
+                e.insert(Held { result, handles: 0 });
+            }
+            if p.add_holder(weak.clone()) {
+                if let Some(entry) = h.get_mut(&p.key) {
+                    entry.handles += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn fetch_node(&self, n: &Node) -> Result<ChunkData> {
         self.check_open()?;
         let held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&n.key());
@@ -389,12 +411,34 @@ pub(crate) fn wait_with_progress(
 }
 
 /// Save the tileable graph of `tileables` as versioned JSON (`mars inspect` reads it).
+/// The graph refers to user data by key; the data goes beside it, one file a
+/// key in the folder [`data_dir`] names (`GRAPH.json.data/KEY.chunk`), for
+/// `mars run` to put into its backend.
 pub fn save_graph(tileables: &[&dyn Tileable], path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
     let nodes: Vec<&Node> = tileables.iter().map(|t| t.node()).collect();
     let (g, _) = lower(&nodes, &HashMap::new())?;
     let roots: Vec<Key> = nodes.iter().map(|n| n.key()).collect();
     let json = g.to_json_with_roots(&roots)?;
-    std::fs::write(path.as_ref(), json).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.as_ref().display())))
+    let io = |p: &Path, e: std::io::Error| Error::Io(format!("cannot write {}: {e}", p.display()));
+    std::fs::write(path, json).map_err(|e| io(path, e))?;
+    let data = payloads(&nodes, &HashMap::new());
+    if !data.is_empty() {
+        let dir = data_dir(path);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        for p in data {
+            let file = dir.join(format!("{}.chunk", p.key));
+            std::fs::write(&file, mars_backends::codec::encode(&p.data)?).map_err(|e| io(&file, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where [`save_graph`] puts the user data of the graph saved at `path`.
+pub fn data_dir(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".data");
+    path.with_file_name(name)
 }
 
 /// The chunk graph of `t` after tiling with a per-chunk byte budget

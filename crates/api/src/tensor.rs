@@ -54,11 +54,12 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::node::Node;
+use crate::node::{Node, Payload};
 use mars_backends::ChunkData;
 use mars_ir::op::Distribution;
 use mars_ir::{BinaryFn, Expr, Key, Meta, Op, ReduceFn, SliceElem, TensorOp, UnaryFn};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 pub use mars_ir::{DType, TensorData};
 
@@ -147,9 +148,20 @@ fn invalid(msg: String) -> Tensor {
 }
 
 /// A tensor from user data (`ArrayD`/`Array1`/`Array2` of f64, f32, i64, i32, bool …).
+/// The graph refers to the data by a hash of its bytes; a session puts the
+/// data into its backend once, before the first graph reading it runs.
 pub fn tensor(data: impl Into<TensorData>) -> Tensor {
     let data = data.into().cast_standard();
-    op(TensorOp::Literal { data, chunks: None }, vec![])
+    let (shape, dtype) = (data.shape().to_vec(), data.dtype());
+    match Payload::of(ChunkData::Tensor(data)) {
+        Ok(payload) => literal(payload, shape, dtype, None),
+        Err(e) => invalid(e.to_string()),
+    }
+}
+
+fn literal(payload: Arc<Payload>, shape: Vec<usize>, dtype: DType, chunks: Option<Vec<usize>>) -> Tensor {
+    let op = Op::Tensor(TensorOp::Literal { data: payload.key, shape, dtype, chunks });
+    Tensor { node: Node::with_payload(op, payload) }
 }
 
 trait Standard {
@@ -328,8 +340,11 @@ impl Tensor {
                     shape: shape.clone(),
                     chunks: Some(sizes.clone()),
                 }),
-                Op::Tensor(TensorOp::Literal { data, .. }) => {
-                    Some(TensorOp::Literal { data: data.clone(), chunks: Some(sizes.clone()) })
+                Op::Tensor(TensorOp::Literal { shape, dtype, .. }) => {
+                    if let Some(p) = self.node.payload() {
+                        return literal(p.clone(), shape.clone(), *dtype, Some(sizes));
+                    }
+                    None
                 }
                 _ => None,
             };

@@ -2,12 +2,13 @@
 //! (explain, tile, passes, stats, JSON, DOT, SVG), run it and write results.
 
 use crate::error::{Error, Result};
-use mars_backends::{Backend, ChunkData, LocalBackend, LocalOptions};
-use mars_ir::{GraphNode, Key, Meta, TileableGraph, TileableId};
+use mars_backends::{Backend, ChunkData, LocalBackend, LocalOptions, TileableResult};
+use mars_ir::{FrameOp, GraphNode, Key, Meta, Op, TensorOp, TileableGraph, TileableId};
 use mars_tiler::{plan, Plan, TileOptions, Tiler};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A tileable graph read from a file, with the keys that were saved.
@@ -17,6 +18,11 @@ pub struct SavedGraph {
     pub graph: TileableGraph,
     /// The keys `save_graph` was asked for (the sinks when the file names none).
     pub roots: Vec<Key>,
+    /// The user data the graph refers to, read from beside it
+    /// ([`crate::data_dir`]), each checked against its key and its op.
+    pub data: Vec<(Key, Arc<ChunkData>)>,
+    /// Data keys the graph refers to with no file beside it (only running needs them).
+    pub missing: Vec<PathBuf>,
 }
 
 impl SavedGraph {
@@ -32,7 +38,35 @@ pub fn load_graph(path: impl AsRef<Path>) -> Result<SavedGraph> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
     let (graph, roots) =
         TileableGraph::from_json_with_roots(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    Ok(SavedGraph { graph, roots })
+    let (mut data, mut missing) = (Vec::new(), Vec::new());
+    let dir = crate::data_dir(path);
+    for id in graph.ids() {
+        let node = graph.node(id);
+        let key = match &node.op {
+            Op::Tensor(TensorOp::Literal { data, .. }) | Op::Frame(FrameOp::FromBatch { data, .. }) => *data,
+            _ => continue,
+        };
+        let file = dir.join(format!("{key}.chunk"));
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(file);
+                continue;
+            }
+            Err(e) => return Err(Error::Io(format!("cannot read {}: {e}", file.display()))),
+        };
+        let bad = |msg: String| Error::Invalid(format!("{}: {msg}", file.display()));
+        let value = mars_backends::codec::decode(&bytes).map_err(bad)?;
+        if crate::node::data_key(&value)? != key {
+            return Err(bad(format!("the data does not hash to its key {key}")));
+        }
+        let held = TileableResult::of_data(key, &value)?;
+        if held.meta != node.meta {
+            return Err(bad(format!("the data is {} but node {} says {}", held.meta, node.key.short(), node.meta)));
+        }
+        data.push((key, Arc::new(value)));
+    }
+    Ok(SavedGraph { graph, roots, data, missing })
 }
 
 /// What `mars inspect --format` prints.
@@ -235,6 +269,12 @@ fn stats(saved: &SavedGraph, tiled: Option<&mut Plan>) -> String {
 /// `out` (a file for one root, a folder for several). Returns a summary.
 pub fn run(saved: &SavedGraph, out: Option<&Path>) -> Result<String> {
     let backend = LocalBackend::new(LocalOptions::default())?;
+    if let Some(file) = saved.missing.first() {
+        return Err(Error::Io(format!("the graph's user data {} is missing (save_graph writes it)", file.display())));
+    }
+    for (key, value) in &saved.data {
+        backend.put(*key, value.clone())?;
+    }
     let start = Instant::now();
     let task = backend.submit(saved.graph.clone(), saved.roots.clone())?;
     let results =

@@ -12,6 +12,7 @@
 //!
 //! This crate knows nothing of the user API.
 
+pub mod codec;
 pub mod data;
 pub mod driver;
 pub mod error;
@@ -27,6 +28,7 @@ pub use store::SpillStats;
 
 use mars_ir::{Dim, Key, Meta, TileableGraph};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a backend holds for one executed tileable.
@@ -38,6 +40,50 @@ pub struct TileableResult {
     pub nsplits: Vec<Vec<Dim>>,
     /// The meta with every length known.
     pub meta: Meta,
+}
+
+impl TileableResult {
+    /// User data held as a result of one chunk under `key` (see [`Backend::put`]).
+    pub fn of_data(key: Key, data: &ChunkData) -> BackendResult<TileableResult> {
+        let (nsplits, meta) = match data {
+            ChunkData::Tensor(t) => {
+                let shape: Vec<Dim> = t.shape().iter().map(|&n| Dim::Known(n)).collect();
+                (shape.iter().map(|&d| vec![d]).collect(), Meta::tensor(shape, t.dtype()))
+            }
+            ChunkData::Frame(b) => {
+                let meta = mars_ir::frame::batch_meta(b)?;
+                (vec![vec![Dim::Known(b.num_rows())], vec![Dim::Known(b.num_columns())]], meta)
+            }
+            ChunkData::Partial { .. } => {
+                return Err(BackendError::Other(format!("{key}: only arrays and batches can be put")));
+            }
+        };
+        Ok(TileableResult { key, chunks: vec![key], nsplits, meta })
+    }
+}
+
+/// Every user-data reference of `graph` (`Literal`, `FromBatch`) names data
+/// the backend holds (`held` gives its meta), of the shape and type the node
+/// says: the graph cannot check it (the data is not in it), so the backend
+/// holding the data does, before anything runs.
+pub fn check_data_refs(graph: &TileableGraph, held: impl Fn(&Key) -> Option<Meta>) -> BackendResult<()> {
+    use mars_ir::{FrameOp, Op, TensorOp};
+    for id in graph.ids() {
+        let node = graph.node(id);
+        let data = match &node.op {
+            Op::Tensor(TensorOp::Literal { data, .. }) | Op::Frame(FrameOp::FromBatch { data, .. }) => data,
+            _ => continue,
+        };
+        let at = |msg: String| BackendError::Other(format!("node {} ({}): {msg}", node.key.short(), node.op));
+        match held(data) {
+            None => return Err(at(format!("its data {data} is not held here (put it first)"))),
+            Some(meta) if meta != node.meta => {
+                return Err(at(format!("its data {} is {meta}, not {}", data.short(), node.meta)))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A submitted graph.
@@ -55,7 +101,7 @@ pub struct Stats {
     pub bytes_held: usize,
     /// What was spilled to disk under the memory limit.
     pub spill: SpillStats,
-    /// Results (tileables) currently held.
+    /// Results currently held: executed tileables and user data put by sessions.
     pub results_held: usize,
 }
 
@@ -67,6 +113,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Wait for the task; `None` when `timeout` passed first.
     fn wait(&self, task: TaskId, timeout: Option<Duration>) -> BackendResult<Option<HashMap<Key, TileableResult>>>;
     fn cancel(&self, task: TaskId) -> BackendResult<()>;
+    /// Hold user data (an array or a record batch) under `key`, as a result
+    /// of one chunk: graphs refer to it by key (`TensorOp::Literal`,
+    /// `FrameOp::FromBatch`), never carry its bytes. Putting a key already
+    /// held adds a hold; [`release`](Backend::release) drops one.
+    fn put(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()>;
     /// A held tileable's whole value.
     fn fetch(&self, key: &Key) -> BackendResult<ChunkData>;
     fn meta(&self, key: &Key) -> BackendResult<TileableResult>;

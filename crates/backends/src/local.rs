@@ -102,6 +102,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Backend for LocalBackend {
     fn submit(&self, graph: TileableGraph, keep: Vec<Key>) -> BackendResult<TaskId> {
+        crate::check_data_refs(&graph, |k| lock(&self.inner.results).get(k).map(|(r, _)| r.meta.clone()))?;
         let id = self.inner.next_task.fetch_add(1, Ordering::Relaxed);
         let task =
             Arc::new(Task { progress: Arc::new(Progress::default()), outcome: Mutex::new(None), cv: Condvar::new() });
@@ -176,6 +177,20 @@ impl Backend for LocalBackend {
 
     fn cancel(&self, task: TaskId) -> BackendResult<()> {
         self.task(task)?.progress.cancelled.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn put(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()> {
+        let mut held = lock(&self.inner.results);
+        if let Some((_, n)) = held.get_mut(&key) {
+            *n += 1;
+            self.inner.store.pin(&key);
+            return Ok(());
+        }
+        let result = TileableResult::of_data(key, &data)?;
+        self.inner.store.hold(key, data)?;
+        self.inner.store.pin(&key);
+        held.insert(key, (result, 1));
         Ok(())
     }
 

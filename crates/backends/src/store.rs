@@ -131,6 +131,30 @@ impl Store {
         self.make_room()
     }
 
+    /// Hold user data (see `Backend::put`): as [`Store::put`], except that
+    /// data bigger than the memory limit is not refused but written to disk
+    /// at once. (A chunk reading it then brings it back whole, so the limit
+    /// can be passed by that one value while it is read.)
+    pub fn hold(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()> {
+        let nbytes = data.nbytes();
+        if self.limit.is_none_or(|l| nbytes <= l) {
+            return self.put(key, data);
+        }
+        if self.contains(&key) {
+            return Ok(());
+        }
+        let path = self.spill_dir()?.join(format!("{}-{}", key, self.files.fetch_add(1, Ordering::Relaxed)));
+        write_spilled(&path, &data)?;
+        let shape = data.shape();
+        let mut m = self.lock();
+        m.tick += 1;
+        let tick = m.tick;
+        m.entries.insert(key, Entry { slot: Slot::Disk(path, shape), pins: 0, nbytes, tick, spilling: false });
+        self.chunks_spilled.fetch_add(1, Ordering::Relaxed);
+        self.bytes_spilled.fetch_add(nbytes as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// The chunk's value, read back from disk if it was spilled.
     pub fn get(&self, key: &Key) -> BackendResult<Option<Arc<ChunkData>>> {
         let mut path = {
@@ -345,47 +369,16 @@ impl Drop for Store {
     }
 }
 
-const TENSOR: u8 = 0;
-const FRAME: u8 = 1;
-const PARTIAL: u8 = 2;
-
 fn write_spilled(path: &Path, data: &ChunkData) -> BackendResult<()> {
-    let mut bytes = Vec::with_capacity(data.nbytes() + 256);
-    match data {
-        ChunkData::Tensor(t) => {
-            bytes.push(TENSOR);
-            bytes.extend_from_slice(&mars_ir::npy::to_npy(t));
-        }
-        ChunkData::Frame(b) => {
-            bytes.push(FRAME);
-            bytes.extend_from_slice(&mars_ir::frame::batch_to_ipc(b)?);
-        }
-        ChunkData::Partial { shape, state } => {
-            bytes.push(PARTIAL);
-            bincode::serialize_into(&mut bytes, &(shape, state))
-                .map_err(|e| BackendError::Memory(format!("cannot encode a partial for spilling: {e}")))?;
-        }
-    }
+    let bytes = crate::codec::encode(data)?;
     std::fs::write(path, bytes).map_err(|e| BackendError::Memory(format!("cannot spill to {}: {e}", path.display())))
 }
 
 fn read_spilled(path: &Path) -> BackendResult<ChunkData> {
     let bytes = std::fs::read(path)
         .map_err(|e| BackendError::Memory(format!("cannot read spilled chunk {}: {e}", path.display())))?;
-    let corrupt = |e: String| BackendError::Memory(format!("spilled chunk {} is corrupt: {e}", path.display()));
-    match bytes.split_first() {
-        Some((&TENSOR, rest)) => {
-            Ok(ChunkData::Tensor(mars_ir::npy::from_npy(rest).map_err(|e| corrupt(e.to_string()))?))
-        }
-        Some((&FRAME, rest)) => {
-            Ok(ChunkData::Frame(mars_ir::frame::ipc_to_batch(rest).map_err(|e| corrupt(e.to_string()))?))
-        }
-        Some((&PARTIAL, rest)) => {
-            let (shape, state) = bincode::deserialize(rest).map_err(|e| corrupt(e.to_string()))?;
-            Ok(ChunkData::Partial { shape, state })
-        }
-        _ => Err(corrupt("unknown tag".into())),
-    }
+    crate::codec::decode(&bytes)
+        .map_err(|e| BackendError::Memory(format!("spilled chunk {} is corrupt: {e}", path.display())))
 }
 
 #[cfg(test)]

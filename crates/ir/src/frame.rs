@@ -1,7 +1,7 @@
 //! Record batches inside the IR travel as Arrow IPC stream bytes.
 
 use crate::error::{IrError, IrResult};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
@@ -28,6 +28,10 @@ fn decode_ipc(bytes: &[u8]) -> IrResult<RecordBatch> {
     let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| IrError::Serde(e.to_string()))?;
     let schema = reader.schema();
     let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| IrError::Serde(e.to_string()))?;
+    // `batch_to_ipc` always writes a batch (maybe of no rows): none means the bytes were cut
+    if batches.is_empty() {
+        return Err(IrError::Serde("Arrow IPC bytes with a schema but no record batch (truncated?)".into()));
+    }
     arrow::compute::concat_batches(&schema, &batches).map_err(|e| IrError::Serde(e.to_string()))
 }
 
@@ -54,17 +58,32 @@ pub fn type_name(dt: &DataType) -> String {
     }
 }
 
-/// The schema of a batch, refusing column types frames do not carry (the
-/// error names the column).
+/// Refuse column types frames do not carry (the error names the column).
+pub fn check_schema(schema: &Schema) -> IrResult<()> {
+    match schema.fields().iter().find(|f| !supported_type(f.data_type())) {
+        Some(f) => Err(IrError::DType(format!("column {:?} has unsupported Arrow type {}", f.name(), f.data_type()))),
+        None => Ok(()),
+    }
+}
+
+/// The schema a frame of this batch has: its fields without metadata (a key
+/// hashes the schema, so it holds nothing but names, types and nullability),
+/// supported types only.
 pub fn batch_schema(batch: &RecordBatch) -> IrResult<SchemaRef> {
     let schema = batch.schema();
-    if let Some(f) = schema.fields().iter().find(|f| !supported_type(f.data_type())) {
-        return Err(IrError::DType(format!("column {:?} has unsupported Arrow type {}", f.name(), f.data_type())));
-    }
-    Ok(schema)
+    check_schema(&schema)?;
+    let fields: Vec<Field> =
+        schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), f.is_nullable())).collect();
+    Ok(std::sync::Arc::new(Schema::new(fields)))
 }
 
 /// The meta of a batch: its schema (supported types only) and row count.
 pub fn batch_meta(batch: &RecordBatch) -> IrResult<crate::Meta> {
     Ok(crate::Meta::Frame { schema: batch_schema(batch)?, nrows: crate::Dim::Known(batch.num_rows()) })
+}
+
+/// The key user data is held under: a hash of its bytes (Arrow IPC for a
+/// batch), so the same data is put once.
+pub fn batch_key(batch: &RecordBatch) -> IrResult<crate::Key> {
+    Ok(crate::Key::of_bytes(&batch_to_ipc(batch)?))
 }

@@ -56,8 +56,13 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
     };
     match op {
         Op::Fetch { .. } => Err(IrError::Graph("a Fetch node's meta comes from the result it fetches".into())),
-        Op::Frame(FrameOp::FromBatch { .. }) => {
-            Err(IrError::Graph("a FromBatch node's meta comes from its batch".into()))
+        Op::Frame(FrameOp::FromBatch { schema, rows, rows_per_chunk, .. }) => {
+            want(0)?;
+            if *rows_per_chunk == Some(0) {
+                return Err(IrError::Invalid("rows_per_chunk must be positive, got 0".into()));
+            }
+            crate::frame::check_schema(schema)?;
+            Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Known(*rows) })
         }
         Op::Tensor(t) => infer_tensor(t, inputs, &want),
     }
@@ -106,10 +111,14 @@ fn infer_tensor(t: &TensorOp, inputs: &[&Meta], want: &dyn Fn(usize) -> IrResult
             };
             Meta::tensor(dims(shape), dtype)
         }
-        Literal { data, chunks } => {
+        Literal { shape, dtype, chunks, .. } => {
             want(0)?;
-            check_chunks(chunks, data.shape().len())?;
-            Meta::tensor(dims(data.shape()), data.dtype())
+            check_chunks(chunks, shape.len())?;
+            crate::shape::check_size(shape, dtype.itemsize())?;
+            if !dtype.is_numeric() {
+                return Err(IrError::DType(format!("a tensor holds numbers or bools, not {dtype}")));
+            }
+            Meta::tensor(dims(shape), *dtype)
         }
         Map { expr } => {
             if inputs.is_empty() {

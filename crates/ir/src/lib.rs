@@ -29,6 +29,7 @@ pub mod op;
 pub mod shape;
 pub mod validate;
 
+pub use arrow_schema;
 pub use data::TensorData;
 pub use dtype::DType;
 pub use error::{IrError, IrResult};
@@ -37,8 +38,7 @@ pub use fast::{FastMap, FastSet};
 pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode};
 pub use key::Key;
 pub use op::{
-    AssembleChunk, ChunkOp, FrameChunkOp, FrameOp, LiteralChunk, Op, RandomChunk, ReduceFn, ReduceMapChunk, SliceElem,
-    TensorOp,
+    AssembleChunk, ChunkOp, FrameChunkOp, FrameOp, Op, RandomChunk, ReduceFn, ReduceMapChunk, SliceElem, TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

@@ -3,7 +3,6 @@
 //! [`Op`] is what a tileable node does (one per user-level op); [`ChunkOp`] is
 //! what one chunk node does after tiling. Both hash into keys with [`crate::Key::of`].
 
-use crate::data::TensorData;
 pub use crate::dist::Distribution;
 use crate::dtype::DType;
 use crate::expr::Expr;
@@ -37,15 +36,11 @@ impl Op {
 
     /// The key of a tileable computing this op from inputs with `inputs` keys.
     /// The one definition: the API computes keys with it and graph validation
-    /// recomputes them with it. A literal batch hashes its bytes directly.
-    /// (A `Fetch` node keeps the key of the result it fetches, so it has none of its own.)
+    /// recomputes them with it. (User data is in the op by its key, so this
+    /// hashes a few bytes whatever the data's size. A `Fetch` node keeps the
+    /// key of the result it fetches, so it has none of its own.)
     pub fn key(&self, inputs: &[Key]) -> Key {
-        match self {
-            Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => {
-                Key::of(&("FromBatch", rows_per_chunk, Key::of_bytes(ipc)), inputs)
-            }
-            _ => Key::of(self, inputs),
-        }
+        Key::of(self, inputs)
     }
 }
 
@@ -185,9 +180,13 @@ pub enum TensorOp {
         shape: Vec<usize>,
         chunks: Option<Vec<usize>>,
     },
-    /// User data (`mt::tensor`).
+    /// User data (`mt::tensor`), by reference: the backend holds the array
+    /// under the `data` key (put there before the graph runs); the op has its
+    /// shape and dtype.
     Literal {
-        data: TensorData,
+        data: Key,
+        shape: Vec<usize>,
+        dtype: DType,
         chunks: Option<Vec<usize>>,
     },
     /// Element-wise expression over the inputs, with numpy broadcasting.
@@ -245,8 +244,10 @@ impl TensorOp {
 /// Dataframe ops at the tileable level.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FrameOp {
-    /// An in-memory Arrow record batch, carried as Arrow IPC stream bytes.
-    FromBatch { ipc: Vec<u8>, rows_per_chunk: Option<usize> },
+    /// User data (a record batch), by reference: the backend holds the batch
+    /// under the `data` key (put there before the graph runs); the op has its
+    /// schema and row count.
+    FromBatch { data: Key, schema: arrow_schema::SchemaRef, rows: usize, rows_per_chunk: Option<usize> },
 }
 
 impl FrameOp {
@@ -275,7 +276,6 @@ pub enum ChunkOp {
     },
     /// The block at `offset` of a `global_shape` random tensor.
     Random(Box<RandomChunk>),
-    Literal(Box<LiteralChunk>),
     /// Element-wise expression over the inputs (broadcast within the chunk).
     /// The expression is shared by every chunk of its tileable.
     Map {
@@ -318,15 +318,15 @@ pub enum ChunkOp {
 /// Chunk-level dataframe ops: what a kernel runs for one frame chunk.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FrameChunkOp {
-    /// Rows of a record batch, as Arrow IPC stream bytes.
-    Literal { ipc: Vec<u8> },
+    /// Rows `offset..offset + len` of its one input (a held batch).
+    SliceRows { offset: usize, len: usize },
 }
 
 impl FrameChunkOp {
     /// The variant's name.
     pub fn name(&self) -> &'static str {
         match self {
-            FrameChunkOp::Literal { .. } => "FrameLiteral",
+            FrameChunkOp::SliceRows { .. } => "SliceRows",
         }
     }
 }
@@ -334,7 +334,7 @@ impl FrameChunkOp {
 impl fmt::Display for FrameChunkOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameChunkOp::Literal { ipc } => write!(f, "FrameLiteral[{} bytes]", ipc.len()),
+            FrameChunkOp::SliceRows { offset, len } => write!(f, "SliceRows {offset}..{}", offset + len),
         }
     }
 }
@@ -342,8 +342,8 @@ impl fmt::Display for FrameChunkOp {
 impl fmt::Display for FrameOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameOp::FromBatch { ipc, rows_per_chunk } => {
-                write!(f, "FromBatch[{} bytes]", ipc.len())?;
+            FrameOp::FromBatch { data, rows, rows_per_chunk, .. } => {
+                write!(f, "FromBatch[{rows} rows, data={}]", data.short())?;
                 if let Some(r) = rows_per_chunk {
                     write!(f, " rows_per_chunk={r}")?;
                 }
@@ -362,13 +362,6 @@ pub struct RandomChunk {
     pub global_shape: Vec<usize>,
     pub offset: Vec<usize>,
     pub shape: Vec<usize>,
-}
-
-/// The parameters of [`ChunkOp::Literal`] (boxed: they are the large ones, and
-/// keeping them out of line keeps every chunk op small).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LiteralChunk {
-    pub data: TensorData,
 }
 
 /// The parameters of [`ChunkOp::ReduceMap`] (boxed: they are the large ones, and
@@ -400,7 +393,6 @@ impl ChunkOp {
             ChunkOp::Full { .. } => "Full",
             ChunkOp::Arange { .. } => "Arange",
             ChunkOp::Random { .. } => "Random",
-            ChunkOp::Literal { .. } => "Literal",
             ChunkOp::Map { .. } => "Map",
             ChunkOp::ReduceMap { .. } => "ReduceMap",
             ChunkOp::ReduceCombine { .. } => "ReduceCombine",
@@ -442,7 +434,9 @@ impl fmt::Display for Op {
                 TensorOp::Random { seed, dist, chunks, .. } => {
                     write!(f, "Random({dist:?}, seed={seed}){}", opt_chunks(chunks))
                 }
-                TensorOp::Literal { chunks, .. } => write!(f, "Literal{}", opt_chunks(chunks)),
+                TensorOp::Literal { data, chunks, .. } => {
+                    write!(f, "Literal[data={}]{}", data.short(), opt_chunks(chunks))
+                }
                 TensorOp::Map { expr } => write!(f, "Map {expr}"),
                 TensorOp::Reduce { func, axes } => {
                     write!(f, "Reduce {} axes={axes:?}", func.name())
@@ -470,7 +464,6 @@ impl fmt::Display for ChunkOp {
             ChunkOp::Full { value, .. } => write!(f, "Full({value})"),
             ChunkOp::Arange { start, step, n } => write!(f, "Arange({start}, step={step}, n={n})"),
             ChunkOp::Random(r) => write!(f, "Random({:?}, seed={}) offset={:?}", r.dist, r.seed, r.offset),
-            ChunkOp::Literal { .. } => f.write_str("Literal"),
             ChunkOp::Map { expr, .. } => write!(f, "Map {expr}"),
             ChunkOp::ReduceMap(r) => {
                 let ReduceMapChunk { func, axes, expr, .. } = &**r;

@@ -9,11 +9,10 @@
 
 use crate::error::{IrError, IrResult};
 use crate::fast::FastMap;
-use crate::frame::{batch_meta, ipc_to_batch};
 use crate::graph::TileableNode;
 use crate::infer::infer;
 use crate::key::Key;
-use crate::op::{FrameOp, Op};
+use crate::op::Op;
 use crate::shape::{fmt_shape, Dim, Meta};
 
 /// Check the serialised form of a tileable graph (nodes in order, inputs as
@@ -55,18 +54,7 @@ pub fn tileable_nodes(nodes: &[TileableNode]) -> IrResult<()> {
                 if key != node.key {
                     return Err(at(format!("the key does not match its op and inputs (they hash to {key})")));
                 }
-                match op {
-                    Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => {
-                        if !node.inputs.is_empty() {
-                            return Err(at("a FromBatch takes no inputs".into()));
-                        }
-                        if *rows_per_chunk == Some(0) {
-                            return Err(at("rows_per_chunk must be positive, got 0".into()));
-                        }
-                        ipc_to_batch(ipc).and_then(|b| batch_meta(&b)).map_err(|e| at(e.to_string()))?
-                    }
-                    _ => infer(op, &in_metas).map_err(|e| at(e.to_string()))?,
-                }
+                infer(op, &in_metas).map_err(|e| at(e.to_string()))?
             }
         };
         if meta != node.meta {

@@ -11,7 +11,6 @@ pub mod simd;
 use crate::data::ChunkData;
 use crate::error::KernelError;
 use mars_ir::data::Element;
-use mars_ir::frame::ipc_to_batch;
 use mars_ir::{map_tensor, with_dtype, with_tensor, ChunkNode, ChunkOp, DType, FrameChunkOp, TensorData};
 use ndarray::{ArrayD, Axis, IxDyn, SliceInfo, SliceInfoElem};
 use std::sync::Arc;
@@ -32,8 +31,34 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
             TensorData::F64(ArrayD::from_shape_fn(IxDyn(&[*n]), |i| start + step * i[0] as f64))
         }
         ChunkOp::Random(r) => random::generate(r.seed, r.dist, &r.global_shape, &r.offset, &r.shape),
-        ChunkOp::Literal(l) => l.data.clone(),
-        ChunkOp::Frame(FrameChunkOp::Literal { ipc }) => return Ok(ChunkData::Frame(ipc_to_batch(ipc)?)),
+        ChunkOp::Frame(FrameChunkOp::SliceRows { offset, len }) => {
+            let batch = match inputs.first().map(|d| &**d) {
+                Some(ChunkData::Frame(b)) => b,
+                _ => return Err(KernelError("SliceRows needs one frame input".into())),
+            };
+            if offset.checked_add(*len).is_none_or(|end| end > batch.num_rows()) {
+                return Err(KernelError(format!(
+                    "rows {offset}..{} of a batch of {} rows",
+                    offset.saturating_add(*len),
+                    batch.num_rows()
+                )));
+            }
+            // copied, not a view: a view would keep (and be counted as) the whole batch
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| {
+                    let data = c.to_data();
+                    let mut copy = arrow::array::MutableArrayData::new(vec![&data], false, *len);
+                    copy.try_extend(0, *offset, offset + len).map_err(|e| KernelError(e.to_string()))?;
+                    Ok(arrow::array::make_array(copy.freeze()))
+                })
+                .collect::<Result<Vec<_>, KernelError>>()?;
+            let opts = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(*len));
+            return arrow::record_batch::RecordBatch::try_new_with_options(batch.schema(), columns, &opts)
+                .map(ChunkData::Frame)
+                .map_err(|e| KernelError(e.to_string()));
+        }
         ChunkOp::Map { expr, dtype } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
             eval::map(expr, &ins, &eval::expr_shape(expr, &ins)?, *dtype)?

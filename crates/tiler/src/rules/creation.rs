@@ -7,14 +7,14 @@ use crate::error::TileResult;
 use crate::layout::{auto_chunk_sizes, grid_indices, offsets, to_dims, GridIter, Layout};
 use mars_ir::smallvec::SmallVec;
 use mars_ir::{
-    ChunkInputs, ChunkNode, ChunkOp, ChunkShape, DType, Dim, IrError, Key, LiteralChunk, Meta, RandomChunk, TensorOp,
+    ChunkInputs, ChunkNode, ChunkOp, ChunkShape, DType, Dim, IrError, Key, Meta, RandomChunk, SliceElem, TensorOp,
 };
 
 pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Tiled> {
     let (shape, chunks): (Vec<usize>, &Option<Vec<usize>>) = match op {
         TensorOp::Full { shape, chunks, .. } | TensorOp::Random { shape, chunks, .. } => (shape.clone(), chunks),
         TensorOp::Arange { n, chunks, .. } => (vec![*n], chunks),
-        TensorOp::Literal { data, chunks } => (data.shape().to_vec(), chunks),
+        TensorOp::Literal { shape, chunks, .. } => (shape.clone(), chunks),
         _ => return Err(IrError::Graph(format!("{op:?} is not a creation op")).into()),
     };
     let sizes = chunks.clone().unwrap_or_else(|| auto_chunk_sizes(&shape, dtype.itemsize(), ctx.opts.chunk_bytes));
@@ -22,6 +22,18 @@ pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Til
     let offs: Vec<Vec<usize>> = nsplits.iter().map(|s| offsets(s)).collect();
     let grid: Vec<usize> = nsplits.iter().map(|s| s.len()).collect();
     let mut out = Vec::with_capacity(grid.iter().product());
+    // user data is held by the backend under its key: chunks slice it
+    let held = match op {
+        TensorOp::Literal { data, .. } => Some(ctx.chunks.insert(ChunkNode {
+            key: *data,
+            op: std::sync::Arc::new(ChunkOp::Fetch),
+            inputs: ChunkInputs::new(),
+            shape: shape.iter().map(|&n| Dim::Known(n)).collect(),
+            dtype: Some(dtype),
+            index: shape.iter().map(|_| 0).collect(),
+        })),
+        _ => None,
+    };
     let mut cells = GridIter::new(&grid);
     while let Some(idx) = cells.next_index() {
         let cshape: SmallVec<[usize; 3]> = idx.iter().enumerate().map(|(a, &i)| nsplits[a][i]).collect();
@@ -40,9 +52,20 @@ pub(super) fn tile(ctx: &mut Ctx, op: &TensorOp, dtype: DType) -> TileResult<Til
                 offset: offset.to_vec(),
                 shape: cshape.to_vec(),
             })),
-            TensorOp::Literal { data, .. } => {
-                let ranges: Vec<(usize, usize)> = offset.iter().zip(&cshape).map(|(&o, &n)| (o, o + n)).collect();
-                ChunkOp::Literal(Box::new(LiteralChunk { data: data.slice_ranges(&ranges) }))
+            TensorOp::Literal { .. } => {
+                let (Some(held), true) = (held, cshape.as_slice() != shape.as_slice()) else {
+                    // one chunk: the held data itself
+                    out.extend(held);
+                    continue;
+                };
+                let elems = offset
+                    .iter()
+                    .zip(&cshape)
+                    .map(|(&o, &n)| SliceElem::Slice { start: o as isize, end: Some((o + n) as isize), step: 1 })
+                    .collect();
+                let cdims: ChunkShape = cshape.iter().map(|&n| Dim::Known(n)).collect();
+                out.push(ctx.add(ChunkOp::Slice { elems }, &[held][..], cdims, Some(dtype), idx));
+                continue;
             }
             _ => unreachable_op(op)?,
         };

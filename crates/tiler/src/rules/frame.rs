@@ -1,23 +1,43 @@
-//! Dataframe sources: an in-memory batch split into row chunks.
+//! Dataframe sources: a batch the backend holds, split into row chunks.
 
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
 use crate::layout::{offsets, splits, Layout};
-use mars_ir::frame::{batch_to_ipc, ipc_to_batch};
-use mars_ir::{ChunkOp, Dim, FrameChunkOp};
+use mars_ir::{ChunkInputs, ChunkNode, ChunkOp, Dim, FrameChunkOp, Key};
+use std::sync::Arc;
 
-pub(super) fn from_batch(ctx: &mut Ctx, ipc: &[u8], rows_per_chunk: Option<usize>) -> TileResult<Tiled> {
-    let batch = ipc_to_batch(ipc)?;
-    let rows = batch.num_rows();
-    let row_bytes = (batch.get_array_memory_size() / rows.max(1)).max(1);
+/// User data: the backend holds the batch under `data`; each chunk is a
+/// zero-copy slice of its rows.
+pub(super) fn from_batch(
+    ctx: &mut Ctx,
+    data: Key,
+    schema: &mars_ir::arrow_schema::Schema,
+    rows: usize,
+    rows_per_chunk: Option<usize>,
+) -> TileResult<Tiled> {
+    let ncols = schema.fields().len();
+    // bytes a row, for the chunk budget (variable-width columns count 16)
+    let row_bytes = schema.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1);
     let per = rows_per_chunk.unwrap_or_else(|| (ctx.opts.chunk_bytes / row_bytes).max(1));
     let nsplit = splits(rows, per);
-    let ncols = batch.num_columns();
+    ctx.check_grid(&[nsplit.len()], 1)?;
+    let held = ctx.chunks.insert(ChunkNode {
+        key: data,
+        op: Arc::new(ChunkOp::Fetch),
+        inputs: ChunkInputs::new(),
+        shape: [Dim::Known(rows), Dim::Known(ncols)].into_iter().collect(),
+        dtype: None,
+        index: [0, 0].into_iter().collect(),
+    });
     let mut chunks = Vec::with_capacity(nsplit.len());
-    for (i, (&off, &len)) in offsets(&nsplit).iter().zip(&nsplit).enumerate() {
-        let part = batch_to_ipc(&batch.slice(off, len))?;
-        let shape = vec![Dim::Known(len), Dim::Known(ncols)];
-        chunks.push(ctx.add(ChunkOp::Frame(FrameChunkOp::Literal { ipc: part }), vec![], shape, None, vec![i, 0]));
+    if nsplit.len() == 1 {
+        chunks.push(held);
+    } else {
+        for (i, (&offset, &len)) in offsets(&nsplit).iter().zip(&nsplit).enumerate() {
+            let op = ChunkOp::Frame(FrameChunkOp::SliceRows { offset, len });
+            let shape = vec![Dim::Known(len), Dim::Known(ncols)];
+            chunks.push(ctx.add(op, &[held][..], shape, None, vec![i, 0]));
+        }
     }
     let nsplits = vec![nsplit.into_iter().map(Dim::Known).collect(), vec![Dim::Known(ncols)]];
     Ok(Tiled::Done(Layout { nsplits, chunks }))

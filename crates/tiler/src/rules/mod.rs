@@ -119,7 +119,9 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
     let in_metas: Vec<&Meta> = node.inputs.iter().map(|&i| &graph.node(i).meta).collect();
     match &node.op {
         Op::Fetch { chunks, nsplits } => creation::fetch(ctx, chunks, nsplits, &node.meta),
-        Op::Frame(FrameOp::FromBatch { ipc, rows_per_chunk }) => frame::from_batch(ctx, ipc, *rows_per_chunk),
+        Op::Frame(FrameOp::FromBatch { data, schema, rows, rows_per_chunk }) => {
+            frame::from_batch(ctx, *data, schema, *rows, *rows_per_chunk)
+        }
         Op::Tensor(t) => {
             let dtype = tensor_dtype(&node.meta);
             match t {

@@ -1,0 +1,87 @@
+//! The one encoding of a chunk's value as bytes, for spilling to disk and for
+//! user data saved beside a graph (and, with the cluster, the wire): a tag
+//! byte, then `.npy` for a tensor (dtype and shape in its header), Arrow IPC
+//! stream bytes for a frame, or bincode for a reduction partial.
+
+use crate::data::ChunkData;
+use crate::error::{BackendError, BackendResult};
+
+const TENSOR: u8 = 0;
+const FRAME: u8 = 1;
+const PARTIAL: u8 = 2;
+
+/// The bytes of a chunk's value.
+pub fn encode(data: &ChunkData) -> BackendResult<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(data.nbytes() + 256);
+    match data {
+        ChunkData::Tensor(t) => {
+            bytes.push(TENSOR);
+            bytes.extend_from_slice(&mars_ir::npy::to_npy(t));
+        }
+        ChunkData::Frame(b) => {
+            bytes.push(FRAME);
+            bytes.extend_from_slice(&mars_ir::frame::batch_to_ipc(b)?);
+        }
+        ChunkData::Partial { shape, state } => {
+            bytes.push(PARTIAL);
+            bincode::serialize_into(&mut bytes, &(shape, state))
+                .map_err(|e| BackendError::Other(format!("cannot encode a reduction partial: {e}")))?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// A chunk's value from [`encode`]'s bytes; malformed bytes are an error
+/// (saying what is wrong), never a panic.
+pub fn decode(bytes: &[u8]) -> Result<ChunkData, String> {
+    match bytes.split_first() {
+        Some((&TENSOR, rest)) => Ok(ChunkData::Tensor(mars_ir::npy::from_npy(rest).map_err(|e| e.to_string())?)),
+        Some((&FRAME, rest)) => Ok(ChunkData::Frame(mars_ir::frame::ipc_to_batch(rest).map_err(|e| e.to_string())?)),
+        Some((&PARTIAL, rest)) => {
+            use bincode::Options as _;
+            // (the same encoding as `bincode::serialize`, reading no more than the bytes given)
+            let opts = bincode::DefaultOptions::new()
+                .with_fixint_encoding()
+                .allow_trailing_bytes()
+                .with_limit(rest.len() as u64);
+            let (shape, state) = opts.deserialize(rest).map_err(|e| e.to_string())?;
+            Ok(ChunkData::Partial { shape, state })
+        }
+        Some((tag, _)) => Err(format!("unknown chunk tag {tag}")),
+        None => Err("no bytes".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::record_batch::RecordBatch;
+    use mars_ir::TensorData;
+    use std::sync::Arc;
+
+    #[test]
+    fn round_trips_and_refuses_garbage() {
+        let t =
+            ChunkData::Tensor(TensorData::I64(ndarray::ArrayD::from_shape_vec(vec![2, 3], (0..6).collect()).unwrap()));
+        let b = RecordBatch::try_from_iter(vec![
+            ("a", Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef),
+            ("s", Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef),
+        ])
+        .unwrap();
+        let f = ChunkData::Frame(b);
+        for d in [&t, &f] {
+            let bytes = encode(d).unwrap();
+            assert_eq!(&decode(&bytes).unwrap(), d);
+            // a truncation is an error, never a panic or other data (an Arrow
+            // stream cut only before its end-of-stream marker is still whole)
+            for n in 0..bytes.len() {
+                if let Ok(v) = decode(&bytes[..n]) {
+                    assert_eq!(&v, d, "a prefix of {n} bytes decoded to something else");
+                }
+            }
+            assert!(decode(&bytes[..bytes.len() / 2]).is_err());
+        }
+        assert!(decode(&[9, 1, 2]).unwrap_err().contains("unknown chunk tag 9"));
+    }
+}
