@@ -3,7 +3,7 @@
 //! resume, until the kept tileables are computed.
 
 use crate::error::{BackendError, BackendResult};
-use crate::store::Store;
+use crate::store::ChunkStore;
 use crate::TileableResult;
 use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
 use mars_ir::{ChunkGraph, ChunkId, ChunkNode, ChunkOp, Dim, Key, TileableGraph};
@@ -13,7 +13,8 @@ use mars_tiler::{PassManager, TileOptions, TileStatus, Tiler};
 /// Runs a chunk graph whose every node must execute (`Fetch` nodes read held data).
 pub trait ChunkExecutor {
     fn execute(&self, graph: &ChunkGraph, keep: &HashSet<Key>) -> BackendResult<HashMap<Key, Vec<usize>>>;
-    fn store(&self) -> &Store;
+    /// The chunks the backend holds, as the driver sees them.
+    fn store(&self) -> &dyn ChunkStore;
 }
 
 /// Tile and execute `graph`, returning a result (chunks pinned in the store) per kept key.
@@ -110,10 +111,10 @@ fn result_chunks(tiler: &mut Tiler, k: &Key) -> BackendResult<(Vec<Vec<Dim>>, Ve
 
 /// Cut `graph` down, in place, to what producing `targets` needs: chunks
 /// already in the store become `Fetch` leaves, and what no target needs goes.
-fn prune_to_needed(graph: &mut ChunkGraph, targets: &[Key], store: &Store) {
+fn prune_to_needed(graph: &mut ChunkGraph, targets: &[Key], store: &dyn ChunkStore) {
     let ids: Vec<ChunkId> = graph.ids().collect();
     let mut held = vec![false; graph.id_bound()];
-    for (id, h) in ids.iter().zip(store.contains_each(ids.iter().map(|&id| graph.node(id).key))) {
+    for (id, h) in ids.iter().zip(store.contains_each(&mut ids.iter().map(|&id| graph.node(id).key))) {
         held[id.0 as usize] = h;
     }
     let mut needed = vec![false; graph.id_bound()];

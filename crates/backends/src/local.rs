@@ -5,7 +5,7 @@ use crate::data::ChunkData;
 use crate::driver::{self, ChunkExecutor};
 use crate::error::{BackendError, BackendResult};
 use crate::executor::{self, Progress};
-use crate::store::Store;
+use crate::store::{ChunkStore, Store};
 use crate::{Backend, Stats, TaskId, TileableResult};
 use mars_ir::{ChunkGraph, FastMap, FastSet, Key, TileableGraph};
 use mars_tiler::{PassManager, TileOptions};
@@ -63,7 +63,7 @@ impl ChunkExecutor for Exec<'_> {
         self.inner.chunks_run.fetch_add(ran, Ordering::Relaxed);
         r
     }
-    fn store(&self) -> &Store {
+    fn store(&self) -> &dyn ChunkStore {
         &self.inner.store
     }
 }

@@ -77,6 +77,63 @@ pub struct SpillStats {
     pub folder: Option<PathBuf>,
 }
 
+/// What the driver needs of the chunks a backend holds: which are held and
+/// their shapes, holds (pins) on them, reading and adding values, and the
+/// memory limit. Locally the in-process [`Store`]; on a cluster, the
+/// supervisor's view of chunk metadata held on workers.
+pub trait ChunkStore: Send + Sync {
+    /// Whether the chunk is held.
+    fn contains(&self, key: &Key) -> bool;
+    /// Which of `keys` are held, asked at once (the driver asks it of every
+    /// chunk of a stage).
+    fn contains_each(&self, keys: &mut dyn Iterator<Item = Key>) -> Vec<bool>;
+    /// A held chunk's shape, without reading its value.
+    fn shape(&self, key: &Key) -> Option<Vec<usize>>;
+    /// Add a hold, so the chunk outlives the run that made it; false when
+    /// the chunk is not held.
+    fn pin(&self, key: &Key) -> bool;
+    /// Drop a hold.
+    fn unpin(&self, key: &Key);
+    /// Free the chunk unless something holds it.
+    fn discard(&self, key: &Key);
+    /// A held chunk's value.
+    fn get(&self, key: &Key) -> BackendResult<Option<Arc<ChunkData>>>;
+    /// Add a chunk (a key already held keeps its value).
+    fn put(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()>;
+    /// The memory limit, if any.
+    fn limit(&self) -> Option<usize>;
+}
+
+impl ChunkStore for Store {
+    fn contains(&self, key: &Key) -> bool {
+        Store::contains(self, key)
+    }
+    fn contains_each(&self, keys: &mut dyn Iterator<Item = Key>) -> Vec<bool> {
+        Store::contains_each(self, keys)
+    }
+    fn shape(&self, key: &Key) -> Option<Vec<usize>> {
+        Store::shape(self, key)
+    }
+    fn pin(&self, key: &Key) -> bool {
+        Store::pin(self, key)
+    }
+    fn unpin(&self, key: &Key) {
+        Store::unpin(self, key)
+    }
+    fn discard(&self, key: &Key) {
+        Store::discard(self, key)
+    }
+    fn get(&self, key: &Key) -> BackendResult<Option<Arc<ChunkData>>> {
+        Store::get(self, key)
+    }
+    fn put(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()> {
+        Store::put(self, key, data)
+    }
+    fn limit(&self) -> Option<usize> {
+        Store::limit(self)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Store {
     map: Mutex<Map>,
