@@ -45,7 +45,7 @@ fn main() -> mars::Result<()> {
     let over_held = start.elapsed().as_secs_f64();
     println!("x held in {gen:.3} s; mean(axis 0) and std(axis 1) over held x in {over_held:.3} s");
     println!("  mean[..3] = {:?}, std[..3] = {:?}", &m.to_f64_vec()[..3], &s.to_f64_vec()[..3]);
-    let stats = sess.stats();
+    let stats = sess.stats()?;
     println!(
         "  session: {} chunks run, {} chunks ({} MB) held",
         stats.chunks_run,
@@ -60,7 +60,7 @@ fn main() -> mars::Result<()> {
     let start = Instant::now();
     z.execute_in(&small)?;
     let total = z.sum().execute_in(&small)?.fetch_in(&small)?;
-    let st = small.stats();
+    let st = small.stats()?;
     println!(
         "\n200 MB held under a 64 MB limit: sum = {total} in {:.3} s; {} chunks ({} MB) spilled, {} read back, {} MB in memory",
         start.elapsed().as_secs_f64(),

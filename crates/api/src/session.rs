@@ -354,9 +354,10 @@ impl Session {
         self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&t.key())
     }
 
-    /// Chunks run, chunks and bytes held.
-    pub fn stats(&self) -> Stats {
-        self.inner.backend.stats()
+    /// Chunks run, chunks and bytes held, what was spilled; an error when
+    /// the backend cannot be asked.
+    pub fn stats(&self) -> Result<Stats> {
+        Ok(self.inner.backend.stats()?)
     }
 
     /// Release everything this session holds; later `execute`/`fetch` calls

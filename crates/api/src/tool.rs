@@ -299,7 +299,7 @@ pub fn run(saved: &SavedGraph, out: Option<&Path>) -> Result<String> {
         }
         summary.push('\n');
     }
-    let stats = backend.stats();
+    let stats = backend.stats()?;
     let _ = writeln!(summary, "ran {} chunks in {secs:.3} s", stats.chunks_run);
     Ok(summary)
 }

@@ -123,5 +123,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn meta(&self, key: &Key) -> BackendResult<TileableResult>;
     /// Drop one hold on each result; chunks no result needs are freed.
     fn release(&self, keys: &[Key]) -> BackendResult<()>;
-    fn stats(&self) -> Stats;
+    /// Counters; fallible, as a remote backend's are asked over the network.
+    fn stats(&self) -> BackendResult<Stats>;
 }

@@ -100,6 +100,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+impl LocalBackend {
+    /// The folder chunks spill to, once something was spilled (deleted with
+    /// the backend). A local detail: [`Stats`] carries no paths.
+    pub fn spill_folder(&self) -> Option<std::path::PathBuf> {
+        self.inner.store.spill_path()
+    }
+}
+
 impl Backend for LocalBackend {
     fn submit(&self, graph: TileableGraph, keep: Vec<Key>) -> BackendResult<TaskId> {
         crate::check_data_refs(&graph, |k| lock(&self.inner.results).get(k).map(|(r, _)| r.meta.clone()))?;
@@ -239,13 +247,13 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    fn stats(&self) -> Stats {
-        Stats {
+    fn stats(&self) -> BackendResult<Stats> {
+        Ok(Stats {
             chunks_run: self.inner.chunks_run.load(Ordering::Relaxed),
             chunks_held: self.inner.store.len(),
             bytes_held: self.inner.store.bytes(),
             spill: self.inner.store.spill_stats(),
             results_held: lock(&self.inner.results).len(),
-        }
+        })
     }
 }

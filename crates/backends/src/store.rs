@@ -73,8 +73,6 @@ pub struct SpillStats {
     pub chunks_restored: u64,
     /// Chunks on disk now.
     pub chunks_on_disk: usize,
-    /// The spill folder, once something was spilled; deleted with the store.
-    pub folder: Option<PathBuf>,
 }
 
 /// What the driver needs of the chunks a backend holds: which are held and
@@ -325,7 +323,6 @@ impl Store {
             bytes_spilled: self.bytes_spilled.load(Ordering::Relaxed),
             chunks_restored: self.chunks_restored.load(Ordering::Relaxed),
             chunks_on_disk: self.lock().entries.values().filter(|e| matches!(e.slot, Slot::Disk(..))).count(),
-            folder: self.spill_path(),
         }
     }
 
