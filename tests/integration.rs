@@ -394,3 +394,41 @@ fn user_data_is_put_once_and_released_with_its_handles() -> Result<()> {
     assert!(err.to_string().contains("is not held here (put it first)"), "{err}");
     Ok(())
 }
+
+/// A held result can be read chunk by chunk (as a client streams a big one):
+/// the chunks, in grid order, are the whole value; a position past the grid
+/// is an error naming the count.
+#[test]
+fn results_can_be_fetched_chunk_by_chunk() -> Result<()> {
+    use mars_backends::Backend;
+    let backend = std::sync::Arc::new(mars_backends::LocalBackend::new(Default::default())?);
+    let sess = mars::Session::with_backend(backend.clone());
+    let t = mt::arange(0.0, 35.0, 1.0).reshape(&[5, 7]).rechunk(&[2, 3]) * 2.0;
+    t.execute_in(&sess)?;
+    let whole: Vec<f64> = t.fetch_in(&sess)?.to_f64_vec();
+    let res = backend.meta(&t.key())?;
+    let grid: Vec<usize> = res.nsplits.iter().map(|s| s.len()).collect();
+    assert_eq!(grid, [3, 3]);
+    let mut rebuilt = vec![f64::NAN; 35];
+    let (mut row0, mut k) = (0, 0);
+    for rows in &res.nsplits[0] {
+        let mut col0 = 0;
+        for cols in &res.nsplits[1] {
+            let (r, c) = (rows.known().unwrap(), cols.known().unwrap());
+            let chunk = backend.fetch_chunk(&t.key(), k)?;
+            let values = chunk.tensor().expect("a tensor chunk").cast(mt::DType::Float64);
+            let values: ArrayD<f64> = values.try_into().expect("f64");
+            assert_eq!(values.shape(), [r, c]);
+            for (i, v) in values.iter().enumerate() {
+                rebuilt[(row0 + i / c) * 7 + col0 + i % c] = *v;
+            }
+            col0 += c;
+            k += 1;
+        }
+        row0 += rows.known().unwrap();
+    }
+    assert_eq!(rebuilt, whole);
+    let err = backend.fetch_chunk(&t.key(), 9).unwrap_err();
+    assert!(err.to_string().contains("has 9 chunks, there is no chunk 9"), "{err}");
+    Ok(())
+}

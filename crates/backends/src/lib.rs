@@ -120,6 +120,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn put(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()>;
     /// A held tileable's whole value.
     fn fetch(&self, key: &Key) -> BackendResult<ChunkData>;
+    /// One chunk of a held tileable, by its position in the chunk grid
+    /// (row-major, as [`TileableResult::chunks`]): a client reads a big
+    /// result chunk by chunk, so it never sits whole anywhere but at the client.
+    fn fetch_chunk(&self, key: &Key, index: usize) -> BackendResult<ChunkData>;
     fn meta(&self, key: &Key) -> BackendResult<TileableResult>;
     /// Drop one hold on each result; chunks no result needs are freed.
     fn release(&self, keys: &[Key]) -> BackendResult<()>;

@@ -226,6 +226,22 @@ impl Backend for LocalBackend {
         whole
     }
 
+    fn fetch_chunk(&self, key: &Key, index: usize) -> BackendResult<ChunkData> {
+        let res = self.meta(key)?;
+        let chunk = res.chunks.get(index).ok_or_else(|| {
+            BackendError::Other(format!("{key} has {} chunks, there is no chunk {index}", res.chunks.len()))
+        })?;
+        let data = self
+            .inner
+            .store
+            .get(chunk)?
+            .ok_or_else(|| BackendError::Other(format!("chunk {chunk} of {key} is missing from the store")))?;
+        let value = ChunkData::clone(&data);
+        drop(data);
+        self.inner.store.make_room()?;
+        Ok(value)
+    }
+
     fn meta(&self, key: &Key) -> BackendResult<TileableResult> {
         lock(&self.inner.results).get(key).map(|(r, _)| r.clone()).ok_or_else(|| BackendError::NotHeld(key.to_string()))
     }
