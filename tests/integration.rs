@@ -432,3 +432,39 @@ fn results_can_be_fetched_chunk_by_chunk() -> Result<()> {
     assert!(err.to_string().contains("has 9 chunks, there is no chunk 9"), "{err}");
     Ok(())
 }
+
+/// `select` and `col` against Arrow's own projection of the one batch, under
+/// chunkings of 1 row, uneven ones and one chunk, with nulls; unknown names
+/// are errors listing the columns there are, and the frame stays usable.
+#[test]
+fn select_and_col_match_arrow_projection() -> Result<()> {
+    use mars::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use std::sync::Arc;
+    let sess = mars::new_session()?;
+    let n = 11;
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("k", Arc::new(Int64Array::from((0..n).map(|i| (i % 3 != 0).then_some(i)).collect::<Vec<_>>()))),
+        ("v", Arc::new(Float64Array::from((0..n).map(|i| i as f64 * 0.5).collect::<Vec<_>>()))),
+        ("s", Arc::new(StringArray::from((0..n).map(|i| format!("s{i}")).collect::<Vec<_>>()))),
+    ];
+    let batch = mars::arrow::record_batch::RecordBatch::try_from_iter(cols.clone())?;
+    for rows in [1, 4, 11] {
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+        let got = df.select(&["s", "k"])?.execute_in(&sess)?.fetch_in(&sess)?;
+        assert_eq!(got.record_batch(), &batch.project(&[2, 0])?, "{rows} rows a chunk");
+        let v = df.col("v")?;
+        assert_eq!(v.name(), "v");
+        let data = v.execute_in(&sess)?.fetch_in(&sess)?;
+        assert_eq!(data.name(), "v");
+        assert_eq!(data.array().as_ref(), batch.column(1).as_ref(), "{rows} rows a chunk");
+        // a column selected twice, as pandas allows
+        let twice = df.select(&["k", "k"])?.execute_in(&sess)?.fetch_in(&sess)?;
+        assert_eq!(twice.record_batch(), &batch.project(&[0, 0])?);
+    }
+    let df = md::DataFrame::from_columns(cols)?;
+    let err = df.col("w").unwrap_err().to_string();
+    assert!(err.contains(r#"column "w" is not in the frame; its columns are ["k", "v", "s"]"#), "{err}");
+    assert!(df.select(&["v", "nope"]).is_err());
+    assert_eq!(df.select(&["v"])?.execute_in(&sess)?.fetch_in(&sess)?.num_rows(), n as usize);
+    Ok(())
+}

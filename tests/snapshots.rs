@@ -140,3 +140,10 @@ fn fusion_keeps_shared_producers() {
     let t = &(&b * 2.0) + &(&b * 3.0);
     insta::assert_snapshot!("fusion_shared", fused(&t));
 }
+
+#[test]
+fn frame_select_projects_each_row_chunk() {
+    let df =
+        mars::dataframe::DataFrame::from_rows(vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]]).unwrap().rechunk(2);
+    insta::assert_snapshot!("frame_select", tiled(&df.select(&["2", "0"]).unwrap()));
+}

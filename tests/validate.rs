@@ -342,6 +342,7 @@ fn corpus() -> Vec<Box<dyn Tileable>> {
         Box::new(x.filter(&mask).mean_axis(0)),
         Box::new(mt::where_(&x.gt(0.5), &x, &mt::arange(0.0, 7.0, 1.0).rechunk(3)).max()),
         Box::new((mt::full(&[4, 3], 2.5).rechunk(&[3, 2]) - mt::zeros(&[3])).exp().var()),
+        Box::new(frame.select(&["1"]).unwrap()),
         Box::new(frame),
     ]
 }

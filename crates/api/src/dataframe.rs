@@ -205,6 +205,39 @@ impl DataFrame {
         }
     }
 
+    /// These columns, in this order (`df[["a", "b"]]`). An unknown name is an
+    /// error listing the columns there are.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![1, 2, 3], vec![4, 5, 6]])?;
+    /// let data = df.select(&["2", "0"])?.execute()?.fetch()?;
+    /// assert_eq!(data.to_string(), "   2  0\n0  3  1\n1  6  4");
+    /// let err = df.select(&["x"]).unwrap_err();
+    /// assert!(err.to_string().contains(r#"column "x" is not in the frame; its columns are ["0", "1", "2"]"#));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn select(&self, names: &[&str]) -> Result<DataFrame> {
+        Ok(DataFrame { node: self.selected(names)? })
+    }
+
+    /// One column as a Series (`df["a"]`); an unknown name is an error
+    /// listing the columns there are.
+    pub fn col(&self, name: &str) -> Result<Series> {
+        Ok(Series { node: self.selected(&[name])? })
+    }
+
+    fn selected(&self, names: &[&str]) -> Result<Node> {
+        self.node.check()?;
+        let columns = names.iter().map(|n| n.to_string()).collect();
+        let node = Node::new(Op::Frame(FrameOp::Select { columns }), vec![self.node.clone()]);
+        node.check()?;
+        Ok(node)
+    }
+
     /// The construction error of this frame (reported by `execute`), if any.
     pub fn error(&self) -> Option<Error> {
         self.node.check().err()
@@ -223,5 +256,61 @@ impl DataFrame {
             (Op::Frame(FrameOp::FromBatch { .. }), Some(p)) => over(p.clone(), Some(rows_per_chunk)),
             _ => self.clone(),
         }
+    }
+}
+
+/// A lazy Series: one named column of a dataframe, in row chunks. Cloning is
+/// cheap (a shared node).
+#[derive(Clone)]
+pub struct Series {
+    node: Node,
+}
+
+crate::node::tileable_handle!(Series, SeriesData, |d| match d {
+    ChunkData::Frame(batch) if batch.num_columns() == 1 => {
+        Ok(SeriesData { name: batch.schema().field(0).name().clone(), array: batch.column(0).clone() })
+    }
+    other => Err(Error::Invalid(format!("expected a one-column result for a Series, got {other:?}"))),
+});
+
+impl Series {
+    /// The column's name.
+    pub fn name(&self) -> String {
+        match self.node.meta() {
+            Meta::Frame { schema, .. } => schema.fields().first().map(|f| f.name().clone()).unwrap_or_default(),
+            Meta::Tensor { .. } => String::new(),
+        }
+    }
+}
+
+/// A fetched Series: its name and its values as one Arrow array.
+#[derive(Clone, Debug)]
+pub struct SeriesData {
+    name: String,
+    array: ArrayRef,
+}
+
+impl PartialEq for SeriesData {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.array.to_data() == other.array.to_data()
+    }
+}
+
+impl SeriesData {
+    /// The values, as one Arrow array.
+    pub fn array(&self) -> &ArrayRef {
+        &self.array
+    }
+    /// The column's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.array.len()
+    }
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.array.is_empty()
     }
 }

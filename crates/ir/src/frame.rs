@@ -87,3 +87,17 @@ pub fn batch_meta(batch: &RecordBatch) -> IrResult<crate::Meta> {
 pub fn batch_key(batch: &RecordBatch) -> IrResult<crate::Key> {
     Ok(crate::Key::of_bytes(&batch_to_ipc(batch)?))
 }
+
+/// The positions of `columns` in `schema`; an unknown name is an error that
+/// lists the columns there are (as pandas' KeyError would show them).
+pub fn column_indices(schema: &Schema, columns: &[String]) -> IrResult<Vec<usize>> {
+    columns
+        .iter()
+        .map(|c| {
+            schema.index_of(c).map_err(|_| {
+                let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+                IrError::Invalid(format!("column {c:?} is not in the frame; its columns are {names:?}"))
+            })
+        })
+        .collect()
+}

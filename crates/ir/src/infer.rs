@@ -64,6 +64,15 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             crate::frame::check_schema(schema)?;
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Known(*rows) })
         }
+        Op::Frame(FrameOp::Select { columns }) => {
+            want(1)?;
+            let Meta::Frame { schema, nrows } = inputs[0] else {
+                return Err(IrError::Invalid("selecting columns needs a dataframe input, got a tensor".into()));
+            };
+            let indices = crate::frame::column_indices(schema, columns)?;
+            let projected = schema.project(&indices).map_err(|e| IrError::Invalid(e.to_string()))?;
+            Ok(Meta::Frame { schema: std::sync::Arc::new(projected), nrows: *nrows })
+        }
         Op::Tensor(t) => infer_tensor(t, inputs, &want),
     }
 }

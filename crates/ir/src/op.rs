@@ -248,6 +248,9 @@ pub enum FrameOp {
     /// under the `data` key (put there before the graph runs); the op has its
     /// schema and row count.
     FromBatch { data: Key, schema: arrow_schema::SchemaRef, rows: usize, rows_per_chunk: Option<usize> },
+    /// These columns of the input, in this order (`df[["a", "b"]]`; one
+    /// column is a Series, `df["a"]`).
+    Select { columns: Vec<String> },
 }
 
 impl FrameOp {
@@ -255,6 +258,7 @@ impl FrameOp {
     pub fn name(&self) -> &'static str {
         match self {
             FrameOp::FromBatch { .. } => "FromBatch",
+            FrameOp::Select { .. } => "Select",
         }
     }
 }
@@ -320,6 +324,8 @@ pub enum ChunkOp {
 pub enum FrameChunkOp {
     /// Rows `offset..offset + len` of its one input (a held batch).
     SliceRows { offset: usize, len: usize },
+    /// These columns of its one input, by position.
+    Project { columns: Vec<usize> },
 }
 
 impl FrameChunkOp {
@@ -327,6 +333,7 @@ impl FrameChunkOp {
     pub fn name(&self) -> &'static str {
         match self {
             FrameChunkOp::SliceRows { .. } => "SliceRows",
+            FrameChunkOp::Project { .. } => "Project",
         }
     }
 }
@@ -335,6 +342,7 @@ impl fmt::Display for FrameChunkOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameChunkOp::SliceRows { offset, len } => write!(f, "SliceRows {offset}..{}", offset + len),
+            FrameChunkOp::Project { columns } => write!(f, "Project {columns:?}"),
         }
     }
 }
@@ -349,6 +357,7 @@ impl fmt::Display for FrameOp {
                 }
                 Ok(())
             }
+            FrameOp::Select { columns } => write!(f, "Select {columns:?}"),
         }
     }
 }

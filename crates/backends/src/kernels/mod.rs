@@ -31,6 +31,13 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
             TensorData::F64(ArrayD::from_shape_fn(IxDyn(&[*n]), |i| start + step * i[0] as f64))
         }
         ChunkOp::Random(r) => random::generate(r.seed, r.dist, &r.global_shape, &r.offset, &r.shape),
+        ChunkOp::Frame(FrameChunkOp::Project { columns }) => {
+            let batch = match inputs.first().map(|d| &**d) {
+                Some(ChunkData::Frame(b)) => b,
+                _ => return Err(KernelError("Project needs one frame input".into())),
+            };
+            return batch.project(columns).map(ChunkData::Frame).map_err(|e| KernelError(e.to_string()));
+        }
         ChunkOp::Frame(FrameChunkOp::SliceRows { offset, len }) => {
             let batch = match inputs.first().map(|d| &**d) {
                 Some(ChunkData::Frame(b)) => b,

@@ -1,9 +1,10 @@
-//! Dataframe sources: a batch the backend holds, split into row chunks.
+//! Dataframe rules: sources (a batch the backend holds, split into row
+//! chunks) and column selection.
 
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
 use crate::layout::{offsets, splits, Layout};
-use mars_ir::{ChunkInputs, ChunkNode, ChunkOp, Dim, FrameChunkOp, Key};
+use mars_ir::{ChunkInputs, ChunkNode, ChunkOp, Dim, FrameChunkOp, Key, Meta};
 use std::sync::Arc;
 
 /// User data: the backend holds the batch under `data`; each chunk is a
@@ -40,5 +41,21 @@ pub(super) fn from_batch(
         }
     }
     let nsplits = vec![nsplit.into_iter().map(Dim::Known).collect(), vec![Dim::Known(ncols)]];
+    Ok(Tiled::Done(Layout { nsplits, chunks }))
+}
+
+/// `df[columns]`: each row chunk projected (no data moves between chunks).
+pub(super) fn select(ctx: &mut Ctx, columns: &[String], input: &Layout, in_meta: &Meta) -> TileResult<Tiled> {
+    let Meta::Frame { schema, .. } = in_meta else {
+        return Err(mars_ir::IrError::Invalid("selecting columns needs a dataframe input".into()).into());
+    };
+    let indices = mars_ir::frame::column_indices(schema, columns)?;
+    let op = Arc::new(ChunkOp::Frame(FrameChunkOp::Project { columns: indices }));
+    let mut chunks = Vec::with_capacity(input.chunks.len());
+    for (i, &c) in input.chunks.iter().enumerate() {
+        let rows = ctx.shape(c).first().copied().unwrap_or(Dim::Unknown);
+        chunks.push(ctx.add(op.clone(), &[c][..], vec![rows, Dim::Known(columns.len())], None, vec![i, 0]));
+    }
+    let nsplits = vec![input.nsplits.first().cloned().unwrap_or_default(), vec![Dim::Known(columns.len())]];
     Ok(Tiled::Done(Layout { nsplits, chunks }))
 }

@@ -122,6 +122,7 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
         Op::Frame(FrameOp::FromBatch { data, schema, rows, rows_per_chunk }) => {
             frame::from_batch(ctx, *data, schema, *rows, *rows_per_chunk)
         }
+        Op::Frame(FrameOp::Select { columns }) => frame::select(ctx, columns, &inputs[0], in_metas[0]),
         Op::Tensor(t) => {
             let dtype = tensor_dtype(&node.meta);
             match t {
