@@ -468,3 +468,33 @@ fn select_and_col_match_arrow_projection() -> Result<()> {
     assert_eq!(df.select(&["v"])?.execute_in(&sess)?.fetch_in(&sess)?.num_rows(), n as usize);
     Ok(())
 }
+
+/// `head(n)` against Arrow's slice of the one batch, for every n around the
+/// chunk boundaries and past the end; only the chunks holding the rows run.
+#[test]
+fn head_matches_arrow_slice_and_runs_only_leading_chunks() -> Result<()> {
+    use mars::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    let n = 11;
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("k", Arc::new(Int64Array::from((0..n).map(|i| (i % 4 != 0).then_some(i)).collect::<Vec<_>>()))),
+        ("s", Arc::new(StringArray::from((0..n).map(|i| format!("s{i}")).collect::<Vec<_>>()))),
+    ];
+    let batch = mars::arrow::record_batch::RecordBatch::try_from_iter(cols.clone())?;
+    for rows in [1, 4, 11] {
+        for take in [0, 1, 3, 4, 5, 11, 20] {
+            let sess = mars::Session::builder().progress(false).build()?;
+            let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows).head(take);
+            let got = df.execute_in(&sess)?.fetch_in(&sess)?;
+            let want = batch.slice(0, take.min(n as usize));
+            assert_eq!(got.record_batch(), &want, "head({take}) of {rows}-row chunks");
+            // a slice per chunk at most, and none past the rows asked for
+            let ran = sess.stats()?.chunks_run as usize;
+            assert!(
+                ran <= take.min(n as usize).div_ceil(rows).max(1) + 1,
+                "head({take}) of {rows}-row chunks ran {ran}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -146,4 +146,7 @@ fn frame_select_projects_each_row_chunk() {
     let df =
         mars::dataframe::DataFrame::from_rows(vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]]).unwrap().rechunk(2);
     insta::assert_snapshot!("frame_select", tiled(&df.select(&["2", "0"]).unwrap()));
+    // head: the first chunk whole, the cut one sliced, the rest not in the graph
+    let long = mars::dataframe::DataFrame::from_rows((0..7).map(|i| vec![i]).collect()).unwrap().rechunk(3);
+    insta::assert_snapshot!("frame_head", tiled(&long.head(4)));
 }

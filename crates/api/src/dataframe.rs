@@ -238,6 +238,14 @@ impl DataFrame {
         Ok(node)
     }
 
+    /// The first `n` rows (`df.head(n)`): only the chunks holding them run.
+    pub fn head(&self, n: usize) -> DataFrame {
+        if self.node.check().is_err() {
+            return self.clone();
+        }
+        DataFrame { node: Node::new(Op::Frame(FrameOp::Head { n }), vec![self.node.clone()]) }
+    }
+
     /// The construction error of this frame (reported by `execute`), if any.
     pub fn error(&self) -> Option<Error> {
         self.node.check().err()

@@ -64,6 +64,18 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             crate::frame::check_schema(schema)?;
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Known(*rows) })
         }
+        Op::Frame(FrameOp::Head { n }) => {
+            want(1)?;
+            let Meta::Frame { schema, nrows } = inputs[0] else {
+                return Err(IrError::Invalid("head needs a dataframe input, got a tensor".into()));
+            };
+            let nrows = match nrows {
+                Dim::Known(r) => Dim::Known((*r).min(*n)),
+                Dim::Unknown if *n == 0 => Dim::Known(0),
+                Dim::Unknown => Dim::Unknown,
+            };
+            Ok(Meta::Frame { schema: schema.clone(), nrows })
+        }
         Op::Frame(FrameOp::Select { columns }) => {
             want(1)?;
             let Meta::Frame { schema, nrows } = inputs[0] else {

@@ -251,6 +251,8 @@ pub enum FrameOp {
     /// These columns of the input, in this order (`df[["a", "b"]]`; one
     /// column is a Series, `df["a"]`).
     Select { columns: Vec<String> },
+    /// The first `n` rows (`df.head(n)`).
+    Head { n: usize },
 }
 
 impl FrameOp {
@@ -259,6 +261,7 @@ impl FrameOp {
         match self {
             FrameOp::FromBatch { .. } => "FromBatch",
             FrameOp::Select { .. } => "Select",
+            FrameOp::Head { .. } => "Head",
         }
     }
 }
@@ -358,6 +361,7 @@ impl fmt::Display for FrameOp {
                 Ok(())
             }
             FrameOp::Select { columns } => write!(f, "Select {columns:?}"),
+            FrameOp::Head { n } => write!(f, "Head {n}"),
         }
     }
 }

@@ -59,3 +59,56 @@ pub(super) fn select(ctx: &mut Ctx, columns: &[String], input: &Layout, in_meta:
     let nsplits = vec![input.nsplits.first().cloned().unwrap_or_default(), vec![Dim::Known(columns.len())]];
     Ok(Tiled::Done(Layout { nsplits, chunks }))
 }
+
+/// `df.head(n)`: the leading chunks that hold the first `n` rows, the last
+/// of them cut (row lengths must be known: after a filter they are asked for).
+pub(super) fn head(ctx: &mut Ctx, n: usize, input: &Layout) -> TileResult<Tiled> {
+    let rows = match input.nsplits.first() {
+        Some(r) => r,
+        None => return Err(mars_ir::IrError::Invalid("head needs a dataframe input".into()).into()),
+    };
+    // only the lengths of the chunks up to the n-th row are needed
+    let mut need = Vec::new();
+    let (mut seen, mut upto) = (0usize, 0usize);
+    for (i, d) in rows.iter().enumerate() {
+        if seen >= n {
+            break;
+        }
+        upto = i + 1;
+        match d.known() {
+            Some(len) => seen += len,
+            None => need.push(input.chunks[i]),
+        }
+    }
+    if !need.is_empty() {
+        return Ok(Tiled::Need(need));
+    }
+    let ncols = input.nsplits.get(1).cloned().unwrap_or_default();
+    let (mut chunks, mut splits, mut left) = (Vec::new(), Vec::new(), n);
+    for (i, d) in rows.iter().take(upto).enumerate() {
+        let len = d.known().unwrap_or(0);
+        let c = input.chunks[i];
+        let id = if len <= left {
+            c
+        } else {
+            let op = ChunkOp::Frame(FrameChunkOp::SliceRows { offset: 0, len: left });
+            let shape = vec![Dim::Known(left), ncols.first().copied().unwrap_or(Dim::Unknown)];
+            ctx.add(op, &[c][..], shape, None, vec![i, 0])
+        };
+        let took = len.min(left);
+        chunks.push(id);
+        splits.push(Dim::Known(took));
+        left -= took;
+    }
+    if chunks.is_empty() {
+        // no rows: one empty slice of the first chunk keeps the schema
+        let Some(&c) = input.chunks.first() else {
+            return Ok(Tiled::Done(Layout { nsplits: vec![vec![], ncols], chunks }));
+        };
+        let op = ChunkOp::Frame(FrameChunkOp::SliceRows { offset: 0, len: 0 });
+        let shape = vec![Dim::Known(0), ncols.first().copied().unwrap_or(Dim::Unknown)];
+        chunks.push(ctx.add(op, &[c][..], shape, None, vec![0, 0]));
+        splits.push(Dim::Known(0));
+    }
+    Ok(Tiled::Done(Layout { nsplits: vec![splits, ncols], chunks }))
+}

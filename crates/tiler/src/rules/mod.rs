@@ -123,6 +123,7 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
             frame::from_batch(ctx, *data, schema, *rows, *rows_per_chunk)
         }
         Op::Frame(FrameOp::Select { columns }) => frame::select(ctx, columns, &inputs[0], in_metas[0]),
+        Op::Frame(FrameOp::Head { n }) => frame::head(ctx, *n, &inputs[0]),
         Op::Tensor(t) => {
             let dtype = tensor_dtype(&node.meta);
             match t {
