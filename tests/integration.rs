@@ -498,3 +498,58 @@ fn head_matches_arrow_slice_and_runs_only_leading_chunks() -> Result<()> {
     }
     Ok(())
 }
+
+/// Series comparisons, arithmetic and logic against the same computation on
+/// the one batch, and `filter` (then `head`, which must first learn the
+/// filtered lengths) against Arrow's filter, under several chunkings; type
+/// errors name the types; nothing already held is lost.
+#[test]
+fn series_ops_and_filter_match_one_batch() -> Result<()> {
+    use mars::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+    use std::sync::Arc;
+    let sess = mars::new_session()?;
+    let n = 13usize;
+    let a: Vec<Option<i64>> = (0..n as i64).map(|i| (i % 5 != 4).then_some((i * 7) % 11)).collect();
+    let v: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 - 2.0).collect();
+    let s: Vec<String> = (0..n).map(|i| ["x", "yy", "x", "z"][i % 4].to_string()).collect();
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("a", Arc::new(Int64Array::from(a.clone()))),
+        ("v", Arc::new(Float64Array::from(v.clone()))),
+        ("s", Arc::new(StringArray::from(s.clone()))),
+    ];
+    let batch = mars::arrow::record_batch::RecordBatch::try_from_iter(cols.clone())?;
+    let bools = |f: &dyn Fn(usize) -> bool| BooleanArray::from((0..n).map(f).collect::<Vec<_>>());
+    // pandas: a missing value compares false
+    let want_gt = bools(&|i| a[i].is_some_and(|x| x > 3));
+    let want_mask = bools(&|i| a[i].is_some_and(|x| x > 3) && v[i] < 3.0 || s[i] == "z");
+    for rows in [1, 4, 13] {
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+        let (ca, cv, cs) = (df.col("a")?, df.col("v")?, df.col("s")?);
+        let fetch = |x: &md::Series| -> Result<ArrayRef> { Ok(x.execute_in(&sess)?.fetch_in(&sess)?.array().clone()) };
+        assert_eq!(fetch(&ca.gt(3))?.to_data(), want_gt.to_data(), "a > 3, {rows}-row chunks");
+        let mask = &(&ca.gt(3i64) & &cv.lt(3.0)) | &cs.eq("z");
+        assert_eq!(fetch(&mask)?.to_data(), want_mask.to_data(), "mask, {rows}-row chunks");
+        let not = fetch(&!&cs.eq("x"))?;
+        assert_eq!(not.to_data(), bools(&|i| s[i] != "x").to_data());
+        // arithmetic: int * int stays int64 (nulls stay), with a float it is float64
+        let sum = fetch(&(&(&ca * 2i64) + &ca))?;
+        assert_eq!(sum.to_data(), Int64Array::from(a.iter().map(|x| x.map(|x| x * 3)).collect::<Vec<_>>()).to_data());
+        let mixed = fetch(&(&ca + &cv))?;
+        let want_mixed: Vec<Option<f64>> = (0..n).map(|i| a[i].map(|x| x as f64 + v[i])).collect();
+        assert_eq!(mixed.to_data(), Float64Array::from(want_mixed).to_data());
+        let rdiv = fetch(&(1.0 / &cv))?;
+        assert_eq!(rdiv.to_data(), Float64Array::from(v.iter().map(|x| 1.0 / x).collect::<Vec<_>>()).to_data());
+        // filter, and head over its lengths (unknown until the filter ran)
+        let kept = df.filter(&mask)?;
+        let want = mars::arrow::compute::filter_record_batch(&batch, &want_mask)?;
+        assert_eq!(kept.execute_in(&sess)?.fetch_in(&sess)?.record_batch(), &want, "{rows}-row chunks");
+        let first = df.filter(&mask)?.head(2);
+        assert_eq!(first.execute_in(&sess)?.fetch_in(&sess)?.record_batch(), &want.slice(0, 2));
+    }
+    let df = md::DataFrame::from_columns(cols)?;
+    let err = (&df.col("s")? + 1i64).execute_in(&sess).unwrap_err().to_string();
+    assert!(err.contains("operator + is not defined for Utf8 and Int64"), "{err}");
+    let err = df.filter(&df.col("a")?).unwrap_err().to_string();
+    assert!(err.contains("a filter mask must be one bool column"), "{err}");
+    Ok(())
+}

@@ -149,4 +149,7 @@ fn frame_select_projects_each_row_chunk() {
     // head: the first chunk whole, the cut one sliced, the rest not in the graph
     let long = mars::dataframe::DataFrame::from_rows((0..7).map(|i| vec![i]).collect()).unwrap().rechunk(3);
     insta::assert_snapshot!("frame_head", tiled(&long.head(4)));
+    // filter: a mask chunk (a Series expression) per row chunk; lengths unknown after
+    let mask = long.col("0").unwrap().gt(2i64);
+    insta::assert_snapshot!("frame_filter", tiled(&long.filter(&mask).unwrap()));
 }

@@ -343,6 +343,7 @@ fn corpus() -> Vec<Box<dyn Tileable>> {
         Box::new(mt::where_(&x.gt(0.5), &x, &mt::arange(0.0, 7.0, 1.0).rechunk(3)).max()),
         Box::new((mt::full(&[4, 3], 2.5).rechunk(&[3, 2]) - mt::zeros(&[3])).exp().var()),
         Box::new(frame.select(&["1"]).unwrap()),
+        Box::new(frame.filter(&(&frame.col("0").unwrap() * 2i64).gt(3i64)).unwrap().head(1)),
         Box::new(frame),
     ]
 }

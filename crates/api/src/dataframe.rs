@@ -47,8 +47,9 @@ use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_backends::ChunkData;
+use mars_ir::colexpr::{ColExpr, Lit};
 use mars_ir::frame::batch_schema;
-use mars_ir::{FrameOp, Key, Meta, Op};
+use mars_ir::{BinaryFn, FrameOp, Key, Meta, Op};
 use std::sync::Arc;
 
 /// A lazy dataframe: columns of equal length, split into chunks of rows.
@@ -238,6 +239,25 @@ impl DataFrame {
         Ok(node)
     }
 
+    /// The rows where `mask` (a bool Series of this frame) is true (`df[mask]`).
+    /// The lengths of the result's chunks are known once it ran.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![1, 10], vec![5, 20], vec![3, 30]])?;
+    /// let kept = df.filter(&df.col("0")?.gt(2))?;
+    /// assert_eq!(kept.execute()?.fetch()?.to_string(), "   0   1\n0  5  20\n1  3  30");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn filter(&self, mask: &Series) -> Result<DataFrame> {
+        let node = Node::new(Op::Frame(FrameOp::Filter), vec![self.node.clone(), mask.node.clone()]);
+        node.check()?;
+        Ok(DataFrame { node })
+    }
+
     /// The first `n` rows (`df.head(n)`): only the chunks holding them run.
     pub fn head(&self, n: usize) -> DataFrame {
         if self.node.check().is_err() {
@@ -281,7 +301,126 @@ crate::node::tileable_handle!(Series, SeriesData, |d| match d {
     other => Err(Error::Invalid(format!("expected a one-column result for a Series, got {other:?}"))),
 });
 
+/// The right-hand side of a Series operator: a number, a string, a bool or
+/// another Series (of the same frame, so their rows line up).
+#[derive(Clone, Debug)]
+pub enum Operand {
+    /// A literal value.
+    Lit(Lit),
+    /// Another Series.
+    Series(Series),
+}
+
+impl From<f64> for Operand {
+    fn from(v: f64) -> Self {
+        Operand::Lit(Lit::F64(v))
+    }
+}
+impl From<i64> for Operand {
+    fn from(v: i64) -> Self {
+        Operand::Lit(Lit::I64(v))
+    }
+}
+impl From<i32> for Operand {
+    fn from(v: i32) -> Self {
+        Operand::Lit(Lit::I64(v.into()))
+    }
+}
+impl From<bool> for Operand {
+    fn from(v: bool) -> Self {
+        Operand::Lit(Lit::Bool(v))
+    }
+}
+impl From<&str> for Operand {
+    fn from(v: &str) -> Self {
+        Operand::Lit(Lit::Str(v.to_string()))
+    }
+}
+impl From<&Series> for Operand {
+    fn from(s: &Series) -> Self {
+        Operand::Series(s.clone())
+    }
+}
+
+macro_rules! comparisons {
+    ($($name:ident => $f:ident, $doc:literal;)*) => {
+        impl Series {
+            $(
+                #[doc = $doc]
+                pub fn $name(&self, rhs: impl Into<Operand>) -> Series {
+                    self.binary(BinaryFn::$f, rhs.into(), false)
+                }
+            )*
+        }
+    };
+}
+
+comparisons! {
+    gt => Gt, "Element-wise `>` (a bool Series; a missing value compares false, as in pandas).";
+    lt => Lt, "Element-wise `<`.";
+    ge => Ge, "Element-wise `>=`.";
+    le => Le, "Element-wise `<=`.";
+    eq => Eq, "Element-wise `==`.";
+    ne => Ne, "Element-wise `!=`.";
+}
+
+macro_rules! series_operators {
+    ($($tr:ident $method:ident => $f:ident;)*) => {$(
+        impl<R: Into<Operand>> std::ops::$tr<R> for &Series {
+            type Output = Series;
+            fn $method(self, rhs: R) -> Series {
+                self.binary(BinaryFn::$f, rhs.into(), false)
+            }
+        }
+        impl<R: Into<Operand>> std::ops::$tr<R> for Series {
+            type Output = Series;
+            fn $method(self, rhs: R) -> Series {
+                self.binary(BinaryFn::$f, rhs.into(), false)
+            }
+        }
+        impl std::ops::$tr<&Series> for f64 {
+            type Output = Series;
+            fn $method(self, rhs: &Series) -> Series {
+                rhs.binary(BinaryFn::$f, Operand::Lit(Lit::F64(self)), true)
+            }
+        }
+    )*};
+}
+
+series_operators! {
+    Add add => Add;
+    Sub sub => Sub;
+    Mul mul => Mul;
+    Div div => Div;
+    BitAnd bitand => And;
+    BitOr bitor => Or;
+}
+
+impl std::ops::Not for &Series {
+    type Output = Series;
+    fn not(self) -> Series {
+        let expr = ColExpr::Not(Box::new(ColExpr::Input(0)));
+        let op = Op::Frame(FrameOp::Eval { expr, name: self.name() });
+        Series { node: Node::new(op, vec![self.node.clone()]) }
+    }
+}
+
 impl Series {
+    /// `self f rhs` (or `rhs f self` when `reversed`) as a new Series, named
+    /// like pandas: after `self`, unless two Series of different names meet.
+    fn binary(&self, f: BinaryFn, rhs: Operand, reversed: bool) -> Series {
+        let (a, b, inputs, name) = match rhs {
+            Operand::Lit(l) => (ColExpr::Input(0), ColExpr::Lit(l), vec![self.node.clone()], self.name()),
+            Operand::Series(s) => {
+                let name = if s.name() == self.name() { self.name() } else { String::new() };
+                (ColExpr::Input(0), ColExpr::Input(1), vec![self.node.clone(), s.node.clone()], name)
+            }
+        };
+        let (a, b) = if reversed { (b, a) } else { (a, b) };
+        let op = Op::Frame(FrameOp::Eval { expr: ColExpr::Binary(f, Box::new(a), Box::new(b)), name });
+        Series { node: Node::new(op, inputs) }
+    }
+
     /// The column's name.
     pub fn name(&self) -> String {
         match self.node.meta() {

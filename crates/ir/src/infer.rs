@@ -76,6 +76,42 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             };
             Ok(Meta::Frame { schema: schema.clone(), nrows })
         }
+        Op::Frame(FrameOp::Eval { expr, name }) => {
+            if inputs.is_empty() {
+                return Err(IrError::Graph("a Series expression needs at least one input".into()));
+            }
+            let mut types = Vec::with_capacity(inputs.len());
+            let mut nrows = None;
+            for m in inputs {
+                match m {
+                    Meta::Frame { schema, nrows: n } if schema.fields().len() == 1 => {
+                        types.push(schema.field(0).data_type().clone());
+                        nrows = Some(match (nrows, n) {
+                            (None, n) | (Some(Dim::Unknown), n) => *n,
+                            (Some(Dim::Known(a)), Dim::Known(b)) if a != *b => {
+                                return Err(IrError::Invalid(format!("Series of {a} and {b} rows do not align")))
+                            }
+                            (Some(k), _) => k,
+                        });
+                    }
+                    _ => return Err(IrError::Invalid("a Series expression takes Series (one column) inputs".into())),
+                }
+            }
+            let dt = expr.data_type(&types)?;
+            let field = arrow_schema::Field::new(name, dt, true);
+            let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![field]));
+            Ok(Meta::Frame { schema, nrows: nrows.unwrap_or(Dim::Unknown) })
+        }
+        Op::Frame(FrameOp::Filter) => {
+            want(2)?;
+            let (Meta::Frame { schema, .. }, Meta::Frame { schema: mask, .. }) = (inputs[0], inputs[1]) else {
+                return Err(IrError::Invalid("filter takes a dataframe and a bool Series".into()));
+            };
+            if mask.fields().len() != 1 || mask.field(0).data_type() != &arrow_schema::DataType::Boolean {
+                return Err(IrError::DType(format!("a filter mask must be one bool column, got {mask}")));
+            }
+            Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
+        }
         Op::Frame(FrameOp::Select { columns }) => {
             want(1)?;
             let Meta::Frame { schema, nrows } = inputs[0] else {

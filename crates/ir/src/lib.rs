@@ -13,6 +13,7 @@
 //!
 //! This crate knows nothing about tiling or execution.
 
+pub mod colexpr;
 pub mod data;
 pub mod display;
 pub mod dist;

@@ -253,6 +253,11 @@ pub enum FrameOp {
     Select { columns: Vec<String> },
     /// The first `n` rows (`df.head(n)`).
     Head { n: usize },
+    /// A Series named `name` computed element-wise from the input Series
+    /// (aligned by row chunks).
+    Eval { expr: crate::colexpr::ColExpr, name: String },
+    /// The rows of input 0 where the bool Series input 1 is true (`df[mask]`).
+    Filter,
 }
 
 impl FrameOp {
@@ -262,6 +267,8 @@ impl FrameOp {
             FrameOp::FromBatch { .. } => "FromBatch",
             FrameOp::Select { .. } => "Select",
             FrameOp::Head { .. } => "Head",
+            FrameOp::Eval { .. } => "Eval",
+            FrameOp::Filter => "Filter",
         }
     }
 }
@@ -329,6 +336,10 @@ pub enum FrameChunkOp {
     SliceRows { offset: usize, len: usize },
     /// These columns of its one input, by position.
     Project { columns: Vec<usize> },
+    /// A one-column batch named `name`: `expr` over the inputs' single columns.
+    Eval { expr: crate::colexpr::ColExpr, name: String },
+    /// The rows of input 0 where input 1's bool column is true.
+    Filter,
 }
 
 impl FrameChunkOp {
@@ -337,6 +348,8 @@ impl FrameChunkOp {
         match self {
             FrameChunkOp::SliceRows { .. } => "SliceRows",
             FrameChunkOp::Project { .. } => "Project",
+            FrameChunkOp::Eval { .. } => "Eval",
+            FrameChunkOp::Filter => "FrameFilter",
         }
     }
 }
@@ -346,6 +359,8 @@ impl fmt::Display for FrameChunkOp {
         match self {
             FrameChunkOp::SliceRows { offset, len } => write!(f, "SliceRows {offset}..{}", offset + len),
             FrameChunkOp::Project { columns } => write!(f, "Project {columns:?}"),
+            FrameChunkOp::Eval { expr, name } => write!(f, "Eval {name} = {expr}"),
+            FrameChunkOp::Filter => f.write_str("FrameFilter"),
         }
     }
 }
@@ -362,6 +377,8 @@ impl fmt::Display for FrameOp {
             }
             FrameOp::Select { columns } => write!(f, "Select {columns:?}"),
             FrameOp::Head { n } => write!(f, "Head {n}"),
+            FrameOp::Eval { expr, name } => write!(f, "Eval {name} = {expr}"),
+            FrameOp::Filter => f.write_str("Filter"),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! chunk.
 
 pub mod eval;
+pub mod frame;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
@@ -31,6 +32,22 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
             TensorData::F64(ArrayD::from_shape_fn(IxDyn(&[*n]), |i| start + step * i[0] as f64))
         }
         ChunkOp::Random(r) => random::generate(r.seed, r.dist, &r.global_shape, &r.offset, &r.shape),
+        ChunkOp::Frame(FrameChunkOp::Eval { expr, name }) => {
+            let batches: Vec<&arrow::record_batch::RecordBatch> = inputs
+                .iter()
+                .map(|d| match &**d {
+                    ChunkData::Frame(b) => Ok(b),
+                    _ => Err(KernelError("a Series expression needs frame inputs".into())),
+                })
+                .collect::<Result<_, _>>()?;
+            return frame::eval(expr, name, &batches).map(ChunkData::Frame);
+        }
+        ChunkOp::Frame(FrameChunkOp::Filter) => {
+            return match (inputs.first().map(|d| &**d), inputs.get(1).map(|d| &**d)) {
+                (Some(ChunkData::Frame(b)), Some(ChunkData::Frame(m))) => frame::filter(b, m).map(ChunkData::Frame),
+                _ => Err(KernelError("a frame filter needs a frame and a mask".into())),
+            };
+        }
         ChunkOp::Frame(FrameChunkOp::Project { columns }) => {
             let batch = match inputs.first().map(|d| &**d) {
                 Some(ChunkData::Frame(b)) => b,

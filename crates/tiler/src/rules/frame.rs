@@ -112,3 +112,61 @@ pub(super) fn head(ctx: &mut Ctx, n: usize, input: &Layout) -> TileResult<Tiled>
     }
     Ok(Tiled::Done(Layout { nsplits: vec![splits, ncols], chunks }))
 }
+
+/// The row chunks of frames read together, which must line up chunk for
+/// chunk (Series of one frame do; differently chunked ones must be rechunked
+/// alike first).
+fn aligned_rows(inputs: &[Layout]) -> TileResult<Vec<Dim>> {
+    let rows = inputs.first().and_then(|l| l.nsplits.first()).cloned().unwrap_or_default();
+    for l in inputs.iter().skip(1) {
+        let other = l.nsplits.first().cloned().unwrap_or_default();
+        let lined_up = other.len() == rows.len()
+            && other.iter().zip(&rows).all(|(a, b)| a.known().zip(b.known()).is_none_or(|(a, b)| a == b));
+        if !lined_up {
+            return Err(mars_ir::IrError::Invalid(format!(
+                "Series with row chunks {} and {} do not line up; rechunk them alike",
+                mars_ir::fmt_shape(&rows),
+                mars_ir::fmt_shape(&other)
+            ))
+            .into());
+        }
+    }
+    Ok(rows)
+}
+
+/// A Series expression: one `Eval` per row chunk over the inputs' chunks.
+pub(super) fn eval(
+    ctx: &mut Ctx,
+    expr: &mars_ir::colexpr::ColExpr,
+    name: &str,
+    inputs: &[Layout],
+) -> TileResult<Tiled> {
+    let rows = aligned_rows(inputs)?;
+    let op = Arc::new(ChunkOp::Frame(FrameChunkOp::Eval { expr: expr.clone(), name: name.to_string() }));
+    let mut chunks = Vec::with_capacity(rows.len());
+    for (i, &r) in rows.iter().enumerate() {
+        let ins: ChunkInputs = inputs.iter().map(|l| l.chunks[i]).collect();
+        chunks.push(ctx.add(op.clone(), ins, vec![r, Dim::Known(1)], None, vec![i, 0]));
+    }
+    Ok(Tiled::Done(Layout { nsplits: vec![rows, vec![Dim::Known(1)]], chunks }))
+}
+
+/// `df[mask]`: each row chunk filtered by its mask chunk; the lengths are
+/// known only once run.
+pub(super) fn filter(ctx: &mut Ctx, frame: &Layout, mask: &Layout) -> TileResult<Tiled> {
+    let rows = aligned_rows(&[frame.clone(), mask.clone()])?;
+    let ncols = frame.nsplits.get(1).cloned().unwrap_or_default();
+    let width = ncols.first().copied().unwrap_or(Dim::Unknown);
+    let op = Arc::new(ChunkOp::Frame(FrameChunkOp::Filter));
+    let mut chunks = Vec::with_capacity(rows.len());
+    for i in 0..rows.len() {
+        chunks.push(ctx.add(
+            op.clone(),
+            &[frame.chunks[i], mask.chunks[i]][..],
+            vec![Dim::Unknown, width],
+            None,
+            vec![i, 0],
+        ));
+    }
+    Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; rows.len()], ncols], chunks }))
+}

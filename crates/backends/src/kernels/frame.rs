@@ -1,0 +1,139 @@
+//! Dataframe kernels on Arrow: Series expressions and row filters.
+
+use super::KernelError;
+use arrow::array::{Array, ArrayRef, BooleanArray, Datum, Float64Array, Int64Array, Scalar, StringArray};
+use arrow::compute::kernels::{boolean, cmp, numeric};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use mars_ir::colexpr::{operand_type, ColExpr, Lit};
+use mars_ir::BinaryFn;
+use std::sync::Arc;
+
+fn err(e: impl std::fmt::Display) -> KernelError {
+    KernelError(e.to_string())
+}
+
+/// A value while evaluating: a column of the chunk's length, or a literal.
+enum Val {
+    Col(ArrayRef),
+    Lit(Lit),
+}
+
+impl Val {
+    fn data_type(&self) -> DataType {
+        match self {
+            Val::Col(a) => a.data_type().clone(),
+            Val::Lit(l) => l.data_type(),
+        }
+    }
+    /// As an Arrow datum of type `to` (a scalar for a literal).
+    fn datum(&self, to: &DataType) -> Result<Box<dyn Datum>, KernelError> {
+        match self {
+            Val::Col(a) => Ok(Box::new(arrow::compute::cast(a, to).map_err(err)?)),
+            Val::Lit(l) => {
+                let one: ArrayRef = match l {
+                    Lit::F64(v) => Arc::new(Float64Array::from(vec![*v])),
+                    Lit::I64(v) => Arc::new(Int64Array::from(vec![*v])),
+                    Lit::Str(s) => Arc::new(StringArray::from(vec![s.as_str()])),
+                    Lit::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+                };
+                Ok(Box::new(Scalar::new(arrow::compute::cast(&one, to).map_err(err)?)))
+            }
+        }
+    }
+}
+
+/// A bool result as pandas has it: a missing operand compares false.
+fn no_nulls(b: BooleanArray) -> ArrayRef {
+    if b.null_count() == 0 {
+        return Arc::new(b);
+    }
+    Arc::new(b.iter().map(|v| Some(v.unwrap_or(false))).collect::<BooleanArray>())
+}
+
+fn eval_val(expr: &ColExpr, cols: &[ArrayRef]) -> Result<Val, KernelError> {
+    Ok(match expr {
+        ColExpr::Input(i) => {
+            Val::Col(cols.get(*i).cloned().ok_or_else(|| err(format!("no input #{i} of {}", cols.len())))?)
+        }
+        ColExpr::Lit(l) => Val::Lit(l.clone()),
+        ColExpr::Not(e) => {
+            let v = to_column(eval_val(e, cols)?, cols)?;
+            let b = v.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| err("logical not of a non-bool Series"))?;
+            Val::Col(no_nulls(boolean::not(b).map_err(err)?))
+        }
+        ColExpr::Binary(f, a, b) => {
+            let (a, b) = (eval_val(a, cols)?, eval_val(b, cols)?);
+            let t = operand_type(*f, &a.data_type(), &b.data_type()).map_err(err)?;
+            let (da, db) = (a.datum(&t)?, b.datum(&t)?);
+            let (da, db) = (da.as_ref(), db.as_ref());
+            let out: ArrayRef = match f {
+                BinaryFn::Add => numeric::add_wrapping(da, db).map_err(err)?,
+                BinaryFn::Sub => numeric::sub_wrapping(da, db).map_err(err)?,
+                BinaryFn::Mul => numeric::mul_wrapping(da, db).map_err(err)?,
+                BinaryFn::Div => numeric::div(da, db).map_err(err)?,
+                BinaryFn::Gt => no_nulls(cmp::gt(da, db).map_err(err)?),
+                BinaryFn::Lt => no_nulls(cmp::lt(da, db).map_err(err)?),
+                BinaryFn::Ge => no_nulls(cmp::gt_eq(da, db).map_err(err)?),
+                BinaryFn::Le => no_nulls(cmp::lt_eq(da, db).map_err(err)?),
+                BinaryFn::Eq => no_nulls(cmp::eq(da, db).map_err(err)?),
+                BinaryFn::Ne => no_nulls(cmp::neq(da, db).map_err(err)?),
+                BinaryFn::And | BinaryFn::Or => {
+                    let (x, y) = (to_column(a, cols)?, to_column(b, cols)?);
+                    let x = x.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| err("& of a non-bool Series"))?;
+                    let y = y.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| err("| of a non-bool Series"))?;
+                    let r = if *f == BinaryFn::And { boolean::and(x, y) } else { boolean::or(x, y) };
+                    no_nulls(r.map_err(err)?)
+                }
+                BinaryFn::Pow => return Err(err("** is not supported on Series")),
+            };
+            Val::Col(out)
+        }
+    })
+}
+
+/// A value as a column of the chunk's length (a literal repeated).
+fn to_column(v: Val, cols: &[ArrayRef]) -> Result<ArrayRef, KernelError> {
+    match v {
+        Val::Col(a) => Ok(a),
+        Val::Lit(l) => {
+            let n = cols.first().map_or(0, |c| c.len());
+            let t = l.data_type();
+            let d = Val::Lit(l).datum(&t)?;
+            let (one, _) = d.get();
+            let idx = arrow::array::UInt32Array::from(vec![0u32; n]);
+            arrow::compute::take(one, &idx, None).map_err(err)
+        }
+    }
+}
+
+/// `expr` over the single columns of `inputs`, as a one-column batch `name`.
+pub fn eval(expr: &ColExpr, name: &str, inputs: &[&RecordBatch]) -> Result<RecordBatch, KernelError> {
+    let cols: Vec<ArrayRef> = inputs
+        .iter()
+        .map(|b| match b.num_columns() {
+            1 => Ok(b.column(0).clone()),
+            n => Err(err(format!("a Series input has {n} columns"))),
+        })
+        .collect::<Result<_, _>>()?;
+    if let Some(c) = cols.iter().find(|c| c.len() != cols[0].len()) {
+        return Err(err(format!("Series chunks of {} and {} rows do not line up", cols[0].len(), c.len())));
+    }
+    let out = to_column(eval_val(expr, &cols)?, &cols)?;
+    let schema = Arc::new(Schema::new(vec![Field::new(name, out.data_type().clone(), true)]));
+    let opts = RecordBatchOptions::new().with_row_count(Some(out.len()));
+    RecordBatch::try_new_with_options(schema, vec![out], &opts).map_err(err)
+}
+
+/// The rows of `batch` where `mask`'s one bool column is true.
+pub fn filter(batch: &RecordBatch, mask: &RecordBatch) -> Result<RecordBatch, KernelError> {
+    let m = match mask.num_columns() {
+        1 => mask.column(0).as_any().downcast_ref::<BooleanArray>(),
+        _ => None,
+    }
+    .ok_or_else(|| err("a filter mask must be one bool column"))?;
+    if m.len() != batch.num_rows() {
+        return Err(err(format!("a mask of {} rows for a chunk of {} rows", m.len(), batch.num_rows())));
+    }
+    arrow::compute::filter_record_batch(batch, m).map_err(err)
+}

@@ -1,0 +1,135 @@
+//! Element-wise expressions over Series (dataframe columns aligned by row
+//! chunks), with pandas' type rules on Arrow types.
+
+use crate::error::{IrError, IrResult};
+use crate::expr::BinaryFn;
+use arrow::datatypes::DataType;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A literal operand of a column expression.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Lit {
+    F64(f64),
+    I64(i64),
+    Str(String),
+    Bool(bool),
+}
+
+impl Lit {
+    /// The Arrow type of the literal.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Lit::F64(_) => DataType::Float64,
+            Lit::I64(_) => DataType::Int64,
+            Lit::Str(_) => DataType::Utf8,
+            Lit::Bool(_) => DataType::Boolean,
+        }
+    }
+}
+
+/// An element-wise expression over the input Series (`Input(i)`) and literals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ColExpr {
+    Input(usize),
+    Lit(Lit),
+    Binary(BinaryFn, Box<ColExpr>, Box<ColExpr>),
+    Not(Box<ColExpr>),
+}
+
+/// What a column type is for the type rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Int,
+    Float,
+    Str,
+    Bool,
+    Other,
+}
+
+fn class(dt: &DataType) -> Class {
+    use DataType::*;
+    match dt {
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => Class::Int,
+        Float16 | Float32 | Float64 | Decimal128(..) | Decimal256(..) => Class::Float,
+        Utf8 | LargeUtf8 | Utf8View => Class::Str,
+        Boolean => Class::Bool,
+        _ => Class::Other,
+    }
+}
+
+/// The type both operands of `f` are brought to before the kernel runs, or
+/// an error naming the types. Arithmetic: integers stay Int64 (division gives
+/// Float64), anything with a float or a decimal is Float64 (pandas: a decimal
+/// times a float is a float); comparisons: numbers as numbers, strings as
+/// strings, bools as bools.
+pub fn operand_type(f: BinaryFn, a: &DataType, b: &DataType) -> IrResult<DataType> {
+    let (ca, cb) = (class(a), class(b));
+    let numeric = |c: Class| matches!(c, Class::Int | Class::Float);
+    let bad = || IrError::DType(format!("operator {} is not defined for {a} and {b}", f.symbol()));
+    if f.is_logical() {
+        return match (ca, cb) {
+            (Class::Bool, Class::Bool) => Ok(DataType::Boolean),
+            _ => Err(bad()),
+        };
+    }
+    if f.is_comparison() {
+        return match (ca, cb) {
+            (Class::Int, Class::Int) => Ok(DataType::Int64),
+            (x, y) if numeric(x) && numeric(y) => Ok(DataType::Float64),
+            (Class::Str, Class::Str) => Ok(DataType::Utf8),
+            (Class::Bool, Class::Bool) => Ok(DataType::Boolean),
+            _ => Err(bad()),
+        };
+    }
+    match (f, ca, cb) {
+        (BinaryFn::Pow, ..) => Err(bad()),
+        (BinaryFn::Div, x, y) if numeric(x) && numeric(y) => Ok(DataType::Float64),
+        (_, Class::Int, Class::Int) => Ok(DataType::Int64),
+        (_, x, y) if numeric(x) && numeric(y) => Ok(DataType::Float64),
+        _ => Err(bad()),
+    }
+}
+
+impl ColExpr {
+    /// The result type given the inputs' types; errors name the bad types.
+    pub fn data_type(&self, inputs: &[DataType]) -> IrResult<DataType> {
+        match self {
+            ColExpr::Input(i) => inputs
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| IrError::Graph(format!("expression refers to input #{i} of {}", inputs.len()))),
+            ColExpr::Lit(l) => Ok(l.data_type()),
+            ColExpr::Not(e) => match e.data_type(inputs)? {
+                DataType::Boolean => Ok(DataType::Boolean),
+                other => Err(IrError::DType(format!("logical not needs a bool Series, got {other}"))),
+            },
+            ColExpr::Binary(f, a, b) => {
+                let t = operand_type(*f, &a.data_type(inputs)?, &b.data_type(inputs)?)?;
+                Ok(if f.is_comparison() || f.is_logical() { DataType::Boolean } else { t })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Lit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lit::F64(v) => write!(f, "{v:?}"),
+            Lit::I64(v) => write!(f, "{v}"),
+            Lit::Str(s) => write!(f, "{s:?}"),
+            Lit::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl fmt::Display for ColExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ColExpr::Input(i) => write!(f, "#{i}"),
+            ColExpr::Lit(l) => write!(f, "{l}"),
+            ColExpr::Not(e) => write!(f, "!{e}"),
+            ColExpr::Binary(op, a, b) => write!(f, "({a} {} {b})", op.symbol()),
+        }
+    }
+}
