@@ -553,3 +553,37 @@ fn series_ops_and_filter_match_one_batch() -> Result<()> {
     assert!(err.contains("a filter mask must be one bool column"), "{err}");
     Ok(())
 }
+
+/// `with_column` adds a Series last or replaces a column in place, under
+/// several chunkings; a Series of another length is an error.
+#[test]
+fn with_column_adds_or_replaces_like_pandas() -> Result<()> {
+    use mars::arrow::array::{ArrayRef, Float64Array, Int64Array};
+    use std::sync::Arc;
+    let sess = mars::new_session()?;
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("a", Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5]))),
+        ("b", Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5, 3.5, 4.5]))),
+    ];
+    for rows in [1, 2, 5] {
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+        let added = df.with_column("c", &(&df.col("a")? * 10i64))?;
+        assert_eq!(added.columns(), ["a", "b", "c"]);
+        assert_eq!(
+            added.execute_in(&sess)?.fetch_in(&sess)?.to_string(),
+            "   a    b   c\n0  1  0.5  10\n1  2  1.5  20\n2  3  2.5  30\n3  4  3.5  40\n4  5  4.5  50",
+            "{rows}-row chunks"
+        );
+        let replaced = df.with_column("a", &(&df.col("b")? + 1.0))?;
+        assert_eq!(replaced.columns(), ["a", "b"]);
+        assert_eq!(
+            replaced.execute_in(&sess)?.fetch_in(&sess)?.to_string(),
+            "     a    b\n0  1.5  0.5\n1  2.5  1.5\n2  3.5  2.5\n3  4.5  3.5\n4  5.5  4.5"
+        );
+    }
+    let df = md::DataFrame::from_columns(cols.clone())?;
+    let short = md::DataFrame::from_columns(vec![("x", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)])?;
+    let err = df.with_column("x", &short.col("x")?).unwrap_err().to_string();
+    assert!(err.contains("a Series of 2 rows for a frame of 5 rows"), "{err}");
+    Ok(())
+}

@@ -258,6 +258,16 @@ impl DataFrame {
         Ok(DataFrame { node })
     }
 
+    /// This frame with `s` (a Series of it, or lined up with it) as column
+    /// `name`: replacing the column of that name in place, else added last
+    /// (`df[name] = s`).
+    pub fn with_column(&self, name: &str, s: &Series) -> Result<DataFrame> {
+        let op = Op::Frame(FrameOp::WithColumn { name: name.to_string() });
+        let node = Node::new(op, vec![self.node.clone(), s.node.clone()]);
+        node.check()?;
+        Ok(DataFrame { node })
+    }
+
     /// The first `n` rows (`df.head(n)`): only the chunks holding them run.
     pub fn head(&self, n: usize) -> DataFrame {
         if self.node.check().is_err() {

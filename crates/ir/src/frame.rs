@@ -101,3 +101,21 @@ pub fn column_indices(schema: &Schema, columns: &[String]) -> IrResult<Vec<usize
         })
         .collect()
 }
+
+/// The fields of `schema` with `field` as column `name`: in the place of a
+/// column of that name, else last. Also where it went and whether it replaced one.
+pub fn with_column(schema: &Schema, name: &str, field: &Field) -> (Vec<Field>, (usize, bool)) {
+    let new = Field::new(name, field.data_type().clone(), true);
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    match schema.index_of(name) {
+        Ok(i) => {
+            fields[i] = new;
+            (fields, (i, true))
+        }
+        Err(_) => {
+            fields.push(new);
+            let at = fields.len() - 1;
+            (fields, (at, false))
+        }
+    }
+}

@@ -112,6 +112,26 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             }
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
         }
+        Op::Frame(FrameOp::WithColumn { name }) => {
+            want(2)?;
+            let (Meta::Frame { schema, nrows }, Meta::Frame { schema: col, nrows: col_rows }) = (inputs[0], inputs[1])
+            else {
+                return Err(IrError::Invalid("with_column takes a dataframe and a Series".into()));
+            };
+            if col.fields().len() != 1 {
+                return Err(IrError::Invalid(format!(
+                    "with_column needs a Series (one column), got {}",
+                    col.fields().len()
+                )));
+            }
+            if let (Dim::Known(a), Dim::Known(b)) = (nrows, col_rows) {
+                if a != b {
+                    return Err(IrError::Invalid(format!("a Series of {b} rows for a frame of {a} rows")));
+                }
+            }
+            let (fields, _) = crate::frame::with_column(schema, name, col.field(0));
+            Ok(Meta::Frame { schema: std::sync::Arc::new(arrow_schema::Schema::new(fields)), nrows: *nrows })
+        }
         Op::Frame(FrameOp::Select { columns }) => {
             want(1)?;
             let Meta::Frame { schema, nrows } = inputs[0] else {

@@ -258,6 +258,9 @@ pub enum FrameOp {
     Eval { expr: crate::colexpr::ColExpr, name: String },
     /// The rows of input 0 where the bool Series input 1 is true (`df[mask]`).
     Filter,
+    /// Input 0 with the Series input 1 as column `name` (replacing a column
+    /// of that name in place, else added last), as `df[name] = s`.
+    WithColumn { name: String },
 }
 
 impl FrameOp {
@@ -269,6 +272,7 @@ impl FrameOp {
             FrameOp::Head { .. } => "Head",
             FrameOp::Eval { .. } => "Eval",
             FrameOp::Filter => "Filter",
+            FrameOp::WithColumn { .. } => "WithColumn",
         }
     }
 }
@@ -340,6 +344,8 @@ pub enum FrameChunkOp {
     Eval { expr: crate::colexpr::ColExpr, name: String },
     /// The rows of input 0 where input 1's bool column is true.
     Filter,
+    /// Input 0 with input 1's one column as column `at` (`replace`), or added last.
+    WithColumn { name: String, at: usize, replace: bool },
 }
 
 impl FrameChunkOp {
@@ -350,6 +356,7 @@ impl FrameChunkOp {
             FrameChunkOp::Project { .. } => "Project",
             FrameChunkOp::Eval { .. } => "Eval",
             FrameChunkOp::Filter => "FrameFilter",
+            FrameChunkOp::WithColumn { .. } => "WithColumn",
         }
     }
 }
@@ -361,6 +368,9 @@ impl fmt::Display for FrameChunkOp {
             FrameChunkOp::Project { columns } => write!(f, "Project {columns:?}"),
             FrameChunkOp::Eval { expr, name } => write!(f, "Eval {name} = {expr}"),
             FrameChunkOp::Filter => f.write_str("FrameFilter"),
+            FrameChunkOp::WithColumn { name, at, replace } => {
+                write!(f, "WithColumn {name:?} {} {at}", if *replace { "replacing" } else { "at" })
+            }
         }
     }
 }
@@ -379,6 +389,7 @@ impl fmt::Display for FrameOp {
             FrameOp::Head { n } => write!(f, "Head {n}"),
             FrameOp::Eval { expr, name } => write!(f, "Eval {name} = {expr}"),
             FrameOp::Filter => f.write_str("Filter"),
+            FrameOp::WithColumn { name } => write!(f, "WithColumn {name:?}"),
         }
     }
 }

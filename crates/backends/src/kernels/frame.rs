@@ -137,3 +137,39 @@ pub fn filter(batch: &RecordBatch, mask: &RecordBatch) -> Result<RecordBatch, Ke
     }
     arrow::compute::filter_record_batch(batch, m).map_err(err)
 }
+
+/// `batch` with `col`'s one column as column `name`: at position `at`,
+/// replacing the column there (`replace`) or added last.
+pub fn with_column(
+    batch: &RecordBatch,
+    col: &RecordBatch,
+    name: &str,
+    at: usize,
+    replace: bool,
+) -> Result<RecordBatch, KernelError> {
+    if col.num_columns() != 1 || col.num_rows() != batch.num_rows() {
+        return Err(err(format!(
+            "a Series chunk of {} rows and {} columns for a chunk of {} rows",
+            col.num_rows(),
+            col.num_columns(),
+            batch.num_rows()
+        )));
+    }
+    let new = col.column(0).clone();
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns = batch.columns().to_vec();
+    let field = Field::new(name, new.data_type().clone(), true);
+    match (replace, at < columns.len()) {
+        (true, true) => {
+            fields[at] = field;
+            columns[at] = new;
+        }
+        (false, _) if at == columns.len() => {
+            fields.push(field);
+            columns.push(new);
+        }
+        _ => return Err(err(format!("column position {at} for a chunk of {} columns", columns.len()))),
+    }
+    let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &opts).map_err(err)
+}

@@ -42,6 +42,14 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
                 .collect::<Result<_, _>>()?;
             return frame::eval(expr, name, &batches).map(ChunkData::Frame);
         }
+        ChunkOp::Frame(FrameChunkOp::WithColumn { name, at, replace }) => {
+            return match (inputs.first().map(|d| &**d), inputs.get(1).map(|d| &**d)) {
+                (Some(ChunkData::Frame(b)), Some(ChunkData::Frame(c))) => {
+                    frame::with_column(b, c, name, *at, *replace).map(ChunkData::Frame)
+                }
+                _ => Err(KernelError("with_column needs a frame and a Series".into())),
+            };
+        }
         ChunkOp::Frame(FrameChunkOp::Filter) => {
             return match (inputs.first().map(|d| &**d), inputs.get(1).map(|d| &**d)) {
                 (Some(ChunkData::Frame(b)), Some(ChunkData::Frame(m))) => frame::filter(b, m).map(ChunkData::Frame),

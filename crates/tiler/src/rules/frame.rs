@@ -170,3 +170,29 @@ pub(super) fn filter(ctx: &mut Ctx, frame: &Layout, mask: &Layout) -> TileResult
     }
     Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; rows.len()], ncols], chunks }))
 }
+
+/// `df[name] = s`: each row chunk with its Series chunk as the column.
+pub(super) fn with_column(
+    ctx: &mut Ctx,
+    name: &str,
+    frame: &Layout,
+    col: &Layout,
+    in_meta: &Meta,
+) -> TileResult<Tiled> {
+    let rows = aligned_rows(&[frame.clone(), col.clone()])?;
+    let Meta::Frame { schema, .. } = in_meta else {
+        return Err(mars_ir::IrError::Invalid("with_column needs a dataframe input".into()).into());
+    };
+    let (fields, (at, replace)) = mars_ir::frame::with_column(
+        schema,
+        name,
+        &mars_ir::arrow_schema::Field::new(name, mars_ir::arrow_schema::DataType::Null, true),
+    );
+    let width = Dim::Known(fields.len());
+    let op = Arc::new(ChunkOp::Frame(FrameChunkOp::WithColumn { name: name.to_string(), at, replace }));
+    let mut chunks = Vec::with_capacity(rows.len());
+    for (i, &r) in rows.iter().enumerate() {
+        chunks.push(ctx.add(op.clone(), &[frame.chunks[i], col.chunks[i]][..], vec![r, width], None, vec![i, 0]));
+    }
+    Ok(Tiled::Done(Layout { nsplits: vec![rows, vec![width]], chunks }))
+}

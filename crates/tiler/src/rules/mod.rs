@@ -126,6 +126,7 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
         Op::Frame(FrameOp::Head { n }) => frame::head(ctx, *n, &inputs[0]),
         Op::Frame(FrameOp::Eval { expr, name }) => frame::eval(ctx, expr, name, inputs),
         Op::Frame(FrameOp::Filter) => frame::filter(ctx, &inputs[0], &inputs[1]),
+        Op::Frame(FrameOp::WithColumn { name }) => frame::with_column(ctx, name, &inputs[0], &inputs[1], in_metas[0]),
         Op::Tensor(t) => {
             let dtype = tensor_dtype(&node.meta);
             match t {
