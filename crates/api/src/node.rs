@@ -31,7 +31,7 @@ pub struct NodeInner {
     pub(crate) meta: std::result::Result<Meta, Error>,
     /// The meta with lengths learnt by executing.
     pub(crate) resolved: Mutex<Option<Meta>>,
-    pub(crate) holders: Mutex<Vec<Weak<dyn Holder>>>,
+    pub(crate) holders: Holders,
 }
 
 /// A cheap, shared handle on a tileable node.
@@ -49,14 +49,34 @@ impl std::fmt::Debug for Node {
     }
 }
 
-impl Drop for NodeInner {
-    fn drop(&mut self) {
-        let holders = std::mem::take(self.holders.get_mut().unwrap_or_else(|p| p.into_inner()));
-        for h in holders {
+/// The sessions holding something on a key (a result, or user data): each is
+/// told once when the last handle goes.
+#[derive(Default)]
+pub(crate) struct Holders(Mutex<Vec<Weak<dyn Holder>>>);
+
+impl Holders {
+    /// Register a session; false when it already was.
+    pub(crate) fn add(&self, h: Weak<dyn Holder>) -> bool {
+        let mut hs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if hs.iter().any(|x| Weak::ptr_eq(x, &h)) {
+            return false;
+        }
+        hs.push(h);
+        true
+    }
+    /// Tell every session still there that `key` lost this handle.
+    fn release_all(&mut self, key: Key) {
+        for h in std::mem::take(self.0.get_mut().unwrap_or_else(|p| p.into_inner())) {
             if let Some(h) = h.upgrade() {
-                h.release_handle(self.key);
+                h.release_handle(key);
             }
         }
+    }
+}
+
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        self.holders.release_all(self.key);
     }
 }
 
@@ -103,7 +123,7 @@ impl Node {
             payload,
             meta,
             resolved: Mutex::new(None),
-            holders: Mutex::new(Vec::new()),
+            holders: Holders::default(),
         }))
     }
 
@@ -137,12 +157,7 @@ impl Node {
         *self.0.resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta);
     }
     pub(crate) fn add_holder(&self, h: Weak<dyn Holder>) -> bool {
-        let mut hs = self.0.holders.lock().unwrap_or_else(|p| p.into_inner());
-        if hs.iter().any(|x| Weak::ptr_eq(x, &h)) {
-            return false;
-        }
-        hs.push(h);
-        true
+        self.0.holders.add(h)
     }
 
     /// The explain() text of this node's graph.
@@ -162,7 +177,7 @@ impl Node {
 pub struct Payload {
     pub(crate) key: Key,
     pub(crate) data: Arc<ChunkData>,
-    holders: Mutex<Vec<Weak<dyn Holder>>>,
+    holders: Holders,
 }
 
 impl Payload {
@@ -170,27 +185,17 @@ impl Payload {
     /// an array, Arrow IPC for a batch), so equal data is held once.
     pub(crate) fn of(data: ChunkData) -> Result<Arc<Payload>> {
         let key = data_key(&data)?;
-        Ok(Arc::new(Payload { key, data: Arc::new(data), holders: Mutex::new(Vec::new()) }))
+        Ok(Arc::new(Payload { key, data: Arc::new(data), holders: Holders::default() }))
     }
     /// Register a session holding this data; false when it already was.
     pub(crate) fn add_holder(&self, h: Weak<dyn Holder>) -> bool {
-        let mut hs = self.holders.lock().unwrap_or_else(|p| p.into_inner());
-        if hs.iter().any(|x| Weak::ptr_eq(x, &h)) {
-            return false;
-        }
-        hs.push(h);
-        true
+        self.holders.add(h)
     }
 }
 
 impl Drop for Payload {
     fn drop(&mut self) {
-        let holders = std::mem::take(self.holders.get_mut().unwrap_or_else(|p| p.into_inner()));
-        for h in holders {
-            if let Some(h) = h.upgrade() {
-                h.release_handle(self.key);
-            }
-        }
+        self.holders.release_all(self.key);
     }
 }
 
