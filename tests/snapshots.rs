@@ -153,3 +153,17 @@ fn frame_select_projects_each_row_chunk() {
     let mask = long.col("0").unwrap().gt(2i64);
     insta::assert_snapshot!("frame_filter", tiled(&long.filter(&mask).unwrap()));
 }
+
+#[test]
+fn frame_groupby_tree_shuffle_and_auto() {
+    use mars::dataframe::GroupMethod;
+    // 11 rows in 2-row chunks: 6 partials
+    let df = mars::dataframe::DataFrame::from_rows((0..11).map(|i| vec![i % 3, i]).collect()).unwrap().rechunk(2);
+    let by = |m: GroupMethod| df.groupby(&["0"]).unwrap().method(m).agg(&[("1", "sum"), ("1", "std")]).unwrap();
+    // tree: combine rounds of fan-in 4, the last one finalizing into one chunk
+    insta::assert_snapshot!("frame_groupby_tree", tiled(&by(GroupMethod::Tree)));
+    // shuffle: a hash partition per partial, a gather and a finalize per piece
+    insta::assert_snapshot!("frame_groupby_shuffle", tiled(&by(GroupMethod::Shuffle)));
+    // auto: the partials run first, their sizes pick the method
+    insta::assert_snapshot!("frame_groupby_auto", tiled(&by(GroupMethod::Auto)));
+}

@@ -47,6 +47,7 @@ use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_backends::ChunkData;
+use mars_ir::agg::{Agg, AggFn};
 use mars_ir::colexpr::{ColExpr, Lit};
 use mars_ir::frame::batch_schema;
 use mars_ir::{BinaryFn, FrameOp, Key, Meta, Op};
@@ -57,10 +58,12 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct DataFrame {
     node: Node,
+    /// How many leading columns are the index (the keys after a groupby).
+    index: usize,
 }
 
-crate::node::tileable_handle!(DataFrame, DataFrameData, |d| match d {
-    ChunkData::Frame(batch) => Ok(DataFrameData { batch, index_columns: 0 }),
+crate::node::tileable_handle!(DataFrame, DataFrameData, |d, h: &DataFrame| match d {
+    ChunkData::Frame(batch) => Ok(DataFrameData { batch, index_columns: h.index }),
     other => Err(Error::Invalid(format!("expected a dataframe result, got {other:?}"))),
 });
 
@@ -113,7 +116,7 @@ fn over(payload: Arc<Payload>, rows_per_chunk: Option<usize>) -> DataFrame {
         _ => (Arc::new(Schema::empty()), 0),
     };
     let op = Op::Frame(FrameOp::FromBatch { data: payload.key, schema, rows, rows_per_chunk });
-    DataFrame { node: Node::with_payload(op, payload) }
+    DataFrame { node: Node::with_payload(op, payload), index: 0 }
 }
 
 /// A frame that failed to build: the error is kept in its node and reported
@@ -126,7 +129,7 @@ fn invalid(err: Error) -> DataFrame {
         rows_per_chunk: None,
     });
     let key = Key::of(&(err.to_string(), &op), &[]);
-    DataFrame { node: Node::with_meta(key, op, vec![], Err(err)) }
+    DataFrame { node: Node::with_meta(key, op, vec![], Err(err)), index: 0 }
 }
 
 /// A record batch of `nrows` rows; with no columns the row count is kept
@@ -222,7 +225,7 @@ impl DataFrame {
     /// # }
     /// ```
     pub fn select(&self, names: &[&str]) -> Result<DataFrame> {
-        Ok(DataFrame { node: self.selected(names)? })
+        Ok(DataFrame { node: self.selected(names)?, index: 0 })
     }
 
     /// One column as a Series (`df["a"]`); an unknown name is an error
@@ -255,7 +258,7 @@ impl DataFrame {
     pub fn filter(&self, mask: &Series) -> Result<DataFrame> {
         let node = Node::new(Op::Frame(FrameOp::Filter), vec![self.node.clone(), mask.node.clone()]);
         node.check()?;
-        Ok(DataFrame { node })
+        Ok(DataFrame { node, index: self.index })
     }
 
     /// This frame with `s` (a Series of it, or lined up with it) as column
@@ -265,7 +268,7 @@ impl DataFrame {
         let op = Op::Frame(FrameOp::WithColumn { name: name.to_string() });
         let node = Node::new(op, vec![self.node.clone(), s.node.clone()]);
         node.check()?;
-        Ok(DataFrame { node })
+        Ok(DataFrame { node, index: self.index })
     }
 
     /// The first `n` rows (`df.head(n)`): only the chunks holding them run.
@@ -273,7 +276,33 @@ impl DataFrame {
         if self.node.check().is_err() {
             return self.clone();
         }
-        DataFrame { node: Node::new(Op::Frame(FrameOp::Head { n }), vec![self.node.clone()]) }
+        DataFrame { node: Node::new(Op::Frame(FrameOp::Head { n }), vec![self.node.clone()]), index: self.index }
+    }
+
+    /// Group the rows by the values of the `keys` columns (`df.groupby(keys)`),
+    /// then aggregate with [`GroupBy::agg`], [`GroupBy::sum`] and the like.
+    /// As in pandas, rows with a missing key are dropped and the result has
+    /// the keys as its leading (index) columns, sorted.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![1, 10], vec![2, 20], vec![1, 30]])?.rechunk(2);
+    /// let g = df.groupby(&["0"])?.agg(&[("1", "sum"), ("1", "mean"), ("1", "count")])?;
+    /// assert_eq!(g.columns(), ["0", "1_sum", "1_mean", "1_count"]);
+    /// let data = g.execute()?.fetch()?;
+    /// assert_eq!(data.to_string(), "   1_sum  1_mean  1_count\n0                        \n1     40    20.0        2\n2     20    20.0        1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn groupby(&self, keys: &[&str]) -> Result<GroupBy> {
+        self.node.check()?;
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        if let Meta::Frame { schema, .. } = self.node.meta() {
+            mars_ir::frame::column_indices(&schema, &keys)?;
+        }
+        Ok(GroupBy { frame: self.clone(), keys, method: GroupMethod::Auto })
     }
 
     /// The construction error of this frame (reported by `execute`), if any.
@@ -297,6 +326,108 @@ impl DataFrame {
     }
 }
 
+pub use mars_ir::GroupMethod;
+
+/// A grouping of a dataframe's rows by key columns, from
+/// [`DataFrame::groupby`]; aggregating it gives a dataframe.
+#[derive(Clone, Debug)]
+pub struct GroupBy {
+    frame: DataFrame,
+    keys: Vec<String>,
+    method: GroupMethod,
+}
+
+impl GroupBy {
+    /// How the chunks' partial aggregates meet (Mars's `method`): `Auto`
+    /// (the default) picks a tree when the partials are small and a hash
+    /// shuffle when they are not, from their sizes once run.
+    pub fn method(mut self, method: GroupMethod) -> GroupBy {
+        self.method = method;
+        self
+    }
+
+    /// `agg({column: func})` as (column, func) pairs: one result column per
+    /// pair, named `{column}_{func}` (`v_sum`), after the keys. Funcs: sum
+    /// mean min max count size std var first nunique. An unknown column or
+    /// func, or one that does not apply to the column's type, is an error.
+    pub fn agg(&self, aggs: &[(&str, &str)]) -> Result<DataFrame> {
+        let aggs = aggs
+            .iter()
+            .map(|(c, f)| {
+                let func = AggFn::parse(f)?;
+                Ok(Agg { column: c.to_string(), func, name: format!("{c}_{}", func.name()) })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.aggregate(aggs)
+    }
+
+    fn aggregate(&self, aggs: Vec<Agg>) -> Result<DataFrame> {
+        let partial = Node::new(
+            Op::Frame(FrameOp::GroupPartial { keys: self.keys.clone(), aggs: aggs.clone() }),
+            vec![self.frame.node.clone()],
+        );
+        partial.check()?;
+        let op = Op::Frame(FrameOp::GroupAgg { nkeys: self.keys.len(), aggs, method: self.method });
+        let node = Node::new(op, vec![partial]);
+        node.check()?;
+        Ok(DataFrame { node, index: self.keys.len() })
+    }
+
+    /// `func` of every column but the keys, each keeping its name.
+    fn each(&self, func: AggFn) -> Result<DataFrame> {
+        let aggs = self
+            .frame
+            .columns()
+            .into_iter()
+            .filter(|c| !self.keys.contains(c))
+            .map(|c| Agg { column: c.clone(), func, name: c })
+            .collect();
+        self.aggregate(aggs)
+    }
+
+    /// The sum of every other column per group.
+    pub fn sum(&self) -> Result<DataFrame> {
+        self.each(AggFn::Sum)
+    }
+    /// The mean of every other column per group.
+    pub fn mean(&self) -> Result<DataFrame> {
+        self.each(AggFn::Mean)
+    }
+    /// The non-missing values of every other column per group.
+    pub fn count(&self) -> Result<DataFrame> {
+        self.each(AggFn::Count)
+    }
+    /// The smallest value of every other column per group.
+    pub fn min(&self) -> Result<DataFrame> {
+        self.each(AggFn::Min)
+    }
+    /// The largest value of every other column per group.
+    pub fn max(&self) -> Result<DataFrame> {
+        self.each(AggFn::Max)
+    }
+    /// The sample standard deviation (ddof 1) of every other column per group.
+    pub fn std(&self) -> Result<DataFrame> {
+        self.each(AggFn::Std)
+    }
+    /// The sample variance (ddof 1) of every other column per group.
+    pub fn var(&self) -> Result<DataFrame> {
+        self.each(AggFn::Var)
+    }
+    /// The first non-missing value of every other column per group.
+    pub fn first(&self) -> Result<DataFrame> {
+        self.each(AggFn::First)
+    }
+    /// The number of distinct values of every other column per group.
+    pub fn nunique(&self) -> Result<DataFrame> {
+        self.each(AggFn::Nunique)
+    }
+    /// The rows of each group, as one column named `size`.
+    pub fn size(&self) -> Result<DataFrame> {
+        let column = self.keys[0].clone();
+        self.aggregate(vec![Agg { column, func: AggFn::Size, name: "size".into() }])
+    }
+}
+
 /// A lazy Series: one named column of a dataframe, in row chunks. Cloning is
 /// cheap (a shared node).
 #[derive(Clone)]
@@ -304,7 +435,7 @@ pub struct Series {
     node: Node,
 }
 
-crate::node::tileable_handle!(Series, SeriesData, |d| match d {
+crate::node::tileable_handle!(Series, SeriesData, |d, _| match d {
     ChunkData::Frame(batch) if batch.num_columns() == 1 => {
         Ok(SeriesData { name: batch.schema().field(0).name().clone(), array: batch.column(0).clone() })
     }

@@ -204,7 +204,9 @@ pub(crate) fn data_key(data: &ChunkData) -> Result<Key> {
     match data {
         ChunkData::Tensor(t) => Ok(Key::of_bytes(&mars_ir::npy::to_npy(t))),
         ChunkData::Frame(b) => Ok(mars_ir::frame::batch_key(b)?),
-        ChunkData::Partial { .. } => Err(Error::Invalid("a reduction partial is not user data".into())),
+        ChunkData::Partial { .. } | ChunkData::Parts(_) => {
+            Err(Error::Invalid("a reduction partial is not user data".into()))
+        }
     }
 }
 
@@ -264,7 +266,7 @@ fn lower_node(
 
 /// `Debug` and [`Tileable`] for a handle type with a `node: Node` field.
 /// Also `execute`/`execute_in`/`fetch`/`fetch_in`, fetching `$data` out of the
-/// backend's value with `$unwrap` (a `fn(ChunkData) -> Result<$data>`).
+/// backend's value with `$unwrap` (a `fn(ChunkData, &Self) -> Result<$data>`).
 macro_rules! tileable_handle {
     ($ty:ident, $data:ty, $unwrap:expr) => {
         impl $ty {
@@ -290,7 +292,7 @@ macro_rules! tileable_handle {
             /// [`Error::NotExecuted`](crate::Error::NotExecuted) ("must be executed
             /// first") if it was not executed there.
             pub fn fetch_in(&self, session: &$crate::Session) -> $crate::Result<$data> {
-                $unwrap(session.fetch_node(&self.node)?)
+                $unwrap(session.fetch_node(&self.node)?, self)
             }
         }
         impl std::fmt::Debug for $ty {

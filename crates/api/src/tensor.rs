@@ -71,7 +71,7 @@ pub struct Tensor {
     pub(crate) node: Node,
 }
 
-crate::node::tileable_handle!(Tensor, TensorData, |d| match d {
+crate::node::tileable_handle!(Tensor, TensorData, |d, _| match d {
     ChunkData::Tensor(t) => Ok(t),
     other => Err(Error::Invalid(format!("expected a tensor result, got {other:?}"))),
 });

@@ -315,6 +315,8 @@ fn write_value(data: &ChunkData, path: &Path) -> Result<()> {
             w.write(b).map_err(|e| Error::Io(e.to_string()))?;
             w.finish().map_err(|e| Error::Io(e.to_string()))
         }
-        ChunkData::Partial { .. } => Err(Error::Invalid("a reduction partial is not a result".into())),
+        ChunkData::Partial { .. } | ChunkData::Parts(_) => {
+            Err(Error::Invalid("a reduction partial is not a result".into()))
+        }
     }
 }

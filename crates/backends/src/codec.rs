@@ -1,7 +1,8 @@
 //! The one encoding of a chunk's value as bytes, for spilling to disk and for
 //! user data saved beside a graph (and, with the cluster, the wire): a tag
 //! byte, then `.npy` for a tensor (dtype and shape in its header), Arrow IPC
-//! stream bytes for a frame, or bincode for a reduction partial.
+//! stream bytes for a frame, or bincode for a reduction partial. A chunk of
+//! several outputs is their count (u32) then each as length (u64) and IPC bytes.
 
 use crate::data::ChunkData;
 use crate::error::{BackendError, BackendResult};
@@ -9,6 +10,7 @@ use crate::error::{BackendError, BackendResult};
 const TENSOR: u8 = 0;
 const FRAME: u8 = 1;
 const PARTIAL: u8 = 2;
+const PARTS: u8 = 3;
 
 /// The bytes of a chunk's value.
 pub fn encode(data: &ChunkData) -> BackendResult<Vec<u8>> {
@@ -26,6 +28,16 @@ pub fn encode(data: &ChunkData) -> BackendResult<Vec<u8>> {
             bytes.push(PARTIAL);
             bincode::serialize_into(&mut bytes, &(shape, state))
                 .map_err(|e| BackendError::Other(format!("cannot encode a reduction partial: {e}")))?;
+        }
+        ChunkData::Parts(parts) => {
+            bytes.push(PARTS);
+            let n = u32::try_from(parts.len()).map_err(|_| BackendError::Other("too many pieces".into()))?;
+            bytes.extend_from_slice(&n.to_le_bytes());
+            for b in parts {
+                let ipc = mars_ir::frame::batch_to_ipc(b)?;
+                bytes.extend_from_slice(&(ipc.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(&ipc);
+            }
         }
     }
     Ok(bytes)
@@ -47,9 +59,37 @@ pub fn decode(bytes: &[u8]) -> Result<ChunkData, String> {
             let (shape, state) = opts.deserialize(rest).map_err(|e| e.to_string())?;
             Ok(ChunkData::Partial { shape, state })
         }
+        Some((&PARTS, rest)) => {
+            let (n, mut rest) = take_u64(rest, 4)?;
+            let mut parts = Vec::new();
+            for i in 0..n {
+                let (len, tail) = take_u64(rest, 8)?;
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&l| l <= tail.len())
+                    .ok_or_else(|| format!("piece {i} says {len} bytes but {} are left (truncated?)", tail.len()))?;
+                parts.push(mars_ir::frame::ipc_to_batch(&tail[..len]).map_err(|e| format!("piece {i}: {e}"))?);
+                rest = &tail[len..];
+            }
+            if !rest.is_empty() {
+                return Err(format!("{} bytes after the last piece", rest.len()));
+            }
+            Ok(ChunkData::Parts(parts))
+        }
         Some((tag, _)) => Err(format!("unknown chunk tag {tag}")),
         None => Err("no bytes".into()),
     }
+}
+
+/// A little-endian integer of `width` bytes (4 or 8) and the bytes after it.
+fn take_u64(bytes: &[u8], width: usize) -> Result<(u64, &[u8]), String> {
+    if bytes.len() < width {
+        return Err(format!("{} bytes where a {width}-byte length was expected (truncated?)", bytes.len()));
+    }
+    let (head, rest) = bytes.split_at(width);
+    let mut buf = [0u8; 8];
+    buf[..width].copy_from_slice(head);
+    Ok((u64::from_le_bytes(buf), rest))
 }
 
 #[cfg(test)]
@@ -69,8 +109,9 @@ mod tests {
             ("s", Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef),
         ])
         .unwrap();
-        let f = ChunkData::Frame(b);
-        for d in [&t, &f] {
+        let f = ChunkData::Frame(b.clone());
+        let parts = ChunkData::Parts(vec![b.slice(0, 1), b.slice(1, 0), b]);
+        for d in [&t, &f, &parts] {
             let bytes = encode(d).unwrap();
             assert_eq!(&decode(&bytes).unwrap(), d);
             // a truncation is an error, never a panic or other data (an Arrow

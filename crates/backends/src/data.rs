@@ -21,7 +21,13 @@ pub enum Partial {
 pub enum ChunkData {
     Tensor(TensorData),
     Frame(RecordBatch),
-    Partial { shape: Vec<usize>, state: Partial },
+    Partial {
+        shape: Vec<usize>,
+        state: Partial,
+    },
+    /// Several outputs of one chunk (a shuffle map's piece per reducer); a
+    /// consumer reads the piece it names.
+    Parts(Vec<RecordBatch>),
 }
 
 impl ChunkData {
@@ -30,6 +36,9 @@ impl ChunkData {
             ChunkData::Tensor(t) => t.shape().to_vec(),
             ChunkData::Frame(b) => vec![b.num_rows(), b.num_columns()],
             ChunkData::Partial { shape, .. } => shape.clone(),
+            ChunkData::Parts(p) => {
+                vec![p.iter().map(|b| b.num_rows()).sum(), p.first().map_or(0, |b| b.num_columns())]
+            }
         }
     }
     pub fn nbytes(&self) -> usize {
@@ -42,6 +51,7 @@ impl ChunkData {
                 Partial::Moments { count, .. } => count.len() * 24,
                 Partial::Arg { val, .. } => val.len() * 16,
             },
+            ChunkData::Parts(p) => p.iter().map(|b| b.get_array_memory_size()).sum(),
         }
     }
     pub fn tensor(&self) -> Option<&TensorData> {

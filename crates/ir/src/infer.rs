@@ -132,6 +132,22 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             let (fields, _) = crate::frame::with_column(schema, name, col.field(0));
             Ok(Meta::Frame { schema: std::sync::Arc::new(arrow_schema::Schema::new(fields)), nrows: *nrows })
         }
+        Op::Frame(FrameOp::GroupPartial { keys, aggs }) => {
+            want(1)?;
+            let Meta::Frame { schema, .. } = inputs[0] else {
+                return Err(IrError::Invalid("groupby needs a dataframe input, got a tensor".into()));
+            };
+            let (_, _, partial) = crate::agg::partial_schema(schema, keys, aggs)?;
+            Ok(Meta::Frame { schema: std::sync::Arc::new(partial), nrows: Dim::Unknown })
+        }
+        Op::Frame(FrameOp::GroupAgg { nkeys, aggs, .. }) => {
+            want(1)?;
+            let Meta::Frame { schema, .. } = inputs[0] else {
+                return Err(IrError::Invalid("a groupby's merge needs its partial states, got a tensor".into()));
+            };
+            let out = crate::agg::result_schema(schema, *nkeys, aggs)?;
+            Ok(Meta::Frame { schema: std::sync::Arc::new(out), nrows: Dim::Unknown })
+        }
         Op::Frame(FrameOp::Select { columns }) => {
             want(1)?;
             let Meta::Frame { schema, nrows } = inputs[0] else {

@@ -13,6 +13,7 @@
 //!
 //! This crate knows nothing about tiling or execution.
 
+pub mod agg;
 pub mod colexpr;
 pub mod data;
 pub mod display;
@@ -39,7 +40,8 @@ pub use fast::{FastMap, FastSet};
 pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode};
 pub use key::Key;
 pub use op::{
-    AssembleChunk, ChunkOp, FrameChunkOp, FrameOp, Op, RandomChunk, ReduceFn, ReduceMapChunk, SliceElem, TensorOp,
+    AssembleChunk, ChunkOp, FrameChunkOp, FrameOp, GroupMethod, Op, RandomChunk, ReduceFn, ReduceMapChunk, SliceElem,
+    TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

@@ -261,6 +261,38 @@ pub enum FrameOp {
     /// Input 0 with the Series input 1 as column `name` (replacing a column
     /// of that name in place, else added last), as `df[name] = s`.
     WithColumn { name: String },
+    /// The first step of `df.groupby(keys).agg(aggs)`: each row chunk reduced
+    /// to one row per group of its rows, holding the key columns and each
+    /// aggregation's state ([`crate::agg::state_fields`]). Rows with a missing
+    /// key are dropped, as pandas does.
+    GroupPartial { keys: Vec<String>, aggs: Vec<crate::agg::Agg> },
+    /// The rest of the groupby: the partial states (its input, a
+    /// `GroupPartial`) merged per group and finalized; keys first, sorted
+    /// within each chunk. `method` says how the partials meet.
+    GroupAgg { nkeys: usize, aggs: Vec<crate::agg::Agg>, method: GroupMethod },
+}
+
+/// How a groupby's partial states are merged (Mars's `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GroupMethod {
+    /// Decide from the partials' sizes once they ran: a tree when they all fit
+    /// one chunk, else a hash shuffle.
+    Auto,
+    /// Combine partials in a tree into one chunk, the result sorted by key.
+    Tree,
+    /// Hash-partition the partials by key; each partition is merged alone, so
+    /// the result has one chunk per partition (each sorted by key).
+    Shuffle,
+}
+
+impl fmt::Display for GroupMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GroupMethod::Auto => "auto",
+            GroupMethod::Tree => "tree",
+            GroupMethod::Shuffle => "shuffle",
+        })
+    }
 }
 
 impl FrameOp {
@@ -273,6 +305,8 @@ impl FrameOp {
             FrameOp::Eval { .. } => "Eval",
             FrameOp::Filter => "Filter",
             FrameOp::WithColumn { .. } => "WithColumn",
+            FrameOp::GroupPartial { .. } => "GroupPartial",
+            FrameOp::GroupAgg { .. } => "GroupAgg",
         }
     }
 }
@@ -346,6 +380,21 @@ pub enum FrameChunkOp {
     Filter,
     /// Input 0 with input 1's one column as column `at` (`replace`), or added last.
     WithColumn { name: String, at: usize, replace: bool },
+    /// One row per group of its input's rows (keys at these positions, rows
+    /// with a missing key dropped): the key columns, then each aggregation's
+    /// state of the column at its position.
+    GroupPartial { keys: Vec<usize>, aggs: Vec<(usize, crate::agg::AggFn)> },
+    /// Partial states (the first `nkeys` columns are the keys) of all inputs
+    /// merged per group; with `finalize`, the result columns with these names,
+    /// sorted by key.
+    GroupCombine { nkeys: usize, aggs: Vec<crate::agg::AggFn>, finalize: Option<Vec<String>> },
+    /// Several outputs: the rows of its input split into `parts` pieces by a
+    /// hash of the key columns at these positions (equal keys, same piece,
+    /// in every chunk hashed alike).
+    HashPartition { keys: Vec<usize>, parts: usize },
+    /// Piece `part` of each input (`HashPartition` outputs), concatenated in
+    /// input order.
+    GatherPart { part: usize },
 }
 
 impl FrameChunkOp {
@@ -357,6 +406,10 @@ impl FrameChunkOp {
             FrameChunkOp::Eval { .. } => "Eval",
             FrameChunkOp::Filter => "FrameFilter",
             FrameChunkOp::WithColumn { .. } => "WithColumn",
+            FrameChunkOp::GroupPartial { .. } => "GroupPartial",
+            FrameChunkOp::GroupCombine { .. } => "GroupCombine",
+            FrameChunkOp::HashPartition { .. } => "HashPartition",
+            FrameChunkOp::GatherPart { .. } => "GatherPart",
         }
     }
 }
@@ -371,6 +424,20 @@ impl fmt::Display for FrameChunkOp {
             FrameChunkOp::WithColumn { name, at, replace } => {
                 write!(f, "WithColumn {name:?} {} {at}", if *replace { "replacing" } else { "at" })
             }
+            FrameChunkOp::GroupPartial { keys, aggs } => {
+                let aggs: Vec<String> = aggs.iter().map(|(c, func)| format!("{func}(#{c})")).collect();
+                write!(f, "GroupPartial keys={keys:?} [{}]", aggs.join(", "))
+            }
+            FrameChunkOp::GroupCombine { nkeys, aggs, finalize } => {
+                let aggs: Vec<&str> = aggs.iter().map(|a| a.name()).collect();
+                write!(f, "GroupCombine nkeys={nkeys} [{}]", aggs.join(", "))?;
+                if let Some(names) = finalize {
+                    write!(f, " finalize as {names:?}")?;
+                }
+                Ok(())
+            }
+            FrameChunkOp::HashPartition { keys, parts } => write!(f, "HashPartition keys={keys:?} into {parts}"),
+            FrameChunkOp::GatherPart { part } => write!(f, "GatherPart {part}"),
         }
     }
 }
@@ -390,6 +457,14 @@ impl fmt::Display for FrameOp {
             FrameOp::Eval { expr, name } => write!(f, "Eval {name} = {expr}"),
             FrameOp::Filter => f.write_str("Filter"),
             FrameOp::WithColumn { name } => write!(f, "WithColumn {name:?}"),
+            FrameOp::GroupPartial { keys, aggs } => {
+                let aggs: Vec<String> = aggs.iter().map(|a| a.to_string()).collect();
+                write!(f, "GroupPartial by {keys:?} [{}]", aggs.join(", "))
+            }
+            FrameOp::GroupAgg { nkeys, aggs, method } => {
+                let aggs: Vec<String> = aggs.iter().map(|a| a.to_string()).collect();
+                write!(f, "GroupAgg nkeys={nkeys} [{}] method={method}", aggs.join(", "))
+            }
         }
     }
 }

@@ -1,13 +1,100 @@
 //! Dataframe kernels on Arrow: Series expressions and row filters.
 
 use super::KernelError;
+use crate::data::ChunkData;
 use arrow::array::{Array, ArrayRef, BooleanArray, Datum, Float64Array, Int64Array, Scalar, StringArray};
 use arrow::compute::kernels::{boolean, cmp, numeric};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_ir::colexpr::{operand_type, ColExpr, Lit};
-use mars_ir::BinaryFn;
+use mars_ir::{BinaryFn, FrameChunkOp};
 use std::sync::Arc;
+
+/// The batches of a frame op's inputs (a piece of each, for `GatherPart`).
+fn batches<'a>(op: &FrameChunkOp, inputs: &'a [Arc<ChunkData>]) -> Result<Vec<&'a RecordBatch>, KernelError> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match (&**d, op) {
+            (ChunkData::Parts(parts), FrameChunkOp::GatherPart { part }) => {
+                parts.get(*part).ok_or_else(|| err(format!("input {i} has {} pieces, not piece {part}", parts.len())))
+            }
+            (ChunkData::Frame(b), _) => Ok(b),
+            _ => Err(err(format!("{} needs frame inputs; input {i} is not one", op.name()))),
+        })
+        .collect()
+}
+
+/// Run one frame chunk op.
+pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, KernelError> {
+    let ins = batches(op, inputs)?;
+    let want = |n: usize| match ins.len() {
+        k if k == n => Ok(()),
+        k => Err(err(format!("{} takes {n} inputs, got {k}", op.name()))),
+    };
+    let one = |b: RecordBatch| Ok(ChunkData::Frame(b));
+    match op {
+        FrameChunkOp::Eval { expr, name } => one(eval(expr, name, &ins)?),
+        FrameChunkOp::WithColumn { name, at, replace } => {
+            want(2)?;
+            one(with_column(ins[0], ins[1], name, *at, *replace)?)
+        }
+        FrameChunkOp::Filter => {
+            want(2)?;
+            one(filter(ins[0], ins[1])?)
+        }
+        FrameChunkOp::Project { columns } => {
+            want(1)?;
+            one(ins[0].project(columns)?)
+        }
+        FrameChunkOp::SliceRows { offset, len } => {
+            want(1)?;
+            one(slice_rows(ins[0], *offset, *len)?)
+        }
+        FrameChunkOp::GroupPartial { keys, aggs } => {
+            want(1)?;
+            one(super::groupby::partial(ins[0], keys, aggs)?)
+        }
+        FrameChunkOp::GroupCombine { nkeys, aggs, finalize } => {
+            one(super::groupby::combine(&ins, *nkeys, aggs, finalize.as_deref())?)
+        }
+        FrameChunkOp::HashPartition { keys, parts } => {
+            want(1)?;
+            Ok(ChunkData::Parts(super::groupby::hash_partition(ins[0], keys, *parts)?))
+        }
+        FrameChunkOp::GatherPart { .. } => match ins.first() {
+            Some(first) => {
+                let owned: Vec<RecordBatch> = ins.iter().map(|b| (*b).clone()).collect();
+                one(arrow::compute::concat_batches(&first.schema(), &owned)?)
+            }
+            None => Err(err("GatherPart needs at least one input")),
+        },
+    }
+}
+
+/// Rows `offset..offset + len`, copied: a view would keep (and be counted
+/// as) the whole batch.
+fn slice_rows(batch: &RecordBatch, offset: usize, len: usize) -> Result<RecordBatch, KernelError> {
+    if offset.checked_add(len).is_none_or(|end| end > batch.num_rows()) {
+        return Err(err(format!(
+            "rows {offset}..{} of a batch of {} rows",
+            offset.saturating_add(len),
+            batch.num_rows()
+        )));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let data = c.to_data();
+            let mut copy = arrow::array::MutableArrayData::new(vec![&data], false, len);
+            copy.try_extend(0, offset, offset + len)?;
+            Ok(arrow::array::make_array(copy.freeze()))
+        })
+        .collect::<Result<Vec<_>, KernelError>>()?;
+    let opts = RecordBatchOptions::new().with_row_count(Some(len));
+    Ok(RecordBatch::try_new_with_options(batch.schema(), columns, &opts)?)
+}
 
 fn err(e: impl std::fmt::Display) -> KernelError {
     KernelError(e.to_string())

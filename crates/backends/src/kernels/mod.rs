@@ -4,6 +4,8 @@
 
 pub mod eval;
 pub mod frame;
+pub mod groupby;
+pub mod hash;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
@@ -12,7 +14,7 @@ pub mod simd;
 use crate::data::ChunkData;
 use crate::error::KernelError;
 use mars_ir::data::Element;
-use mars_ir::{map_tensor, with_dtype, with_tensor, ChunkNode, ChunkOp, DType, FrameChunkOp, TensorData};
+use mars_ir::{map_tensor, with_dtype, with_tensor, ChunkNode, ChunkOp, DType, TensorData};
 use ndarray::{ArrayD, Axis, IxDyn, SliceInfo, SliceInfoElem};
 use std::sync::Arc;
 
@@ -32,65 +34,7 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
             TensorData::F64(ArrayD::from_shape_fn(IxDyn(&[*n]), |i| start + step * i[0] as f64))
         }
         ChunkOp::Random(r) => random::generate(r.seed, r.dist, &r.global_shape, &r.offset, &r.shape),
-        ChunkOp::Frame(FrameChunkOp::Eval { expr, name }) => {
-            let batches: Vec<&arrow::record_batch::RecordBatch> = inputs
-                .iter()
-                .map(|d| match &**d {
-                    ChunkData::Frame(b) => Ok(b),
-                    _ => Err(KernelError("a Series expression needs frame inputs".into())),
-                })
-                .collect::<Result<_, _>>()?;
-            return frame::eval(expr, name, &batches).map(ChunkData::Frame);
-        }
-        ChunkOp::Frame(FrameChunkOp::WithColumn { name, at, replace }) => {
-            return match (inputs.first().map(|d| &**d), inputs.get(1).map(|d| &**d)) {
-                (Some(ChunkData::Frame(b)), Some(ChunkData::Frame(c))) => {
-                    frame::with_column(b, c, name, *at, *replace).map(ChunkData::Frame)
-                }
-                _ => Err(KernelError("with_column needs a frame and a Series".into())),
-            };
-        }
-        ChunkOp::Frame(FrameChunkOp::Filter) => {
-            return match (inputs.first().map(|d| &**d), inputs.get(1).map(|d| &**d)) {
-                (Some(ChunkData::Frame(b)), Some(ChunkData::Frame(m))) => frame::filter(b, m).map(ChunkData::Frame),
-                _ => Err(KernelError("a frame filter needs a frame and a mask".into())),
-            };
-        }
-        ChunkOp::Frame(FrameChunkOp::Project { columns }) => {
-            let batch = match inputs.first().map(|d| &**d) {
-                Some(ChunkData::Frame(b)) => b,
-                _ => return Err(KernelError("Project needs one frame input".into())),
-            };
-            return batch.project(columns).map(ChunkData::Frame).map_err(|e| KernelError(e.to_string()));
-        }
-        ChunkOp::Frame(FrameChunkOp::SliceRows { offset, len }) => {
-            let batch = match inputs.first().map(|d| &**d) {
-                Some(ChunkData::Frame(b)) => b,
-                _ => return Err(KernelError("SliceRows needs one frame input".into())),
-            };
-            if offset.checked_add(*len).is_none_or(|end| end > batch.num_rows()) {
-                return Err(KernelError(format!(
-                    "rows {offset}..{} of a batch of {} rows",
-                    offset.saturating_add(*len),
-                    batch.num_rows()
-                )));
-            }
-            // copied, not a view: a view would keep (and be counted as) the whole batch
-            let columns = batch
-                .columns()
-                .iter()
-                .map(|c| {
-                    let data = c.to_data();
-                    let mut copy = arrow::array::MutableArrayData::new(vec![&data], false, *len);
-                    copy.try_extend(0, *offset, offset + len).map_err(|e| KernelError(e.to_string()))?;
-                    Ok(arrow::array::make_array(copy.freeze()))
-                })
-                .collect::<Result<Vec<_>, KernelError>>()?;
-            let opts = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(*len));
-            return arrow::record_batch::RecordBatch::try_new_with_options(batch.schema(), columns, &opts)
-                .map(ChunkData::Frame)
-                .map_err(|e| KernelError(e.to_string()));
-        }
+        ChunkOp::Frame(op) => return frame::run(op, inputs),
         ChunkOp::Map { expr, dtype } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
             eval::map(expr, &ins, &eval::expr_shape(expr, &ins)?, *dtype)?

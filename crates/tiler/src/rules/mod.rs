@@ -6,6 +6,7 @@
 mod creation;
 mod elementwise;
 mod frame;
+mod groupby;
 mod indexing;
 mod matmul;
 pub mod rechunk;
@@ -127,6 +128,10 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
         Op::Frame(FrameOp::Eval { expr, name }) => frame::eval(ctx, expr, name, inputs),
         Op::Frame(FrameOp::Filter) => frame::filter(ctx, &inputs[0], &inputs[1]),
         Op::Frame(FrameOp::WithColumn { name }) => frame::with_column(ctx, name, &inputs[0], &inputs[1], in_metas[0]),
+        Op::Frame(FrameOp::GroupPartial { keys, aggs }) => groupby::partial(ctx, keys, aggs, &inputs[0], in_metas[0]),
+        Op::Frame(FrameOp::GroupAgg { nkeys, aggs, method }) => {
+            groupby::agg(ctx, *nkeys, aggs, *method, &inputs[0], in_metas[0])
+        }
         Op::Tensor(t) => {
             let dtype = tensor_dtype(&node.meta);
             match t {

@@ -1,0 +1,223 @@
+//! Row hashing and grouping on Arrow key columns: the one place equal keys
+//! are found, for group-by (ids per row) and for hash partitioning.
+//!
+//! Three paths, by key: one integer-like column (direct-indexed by value when
+//! its range is small, else a hash table of the values); one string column
+//! (a table of group ids compared by bytes); anything else through arrow-row
+//! (several columns, floats, decimals …), whose row bytes are hashed and compared.
+//! Hashes use a fixed seed, so every chunk — and every process — sends equal
+//! keys to the same partition.
+
+use super::KernelError;
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, Rows, SortField};
+use hashbrown::hash_table::{Entry, HashTable};
+use std::hash::BuildHasher;
+
+/// A row whose key has a missing value belongs to no group.
+pub const NO_GROUP: u32 = u32::MAX;
+
+fn hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(0x006d_6172_732d_7273)
+}
+
+/// Partitions hash with another seed than group tables: the rows of one
+/// partition share their hashes' top bits, which would crowd a table's tags.
+fn partition_hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(0x7061_7274_6974_696f)
+}
+
+/// The group of each row, numbered in order of first appearance.
+#[derive(Debug)]
+pub struct Groups {
+    /// Per row: its group, or [`NO_GROUP`].
+    pub ids: Vec<u32>,
+    /// Per group: the row where it first appears.
+    pub first: Vec<u32>,
+    /// Whether some row has no group.
+    pub has_none: bool,
+}
+
+impl Groups {
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty()
+    }
+}
+
+/// Rows where every key is present.
+fn key_validity(keys: &[ArrayRef]) -> Option<NullBuffer> {
+    keys.iter().fold(None, |acc, k| NullBuffer::union(acc.as_ref(), k.logical_nulls().as_ref()))
+}
+
+/// The key as 64-bit integers when it is one integer-like column (equal keys,
+/// equal integers).
+fn as_i64(keys: &[ArrayRef]) -> Option<ArrayRef> {
+    use DataType::*;
+    let [k] = keys else { return None };
+    match k.data_type() {
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | Date32 | Date64 | Timestamp(..) | Time32(_)
+        | Time64(_) | Duration(_) => arrow::compute::cast(k, &Int64).ok(),
+        _ => None,
+    }
+}
+
+fn is_string(dt: &DataType) -> bool {
+    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn rows_of(keys: &[ArrayRef]) -> Result<Rows, KernelError> {
+    let fields = keys.iter().map(|k| SortField::new(k.data_type().clone())).collect();
+    let conv = RowConverter::new(fields)?;
+    Ok(conv.convert_columns(keys)?)
+}
+
+/// Calls `f(bytes_of_row)` for each row of a one-string-column key.
+macro_rules! with_str_bytes {
+    ($key:expr, $value:ident => $body:expr) => {
+        match $key.data_type() {
+            DataType::Utf8 => {
+                let a = $key.as_string::<i32>();
+                let $value = |i: usize| a.value(i).as_bytes();
+                $body
+            }
+            DataType::LargeUtf8 => {
+                let a = $key.as_string::<i64>();
+                let $value = |i: usize| a.value(i).as_bytes();
+                $body
+            }
+            _ => {
+                let a = $key.as_string_view();
+                let $value = |i: usize| a.value(i).as_bytes();
+                $body
+            }
+        }
+    };
+}
+
+/// The group of each row of the key columns `keys` (all of one length).
+pub fn group_rows(keys: &[ArrayRef]) -> Result<Groups, KernelError> {
+    let n = keys.first().map_or(0, |k| k.len());
+    if n > NO_GROUP as usize {
+        return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
+    }
+    let valid = key_validity(keys);
+    let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };
+    if let Some(ints) = as_i64(keys) {
+        group_ints(ints.as_primitive::<arrow::datatypes::Int64Type>().values(), valid.as_ref(), &mut g);
+    } else if keys.len() == 1 && is_string(keys[0].data_type()) {
+        with_str_bytes!(keys[0], value => group_bytes(n, valid.as_ref(), value, &mut g));
+    } else {
+        let rows = rows_of(keys)?;
+        group_bytes(n, valid.as_ref(), |i| rows.row(i).data(), &mut g);
+    }
+    Ok(g)
+}
+
+fn group_ints(values: &[i64], valid: Option<&NullBuffer>, g: &mut Groups) {
+    let is_valid = |i: usize| valid.is_none_or(|v| v.is_valid(i));
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for (i, &v) in values.iter().enumerate() {
+        if is_valid(i) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if lo > hi {
+        return; // no valid rows
+    }
+    let range = (hi as i128 - lo as i128) as u128;
+    if range < (values.len() as u128 * 2).max(1 << 16) {
+        // direct-indexed: a slot per value in lo..=hi
+        let mut slot = vec![NO_GROUP; range as usize + 1];
+        for (i, &v) in values.iter().enumerate() {
+            if !is_valid(i) {
+                continue;
+            }
+            let s = &mut slot[(v.wrapping_sub(lo)) as u64 as usize];
+            if *s == NO_GROUP {
+                *s = g.first.len() as u32;
+                g.first.push(i as u32);
+            }
+            g.ids[i] = *s;
+        }
+        return;
+    }
+    let h = hasher();
+    let mut table: HashTable<(i64, u32)> = HashTable::new();
+    for (i, &v) in values.iter().enumerate() {
+        if !is_valid(i) {
+            continue;
+        }
+        let id = match table.entry(h.hash_one(v), |e| e.0 == v, |e| h.hash_one(e.0)) {
+            Entry::Occupied(e) => e.get().1,
+            Entry::Vacant(e) => {
+                let id = g.first.len() as u32;
+                e.insert((v, id));
+                g.first.push(i as u32);
+                id
+            }
+        };
+        g.ids[i] = id;
+    }
+}
+
+fn group_bytes<'a>(n: usize, valid: Option<&NullBuffer>, value: impl Fn(usize) -> &'a [u8], g: &mut Groups) {
+    let h = hasher();
+    // (hash, group): a group's bytes are read back from its first row
+    let mut table: HashTable<(u64, u32)> = HashTable::new();
+    for i in 0..n {
+        if valid.is_some_and(|v| v.is_null(i)) {
+            continue;
+        }
+        let bytes = value(i);
+        let hash = h.hash_one(bytes);
+        let first = &g.first;
+        let id = match table.entry(hash, |e| e.0 == hash && value(first[e.1 as usize] as usize) == bytes, |e| e.0) {
+            Entry::Occupied(e) => e.get().1,
+            Entry::Vacant(e) => {
+                let id = g.first.len() as u32;
+                e.insert((hash, id));
+                g.first.push(i as u32);
+                id
+            }
+        };
+        g.ids[i] = id;
+    }
+}
+
+/// A hash of each row's key for partitioning (equal keys, equal hashes, in
+/// every chunk with these column types and in every process). Rows with a
+/// missing key hash to 0.
+pub fn hash_rows(keys: &[ArrayRef]) -> Result<Vec<u64>, KernelError> {
+    let n = keys.first().map_or(0, |k| k.len());
+    let valid = key_validity(keys);
+    let h = partition_hasher();
+    let mut out = vec![0u64; n];
+    if let Some(ints) = as_i64(keys) {
+        for (o, &v) in out.iter_mut().zip(ints.as_primitive::<arrow::datatypes::Int64Type>().values()) {
+            *o = h.hash_one(v);
+        }
+    } else if keys.len() == 1 && is_string(keys[0].data_type()) {
+        with_str_bytes!(keys[0], value => for (i, o) in out.iter_mut().enumerate() {
+            *o = h.hash_one(value(i));
+        });
+    } else {
+        let rows = rows_of(keys)?;
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = h.hash_one(rows.row(i).data());
+        }
+    }
+    if let Some(v) = valid {
+        for (o, ok) in out.iter_mut().zip(v.iter()) {
+            if !ok {
+                *o = 0;
+            }
+        }
+    }
+    Ok(out)
+}

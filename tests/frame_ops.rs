@@ -1,0 +1,334 @@
+//! The dataframe differential corpus: each chunked operation against the
+//! same computation done plainly on one unchunked batch, under several
+//! chunkings (1-row chunks, keys spanning chunks, chunks a filter left
+//! empty), with nulls and NaNs, by every merge method.
+
+use mars::arrow::array::{Array, ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, StringArray};
+use mars::arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
+use mars::arrow::record_batch::RecordBatch;
+use mars::arrow::util::display::array_value_to_string;
+use mars::dataframe as md;
+use mars::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A small frame with every kind of key and value: ints, strings (one of
+/// them empty) and dates, with nulls; floats with nulls and a NaN.
+fn sample(n: usize) -> Vec<(&'static str, ArrayRef)> {
+    let k: Vec<Option<i64>> = (0..n).map(|i| (i % 7 != 3).then_some(((i * 5) % 4) as i64 - 1)).collect();
+    let s: Vec<Option<&str>> = (0..n).map(|i| (i % 6 != 5).then_some(["b", "a", "cc", ""][(i * 3 / 2) % 4])).collect();
+    let v: Vec<Option<f64>> = (0..n)
+        .map(|i| match i % 9 {
+            4 => None,
+            7 => Some(f64::NAN),
+            _ => Some((i as f64 * 1.7).sin() * 10.0),
+        })
+        .collect();
+    let iv: Vec<Option<i32>> = (0..n).map(|i| (i % 5 != 2).then_some((i as i32 * 37) % 23 - 11)).collect();
+    let d: Vec<Option<i32>> = (0..n).map(|i| (i % 8 != 6).then_some(18_000 + ((i * 13) % 10) as i32)).collect();
+    vec![
+        ("k", Arc::new(Int64Array::from(k))),
+        ("s", Arc::new(StringArray::from(s))),
+        ("v", Arc::new(Float64Array::from(v))),
+        ("i", Arc::new(Int32Array::from(iv))),
+        ("d", Arc::new(Date32Array::from(d))),
+    ]
+}
+
+/// A reference value: a float (compared with a tolerance), text (exact), or missing.
+#[derive(Clone, Debug, PartialEq)]
+enum Val {
+    F(f64),
+    S(String),
+    Null,
+}
+
+fn close(a: &Val, b: &Val) -> bool {
+    match (a, b) {
+        (Val::F(x), Val::F(y)) => (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs())),
+        _ => a == b,
+    }
+}
+
+/// A column's values for comparison: floats as floats, the rest as text.
+fn vals(a: &ArrayRef) -> Vec<Val> {
+    let floats = a.as_any().downcast_ref::<Float64Array>();
+    (0..a.len())
+        .map(|i| match (a.is_null(i), floats) {
+            (true, _) => Val::Null,
+            (false, Some(f)) => Val::F(f.value(i)),
+            (false, None) => Val::S(array_value_to_string(a, i).unwrap()),
+        })
+        .collect()
+}
+
+/// `groupby(keys).agg(aggs)` computed row by row on the one batch.
+fn reference(batch: &RecordBatch, keys: &[&str], aggs: &[(&str, &str)]) -> Vec<Vec<Val>> {
+    let col = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+    // groups in key order: ints by value, strings by bytes (as Arrow sorts)
+    #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+    enum K {
+        I(i64),
+        S(String),
+    }
+    let key_of = |a: &ArrayRef, r: usize| -> Option<K> {
+        if a.is_null(r) {
+            return None;
+        }
+        let text = array_value_to_string(a, r).unwrap();
+        Some(match a.data_type() {
+            mars::arrow::datatypes::DataType::Utf8 => K::S(text),
+            mars::arrow::datatypes::DataType::Date32 => {
+                K::I(a.as_any().downcast_ref::<Date32Array>().unwrap().value(r).into())
+            }
+            _ => K::I(text.parse().unwrap()),
+        })
+    };
+    let key_cols: Vec<ArrayRef> = keys.iter().map(|k| col(k)).collect();
+    let mut groups: BTreeMap<Vec<K>, Vec<usize>> = BTreeMap::new();
+    for r in 0..batch.num_rows() {
+        if let Some(key) = key_cols.iter().map(|a| key_of(a, r)).collect::<Option<Vec<K>>>() {
+            groups.entry(key).or_default().push(r);
+        }
+    }
+    let first_rows: Vec<usize> = groups.values().map(|rows| rows[0]).collect();
+    let mut out: Vec<Vec<Val>> =
+        key_cols.iter().map(|a| first_rows.iter().map(|&r| vals(a)[r].clone()).collect()).collect();
+    for (c, func) in aggs {
+        let a = col(c);
+        let text = vals(&a);
+        let is_float = matches!(a.data_type(), mars::arrow::datatypes::DataType::Float64);
+        let is_str = matches!(a.data_type(), mars::arrow::datatypes::DataType::Utf8);
+        // a present value: not null, not NaN; numbers as f64 (dates as days)
+        let num = |r: usize| -> Option<f64> {
+            match &text[r] {
+                Val::Null => None,
+                Val::F(x) if x.is_nan() => None,
+                Val::F(x) => Some(*x),
+                Val::S(_) if is_str => None,
+                Val::S(_) => Some(match a.as_any().downcast_ref::<Date32Array>() {
+                    Some(d) => d.value(r).into(),
+                    None => mars::arrow::compute::cast(&a, &mars::arrow::datatypes::DataType::Float64)
+                        .unwrap()
+                        .as_any()
+                        .downcast_ref::<Float64Array>()
+                        .unwrap()
+                        .value(r),
+                }),
+            }
+        };
+        let present = |r: usize| if is_str { text[r] != Val::Null } else { num(r).is_some() };
+        let col_out = groups
+            .values()
+            .map(|rows| {
+                let p: Vec<usize> = rows.iter().copied().filter(|&r| present(r)).collect();
+                let xs: Vec<f64> = p.iter().filter_map(|&r| num(r)).collect();
+                let n = p.len() as f64;
+                let mean = xs.iter().sum::<f64>() / n;
+                let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+                let best = |less: bool| {
+                    p.iter().copied().reduce(|b, r| {
+                        let better = if is_str {
+                            let (Val::S(x), Val::S(y)) = (&text[r], &text[b]) else { unreachable!() };
+                            if less {
+                                x < y
+                            } else {
+                                x > y
+                            }
+                        } else if less {
+                            num(r) < num(b)
+                        } else {
+                            num(r) > num(b)
+                        };
+                        if better {
+                            r
+                        } else {
+                            b
+                        }
+                    })
+                };
+                let at = |r: Option<usize>| r.map_or(Val::Null, |r| text[r].clone());
+                match *func {
+                    "sum" if is_float => Val::F(xs.iter().sum()),
+                    "sum" => Val::S((xs.iter().sum::<f64>() as i64).to_string()),
+                    "mean" if p.is_empty() => Val::Null,
+                    "mean" => Val::F(mean),
+                    "var" | "std" if p.len() < 2 => Val::Null,
+                    "var" => Val::F(var),
+                    "std" => Val::F(var.sqrt()),
+                    "count" => Val::S(p.len().to_string()),
+                    "size" => Val::S(rows.len().to_string()),
+                    "min" => at(best(true)),
+                    "max" => at(best(false)),
+                    "first" => at(p.first().copied()),
+                    "nunique" => {
+                        let distinct: BTreeSet<String> = p.iter().map(|&r| format!("{:?}", text[r])).collect();
+                        Val::S(distinct.len().to_string())
+                    }
+                    other => panic!("no reference for {other}"),
+                }
+            })
+            .collect();
+        out.push(col_out);
+    }
+    out
+}
+
+/// `batch` sorted by its first `nkeys` columns (a shuffle's chunks are each sorted, not all together).
+fn sorted(batch: &RecordBatch, nkeys: usize) -> RecordBatch {
+    let cols: Vec<SortColumn> =
+        (0..nkeys).map(|i| SortColumn { values: batch.column(i).clone(), options: None }).collect();
+    take_record_batch(batch, &lexsort_to_indices(&cols, None).unwrap()).unwrap()
+}
+
+fn check_against(got: &RecordBatch, want: &[Vec<Val>], what: &str) {
+    assert_eq!(got.num_columns(), want.len(), "{what}: columns");
+    for (c, w) in want.iter().enumerate() {
+        let g = vals(got.column(c));
+        assert_eq!(g.len(), w.len(), "{what}: rows of column {}", got.schema().field(c).name());
+        for (r, (a, b)) in g.iter().zip(w).enumerate() {
+            assert!(close(a, b), "{what}: column {} row {r}: got {a:?}, want {b:?}", got.schema().field(c).name());
+        }
+    }
+}
+
+/// Every aggregation by int, string, date and two-column keys, against the
+/// row-by-row reference, under 1-, 4-, 9- and 37-row chunks and each merge
+/// method; then over a filter that leaves chunks empty.
+#[test]
+fn groupby_agg_matches_one_batch() -> Result<()> {
+    let sess = mars::new_session()?;
+    let n = 37;
+    let cols = sample(n);
+    let batch = RecordBatch::try_from_iter(cols.clone())?;
+    let all_v = ["sum", "mean", "min", "max", "count", "size", "std", "var", "first", "nunique"];
+    let mut aggs: Vec<(&str, &str)> = all_v.iter().map(|f| ("v", *f)).collect();
+    aggs.extend([("i", "sum"), ("i", "min"), ("i", "max"), ("i", "first"), ("i", "nunique"), ("i", "var")]);
+    aggs.extend([("d", "min"), ("d", "max"), ("d", "count")]);
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+        (vec!["k"], [aggs.clone(), vec![("s", "min"), ("s", "max"), ("s", "first"), ("s", "nunique")]].concat()),
+        (vec!["s"], [aggs.clone(), vec![("k", "sum"), ("k", "count")]].concat()),
+        (vec!["k", "s"], aggs.clone()),
+        (vec!["d"], vec![("v", "sum"), ("k", "max"), ("s", "nunique")]),
+    ];
+    for (keys, aggs) in &cases {
+        let want = reference(&batch, keys, aggs);
+        for rows in [1, 4, 9, 37] {
+            for method in [md::GroupMethod::Tree, md::GroupMethod::Shuffle, md::GroupMethod::Auto] {
+                let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+                let g = df.groupby(keys)?.method(method).agg(aggs)?;
+                let data = g.execute_in(&sess)?.fetch_in(&sess)?;
+                assert_eq!(data.index_columns(), keys.len());
+                let what = format!("by {keys:?}, {rows}-row chunks, {method:?}");
+                let got = data.record_batch();
+                if method != md::GroupMethod::Shuffle {
+                    assert_eq!(got, &sorted(got, keys.len()), "{what}: sorted by key");
+                }
+                check_against(&sorted(got, keys.len()), &want, &what);
+            }
+        }
+    }
+    // after a filter: whole chunks are left empty, and one group vanishes
+    let keep = Arc::new(mars::arrow::array::BooleanArray::from(
+        (0..n).map(|i| (i / 4) % 3 != 1 && i % 4 != 0).collect::<Vec<_>>(),
+    ));
+    let filtered = mars::arrow::compute::filter_record_batch(&batch, &keep)?;
+    let want = reference(&filtered, &["k"], &[("v", "mean"), ("i", "sum"), ("s", "nunique")]);
+    for rows in [1, 4] {
+        let with_mask = RecordBatch::try_from_iter(
+            cols.iter().cloned().chain([("m", keep.clone() as ArrayRef)]).collect::<Vec<_>>(),
+        )?;
+        let df = md::DataFrame::from_record_batch(with_mask).rechunk(rows);
+        let df = df.filter(&df.col("m")?)?;
+        for method in [md::GroupMethod::Tree, md::GroupMethod::Shuffle] {
+            let g = df.groupby(&["k"])?.method(method).agg(&[("v", "mean"), ("i", "sum"), ("s", "nunique")])?;
+            let got = g.execute_in(&sess)?.fetch_in(&sess)?;
+            check_against(&sorted(got.record_batch(), 1), &want, &format!("filtered, {rows}-row chunks, {method:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// `.sum()`, `.mean()` … aggregate every other column under its own name;
+/// `.size()` is one column named `size`; the result prints like pandas.
+#[test]
+fn groupby_shorthands_keep_column_names() -> Result<()> {
+    let sess = mars::new_session()?;
+    let df = md::DataFrame::from_columns(vec![
+        ("k", Arc::new(StringArray::from(vec!["x", "y", "x", "x"])) as ArrayRef),
+        ("a", Arc::new(Int64Array::from(vec![1, 2, 3, 4]))),
+        ("b", Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5, 3.5]))),
+    ])?
+    .rechunk(3);
+    let g = df.groupby(&["k"])?;
+    let sum = g.sum()?.execute_in(&sess)?.fetch_in(&sess)?;
+    assert_eq!(sum.to_string(), "   a    b\nk        \nx  8  6.5\ny  2  1.5");
+    let mean = g.mean()?.execute_in(&sess)?.fetch_in(&sess)?;
+    assert_eq!(
+        mean.to_string(),
+        "          a         b\nk                    \nx  2.666667  2.166667\ny  2.000000  1.500000"
+    );
+    let size = g.size()?.execute_in(&sess)?.fetch_in(&sess)?;
+    assert_eq!(size.record_batch().schema().field(1).name(), "size");
+    assert_eq!(vals(size.record_batch().column(1)), vec![Val::S("3".into()), Val::S("1".into())]);
+    for (f, want) in [(g.count()?, "1"), (g.nunique()?, "1"), (g.first()?, "2"), (g.max()?, "2")] {
+        let d = f.execute_in(&sess)?.fetch_in(&sess)?;
+        assert_eq!(d.num_rows(), 2);
+        assert_eq!(vals(d.record_batch().column(1))[1], Val::S(want.into()));
+    }
+    Ok(())
+}
+
+/// Bad groupbys are clear errors naming what is wrong, and the session keeps
+/// what it holds.
+#[test]
+fn groupby_errors_name_the_problem() -> Result<()> {
+    let sess = mars::new_session()?;
+    let df = md::DataFrame::from_columns(sample(10))?;
+    df.execute_in(&sess)?;
+    let err = |r: Result<md::DataFrame>| r.unwrap_err().to_string();
+    let e = df.groupby(&["nope"]).unwrap_err().to_string();
+    assert!(e.contains(r#"column "nope" is not in the frame; its columns are ["k", "s", "v", "i", "d"]"#), "{e}");
+    let e = err(df.groupby(&["k"])?.agg(&[("v", "median")]));
+    assert!(e.contains(r#"unknown aggregation "median""#) && e.contains("nunique"), "{e}");
+    let e = err(df.groupby(&["k"])?.agg(&[("s", "mean")]));
+    assert!(e.contains(r#"cannot take the mean of column "s" of type utf8"#), "{e}");
+    let e = err(df.groupby(&["k"])?.sum());
+    assert!(e.contains(r#"cannot take the sum of column "s""#), "{e}");
+    let e = err(df.groupby(&["k"])?.agg(&[("zz", "sum")]));
+    assert!(e.contains(r#"column "zz" is not in the frame"#), "{e}");
+    let e = err(df.groupby(&["k"])?.agg(&[("v", "sum"), ("v", "sum")]));
+    assert!(e.contains(r#"two columns named "v_sum""#), "{e}");
+    assert_eq!(df.fetch_in(&sess)?.num_rows(), 10);
+    Ok(())
+}
+
+/// `Auto` runs the partials, then merges them in a tree (one chunk) when
+/// they fit one chunk's budget and by a hash shuffle (several chunks) when
+/// they do not; both give the exact answer.
+#[test]
+fn groupby_auto_picks_tree_or_shuffle_from_partial_sizes() -> Result<()> {
+    use mars_backends::Backend;
+    let n = 4000;
+    let k: Vec<i64> = (0..n).map(|i| (i * 7919) % 1500).collect();
+    let v: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let cols =
+        vec![("k", Arc::new(Int64Array::from(k)) as ArrayRef), ("v", Arc::new(Float64Array::from(v)) as ArrayRef)];
+    let batch = RecordBatch::try_from_iter(cols.clone())?;
+    let want = reference(&batch, &["k"], &[("v", "sum"), ("v", "count")]);
+    for (chunk_bytes, chunks) in [(None, 1usize), (Some(8 << 10), 4)] {
+        let mut opts = mars_backends::LocalOptions::default();
+        if let Some(b) = chunk_bytes {
+            opts.tile.chunk_bytes = b;
+        }
+        let backend = Arc::new(mars_backends::LocalBackend::new(opts)?);
+        let sess = mars::Session::with_backend(backend.clone());
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(1000);
+        let g = df.groupby(&["k"])?.agg(&[("v", "sum"), ("v", "count")])?;
+        let got = g.execute_in(&sess)?.fetch_in(&sess)?;
+        // 1500 groups of 24 state bytes: one chunk's budget by default, ~4.4 budgets of 8 KiB
+        assert_eq!(backend.meta(&g.key())?.nsplits[0].len(), chunks, "chunk_bytes {chunk_bytes:?}");
+        check_against(&sorted(got.record_batch(), 1), &want, &format!("chunk_bytes {chunk_bytes:?}"));
+    }
+    Ok(())
+}
