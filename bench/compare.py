@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Run the tensor anchor workloads in numpy, dask and mars-rs in one go and
-print one table with ratios (mars-rs speed-up over each tool; > 1 is faster).
+"""Run the anchor workloads in mars-rs and in numpy, dask, pandas, polars and
+duckdb in one go and print one table with ratios (mars-rs speed-up over each
+tool; > 1 is faster). Tensor workloads (W1-W3, W7) run in numpy and dask; the
+dataframe ones (W4) in pandas, polars, duckdb and dask.
 
-    python3 -m venv .venv && .venv/bin/pip install numpy "dask[array]"
-    .venv/bin/python bench/compare.py [--scale 1.0] [--repeats 3]
+    python3 -m venv .venv && .venv/bin/pip install numpy "dask[array,dataframe]" pandas polars duckdb
+    .venv/bin/python bench/compare.py [--scale 1.0] [--repeats 3] [--tools numpy,dask,...]
 
 Each tool runs in its own process, one after another; times are medians of
 --repeats runs after one warm-up, measured inside the process.
@@ -26,6 +28,7 @@ P.add_argument("--scale", type=float, default=1.0)
 P.add_argument("--repeats", type=int, default=3)
 P.add_argument("--rebuild", action="store_true", help="run cargo build even if the mars-rs example exists")
 P.add_argument("--tool", help=argparse.SUPPRESS)
+P.add_argument("--tools", default="numpy,dask,pandas,polars,duckdb", help="anchor tools to run")
 ARGS = P.parse_args()
 # cargo resolves a relative CARGO_TARGET_DIR against the directory it runs in
 TARGET_DIR = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"))
@@ -57,6 +60,36 @@ def run_numpy():
     timed("W2", "numpy", lambda: (a @ b).sum())
 
 
+def df_w4():
+    """W4's data as shared/bench/bench.py makes it: 10M rows, 1000 int keys."""
+    import numpy as np
+    n = max(8, int(10_000_000 * ARGS.scale))
+    r = np.random.default_rng(42)
+    return {"k": r.integers(0, 1000, n, dtype=np.int64), "v1": r.random(n), "v2": r.random(n)}
+
+
+def run_pandas():
+    import pandas as pd
+    df = pd.DataFrame(df_w4())
+    timed("W4", "pandas", lambda: df.groupby("k").agg({"v1": "sum", "v2": "mean", "k": "count"}))
+
+
+def run_polars():
+    import polars as pl
+    df = pl.DataFrame(df_w4())
+    timed("W4", "polars", lambda: df.group_by("k").agg(pl.col("v1").sum(), pl.col("v2").mean(), pl.len()))
+
+
+def run_duckdb():
+    import duckdb
+    import pandas as pd
+    con = duckdb.connect()
+    src = pd.DataFrame(df_w4())
+    con.execute("CREATE TABLE t AS SELECT * FROM src")
+    del src
+    timed("W4", "duckdb", lambda: con.execute("SELECT k, sum(v1), avg(v2), count(*) FROM t GROUP BY k").fetchall())
+
+
 def run_dask():
     import dask
     import dask.array as da
@@ -75,6 +108,10 @@ def run_dask():
     b = rs.random_sample((4096, 4096), chunks=1024).persist()
     timed("W2", "dask", lambda: (a @ b).sum().compute())
     timed("W7", "dask", lambda: (da.ones((1000, 1000), chunks=(10, 10)) + 1).sum().compute())
+    import dask.dataframe as dd
+    import pandas as pd
+    ddf = dd.from_pandas(pd.DataFrame(df_w4()), npartitions=8).persist()
+    timed("W4", "dask", lambda: ddf.groupby("k").agg({"v1": "sum", "v2": "mean", "k": "count"}).compute())
 
 
 def collect(cmd):
@@ -110,27 +147,30 @@ def mars_binary():
 
 
 def main():
-    if ARGS.tool == "numpy":
-        return run_numpy()
-    if ARGS.tool == "dask":
-        return run_dask()
+    runners = {"numpy": run_numpy, "dask": run_dask, "pandas": run_pandas, "polars": run_polars, "duckdb": run_duckdb}
+    if ARGS.tool:
+        return runners[ARGS.tool]()
+    tools = [t for t in ARGS.tools.split(",") if t]
     common = ["--scale", str(ARGS.scale), "--repeats", str(ARGS.repeats)]
     binary = mars_binary()
     rows = {}
     rows.update(collect([binary] + common))
-    for tool in ("numpy", "dask"):
+    for tool in tools:
         rows.update(collect([sys.executable, os.path.abspath(__file__), "--tool", tool] + common))
     names = []
     for (name, _tool) in rows:
         if name not in names and name != "peak_rss_mib":
             names.append(name)
-    print(f"| workload | mars-rs (s) | numpy (s) | dask (s) | vs numpy | vs dask |")
-    print("|---|---|---|---|---|---|")
+    print("| workload | mars-rs (s) | " + " | ".join(f"{t} (s)" for t in tools) + " | "
+          + " | ".join(f"vs {t}" for t in tools) + " |")
+    print("|---" * (2 + 2 * len(tools)) + "|")
+    fmt = lambda v: f"{v:.3f}" if v is not None else ""
     for n in names:
-        m, npy, dk = rows.get((n, "mars-rs")), rows.get((n, "numpy")), rows.get((n, "dask"))
-        fmt = lambda v: f"{v:.3f}" if v is not None else ""
+        m = rows.get((n, "mars-rs"))
+        others = [rows.get((n, t)) for t in tools]
         ratio = lambda o: f"{o / m:.2f}x" if (o is not None and m) else ""
-        print(f"| {n} | {fmt(m)} | {fmt(npy)} | {fmt(dk)} | {ratio(npy)} | {ratio(dk)} |")
+        print(f"| {n} | {fmt(m)} | " + " | ".join(fmt(o) for o in others) + " | "
+              + " | ".join(ratio(o) for o in others) + " |")
     # peak memory of mars-rs, one workload per process
     for only in ("W1_gen", "tiling"):
         peak = collect([binary, "--only", only] + common).get(("peak_rss_mib", "mars-rs"))

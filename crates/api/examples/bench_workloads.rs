@@ -7,9 +7,27 @@
 //! `--phases` prints, to stderr, how long each stage of every execution took
 //! (the driver's `tile`, `passes` and `execute` spans, busy time).
 
+use mars::arrow::array::{ArrayRef, Float64Array, Int64Array};
+use mars::dataframe as md;
 use mars::prelude::*;
 use mars::tensor as mt;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// A plain xorshift stream: the frame workloads' data (the same in every run).
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn float(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
 
 fn arg(name: &str, default: f64) -> f64 {
     let args: Vec<String> = std::env::args().collect();
@@ -101,6 +119,27 @@ fn main() -> Result<()> {
     }
     time("W2", repeats, || value(&a.dot(&b).sum(), &s))?;
     drop((a, b));
+
+    // W4: groupby over 10M rows held in 8 chunks (as Mars's and dask's 8 partitions)
+    if selected("W4") {
+        let n = ((10_000_000.0 * scale) as usize).max(8);
+        let mut r = Xorshift(42);
+        let k: Vec<i64> = (0..n).map(|_| (r.next() % 1000) as i64).collect();
+        let v1: Vec<f64> = (0..n).map(|_| r.float()).collect();
+        let v2: Vec<f64> = (0..n).map(|_| r.float()).collect();
+        let df = md::DataFrame::from_columns(vec![
+            ("k", Arc::new(Int64Array::from(k)) as ArrayRef),
+            ("v1", Arc::new(Float64Array::from(v1))),
+            ("v2", Arc::new(Float64Array::from(v2))),
+        ])?
+        .rechunk(n.div_ceil(8));
+        df.execute_in(&s)?;
+        time("W4", repeats, || {
+            let g = df.groupby(&["k"])?.agg(&[("v1", "sum"), ("v2", "mean"), ("k", "count")])?;
+            let out = g.execute_in(&s)?.fetch_in(&s)?;
+            Ok(out.num_rows() as f64)
+        })?;
+    }
 
     time("W7", repeats, || value(&(mt::ones(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s))?;
     time("W7_random", repeats, || {
