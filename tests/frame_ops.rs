@@ -332,3 +332,43 @@ fn groupby_auto_picks_tree_or_shuffle_from_partial_sizes() -> Result<()> {
     }
     Ok(())
 }
+
+/// Series reductions against the row-by-row reference (one group of all
+/// rows), under several chunkings; over no rows: sum 0, count 0, mean missing.
+#[test]
+fn series_reductions_match_one_batch() -> Result<()> {
+    let sess = mars::new_session()?;
+    let cols = sample(23);
+    let batch = RecordBatch::try_from_iter(cols.clone())?;
+    let funcs = ["sum", "mean", "min", "max", "count", "std", "var", "nunique"];
+    for column in ["v", "i", "k"] {
+        let aggs: Vec<(&str, &str)> = funcs.iter().map(|f| (column, *f)).collect();
+        let want = reference(&batch, &[], &aggs);
+        for rows in [1, 5, 23] {
+            let s = md::DataFrame::from_columns(cols.clone())?.rechunk(rows).col(column)?;
+            let reductions = [s.sum(), s.mean(), s.min(), s.max(), s.count(), s.std(), s.var(), s.nunique()];
+            for ((f, r), w) in funcs.iter().zip(&reductions).zip(&want) {
+                let got = r.execute_in(&sess)?.fetch_in(&sess)?;
+                let got = vals(got.array());
+                assert!(close(&got[0], &w[0]), "{f}({column}), {rows}-row chunks: got {:?}, want {:?}", got[0], w[0]);
+            }
+        }
+    }
+    let s = md::DataFrame::from_columns(vec![("s", Arc::new(StringArray::from(vec!["b", "a", "c"])) as ArrayRef)])?
+        .rechunk(2)
+        .col("s")?;
+    assert_eq!(s.min().execute_in(&sess)?.fetch_in(&sess)?.to_string(), "a");
+    assert_eq!(s.max().execute_in(&sess)?.fetch_in(&sess)?.to_string(), "c");
+    // no rows: a filter that keeps none
+    let df = md::DataFrame::from_columns(sample(9))?.rechunk(4);
+    let none = df.filter(&df.col("k")?.gt(100i64))?.col("v")?;
+    let value = |s: md::Scalar| s.execute_in(&sess).and_then(|s| s.fetch_in(&sess));
+    assert_eq!(value(none.sum())?.as_f64(), Some(0.0));
+    assert_eq!(value(none.count())?.as_i64(), Some(0));
+    let mean = value(none.mean())?;
+    assert!(mean.is_null() && mean.as_f64().is_none());
+    assert_eq!(mean.to_string(), "nan");
+    let e = md::DataFrame::from_columns(sample(3))?.col("s")?.sum().execute_in(&sess).unwrap_err().to_string();
+    assert!(e.contains(r#"cannot take the sum of column "s" of type utf8"#), "{e}");
+    Ok(())
+}

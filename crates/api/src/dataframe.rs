@@ -43,7 +43,7 @@
 
 use crate::error::{Error, Result};
 use crate::node::{Node, Payload};
-use arrow::array::{ArrayRef, Int64Array};
+use arrow::array::{Array, ArrayRef, Int64Array};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_backends::ChunkData;
@@ -298,6 +298,9 @@ impl DataFrame {
     /// ```
     pub fn groupby(&self, keys: &[&str]) -> Result<GroupBy> {
         self.node.check()?;
+        if keys.is_empty() {
+            return Err(Error::Invalid("groupby needs at least one key column (no group keys passed)".into()));
+        }
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
         if let Meta::Frame { schema, .. } = self.node.meta() {
             mars_ir::frame::column_indices(&schema, &keys)?;
@@ -562,11 +565,144 @@ impl Series {
         Series { node: Node::new(op, inputs) }
     }
 
+    /// A whole-column aggregation as a one-value tileable: the groupby
+    /// machinery with no keys (per-chunk partials, merged in a tree).
+    fn reduce(&self, func: AggFn) -> Scalar {
+        let column = self.name();
+        let aggs = vec![Agg { column: column.clone(), func, name: column }];
+        let partial =
+            Node::new(Op::Frame(FrameOp::GroupPartial { keys: vec![], aggs: aggs.clone() }), vec![self.node.clone()]);
+        let op = Op::Frame(FrameOp::GroupAgg { nkeys: 0, aggs, method: GroupMethod::Tree });
+        Scalar { node: Node::new(op, vec![partial]) }
+    }
+
+    /// The sum of the values (missing ones skipped; 0 when there are none).
+    /// Integers and bools sum to an int64, other numbers to a float64.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![1, 10], vec![2, 20], vec![4, 30]])?.rechunk(2);
+    /// let total = df.col("1")?.sum();
+    /// assert_eq!(total.execute()?.fetch()?.as_i64(), Some(60));
+    /// let mean = (&df.col("0")? * 0.5).mean().execute()?.fetch()?;
+    /// assert_eq!(mean.to_string(), "1.1666666666666667");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sum(&self) -> Scalar {
+        self.reduce(AggFn::Sum)
+    }
+    /// The mean of the values (missing ones skipped; missing when there are none).
+    pub fn mean(&self) -> Scalar {
+        self.reduce(AggFn::Mean)
+    }
+    /// The smallest value (numbers, dates, strings).
+    pub fn min(&self) -> Scalar {
+        self.reduce(AggFn::Min)
+    }
+    /// The largest value.
+    pub fn max(&self) -> Scalar {
+        self.reduce(AggFn::Max)
+    }
+    /// How many values are not missing.
+    pub fn count(&self) -> Scalar {
+        self.reduce(AggFn::Count)
+    }
+    /// The sample standard deviation (ddof 1, as pandas).
+    pub fn std(&self) -> Scalar {
+        self.reduce(AggFn::Std)
+    }
+    /// The sample variance (ddof 1).
+    pub fn var(&self) -> Scalar {
+        self.reduce(AggFn::Var)
+    }
+    /// How many distinct values are not missing.
+    pub fn nunique(&self) -> Scalar {
+        self.reduce(AggFn::Nunique)
+    }
+
     /// The column's name.
     pub fn name(&self) -> String {
         match self.node.meta() {
             Meta::Frame { schema, .. } => schema.fields().first().map(|f| f.name().clone()).unwrap_or_default(),
             Meta::Tensor { .. } => String::new(),
+        }
+    }
+}
+
+/// A lazy single value: a Series reduction (`s.sum()`). Cloning is cheap.
+#[derive(Clone)]
+pub struct Scalar {
+    node: Node,
+}
+
+crate::node::tileable_handle!(Scalar, ScalarValue, |d, _| match d {
+    ChunkData::Frame(batch) if batch.num_columns() == 1 && batch.num_rows() == 1 => {
+        Ok(ScalarValue { value: batch.column(0).clone() })
+    }
+    other => Err(Error::Invalid(format!("expected a one-value result for a Scalar, got {other:?}"))),
+});
+
+/// A fetched single value, of the column type it came from (missing when,
+/// say, the mean of no values).
+#[derive(Clone, Debug)]
+pub struct ScalarValue {
+    value: ArrayRef,
+}
+
+impl ScalarValue {
+    /// The value as a float (numbers and bools), `None` when missing or not a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        if self.value.is_null(0) || !mars_ir::agg::is_numeric(self.value.data_type()) {
+            return None;
+        }
+        let f = arrow::compute::cast(&self.value, &arrow::datatypes::DataType::Float64).ok()?;
+        f.as_any().downcast_ref::<arrow::array::Float64Array>().map(|a| a.value(0))
+    }
+    /// The value as an integer (integer and bool types only), `None` otherwise.
+    pub fn as_i64(&self) -> Option<i64> {
+        if self.value.is_null(0) || !mars_ir::agg::sums_as_int(self.value.data_type()) {
+            return None;
+        }
+        let i = arrow::compute::cast(&self.value, &arrow::datatypes::DataType::Int64).ok()?;
+        i.as_any().downcast_ref::<Int64Array>().map(|a| a.value(0))
+    }
+    /// The value as a one-element Arrow array.
+    pub fn array(&self) -> &ArrayRef {
+        &self.value
+    }
+    /// Whether the value is missing.
+    pub fn is_null(&self) -> bool {
+        self.value.is_null(0)
+    }
+}
+
+impl PartialEq for ScalarValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.value.to_data() == other.value.to_data()
+    }
+}
+
+/// As Python prints the value: `60`, `2.5`, `nan` (a missing float), `'abc'`
+/// strings without quotes, dates as `1998-09-02`.
+impl std::fmt::Display for ScalarValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use arrow::datatypes::DataType;
+        let float = matches!(self.value.data_type(), DataType::Float16 | DataType::Float32 | DataType::Float64);
+        if self.value.is_null(0) {
+            return f.write_str(if float { "nan" } else { "None" });
+        }
+        match (float, self.as_f64()) {
+            (true, Some(v)) if v.is_nan() => f.write_str("nan"),
+            (true, Some(v)) if v.is_infinite() => f.write_str(if v > 0.0 { "inf" } else { "-inf" }),
+            (true, Some(v)) if v == v.trunc() && v.abs() < 1e16 => write!(f, "{v:.1}"),
+            (true, Some(v)) => write!(f, "{v}"),
+            _ => {
+                let s = arrow::util::display::array_value_to_string(&self.value, 0).map_err(|_| std::fmt::Error)?;
+                f.write_str(&s)
+            }
         }
     }
 }

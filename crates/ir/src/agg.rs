@@ -209,16 +209,14 @@ fn output_from_state(func: AggFn, state: &Field, name: &str) -> Field {
 
 /// A groupby's map step over a frame of `schema`: the positions of the key
 /// columns and of each aggregation's column, and the schema of the partial
-/// states (keys, then the states in order). Unknown columns, repeated keys,
+/// states (keys, then the states in order). No keys make one group of all
+/// rows (a Series reduction). Unknown columns, repeated keys,
 /// result names that clash and aggregations that do not apply are errors.
 pub fn partial_schema(
     schema: &arrow_schema::Schema,
     keys: &[String],
     aggs: &[Agg],
 ) -> IrResult<(Vec<usize>, Vec<(usize, AggFn)>, arrow_schema::Schema)> {
-    if keys.is_empty() {
-        return Err(IrError::Invalid("a groupby needs at least one key column".into()));
-    }
     let key_idx = crate::frame::column_indices(schema, keys)?;
     let mut names: Vec<&str> = Vec::new();
     for n in keys.iter().map(String::as_str).chain(aggs.iter().map(|a| a.name.as_str())) {
@@ -241,7 +239,7 @@ pub fn partial_schema(
 /// The result schema of merging partial states of `schema` (keys first).
 pub fn result_schema(schema: &arrow_schema::Schema, nkeys: usize, aggs: &[Agg]) -> IrResult<arrow_schema::Schema> {
     let want = nkeys + aggs.iter().map(|a| state_width(a.func)).sum::<usize>();
-    if nkeys == 0 || schema.fields().len() != want {
+    if schema.fields().len() != want {
         return Err(IrError::Invalid(format!(
             "groupby partial states of {} columns for {nkeys} keys and {} aggregations (want {want})",
             schema.fields().len(),

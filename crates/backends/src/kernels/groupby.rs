@@ -285,6 +285,9 @@ fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>, rows: usize) -> Result<Reco
 }
 
 fn key_columns(b: &RecordBatch, keys: &[usize], g: &Groups) -> Result<Vec<ArrayRef>, KernelError> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
     let first = UInt32Array::from(g.first.clone());
     keys.iter().map(|&k| Ok(arrow::compute::take(b.column(k), &first, None)?)).collect()
 }
@@ -301,7 +304,7 @@ fn column(b: &RecordBatch, i: usize) -> Result<&ArrayRef, KernelError> {
 /// state (named `a{i}_…`, as [`agg::state_fields`]).
 pub fn partial(b: &RecordBatch, keys: &[usize], aggs: &[(usize, AggFn)]) -> Result<RecordBatch, KernelError> {
     let key_cols: Vec<ArrayRef> = keys.iter().map(|&k| column(b, k).cloned()).collect::<Result<_, _>>()?;
-    let g = hash::group_rows(&key_cols)?;
+    let g = hash::group_rows(&key_cols, b.num_rows())?;
     let schema = b.schema();
     let mut fields: Vec<Field> = keys.iter().map(|&k| schema.field(k).clone().with_nullable(true)).collect();
     let mut columns = key_columns(b, keys, &g)?;
@@ -432,7 +435,7 @@ pub fn combine(
     let b = arrow::compute::concat_batches(&schema, &owned)?;
     let key_idx: Vec<usize> = (0..nkeys).collect();
     let key_cols: Vec<ArrayRef> = key_idx.iter().map(|&k| column(&b, k).cloned()).collect::<Result<_, _>>()?;
-    let g = hash::group_rows(&key_cols)?;
+    let g = hash::group_rows(&key_cols, b.num_rows())?;
     let mut fields: Vec<Field> = schema.fields().iter().take(nkeys).map(|f| f.as_ref().clone()).collect();
     let mut columns = key_columns(&b, &key_idx, &g)?;
     let mut at = nkeys;
@@ -454,7 +457,7 @@ pub fn combine(
         at += width;
     }
     let out = batch(fields, columns, g.len())?;
-    if names.is_none() {
+    if names.is_none() || nkeys == 0 {
         return Ok(out);
     }
     sort_by_leading(&out, nkeys)

@@ -99,11 +99,15 @@ macro_rules! with_str_bytes {
     };
 }
 
-/// The group of each row of the key columns `keys` (all of one length).
-pub fn group_rows(keys: &[ArrayRef]) -> Result<Groups, KernelError> {
-    let n = keys.first().map_or(0, |k| k.len());
+/// The group of each of the `n` rows of the key columns `keys`. No key
+/// columns put every row in one group, which exists even with no rows (the
+/// one group of a whole-column reduction).
+pub fn group_rows(keys: &[ArrayRef], n: usize) -> Result<Groups, KernelError> {
     if n > NO_GROUP as usize {
         return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
+    }
+    if keys.is_empty() {
+        return Ok(Groups { ids: vec![0; n], first: vec![0], has_none: false });
     }
     let valid = key_validity(keys);
     let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };

@@ -66,6 +66,8 @@ pub(super) fn agg(
     let funcs: Vec<_> = aggs.iter().map(|a| a.func).collect();
     let names: Vec<String> = aggs.iter().map(|a| a.name.clone()).collect();
     let parts = match method {
+        // no keys: one group, whose partials are one row each
+        _ if nkeys == 0 => None,
         GroupMethod::Tree => None,
         GroupMethod::Shuffle => Some(input.chunks.len().max(1)),
         GroupMethod::Auto => {
