@@ -51,6 +51,7 @@ use mars_ir::agg::{Agg, AggFn};
 use mars_ir::colexpr::{ColExpr, Lit};
 use mars_ir::frame::batch_schema;
 use mars_ir::{BinaryFn, FrameOp, Key, Meta, Op};
+use std::path::Path;
 use std::sync::Arc;
 
 /// A lazy dataframe: columns of equal length, split into chunks of rows.
@@ -117,6 +118,40 @@ fn over(payload: Arc<Payload>, rows_per_chunk: Option<usize>) -> DataFrame {
     };
     let op = Op::Frame(FrameOp::FromBatch { data: payload.key, schema, rows, rows_per_chunk });
     DataFrame { node: Node::with_payload(op, payload), index: 0 }
+}
+
+/// Read parquet: a file, or a folder of `.parquet` files with the same
+/// columns (in name order). Only the footers are read here; each chunk of
+/// the frame reads a run of whole row groups when it runs, and selecting
+/// columns (`df.select`, `df.col`) reads only those. A missing or corrupt
+/// file, or files whose columns differ, are errors naming the file.
+///
+/// ```
+/// use mars::dataframe as md;
+///
+/// # fn main() -> mars::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("mars-doc-parquet-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("t.parquet");
+/// md::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4]])?.to_parquet(&path)?;
+/// let df = md::read_parquet(&path)?;
+/// assert_eq!(df.execute()?.fetch()?.to_string(), "   0  1\n0  1  2\n1  3  4");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn read_parquet(path: impl AsRef<Path>) -> Result<DataFrame> {
+    let (schema, files) = mars_backends::io::scan_parquet(path.as_ref()).map_err(kernel)?;
+    let schema = mars_ir::frame::batch_schema(&RecordBatch::new_empty(schema))?;
+    let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let node = Node::new(Op::Frame(FrameOp::ReadParquet { files, columns, schema }), vec![]);
+    node.check()?;
+    Ok(DataFrame { node, index: 0 })
+}
+
+/// A file error as the API reports it (the message names the file).
+fn kernel(e: mars_backends::error::KernelError) -> Error {
+    Error::Io(e.0)
 }
 
 /// A frame that failed to build: the error is kept in its node and reported
@@ -236,7 +271,16 @@ impl DataFrame {
 
     fn selected(&self, names: &[&str]) -> Result<Node> {
         self.node.check()?;
-        let columns = names.iter().map(|n| n.to_string()).collect();
+        let columns: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        if let Op::Frame(FrameOp::ReadParquet { files, schema, .. }) = self.node.op() {
+            // column pruning: read only these columns from the files
+            let indices = mars_ir::frame::column_indices(schema, &columns)?;
+            let schema = Arc::new(schema.project(&indices)?);
+            let op = Op::Frame(FrameOp::ReadParquet { files: files.clone(), columns, schema });
+            let node = Node::new(op, vec![]);
+            node.check()?;
+            return Ok(node);
+        }
         let node = Node::new(Op::Frame(FrameOp::Select { columns }), vec![self.node.clone()]);
         node.check()?;
         Ok(node)
@@ -306,6 +350,33 @@ impl DataFrame {
             mars_ir::frame::column_indices(&schema, &keys)?;
         }
         Ok(GroupBy { frame: self.clone(), keys, method: GroupMethod::Auto })
+    }
+
+    /// Write the frame to one parquet file at `path` (snappy-compressed, a row
+    /// group per chunk), executing it in the default session first. Chunks
+    /// are written one at a time, so the frame never sits whole in memory.
+    /// Index columns (the keys after a groupby) are written as columns.
+    pub fn to_parquet(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.to_parquet_in(&crate::Session::default_or_local()?, path)
+    }
+
+    /// [`to_parquet`](Self::to_parquet) in `session`.
+    pub fn to_parquet_in(&self, session: &crate::Session, path: impl AsRef<Path>) -> Result<()> {
+        self.execute_in(session)?;
+        let mut sink: Option<mars_backends::io::ParquetSink> = None;
+        session.for_each_chunk(&self.node, |chunk| {
+            let ChunkData::Frame(batch) = chunk else {
+                return Err(Error::Invalid("to_parquet of a result that is not a dataframe".into()));
+            };
+            if sink.is_none() {
+                sink = Some(mars_backends::io::ParquetSink::create(path.as_ref(), batch.schema()).map_err(kernel)?);
+            }
+            sink.as_mut().map_or(Ok(()), |s| s.write(&batch).map_err(kernel))
+        })?;
+        match sink {
+            Some(s) => s.finish().map_err(kernel),
+            None => Err(Error::Invalid("to_parquet of a frame with no chunks".into())),
+        }
     }
 
     /// The construction error of this frame (reported by `execute`), if any.

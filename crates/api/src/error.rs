@@ -52,3 +52,11 @@ impl From<arrow::error::ArrowError> for Error {
         Error::Invalid(e.to_string())
     }
 }
+
+/// File errors of the caller's own (creating a folder for `to_parquet` …),
+/// so a caller can use `?` on them too.
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}

@@ -341,12 +341,28 @@ impl Session {
     }
 
     pub(crate) fn fetch_node(&self, n: &Node) -> Result<ChunkData> {
+        self.fetch_check(n)?;
+        Ok(self.inner.backend.fetch(&n.key())?)
+    }
+
+    /// Each chunk of the held result of `n`, in order (a result never sits
+    /// whole in memory this way).
+    pub(crate) fn for_each_chunk(&self, n: &Node, mut f: impl FnMut(ChunkData) -> Result<()>) -> Result<()> {
+        self.fetch_check(n)?;
+        let count = self.inner.backend.meta(&n.key())?.chunks.len();
+        for i in 0..count {
+            f(self.inner.backend.fetch_chunk(&n.key(), i)?)?;
+        }
+        Ok(())
+    }
+
+    fn fetch_check(&self, n: &Node) -> Result<()> {
         self.check_open()?;
         let held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&n.key());
         if !held {
             return Err(Error::NotExecuted { key: n.key().to_string() });
         }
-        Ok(self.inner.backend.fetch(&n.key())?)
+        Ok(())
     }
 
     /// Whether this session holds the result of `t`.

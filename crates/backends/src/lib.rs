@@ -17,6 +17,7 @@ pub mod data;
 pub mod driver;
 pub mod error;
 pub mod executor;
+pub mod io;
 pub mod kernels;
 pub mod local;
 pub mod store;

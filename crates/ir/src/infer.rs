@@ -132,6 +132,20 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             let (fields, _) = crate::frame::with_column(schema, name, col.field(0));
             Ok(Meta::Frame { schema: std::sync::Arc::new(arrow_schema::Schema::new(fields)), nrows: *nrows })
         }
+        Op::Frame(FrameOp::ReadParquet { files, columns, schema }) => {
+            want(0)?;
+            if files.is_empty() {
+                return Err(IrError::Invalid("read_parquet needs at least one file".into()));
+            }
+            let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+            if names.len() != columns.len() || names.iter().zip(columns).any(|(a, b)| *a != b) {
+                return Err(IrError::Invalid(format!("read_parquet columns {columns:?} but a schema of {names:?}")));
+            }
+            crate::frame::check_schema(schema)?;
+            let rows = files.iter().try_fold(0usize, |acc, f| acc.checked_add(f.rows()).filter(|&r| r < usize::MAX));
+            let rows = rows.ok_or_else(|| IrError::Invalid("read_parquet row counts overflow".into()))?;
+            Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Known(rows) })
+        }
         Op::Frame(FrameOp::GroupPartial { keys, aggs }) => {
             want(1)?;
             let Meta::Frame { schema, .. } = inputs[0] else {

@@ -41,7 +41,7 @@ pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, Tileable
 pub use key::Key;
 pub use op::{
     AssembleChunk, ChunkOp, FrameChunkOp, FrameOp, GroupMethod, Op, RandomChunk, ReduceFn, ReduceMapChunk, SliceElem,
-    TensorOp,
+    SourceFile, TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

@@ -270,6 +270,27 @@ pub enum FrameOp {
     /// `GroupPartial`) merged per group and finalized; keys first, sorted
     /// within each chunk. `method` says how the partials meet.
     GroupAgg { nkeys: usize, aggs: Vec<crate::agg::Agg>, method: GroupMethod },
+    /// The `columns` (in this order) of parquet files, a chunk per run of
+    /// whole row groups; `schema` is theirs.
+    ReadParquet { files: Vec<SourceFile>, columns: Vec<String>, schema: arrow_schema::SchemaRef },
+}
+
+/// A file a reader found: where, how long and when last modified (so a
+/// rewritten file is another input, under another key, and a file changed
+/// after it was found is refused), and the rows of each of its row groups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourceFile {
+    pub path: String,
+    pub len: u64,
+    pub modified_ns: u64,
+    pub row_groups: Vec<usize>,
+}
+
+impl SourceFile {
+    /// Rows in all its row groups (saturating: graphs from outside may lie).
+    pub fn rows(&self) -> usize {
+        self.row_groups.iter().fold(0usize, |a, &r| a.saturating_add(r))
+    }
 }
 
 /// How a groupby's partial states are merged (Mars's `method`).
@@ -307,6 +328,7 @@ impl FrameOp {
             FrameOp::WithColumn { .. } => "WithColumn",
             FrameOp::GroupPartial { .. } => "GroupPartial",
             FrameOp::GroupAgg { .. } => "GroupAgg",
+            FrameOp::ReadParquet { .. } => "ReadParquet",
         }
     }
 }
@@ -395,6 +417,8 @@ pub enum FrameChunkOp {
     /// Piece `part` of each input (`HashPartition` outputs), concatenated in
     /// input order.
     GatherPart { part: usize },
+    /// These row groups of a parquet file, these columns in this order.
+    ReadParquet { file: Box<SourceFile>, row_groups: Vec<usize>, columns: Vec<String> },
 }
 
 impl FrameChunkOp {
@@ -410,6 +434,7 @@ impl FrameChunkOp {
             FrameChunkOp::GroupCombine { .. } => "GroupCombine",
             FrameChunkOp::HashPartition { .. } => "HashPartition",
             FrameChunkOp::GatherPart { .. } => "GatherPart",
+            FrameChunkOp::ReadParquet { .. } => "ReadParquet",
         }
     }
 }
@@ -438,6 +463,9 @@ impl fmt::Display for FrameChunkOp {
             }
             FrameChunkOp::HashPartition { keys, parts } => write!(f, "HashPartition keys={keys:?} into {parts}"),
             FrameChunkOp::GatherPart { part } => write!(f, "GatherPart {part}"),
+            FrameChunkOp::ReadParquet { file, row_groups, columns } => {
+                write!(f, "ReadParquet {:?} row groups {row_groups:?} {columns:?}", file_name(&file.path))
+            }
         }
     }
 }
@@ -461,12 +489,21 @@ impl fmt::Display for FrameOp {
                 let aggs: Vec<String> = aggs.iter().map(|a| a.to_string()).collect();
                 write!(f, "GroupPartial by {keys:?} [{}]", aggs.join(", "))
             }
+            FrameOp::ReadParquet { files, columns, .. } => {
+                let rows = files.iter().fold(0usize, |a, f| a.saturating_add(f.rows()));
+                write!(f, "ReadParquet[{} files, {rows} rows] {columns:?}", files.len())
+            }
             FrameOp::GroupAgg { nkeys, aggs, method } => {
                 let aggs: Vec<String> = aggs.iter().map(|a| a.to_string()).collect();
                 write!(f, "GroupAgg nkeys={nkeys} [{}] method={method}", aggs.join(", "))
             }
         }
     }
+}
+
+/// The last part of a path (explain shows no folders: they differ by machine).
+fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
 /// The parameters of [`ChunkOp::Random`] (boxed: they are the large ones, and

@@ -62,6 +62,10 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             want(1)?;
             Ok(ChunkData::Parts(super::groupby::hash_partition(ins[0], keys, *parts)?))
         }
+        FrameChunkOp::ReadParquet { file, row_groups, columns } => {
+            want(0)?;
+            one(crate::io::read_parquet(file, row_groups, columns)?)
+        }
         FrameChunkOp::GatherPart { .. } => match ins.first() {
             Some(first) => {
                 let owned: Vec<RecordBatch> = ins.iter().map(|b| (*b).clone()).collect();

@@ -196,3 +196,45 @@ pub(super) fn with_column(
     }
     Ok(Tiled::Done(Layout { nsplits: vec![rows, vec![width]], chunks }))
 }
+
+/// Parquet files: a chunk per run of whole row groups of one file, as many
+/// rows as the chunk budget holds (at least one group).
+pub(super) fn read_parquet(
+    ctx: &mut Ctx,
+    files: &[mars_ir::SourceFile],
+    columns: &[String],
+    schema: &mars_ir::arrow_schema::Schema,
+) -> TileResult<Tiled> {
+    let width = Dim::Known(columns.len());
+    let row_bytes = schema.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1);
+    let per = (ctx.opts.chunk_bytes / row_bytes).max(1);
+    // (file, its row groups) per chunk
+    let mut runs: Vec<(usize, Vec<usize>, usize)> = Vec::new();
+    for (f, file) in files.iter().enumerate() {
+        let mut run: Vec<usize> = Vec::new();
+        let mut rows = 0usize;
+        for (g, &n) in file.row_groups.iter().enumerate() {
+            if !run.is_empty() && rows.saturating_add(n) > per {
+                runs.push((f, std::mem::take(&mut run), rows));
+                rows = 0;
+            }
+            run.push(g);
+            rows = rows.saturating_add(n);
+        }
+        if !run.is_empty() {
+            runs.push((f, run, rows));
+        }
+    }
+    if runs.is_empty() {
+        runs.push((0, vec![], 0)); // no row groups at all: one empty chunk keeps the schema
+    }
+    ctx.check_grid(&[runs.len()], 1)?;
+    let (mut chunks, mut nsplit) = (Vec::with_capacity(runs.len()), Vec::with_capacity(runs.len()));
+    for (i, (f, row_groups, rows)) in runs.into_iter().enumerate() {
+        let file = Box::new(files[f].clone());
+        let op = ChunkOp::Frame(FrameChunkOp::ReadParquet { file, row_groups, columns: columns.to_vec() });
+        chunks.push(ctx.add(op, ChunkInputs::new(), vec![Dim::Known(rows), width], None, vec![i, 0]));
+        nsplit.push(Dim::Known(rows));
+    }
+    Ok(Tiled::Done(Layout { nsplits: vec![nsplit, vec![width]], chunks }))
+}
