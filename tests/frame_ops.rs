@@ -35,6 +35,17 @@ fn sample(n: usize) -> Vec<(&'static str, ArrayRef)> {
     ]
 }
 
+/// A local backend tiling with this chunk budget (the default without one),
+/// and a session on it.
+fn session_with(chunk_bytes: Option<usize>) -> Result<(Arc<mars_backends::LocalBackend>, mars::Session)> {
+    let mut opts = mars_backends::LocalOptions::default();
+    if let Some(b) = chunk_bytes {
+        opts.tile.chunk_bytes = b;
+    }
+    let backend = Arc::new(mars_backends::LocalBackend::new(opts)?);
+    Ok((backend.clone(), mars::Session::with_backend(backend)))
+}
+
 /// A reference value: a float (compared with a tolerance), text (exact), or missing.
 #[derive(Clone, Debug, PartialEq)]
 enum Val {
@@ -317,12 +328,7 @@ fn groupby_auto_picks_tree_or_shuffle_from_partial_sizes() -> Result<()> {
     let batch = RecordBatch::try_from_iter(cols.clone())?;
     let want = reference(&batch, &["k"], &[("v", "sum"), ("v", "count")]);
     for (chunk_bytes, chunks) in [(None, 1usize), (Some(8 << 10), 4)] {
-        let mut opts = mars_backends::LocalOptions::default();
-        if let Some(b) = chunk_bytes {
-            opts.tile.chunk_bytes = b;
-        }
-        let backend = Arc::new(mars_backends::LocalBackend::new(opts)?);
-        let sess = mars::Session::with_backend(backend.clone());
+        let (backend, sess) = session_with(chunk_bytes)?;
         let df = md::DataFrame::from_columns(cols.clone())?.rechunk(1000);
         let g = df.groupby(&["k"])?.agg(&[("v", "sum"), ("v", "count")])?;
         let got = g.execute_in(&sess)?.fetch_in(&sess)?;
@@ -410,12 +416,7 @@ fn parquet_round_trips_and_bad_files_are_clear_errors() -> Result<()> {
     md::DataFrame::from_record_batch(batch.slice(20, 17)).to_parquet_in(&sess, folder.join("b.parquet"))?;
     std::fs::write(folder.join("_SUCCESS"), b"")?;
     for chunk_bytes in [None, Some(64)] {
-        let mut opts = mars_backends::LocalOptions::default();
-        if let Some(b) = chunk_bytes {
-            opts.tile.chunk_bytes = b; // a chunk per row group
-        }
-        let backend = Arc::new(mars_backends::LocalBackend::new(opts)?);
-        let sess = mars::Session::with_backend(backend.clone());
+        let (backend, sess) = session_with(chunk_bytes)?;
         for path in [&one, &folder] {
             let df = md::read_parquet(path)?;
             assert_eq!(df.columns(), ["k", "s", "v", "i", "d"]);
@@ -436,12 +437,7 @@ fn parquet_round_trips_and_bad_files_are_clear_errors() -> Result<()> {
         }
     }
     // only the row groups holding the head are read: a 1-row-group head runs one chunk
-    let backend = Arc::new(mars_backends::LocalBackend::new({
-        let mut o = mars_backends::LocalOptions::default();
-        o.tile.chunk_bytes = 64;
-        o
-    })?);
-    let sess2 = mars::Session::with_backend(backend.clone());
+    let (_, sess2) = session_with(Some(64))?;
     let before = sess2.stats()?.chunks_run;
     md::read_parquet(&one)?.head(3).execute_in(&sess2)?;
     assert_eq!(sess2.stats()?.chunks_run - before, 2, "one row group read, then cut");
@@ -474,5 +470,96 @@ fn parquet_round_trips_and_bad_files_are_clear_errors() -> Result<()> {
     let e = md::read_parquet(&one)?.select(&["nope"]).unwrap_err().to_string();
     assert!(e.contains(r#"column "nope" is not in the frame"#), "{e}");
     assert_eq!(held.fetch_in(&sess)?.record_batch(), &batch);
+    Ok(())
+}
+
+/// CSV: read back what `to_csv` wrote and what pandas would read from hand
+/// written text (header or not, another delimiter, pandas' missing values,
+/// dates), split into byte ranges of every size (so lines straddle the
+/// boundaries) and as one chunk per file; a bad value or a short line names
+/// the file and the line; a folder of files reads in name order.
+#[test]
+fn csv_reads_by_byte_ranges_and_errors_name_file_and_line() -> Result<()> {
+    use mars::arrow::datatypes::DataType;
+    let dir = TempDir::new("csv");
+    let sess = mars::new_session()?;
+    let batch = RecordBatch::try_from_iter(sample(37))?;
+    let path = dir.0.join("t.csv");
+    md::DataFrame::from_record_batch(batch.clone()).rechunk(6).to_csv_in(&sess, &path)?;
+    let text = std::fs::read_to_string(&path)?;
+    assert!(text.starts_with("k,s,v,i,d\n"), "{text}");
+    let len = text.len();
+    for chunk_bytes in [None, Some(1), Some(7), Some(64), Some(len - 1)] {
+        let (_, sess) = session_with(chunk_bytes)?;
+        let df = md::read_csv(&path)?;
+        let got = df.execute_in(&sess)?.fetch_in(&sess)?;
+        let got = got.record_batch();
+        // what CSV keeps: ints as int64, dates as dates; an empty string and NaN read as missing (pandas)
+        assert_eq!(got.schema().field(0).data_type(), &DataType::Int64);
+        assert_eq!(got.schema().field(4).data_type(), &DataType::Date32);
+        for c in 0..5 {
+            let (g, w) = (vals(got.column(c)), vals(batch.column(c)));
+            for (r, (a, b)) in g.iter().zip(&w).enumerate() {
+                let b = match b {
+                    Val::F(x) if x.is_nan() => &Val::Null,
+                    Val::S(s) if s.is_empty() => &Val::Null,
+                    b => b,
+                };
+                assert!(close(a, b), "chunk_bytes {chunk_bytes:?}, column {c} row {r}: {a:?} vs {b:?}");
+            }
+            assert_eq!(g.len(), 37);
+        }
+        // column pruning reads the same values
+        let some = md::read_csv(&path)?.select(&["d", "k"])?.execute_in(&sess)?.fetch_in(&sess)?;
+        assert_eq!(some.record_batch().column(0), got.column(4));
+    }
+    // no header, another delimiter, given types and null markers (dates print as pandas' datetime64)
+    let tbl = dir.0.join("t.tbl");
+    std::fs::write(&tbl, "1|BUILDING|1998-09-02|-\n2|AUTO|1995-01-01|3.5\n")?;
+    let opts = md::CsvOptions::new().header(false).delimiter(b'|').nulls(&["-"]).dtype("0", DataType::Int32);
+    let df = md::read_csv_with(&tbl, &opts)?;
+    assert_eq!(df.columns(), ["0", "1", "2", "3"]);
+    let got = df.execute_in(&sess)?.fetch_in(&sess)?;
+    assert_eq!(
+        got.to_string(),
+        "   0         1          2    3\n0  1  BUILDING 1998-09-02  NaN\n1  2      AUTO 1995-01-01  3.5"
+    );
+    assert_eq!(got.record_batch().schema().field(0).data_type(), &DataType::Int32);
+    // a folder reads its .csv files in name order
+    let folder = dir.0.join("parts");
+    std::fs::create_dir_all(&folder)?;
+    std::fs::write(folder.join("b.csv"), "a,b\n3,4\n")?;
+    std::fs::write(folder.join("a.csv"), "a,b\n1,2\n")?;
+    std::fs::write(folder.join("notes.txt"), "not data")?;
+    let got = md::read_csv(&folder)?.execute_in(&sess)?.fetch_in(&sess)?;
+    assert_eq!(got.to_string(), "   a  b\n0  1  2\n1  3  4");
+    // errors: the file and the line (counted from 1, the header is line 1)
+    let bad = dir.0.join("bad.csv");
+    let mut lines = vec!["a,b".to_string()];
+    lines.extend((0..1500).map(|i| format!("{i},{}", i * 2)));
+    lines[1203] = "1202,oops".into();
+    std::fs::write(&bad, lines.join("\n") + "\n")?;
+    for chunk_bytes in [None, Some(100)] {
+        let (_, sess) = session_with(chunk_bytes)?;
+        let e = md::read_csv(&bad)?.execute_in(&sess).unwrap_err().to_string();
+        assert!(e.contains("bad.csv") && e.contains("'oops'") && e.contains("line 1204"), "{chunk_bytes:?}: {e}");
+    }
+    // a short line among the rows types are inferred from fails read_csv; a later one the execute
+    let short = dir.0.join("short.csv");
+    std::fs::write(&short, "a,b\n1,2\n3\n5,6\n")?;
+    let e = md::read_csv(&short).unwrap_err().to_string();
+    assert!(e.contains("short.csv") && e.contains("line 3"), "{e}");
+    lines[1203] = "1202,2404".into();
+    lines[1299] = "1298".into();
+    std::fs::write(&short, lines.join("\n") + "\n")?;
+    for chunk_bytes in [None, Some(100)] {
+        let (_, sess) = session_with(chunk_bytes)?;
+        let e = md::read_csv(&short)?.execute_in(&sess).unwrap_err().to_string();
+        assert!(e.contains("short.csv") && e.contains("line 1300"), "{chunk_bytes:?}: {e}");
+    }
+    let e = md::read_csv(dir.0.join("nope.csv")).unwrap_err().to_string();
+    assert!(e.contains("nope.csv"), "{e}");
+    let e = md::read_csv_with(&path, &md::CsvOptions::new().dtype("zz", DataType::Int64)).unwrap_err().to_string();
+    assert!(e.contains(r#"a type for column "zz", which is not in the file"#), "{e}");
     Ok(())
 }

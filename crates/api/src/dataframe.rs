@@ -149,6 +149,105 @@ pub fn read_parquet(path: impl AsRef<Path>) -> Result<DataFrame> {
     Ok(DataFrame { node, index: 0 })
 }
 
+/// How to read CSV files (pandas' `read_csv` arguments): a header line
+/// (default yes), the delimiter (`,`), column types by name (the rest are
+/// inferred from the first 1,000 rows: ints, floats, bools, dates such as
+/// `1998-09-02`, timestamps, else strings), the values read as missing
+/// (pandas' default `na_values`), and whether a file may be split into byte
+/// ranges (default yes; turn it off when quoted fields hold line breaks).
+#[derive(Clone, Debug)]
+pub struct CsvOptions {
+    format: mars_ir::CsvFormat,
+    types: Vec<(String, arrow::datatypes::DataType)>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            format: mars_ir::CsvFormat {
+                header: true,
+                delimiter: b',',
+                nulls: mars_backends::io::DEFAULT_NULLS.iter().map(|s| s.to_string()).collect(),
+                split: true,
+            },
+            types: vec![],
+        }
+    }
+}
+
+impl CsvOptions {
+    /// The defaults: a header, `,`, inferred types, pandas' missing values, split.
+    pub fn new() -> CsvOptions {
+        CsvOptions::default()
+    }
+    /// Whether the first line names the columns (else they are 0, 1, …).
+    pub fn header(mut self, header: bool) -> Self {
+        self.format.header = header;
+        self
+    }
+    /// The byte between fields (`b'|'` for TPC-H's `.tbl` files).
+    pub fn delimiter(mut self, delimiter: u8) -> Self {
+        self.format.delimiter = delimiter;
+        self
+    }
+    /// The type of column `name`, instead of the inferred one.
+    pub fn dtype(mut self, name: &str, dtype: arrow::datatypes::DataType) -> Self {
+        self.types.push((name.to_string(), dtype));
+        self
+    }
+    /// The values read as missing, instead of pandas' defaults.
+    pub fn nulls(mut self, nulls: &[&str]) -> Self {
+        self.format.nulls = nulls.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// Whether a file may be read as several chunks of byte ranges.
+    pub fn split(mut self, split: bool) -> Self {
+        self.format.split = split;
+        self
+    }
+}
+
+/// Read CSV with the default [`CsvOptions`]: a file, or a folder of `.csv`
+/// files with the same columns. The columns are inferred from the first
+/// file now; each chunk parses its byte range when it runs. A value that
+/// does not parse, or a line of the wrong width, fails the execute with an
+/// error naming the file and line.
+///
+/// ```
+/// use mars::dataframe as md;
+///
+/// # fn main() -> mars::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("mars-doc-csv-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("t.csv");
+/// std::fs::write(&path, "k,v,day\nx,1.5,1998-09-02\ny,,1998-09-03\n")?;
+/// let df = md::read_csv(&path)?; // as pandas' read_csv(path, parse_dates=["day"])
+/// assert_eq!(df.execute()?.fetch()?.to_string(), "   k    v        day\n0  x  1.5 1998-09-02\n1  y  NaN 1998-09-03");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn read_csv(path: impl AsRef<Path>) -> Result<DataFrame> {
+    read_csv_with(path, &CsvOptions::default())
+}
+
+/// Read CSV with these options.
+pub fn read_csv_with(path: impl AsRef<Path>, options: &CsvOptions) -> Result<DataFrame> {
+    let (file_schema, files) =
+        mars_backends::io::scan_csv(path.as_ref(), &options.format, &options.types).map_err(kernel)?;
+    let columns: Vec<String> = file_schema.fields().iter().map(|f| f.name().clone()).collect();
+    let op = Op::Frame(FrameOp::ReadCsv {
+        files,
+        format: options.format.clone(),
+        schema: file_schema.clone(),
+        file_schema,
+        columns,
+    });
+    let node = Node::new(op, vec![]);
+    node.check()?;
+    Ok(DataFrame { node, index: 0 })
+}
+
 /// A file error as the API reports it (the message names the file).
 fn kernel(e: mars_backends::error::KernelError) -> Error {
     Error::Io(e.0)
@@ -281,6 +380,19 @@ impl DataFrame {
             node.check()?;
             return Ok(node);
         }
+        if let Op::Frame(FrameOp::ReadCsv { files, format, file_schema, schema, .. }) = self.node.op() {
+            let indices = mars_ir::frame::column_indices(schema, &columns)?;
+            let op = Op::Frame(FrameOp::ReadCsv {
+                files: files.clone(),
+                format: format.clone(),
+                file_schema: file_schema.clone(),
+                schema: Arc::new(schema.project(&indices)?),
+                columns,
+            });
+            let node = Node::new(op, vec![]);
+            node.check()?;
+            return Ok(node);
+        }
         let node = Node::new(Op::Frame(FrameOp::Select { columns }), vec![self.node.clone()]);
         node.check()?;
         Ok(node)
@@ -362,21 +474,37 @@ impl DataFrame {
 
     /// [`to_parquet`](Self::to_parquet) in `session`.
     pub fn to_parquet_in(&self, session: &crate::Session, path: impl AsRef<Path>) -> Result<()> {
-        self.execute_in(session)?;
         let mut sink: Option<mars_backends::io::ParquetSink> = None;
-        session.for_each_chunk(&self.node, |chunk| {
-            let ChunkData::Frame(batch) = chunk else {
-                return Err(Error::Invalid("to_parquet of a result that is not a dataframe".into()));
-            };
+        self.each_batch(session, |batch| {
             if sink.is_none() {
                 sink = Some(mars_backends::io::ParquetSink::create(path.as_ref(), batch.schema()).map_err(kernel)?);
             }
             sink.as_mut().map_or(Ok(()), |s| s.write(&batch).map_err(kernel))
         })?;
-        match sink {
-            Some(s) => s.finish().map_err(kernel),
-            None => Err(Error::Invalid("to_parquet of a frame with no chunks".into())),
-        }
+        sink.ok_or_else(|| Error::Invalid("to_parquet of a frame with no chunks".into()))?.finish().map_err(kernel)
+    }
+
+    /// Write the frame to one CSV file at `path` (a header line, no index;
+    /// missing values empty), executing it in the default session first,
+    /// one chunk at a time.
+    pub fn to_csv(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.to_csv_in(&crate::Session::default_or_local()?, path)
+    }
+
+    /// [`to_csv`](Self::to_csv) in `session`.
+    pub fn to_csv_in(&self, session: &crate::Session, path: impl AsRef<Path>) -> Result<()> {
+        let mut sink = mars_backends::io::CsvSink::create(path.as_ref()).map_err(kernel)?;
+        self.each_batch(session, |batch| sink.write(&batch).map_err(kernel))?;
+        sink.finish().map_err(kernel)
+    }
+
+    /// Execute in `session`, then `f` of each chunk's batch in order.
+    fn each_batch(&self, session: &crate::Session, mut f: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        self.execute_in(session)?;
+        session.for_each_chunk(&self.node, |chunk| match chunk {
+            ChunkData::Frame(batch) => f(batch),
+            _ => Err(Error::Invalid("writing a result that is not a dataframe".into())),
+        })
     }
 
     /// The construction error of this frame (reported by `execute`), if any.

@@ -193,3 +193,153 @@ impl ParquetSink {
         Ok(())
     }
 }
+
+/// pandas' default `na_values`: what reads as missing in a CSV field.
+pub const DEFAULT_NULLS: [&str; 19] = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+];
+
+fn null_regex(nulls: &[String]) -> Result<regex::Regex, KernelError> {
+    let alts: Vec<String> = nulls.iter().map(|n| regex::escape(n)).collect();
+    regex::Regex::new(&format!("^(?:{})$", alts.join("|"))).map_err(|e| err(format!("null markers: {e}")))
+}
+
+/// The CSV files of `path` and the columns of the first, inferred from its
+/// first 1,000 rows (ints, floats, bools, dates, timestamps, else strings)
+/// then `types` by name; without a header the columns are named 0, 1, ….
+pub fn scan_csv(
+    path: &Path,
+    format: &mars_ir::CsvFormat,
+    types: &[(String, arrow::datatypes::DataType)],
+) -> Result<(SchemaRef, Vec<SourceFile>), KernelError> {
+    let paths = list_files(path, ".csv")?;
+    let files: Vec<SourceFile> = paths.iter().map(|p| source_file(p)).collect::<Result<_, _>>()?;
+    let first = &files[0];
+    let f = open(first)?;
+    let fmt = arrow_csv::reader::Format::default()
+        .with_header(format.header)
+        .with_delimiter(format.delimiter)
+        .with_null_regex(null_regex(&format.nulls)?);
+    let (inferred, _) = guarded(&first.path, || {
+        fmt.infer_schema(std::io::BufReader::new(f), Some(1000)).map_err(|e| err(format!("{}: {e}", first.path)))
+    })?;
+    let mut fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = if format.header { f.name().clone() } else { i.to_string() };
+            Field::new(name, f.data_type().clone(), true)
+        })
+        .collect();
+    for (name, dt) in types {
+        let field = fields.iter_mut().find(|f| f.name() == name).ok_or_else(|| {
+            let names: Vec<&String> = inferred.fields().iter().map(|f| f.name()).collect();
+            err(format!(
+                "{}: a type for column {name:?}, which is not in the file; its columns are {names:?}",
+                first.path
+            ))
+        })?;
+        *field = Field::new(name, dt.clone(), true);
+    }
+    Ok((Arc::new(Schema::new(fields)), files))
+}
+
+/// The lines of a CSV chunk: those starting in `start..end` (a line starts
+/// at 0 or after a `\n`), and the byte where the first begins.
+fn csv_lines(file: &SourceFile, start: u64, end: u64) -> Result<(Vec<u8>, u64), KernelError> {
+    use std::io::{BufRead, Read, Seek, SeekFrom};
+    let io = |e: std::io::Error| err(format!("{}: {e}", file.path));
+    let mut r = std::io::BufReader::new(open(file)?);
+    let mut begin = 0u64;
+    if start > 0 {
+        r.seek(SeekFrom::Start(start - 1)).map_err(io)?;
+        let mut skip = Vec::new();
+        begin = start - 1 + r.read_until(b'\n', &mut skip).map_err(io)? as u64;
+    }
+    let mut buf = Vec::new();
+    if begin < end {
+        (&mut r).take(end - begin).read_to_end(&mut buf).map_err(io)?;
+        if buf.last().is_some_and(|&b| b != b'\n') {
+            r.read_until(b'\n', &mut buf).map_err(io)?;
+        }
+    }
+    Ok((buf, begin))
+}
+
+/// The lines of `file` before byte `begin`.
+fn lines_before(file: &SourceFile, begin: u64) -> usize {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(&file.path) else { return 0 };
+    let mut bytes = Vec::new();
+    if f.take(begin).read_to_end(&mut bytes).is_err() {
+        return 0;
+    }
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// A CSV chunk: the lines starting in `c.start..c.end`, parsed. A bad value
+/// or a line of the wrong width is an error naming the file and the line
+/// (counted from 1, the header included).
+pub fn read_csv(c: &mars_ir::CsvChunk) -> Result<RecordBatch, KernelError> {
+    let (buf, begin) = csv_lines(&c.file, c.start, c.end)?;
+    let header = c.format.header && begin == 0;
+    let full = c.schema.clone();
+    let builder = arrow_csv::ReaderBuilder::new(full.clone())
+        .with_header(header)
+        .with_delimiter(c.format.delimiter)
+        .with_null_regex(null_regex(&c.format.nulls)?)
+        .with_batch_size(64 * 1024)
+        .with_projection(c.columns.clone());
+    let parsed = guarded(&c.file.path, || {
+        let reader = builder.build(std::io::Cursor::new(&buf))?;
+        let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>()?;
+        Ok(arrow::compute::concat_batches(&schema, &batches)?)
+    });
+    let batch = parsed.map_err(|e| {
+        // Arrow counts lines from the start of what it was given (the header
+        // line included): from 0 in value errors, from 1 in width errors;
+        // files count from 1
+        let base = lines_before(&c.file, begin) + usize::from(!e.0.contains("incorrect number of fields"));
+        let re = regex::Regex::new(r"line (\d+)").expect("a valid pattern");
+        let msg = re.replace(&e.0, |m: &regex::Captures| {
+            let n: usize = m[1].parse().unwrap_or(0);
+            format!("line {}", base + n)
+        });
+        err(format!("{}: {msg}", c.file.path))
+    })?;
+    let schema = Arc::new(full.project(&c.columns)?);
+    let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(schema, batch.columns().to_vec(), &opts)?)
+}
+
+/// Writes record batches to one CSV file: a header line, then the rows
+/// (missing values empty, dates as YYYY-MM-DD).
+pub struct CsvSink {
+    writer: arrow_csv::Writer<std::io::BufWriter<std::fs::File>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for CsvSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CsvSink({})", self.path.display())
+    }
+}
+
+impl CsvSink {
+    pub fn create(path: &Path) -> Result<CsvSink, KernelError> {
+        let file = std::fs::File::create(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let writer = arrow_csv::WriterBuilder::new().with_header(true).build(std::io::BufWriter::new(file));
+        Ok(CsvSink { writer, path: path.to_path_buf() })
+    }
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), KernelError> {
+        self.writer.write(batch).map_err(|e| err(format!("{}: {e}", self.path.display())))
+    }
+    pub fn finish(self) -> Result<(), KernelError> {
+        use std::io::Write;
+        let mut inner = self.writer.into_inner();
+        inner.flush().map_err(|e| err(format!("{}: {e}", self.path.display())))
+    }
+}

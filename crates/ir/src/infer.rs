@@ -146,6 +146,18 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             let rows = rows.ok_or_else(|| IrError::Invalid("read_parquet row counts overflow".into()))?;
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Known(rows) })
         }
+        Op::Frame(FrameOp::ReadCsv { files, file_schema, columns, schema, .. }) => {
+            want(0)?;
+            if files.is_empty() {
+                return Err(IrError::Invalid("read_csv needs at least one file".into()));
+            }
+            let indices = crate::frame::column_indices(file_schema, columns)?;
+            if **schema != file_schema.project(&indices).map_err(|e| IrError::Invalid(e.to_string()))? {
+                return Err(IrError::Invalid(format!("read_csv columns {columns:?} do not match its schema")));
+            }
+            crate::frame::check_schema(file_schema)?;
+            Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
+        }
         Op::Frame(FrameOp::GroupPartial { keys, aggs }) => {
             want(1)?;
             let Meta::Frame { schema, .. } = inputs[0] else {

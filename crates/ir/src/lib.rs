@@ -40,8 +40,8 @@ pub use fast::{FastMap, FastSet};
 pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode};
 pub use key::Key;
 pub use op::{
-    AssembleChunk, ChunkOp, FrameChunkOp, FrameOp, GroupMethod, Op, RandomChunk, ReduceFn, ReduceMapChunk, SliceElem,
-    SourceFile, TensorOp,
+    AssembleChunk, ChunkOp, CsvChunk, CsvFormat, FrameChunkOp, FrameOp, GroupMethod, Op, RandomChunk, ReduceFn,
+    ReduceMapChunk, SliceElem, SourceFile, TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

@@ -273,6 +273,29 @@ pub enum FrameOp {
     /// The `columns` (in this order) of parquet files, a chunk per run of
     /// whole row groups; `schema` is theirs.
     ReadParquet { files: Vec<SourceFile>, columns: Vec<String>, schema: arrow_schema::SchemaRef },
+    /// The `columns` of CSV files of the columns `file_schema` (as inferred or
+    /// given), a chunk per byte range of about the chunk budget, split on
+    /// line boundaries; `schema` is the read columns'.
+    ReadCsv {
+        files: Vec<SourceFile>,
+        format: CsvFormat,
+        file_schema: arrow_schema::SchemaRef,
+        columns: Vec<String>,
+        schema: arrow_schema::SchemaRef,
+    },
+}
+
+/// How CSV files are laid out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CsvFormat {
+    /// Whether the first line of each file names the columns.
+    pub header: bool,
+    pub delimiter: u8,
+    /// Values read as missing (pandas' `na_values`), matched whole.
+    pub nulls: Vec<String>,
+    /// Whether files are split into byte ranges (no quoted field may then
+    /// hold a line break); else a chunk per file.
+    pub split: bool,
 }
 
 /// A file a reader found: where, how long and when last modified (so a
@@ -329,6 +352,7 @@ impl FrameOp {
             FrameOp::GroupPartial { .. } => "GroupPartial",
             FrameOp::GroupAgg { .. } => "GroupAgg",
             FrameOp::ReadParquet { .. } => "ReadParquet",
+            FrameOp::ReadCsv { .. } => "ReadCsv",
         }
     }
 }
@@ -419,6 +443,20 @@ pub enum FrameChunkOp {
     GatherPart { part: usize },
     /// These row groups of a parquet file, these columns in this order.
     ReadParquet { file: Box<SourceFile>, row_groups: Vec<usize>, columns: Vec<String> },
+    /// The lines of a CSV file starting in bytes `start..end`, parsed with
+    /// `schema` (the file's columns), these columns kept.
+    ReadCsv(Box<CsvChunk>),
+}
+
+/// The parameters of [`FrameChunkOp::ReadCsv`] (boxed: they are large).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CsvChunk {
+    pub file: SourceFile,
+    pub start: u64,
+    pub end: u64,
+    pub format: CsvFormat,
+    pub schema: arrow_schema::SchemaRef,
+    pub columns: Vec<usize>,
 }
 
 impl FrameChunkOp {
@@ -435,6 +473,7 @@ impl FrameChunkOp {
             FrameChunkOp::HashPartition { .. } => "HashPartition",
             FrameChunkOp::GatherPart { .. } => "GatherPart",
             FrameChunkOp::ReadParquet { .. } => "ReadParquet",
+            FrameChunkOp::ReadCsv(_) => "ReadCsv",
         }
     }
 }
@@ -466,6 +505,9 @@ impl fmt::Display for FrameChunkOp {
             FrameChunkOp::ReadParquet { file, row_groups, columns } => {
                 write!(f, "ReadParquet {:?} row groups {row_groups:?} {columns:?}", file_name(&file.path))
             }
+            FrameChunkOp::ReadCsv(c) => {
+                write!(f, "ReadCsv {:?} bytes {}..{} columns {:?}", file_name(&c.file.path), c.start, c.end, c.columns)
+            }
         }
     }
 }
@@ -492,6 +534,10 @@ impl fmt::Display for FrameOp {
             FrameOp::ReadParquet { files, columns, .. } => {
                 let rows = files.iter().fold(0usize, |a, f| a.saturating_add(f.rows()));
                 write!(f, "ReadParquet[{} files, {rows} rows] {columns:?}", files.len())
+            }
+            FrameOp::ReadCsv { files, columns, .. } => {
+                let bytes = files.iter().fold(0u64, |a, f| a.saturating_add(f.len));
+                write!(f, "ReadCsv[{} files, {bytes} bytes] {columns:?}", files.len())
             }
             FrameOp::GroupAgg { nkeys, aggs, method } => {
                 let aggs: Vec<String> = aggs.iter().map(|a| a.to_string()).collect();

@@ -66,6 +66,10 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             want(0)?;
             one(crate::io::read_parquet(file, row_groups, columns)?)
         }
+        FrameChunkOp::ReadCsv(c) => {
+            want(0)?;
+            one(crate::io::read_csv(c)?)
+        }
         FrameChunkOp::GatherPart { .. } => match ins.first() {
             Some(first) => {
                 let owned: Vec<RecordBatch> = ins.iter().map(|b| (*b).clone()).collect();

@@ -238,3 +238,45 @@ pub(super) fn read_parquet(
     }
     Ok(Tiled::Done(Layout { nsplits: vec![nsplit, vec![width]], chunks }))
 }
+
+/// CSV files: a chunk per byte range of about the chunk budget (the kernel
+/// moves each range to line boundaries), or per file when not split; row
+/// counts are known once read.
+pub(super) fn read_csv(
+    ctx: &mut Ctx,
+    files: &[mars_ir::SourceFile],
+    format: &mars_ir::CsvFormat,
+    file_schema: &mars_ir::arrow_schema::SchemaRef,
+    columns: &[String],
+) -> TileResult<Tiled> {
+    let indices = mars_ir::frame::column_indices(file_schema, columns)?;
+    let width = Dim::Known(columns.len());
+    let budget = ctx.opts.chunk_bytes.max(1) as u64;
+    let mut ranges: Vec<(usize, u64, u64)> = Vec::new();
+    for (f, file) in files.iter().enumerate() {
+        let step = if format.split { budget } else { file.len.max(1) };
+        let mut start = 0u64;
+        loop {
+            let end = start.saturating_add(step).min(file.len);
+            ranges.push((f, start, end));
+            if end >= file.len {
+                break;
+            }
+            start = end;
+        }
+    }
+    ctx.check_grid(&[ranges.len()], 1)?;
+    let mut chunks = Vec::with_capacity(ranges.len());
+    for (i, (f, start, end)) in ranges.into_iter().enumerate() {
+        let op = ChunkOp::Frame(FrameChunkOp::ReadCsv(Box::new(mars_ir::CsvChunk {
+            file: files[f].clone(),
+            start,
+            end,
+            format: format.clone(),
+            schema: file_schema.clone(),
+            columns: indices.clone(),
+        })));
+        chunks.push(ctx.add(op, ChunkInputs::new(), vec![Dim::Unknown, width], None, vec![i, 0]));
+    }
+    Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; chunks.len()], vec![width]], chunks }))
+}

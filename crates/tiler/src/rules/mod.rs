@@ -129,6 +129,9 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
         Op::Frame(FrameOp::Filter) => frame::filter(ctx, &inputs[0], &inputs[1]),
         Op::Frame(FrameOp::WithColumn { name }) => frame::with_column(ctx, name, &inputs[0], &inputs[1], in_metas[0]),
         Op::Frame(FrameOp::ReadParquet { files, columns, schema }) => frame::read_parquet(ctx, files, columns, schema),
+        Op::Frame(FrameOp::ReadCsv { files, format, file_schema, columns, .. }) => {
+            frame::read_csv(ctx, files, format, file_schema, columns)
+        }
         Op::Frame(FrameOp::GroupPartial { keys, aggs }) => groupby::partial(ctx, keys, aggs, &inputs[0], in_metas[0]),
         Op::Frame(FrameOp::GroupAgg { nkeys, aggs, method }) => {
             groupby::agg(ctx, *nkeys, aggs, *method, &inputs[0], in_metas[0])
