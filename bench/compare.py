@@ -2,7 +2,7 @@
 """Run the anchor workloads in mars-rs and in numpy, dask, pandas, polars and
 duckdb in one go and print one table with ratios (mars-rs speed-up over each
 tool; > 1 is faster). Tensor workloads (W1-W3, W7) run in numpy and dask; the
-dataframe ones (W4) in pandas, polars, duckdb and dask.
+dataframe ones (W4, W5) in pandas, polars, duckdb and dask.
 
     python3 -m venv .venv && .venv/bin/pip install numpy "dask[array,dataframe]" pandas polars duckdb
     .venv/bin/python bench/compare.py [--scale 1.0] [--repeats 3] [--tools numpy,dask,...]
@@ -68,16 +68,40 @@ def df_w4():
     return {"k": r.integers(0, 1000, n, dtype=np.int64), "v1": r.random(n), "v2": r.random(n)}
 
 
+def df_w5():
+    """W5's data as shared/bench/bench.py makes it: 10M left rows over 1M keys, 1M right rows."""
+    import numpy as np
+    n = max(8, int(10_000_000 * ARGS.scale))
+    r = np.random.default_rng(42)
+    m = max(1, n // 10)
+    left = {"k": r.integers(0, m, n, dtype=np.int64), "v": r.random(n)}
+    right = {"k": r.permutation(m).astype(np.int64), "w": r.random(m)}
+    return left, right
+
+
 def run_pandas():
     import pandas as pd
     df = pd.DataFrame(df_w4())
     timed("W4", "pandas", lambda: df.groupby("k").agg({"v1": "sum", "v2": "mean", "k": "count"}))
+    del df
+    l, r = df_w5()
+    ldf, rdf = pd.DataFrame(l), pd.DataFrame(r)
+
+    def w5():
+        m = ldf.merge(rdf, on="k", how="inner")
+        return (m["v"] * m["w"]).sum()
+    timed("W5", "pandas", w5)
 
 
 def run_polars():
     import polars as pl
     df = pl.DataFrame(df_w4())
     timed("W4", "polars", lambda: df.group_by("k").agg(pl.col("v1").sum(), pl.col("v2").mean(), pl.len()))
+    del df
+    l, r = df_w5()
+    ldf, rdf = pl.DataFrame(l), pl.DataFrame(r)
+    timed("W5", "polars", lambda: ldf.lazy().join(rdf.lazy(), on="k", how="inner")
+          .select((pl.col("v") * pl.col("w")).sum()).collect().item())
 
 
 def run_duckdb():
@@ -88,6 +112,12 @@ def run_duckdb():
     con.execute("CREATE TABLE t AS SELECT * FROM src")
     del src
     timed("W4", "duckdb", lambda: con.execute("SELECT k, sum(v1), avg(v2), count(*) FROM t GROUP BY k").fetchall())
+    l, r = df_w5()
+    ls, rs = pd.DataFrame(l), pd.DataFrame(r)
+    con.execute("CREATE TABLE l AS SELECT * FROM ls")
+    con.execute("CREATE TABLE r AS SELECT * FROM rs")
+    del ls, rs
+    timed("W5", "duckdb", lambda: con.execute("SELECT sum(v*w) FROM l JOIN r USING (k)").fetchone()[0])
 
 
 def run_dask():
@@ -112,6 +142,14 @@ def run_dask():
     import pandas as pd
     ddf = dd.from_pandas(pd.DataFrame(df_w4()), npartitions=8).persist()
     timed("W4", "dask", lambda: ddf.groupby("k").agg({"v1": "sum", "v2": "mean", "k": "count"}).compute())
+    l, r = df_w5()
+    ldf = dd.from_pandas(pd.DataFrame(l), npartitions=8).persist()
+    rdf = dd.from_pandas(pd.DataFrame(r), npartitions=8).persist()
+
+    def w5():
+        m = ldf.merge(rdf, on="k", how="inner")
+        return (m["v"] * m["w"]).sum().compute()
+    timed("W5", "dask", w5)
 
 
 def collect(cmd):

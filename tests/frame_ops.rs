@@ -563,3 +563,155 @@ fn csv_reads_by_byte_ranges_and_errors_name_file_and_line() -> Result<()> {
     assert!(e.contains(r#"a type for column "zz", which is not in the file"#), "{e}");
     Ok(())
 }
+
+/// The rows of `b` as values, in a canonical order (a merge's rows come in
+/// chunk order).
+fn row_set(cols: &[Vec<Val>]) -> Vec<Vec<Val>> {
+    let n = cols.first().map_or(0, |c| c.len());
+    let mut rows: Vec<Vec<Val>> = (0..n).map(|r| cols.iter().map(|c| c[r].clone()).collect()).collect();
+    rows.sort_by_key(|r| format!("{r:?}"));
+    rows
+}
+
+/// `merge` computed by a nested loop over the two batches.
+fn merge_reference(l: &RecordBatch, r: &RecordBatch, lk: &[&str], rk: &[&str], how: md::How) -> Vec<Vec<Val>> {
+    let lv: Vec<Vec<Val>> = l.columns().iter().map(vals).collect();
+    let rv: Vec<Vec<Val>> = r.columns().iter().map(vals).collect();
+    let li: Vec<usize> = lk.iter().map(|k| l.schema().index_of(k).unwrap()).collect();
+    let ri: Vec<usize> = rk.iter().map(|k| r.schema().index_of(k).unwrap()).collect();
+    let key = |v: &[Vec<Val>], at: &[usize], row: usize| -> Option<Vec<Val>> {
+        at.iter().map(|&c| if v[c][row] == Val::Null { None } else { Some(v[c][row].clone()) }).collect()
+    };
+    let shared: Vec<(usize, usize)> = li
+        .iter()
+        .zip(&ri)
+        .filter(|(a, b)| lk[li.iter().position(|x| x == *a).unwrap()] == rk[ri.iter().position(|x| x == *b).unwrap()])
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    let row = |a: Option<usize>, b: Option<usize>| -> Vec<Val> {
+        let mut out = Vec::new();
+        for (c, col) in lv.iter().enumerate() {
+            out.push(match (a, shared.iter().find(|s| s.0 == c), b) {
+                (Some(a), _, _) => col[a].clone(),
+                (None, Some(s), Some(b)) => rv[s.1][b].clone(),
+                _ => Val::Null,
+            });
+        }
+        for c in (0..rv.len()).filter(|c| !shared.iter().any(|s| s.1 == *c)) {
+            out.push(b.map_or(Val::Null, |b| rv[c][b].clone()));
+        }
+        out
+    };
+    let mut rows = Vec::new();
+    let mut right_hit = vec![false; r.num_rows()];
+    for a in 0..l.num_rows() {
+        let mut hit = false;
+        for (b, right_hit) in right_hit.iter_mut().enumerate() {
+            if let (Some(x), Some(y)) = (key(&lv, &li, a), key(&rv, &ri, b)) {
+                if x == y {
+                    rows.push(row(Some(a), Some(b)));
+                    hit = true;
+                    *right_hit = true;
+                }
+            }
+        }
+        if !hit && matches!(how, md::How::Left | md::How::Outer) {
+            rows.push(row(Some(a), None));
+        }
+    }
+    if matches!(how, md::How::Right | md::How::Outer) {
+        for (b, hit) in right_hit.iter().enumerate() {
+            if !hit {
+                rows.push(row(None, Some(b)));
+            }
+        }
+    }
+    rows.sort_by_key(|r| format!("{r:?}"));
+    rows
+}
+
+/// Every `how`, on one key (of two int types), two keys, and keys named
+/// differently, with duplicate and missing keys on both sides, against a
+/// nested-loop reference; broadcast (default budget) and shuffle (tiny
+/// budget) joins, under several chunkings of each side.
+#[test]
+fn merge_matches_nested_loop() -> Result<()> {
+    let n = 23;
+    let left = RecordBatch::try_from_iter(vec![
+        (
+            "k",
+            Arc::new(Int64Array::from((0..n).map(|i| (i % 6 != 5).then_some((i * 7 % 9) as i64)).collect::<Vec<_>>()))
+                as ArrayRef,
+        ),
+        ("s", Arc::new(StringArray::from((0..n).map(|i| Some(["a", "b"][i % 2])).collect::<Vec<_>>()))),
+        ("v", Arc::new(Float64Array::from((0..n).map(|i| i as f64).collect::<Vec<_>>()))),
+    ])?;
+    let m = 11;
+    let right = RecordBatch::try_from_iter(vec![
+        (
+            "k",
+            Arc::new(Int32Array::from((0..m).map(|i| (i != 4).then_some((i * 5 % 12) as i32)).collect::<Vec<_>>()))
+                as ArrayRef,
+        ),
+        ("s", Arc::new(StringArray::from((0..m).map(|i| Some(["a", "b", "c"][i % 3])).collect::<Vec<_>>()))),
+        ("v", Arc::new(Float64Array::from((0..m).map(|i| -(i as f64)).collect::<Vec<_>>()))),
+        ("kk", Arc::new(Int64Array::from((0..m).map(|i| (i * 3 % 10) as i64).collect::<Vec<_>>()))),
+    ])?;
+    // the two-key merge needs equal key types: the right's k as int64
+    let right64 = RecordBatch::try_new(
+        Arc::new(mars::arrow::datatypes::Schema::new(vec![
+            mars::arrow::datatypes::Field::new("k", mars::arrow::datatypes::DataType::Int64, true),
+            right.schema().field(1).clone(),
+            right.schema().field(2).clone(),
+            right.schema().field(3).clone(),
+        ])),
+        vec![
+            mars::arrow::compute::cast(right.column(0), &mars::arrow::datatypes::DataType::Int64)?,
+            right.column(1).clone(),
+            right.column(2).clone(),
+            right.column(3).clone(),
+        ],
+    )?;
+    let hows = [md::How::Inner, md::How::Left, md::How::Right, md::How::Outer];
+    for chunk_bytes in [None, Some(64)] {
+        let (_, sess) = session_with(chunk_bytes)?;
+        for (lr, rr) in [(1, 1), (4, 3), (23, 11)] {
+            for how in hows {
+                let cases: Vec<(&RecordBatch, Vec<&str>, Vec<&str>)> = vec![
+                    (&right, vec!["k"], vec!["k"]),
+                    (&right64, vec!["k", "s"], vec!["k", "s"]),
+                    (&right, vec!["k"], vec!["kk"]),
+                ];
+                for (rb, lk, rk) in cases {
+                    let ldf = md::DataFrame::from_record_batch(left.clone()).rechunk(lr);
+                    let rdf = md::DataFrame::from_record_batch(rb.clone()).rechunk(rr);
+                    let merged = ldf.merge_on(&rdf, &lk, &rk, how)?;
+                    let got = merged.execute_in(&sess)?.fetch_in(&sess)?;
+                    let got_cols: Vec<Vec<Val>> = got.record_batch().columns().iter().map(vals).collect();
+                    let want = merge_reference(&left, rb, &lk, &rk, how);
+                    let got = row_set(&got_cols);
+                    let what = format!("{how:?} on {lk:?}={rk:?}, chunks {lr}/{rr}, budget {chunk_bytes:?}");
+                    assert_eq!(got.len(), want.len(), "{what}: rows");
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!(g.iter().zip(w).all(|(a, b)| close(a, b)), "{what}: {g:?} vs {w:?}");
+                    }
+                }
+            }
+        }
+    }
+    // names: shared keys once, other clashes suffixed; differently named keys both kept
+    let (ldf, rdf) = (md::DataFrame::from_record_batch(left.clone()), md::DataFrame::from_record_batch(right.clone()));
+    assert_eq!(ldf.merge(&rdf, &["k"], md::How::Inner)?.columns(), ["k", "s_x", "v_x", "s_y", "v_y", "kk"]);
+    assert_eq!(
+        ldf.merge_on(&rdf, &["k"], &["kk"], md::How::Inner)?.columns(),
+        ["k_x", "s_x", "v_x", "k_y", "s_y", "v_y", "kk"]
+    );
+    // bad input
+    let e = ldf.merge_on(&rdf, &["k"], &["s"], md::How::Inner).unwrap_err().to_string();
+    assert!(e.contains(r#"cannot merge left key "k" of type int64 with right key "s" of type utf8"#), "{e}");
+    let e = ldf.merge(&rdf, &["zz"], md::How::Left).unwrap_err().to_string();
+    assert!(e.contains(r#"column "zz" is not in the frame"#), "{e}");
+    let e = ldf.merge_on(&rdf, &["k", "s"], &["k"], md::How::Left).unwrap_err().to_string();
+    assert!(e.contains("as many left keys as right keys"), "{e}");
+    Ok(())
+}

@@ -167,3 +167,14 @@ fn frame_groupby_tree_shuffle_and_auto() {
     // auto: the partials run first, their sizes pick the method
     insta::assert_snapshot!("frame_groupby_auto", tiled(&by(GroupMethod::Auto)));
 }
+
+#[test]
+fn frame_merge_broadcast_and_shuffle() {
+    use mars::dataframe::{DataFrame, How};
+    let left = DataFrame::from_rows((0..6).map(|i| vec![i % 3, i]).collect()).unwrap().rechunk(2);
+    let right = DataFrame::from_rows((0..3).map(|i| vec![i, 10 * i]).collect()).unwrap().rechunk(2);
+    // inner: the small right side is indexed once and probed by each left chunk
+    insta::assert_snapshot!("frame_merge_broadcast", tiled(&left.merge(&right, &["0"], How::Inner).unwrap()));
+    // outer: both sides hash-partitioned, each partition joined alone
+    insta::assert_snapshot!("frame_merge_shuffle", tiled(&left.merge(&right, &["0"], How::Outer).unwrap()));
+}

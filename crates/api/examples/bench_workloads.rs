@@ -141,6 +141,37 @@ fn main() -> Result<()> {
         })?;
     }
 
+    // W5: inner join 10M x 1M rows on an int key, then sum(v * w); both sides held in 8 chunks
+    if selected("W5") {
+        let n = ((10_000_000.0 * scale) as usize).max(8);
+        let m = (n / 10).max(1);
+        let mut r = Xorshift(7);
+        let lk: Vec<i64> = (0..n).map(|_| (r.next() % m as u64) as i64).collect();
+        let v: Vec<f64> = (0..n).map(|_| r.float()).collect();
+        // the right keys: a permutation of 0..m (Fisher-Yates)
+        let mut rk: Vec<i64> = (0..m as i64).collect();
+        for i in (1..m).rev() {
+            rk.swap(i, (r.next() % (i as u64 + 1)) as usize);
+        }
+        let w: Vec<f64> = (0..m).map(|_| r.float()).collect();
+        let left = md::DataFrame::from_columns(vec![
+            ("k", Arc::new(Int64Array::from(lk)) as ArrayRef),
+            ("v", Arc::new(Float64Array::from(v))),
+        ])?
+        .rechunk(n.div_ceil(8));
+        let right = md::DataFrame::from_columns(vec![
+            ("k", Arc::new(Int64Array::from(rk)) as ArrayRef),
+            ("w", Arc::new(Float64Array::from(w))),
+        ])?
+        .rechunk(m.div_ceil(8));
+        s.execute(&[&left, &right])?;
+        time("W5", repeats, || {
+            let j = left.merge(&right, &["k"], md::How::Inner)?;
+            let total = (&j.col("v")? * &j.col("w")?).sum();
+            total.execute_in(&s)?.fetch_in(&s)?.as_f64().ok_or_else(|| mars::Error::Invalid("no sum".into()))
+        })?;
+    }
+
     time("W7", repeats, || value(&(mt::ones(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s))?;
     time("W7_random", repeats, || {
         value(&(mt::random::RandomState::new(2).rand(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s)

@@ -464,6 +464,46 @@ impl DataFrame {
         Ok(GroupBy { frame: self.clone(), keys, method: GroupMethod::Auto })
     }
 
+    /// `pd.merge(self, right, on=on, how=how)`: rows whose `on` columns are
+    /// equal on both sides, the key columns once, other columns of the same
+    /// name suffixed `_x` (left) and `_y` (right). A small side (one chunk's
+    /// budget) is broadcast to every chunk of the other; else both are hash
+    /// partitioned on the keys. Keys must have the same type (two integer or
+    /// two string types also meet for a single key); missing keys match
+    /// nothing. Rows come in chunk order, not sorted.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let orders = md::DataFrame::from_rows(vec![vec![1, 100], vec![2, 200], vec![1, 300]])?;
+    /// let people = md::DataFrame::from_rows(vec![vec![1, 7], vec![3, 9]])?;
+    /// let m = orders.merge(&people, &["0"], md::How::Inner)?;
+    /// assert_eq!(m.columns(), ["0", "1_x", "1_y"]);
+    /// assert_eq!(m.execute()?.fetch()?.to_string(), "   0  1_x  1_y\n0  1  100    7\n1  1  300    7");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn merge(&self, right: &DataFrame, on: &[&str], how: How) -> Result<DataFrame> {
+        self.merge_on(right, on, on, how)
+    }
+
+    /// `pd.merge(self, right, left_on=…, right_on=…, how=how)`: as
+    /// [`merge`](Self::merge) with keys named differently on each side (both
+    /// key columns are kept).
+    pub fn merge_on(&self, right: &DataFrame, left_on: &[&str], right_on: &[&str], how: How) -> Result<DataFrame> {
+        self.node.check()?;
+        right.node.check()?;
+        let op = Op::Frame(FrameOp::Merge {
+            how,
+            left_on: left_on.iter().map(|s| s.to_string()).collect(),
+            right_on: right_on.iter().map(|s| s.to_string()).collect(),
+        });
+        let node = Node::new(op, vec![self.node.clone(), right.node.clone()]);
+        node.check()?;
+        Ok(DataFrame { node, index: 0 })
+    }
+
     /// Write the frame to one parquet file at `path` (snappy-compressed, a row
     /// group per chunk), executing it in the default session first. Chunks
     /// are written one at a time, so the frame never sits whole in memory.
@@ -528,6 +568,7 @@ impl DataFrame {
     }
 }
 
+pub use mars_ir::join::How;
 pub use mars_ir::GroupMethod;
 
 /// A grouping of a dataframe's rows by key columns, from

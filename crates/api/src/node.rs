@@ -204,7 +204,7 @@ pub(crate) fn data_key(data: &ChunkData) -> Result<Key> {
     match data {
         ChunkData::Tensor(t) => Ok(Key::of_bytes(&mars_ir::npy::to_npy(t))),
         ChunkData::Frame(b) => Ok(mars_ir::frame::batch_key(b)?),
-        ChunkData::Partial { .. } | ChunkData::Parts(_) => {
+        ChunkData::Partial { .. } | ChunkData::Parts(_) | ChunkData::Table(_) => {
             Err(Error::Invalid("a reduction partial is not user data".into()))
         }
     }

@@ -315,7 +315,7 @@ fn write_value(data: &ChunkData, path: &Path) -> Result<()> {
             w.write(b).map_err(|e| Error::Io(e.to_string()))?;
             w.finish().map_err(|e| Error::Io(e.to_string()))
         }
-        ChunkData::Partial { .. } | ChunkData::Parts(_) => {
+        ChunkData::Partial { .. } | ChunkData::Parts(_) | ChunkData::Table(_) => {
             Err(Error::Invalid("a reduction partial is not a result".into()))
         }
     }

@@ -2,7 +2,9 @@
 //! user data saved beside a graph (and, with the cluster, the wire): a tag
 //! byte, then `.npy` for a tensor (dtype and shape in its header), Arrow IPC
 //! stream bytes for a frame, or bincode for a reduction partial. A chunk of
-//! several outputs is their count (u32) then each as length (u64) and IPC bytes.
+//! several outputs is their count (u32) then each as length (u64) and IPC bytes;
+//! a join's build side is its key count and positions (u32s) then IPC bytes
+//! (the index is rebuilt when read).
 
 use crate::data::ChunkData;
 use crate::error::{BackendError, BackendResult};
@@ -11,6 +13,7 @@ const TENSOR: u8 = 0;
 const FRAME: u8 = 1;
 const PARTIAL: u8 = 2;
 const PARTS: u8 = 3;
+const TABLE: u8 = 4;
 
 /// The bytes of a chunk's value.
 pub fn encode(data: &ChunkData) -> BackendResult<Vec<u8>> {
@@ -28,6 +31,16 @@ pub fn encode(data: &ChunkData) -> BackendResult<Vec<u8>> {
             bytes.push(PARTIAL);
             bincode::serialize_into(&mut bytes, &(shape, state))
                 .map_err(|e| BackendError::Other(format!("cannot encode a reduction partial: {e}")))?;
+        }
+        ChunkData::Table(t) => {
+            bytes.push(TABLE);
+            let n = u32::try_from(t.keys.len()).map_err(|_| BackendError::Other("too many keys".into()))?;
+            bytes.extend_from_slice(&n.to_le_bytes());
+            for &k in &t.keys {
+                let k = u32::try_from(k).map_err(|_| BackendError::Other("a key position past u32".into()))?;
+                bytes.extend_from_slice(&k.to_le_bytes());
+            }
+            bytes.extend_from_slice(&mars_ir::frame::batch_to_ipc(&t.batch)?);
         }
         ChunkData::Parts(parts) => {
             bytes.push(PARTS);
@@ -76,6 +89,18 @@ pub fn decode(bytes: &[u8]) -> Result<ChunkData, String> {
             }
             Ok(ChunkData::Parts(parts))
         }
+        Some((&TABLE, rest)) => {
+            let (n, mut rest) = take_u64(rest, 4)?;
+            let mut keys = Vec::new();
+            for _ in 0..n {
+                let (k, tail) = take_u64(rest, 4)?;
+                keys.push(k as usize);
+                rest = tail;
+            }
+            let batch = mars_ir::frame::ipc_to_batch(rest).map_err(|e| e.to_string())?;
+            let table = crate::kernels::join::JoinTable::build(batch, &keys).map_err(|e| e.0)?;
+            Ok(ChunkData::Table(std::sync::Arc::new(table)))
+        }
         Some((tag, _)) => Err(format!("unknown chunk tag {tag}")),
         None => Err("no bytes".into()),
     }
@@ -110,8 +135,9 @@ mod tests {
         ])
         .unwrap();
         let f = ChunkData::Frame(b.clone());
-        let parts = ChunkData::Parts(vec![b.slice(0, 1), b.slice(1, 0), b]);
-        for d in [&t, &f, &parts] {
+        let parts = ChunkData::Parts(vec![b.slice(0, 1), b.slice(1, 0), b.clone()]);
+        let table = ChunkData::Table(Arc::new(crate::kernels::join::JoinTable::build(b, &[1]).unwrap()));
+        for d in [&t, &f, &parts, &table] {
             let bytes = encode(d).unwrap();
             assert_eq!(&decode(&bytes).unwrap(), d);
             // a truncation is an error, never a panic or other data (an Arrow

@@ -28,6 +28,8 @@ pub enum ChunkData {
     /// Several outputs of one chunk (a shuffle map's piece per reducer); a
     /// consumer reads the piece it names.
     Parts(Vec<RecordBatch>),
+    /// A join's build side, indexed by its keys (read by every probe chunk).
+    Table(std::sync::Arc<crate::kernels::join::JoinTable>),
 }
 
 impl ChunkData {
@@ -39,6 +41,7 @@ impl ChunkData {
             ChunkData::Parts(p) => {
                 vec![p.iter().map(|b| b.num_rows()).sum(), p.first().map_or(0, |b| b.num_columns())]
             }
+            ChunkData::Table(t) => vec![t.batch.num_rows(), t.batch.num_columns()],
         }
     }
     pub fn nbytes(&self) -> usize {
@@ -52,6 +55,7 @@ impl ChunkData {
                 Partial::Arg { val, .. } => val.len() * 16,
             },
             ChunkData::Parts(p) => p.iter().map(|b| b.get_array_memory_size()).sum(),
+            ChunkData::Table(t) => t.nbytes(),
         }
     }
     pub fn tensor(&self) -> Option<&TensorData> {

@@ -55,7 +55,7 @@ impl TileableResult {
                 let meta = mars_ir::frame::batch_meta(b)?;
                 (vec![vec![Dim::Known(b.num_rows())], vec![Dim::Known(b.num_columns())]], meta)
             }
-            ChunkData::Partial { .. } | ChunkData::Parts(_) => {
+            ChunkData::Partial { .. } | ChunkData::Parts(_) | ChunkData::Table(_) => {
                 return Err(BackendError::Other(format!("{key}: only arrays and batches can be put")));
             }
         };

@@ -158,6 +158,14 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             crate::frame::check_schema(file_schema)?;
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
         }
+        Op::Frame(FrameOp::Merge { left_on, right_on, .. }) => {
+            want(2)?;
+            let (Meta::Frame { schema: l, .. }, Meta::Frame { schema: r, .. }) = (inputs[0], inputs[1]) else {
+                return Err(IrError::Invalid("merge takes two dataframes".into()));
+            };
+            let (_, _, _, schema) = crate::join::merge_schema(l, r, left_on, right_on)?;
+            Ok(Meta::Frame { schema: std::sync::Arc::new(schema), nrows: Dim::Unknown })
+        }
         Op::Frame(FrameOp::GroupPartial { keys, aggs }) => {
             want(1)?;
             let Meta::Frame { schema, .. } = inputs[0] else {

@@ -25,6 +25,7 @@ pub mod fast;
 pub mod frame;
 pub mod graph;
 pub mod infer;
+pub mod join;
 pub mod key;
 pub mod npy;
 pub mod op;
@@ -40,8 +41,8 @@ pub use fast::{FastMap, FastSet};
 pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode};
 pub use key::Key;
 pub use op::{
-    AssembleChunk, ChunkOp, CsvChunk, CsvFormat, FrameChunkOp, FrameOp, GroupMethod, Op, RandomChunk, ReduceFn,
-    ReduceMapChunk, SliceElem, SourceFile, TensorOp,
+    AssembleChunk, ChunkOp, CsvChunk, CsvFormat, FrameChunkOp, FrameOp, GroupMethod, JoinProbeChunk, Op, RandomChunk,
+    ReduceFn, ReduceMapChunk, SliceElem, SourceFile, TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

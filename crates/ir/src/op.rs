@@ -276,6 +276,8 @@ pub enum FrameOp {
     /// The `columns` of CSV files of the columns `file_schema` (as inferred or
     /// given), a chunk per byte range of about the chunk budget, split on
     /// line boundaries; `schema` is the read columns'.
+    /// `left.merge(right, left_on, right_on, how)` (inputs: left, right).
+    Merge { how: crate::join::How, left_on: Vec<String>, right_on: Vec<String> },
     ReadCsv {
         files: Vec<SourceFile>,
         format: CsvFormat,
@@ -353,6 +355,7 @@ impl FrameOp {
             FrameOp::GroupAgg { .. } => "GroupAgg",
             FrameOp::ReadParquet { .. } => "ReadParquet",
             FrameOp::ReadCsv { .. } => "ReadCsv",
+            FrameOp::Merge { .. } => "Merge",
         }
     }
 }
@@ -446,6 +449,27 @@ pub enum FrameChunkOp {
     /// The lines of a CSV file starting in bytes `start..end`, parsed with
     /// `schema` (the file's columns), these columns kept.
     ReadCsv(Box<CsvChunk>),
+    /// Its inputs' rows, concatenated and indexed by the key columns at
+    /// these positions: a join's build side (a hash table value).
+    JoinBuild { keys: Vec<usize> },
+    /// Input 0's rows (the probe side) matched against input 1 (a `JoinBuild`).
+    JoinProbe(Box<JoinProbeChunk>),
+}
+
+/// The parameters of [`FrameChunkOp::JoinProbe`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinProbeChunk {
+    /// The probe's key columns.
+    pub keys: Vec<usize>,
+    /// Which side of the merge the probe is.
+    pub probe: crate::join::Side,
+    /// Keep probe rows no build row matches (a left join probing with the left).
+    pub keep_probe: bool,
+    /// Emit build rows no probe row matched (only when the probe sees every
+    /// row that could match them: one partition of a shuffle).
+    pub keep_build: bool,
+    pub cols: Vec<crate::join::JoinCol>,
+    pub names: Vec<String>,
 }
 
 /// The parameters of [`FrameChunkOp::ReadCsv`] (boxed: they are large).
@@ -474,6 +498,8 @@ impl FrameChunkOp {
             FrameChunkOp::GatherPart { .. } => "GatherPart",
             FrameChunkOp::ReadParquet { .. } => "ReadParquet",
             FrameChunkOp::ReadCsv(_) => "ReadCsv",
+            FrameChunkOp::JoinBuild { .. } => "JoinBuild",
+            FrameChunkOp::JoinProbe(_) => "JoinProbe",
         }
     }
 }
@@ -505,6 +531,18 @@ impl fmt::Display for FrameChunkOp {
             FrameChunkOp::ReadParquet { file, row_groups, columns } => {
                 write!(f, "ReadParquet {:?} row groups {row_groups:?} {columns:?}", file_name(&file.path))
             }
+            FrameChunkOp::JoinBuild { keys } => write!(f, "JoinBuild keys={keys:?}"),
+            FrameChunkOp::JoinProbe(p) => {
+                let side = if p.probe == crate::join::Side::Left { "left" } else { "right" };
+                write!(f, "JoinProbe {side} keys={:?}", p.keys)?;
+                if p.keep_probe {
+                    f.write_str(" keep unmatched probe rows")?;
+                }
+                if p.keep_build {
+                    f.write_str(" emit unmatched build rows")?;
+                }
+                Ok(())
+            }
             FrameChunkOp::ReadCsv(c) => {
                 write!(f, "ReadCsv {:?} bytes {}..{} columns {:?}", file_name(&c.file.path), c.start, c.end, c.columns)
             }
@@ -535,6 +573,7 @@ impl fmt::Display for FrameOp {
                 let rows = files.iter().fold(0usize, |a, f| a.saturating_add(f.rows()));
                 write!(f, "ReadParquet[{} files, {rows} rows] {columns:?}", files.len())
             }
+            FrameOp::Merge { how, left_on, right_on } => write!(f, "Merge {how} {left_on:?} = {right_on:?}"),
             FrameOp::ReadCsv { files, columns, .. } => {
                 let bytes = files.iter().fold(0u64, |a, f| a.saturating_add(f.len));
                 write!(f, "ReadCsv[{} files, {bytes} bytes] {columns:?}", files.len())

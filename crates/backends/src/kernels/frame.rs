@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 /// The batches of a frame op's inputs (a piece of each, for `GatherPart`).
 fn batches<'a>(op: &FrameChunkOp, inputs: &'a [Arc<ChunkData>]) -> Result<Vec<&'a RecordBatch>, KernelError> {
-    inputs
+    // a probe's build side is its last input, read as a table
+    let n = if matches!(op, FrameChunkOp::JoinProbe(_)) { inputs.len().saturating_sub(1) } else { inputs.len() };
+    inputs[..n]
         .iter()
         .enumerate()
         .map(|(i, d)| match (&**d, op) {
@@ -70,14 +72,29 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             want(0)?;
             one(crate::io::read_csv(c)?)
         }
+        FrameChunkOp::JoinBuild { keys } => {
+            let batch = concat(&ins)?;
+            Ok(ChunkData::Table(Arc::new(super::join::JoinTable::build(batch, keys)?)))
+        }
+        FrameChunkOp::JoinProbe(p) => match (ins.as_slice(), inputs.last().map(|d| &**d)) {
+            ([probe], Some(ChunkData::Table(table))) => one(super::join::probe(probe, table, p)?),
+            _ => Err(err("JoinProbe takes a frame and a join table")),
+        },
         FrameChunkOp::GatherPart { .. } => match ins.first() {
-            Some(first) => {
-                let owned: Vec<RecordBatch> = ins.iter().map(|b| (*b).clone()).collect();
-                one(arrow::compute::concat_batches(&first.schema(), &owned)?)
-            }
+            Some(_) => one(concat(&ins)?),
             None => Err(err("GatherPart needs at least one input")),
         },
     }
+}
+
+/// The rows of all `batches` (at least one), in order.
+fn concat(batches: &[&RecordBatch]) -> Result<RecordBatch, KernelError> {
+    let first = batches.first().ok_or_else(|| err("concatenating no batches"))?;
+    if batches.len() == 1 {
+        return Ok((*first).clone());
+    }
+    let owned: Vec<RecordBatch> = batches.iter().map(|b| (*b).clone()).collect();
+    Ok(arrow::compute::concat_batches(&first.schema(), &owned)?)
 }
 
 /// Rows `offset..offset + len`, copied: a view would keep (and be counted

@@ -71,9 +71,7 @@ fn is_string(dt: &DataType) -> bool {
 }
 
 fn rows_of(keys: &[ArrayRef]) -> Result<Rows, KernelError> {
-    let fields = keys.iter().map(|k| SortField::new(k.data_type().clone())).collect();
-    let conv = RowConverter::new(fields)?;
-    Ok(conv.convert_columns(keys)?)
+    Ok(converter(keys)?.convert_columns(keys)?)
 }
 
 /// Calls `f(bytes_of_row)` for each row of a one-string-column key.
@@ -103,26 +101,133 @@ macro_rules! with_str_bytes {
 /// columns put every row in one group, which exists even with no rows (the
 /// one group of a whole-column reduction).
 pub fn group_rows(keys: &[ArrayRef], n: usize) -> Result<Groups, KernelError> {
-    if n > NO_GROUP as usize {
-        return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
-    }
     if keys.is_empty() {
+        if n > NO_GROUP as usize {
+            return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
+        }
         return Ok(Groups { ids: vec![0; n], first: vec![0], has_none: false });
     }
-    let valid = key_validity(keys);
-    let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };
-    if let Some(ints) = as_i64(keys) {
-        group_ints(ints.as_primitive::<arrow::datatypes::Int64Type>().values(), valid.as_ref(), &mut g);
-    } else if keys.len() == 1 && is_string(keys[0].data_type()) {
-        with_str_bytes!(keys[0], value => group_bytes(n, valid.as_ref(), value, &mut g));
-    } else {
-        let rows = rows_of(keys)?;
-        group_bytes(n, valid.as_ref(), |i| rows.row(i).data(), &mut g);
-    }
-    Ok(g)
+    Ok(KeyIndex::build(keys)?.1)
 }
 
-fn group_ints(values: &[i64], valid: Option<&NullBuffer>, g: &mut Groups) {
+/// An index of the distinct keys of some rows (their groups), to find the
+/// group of other rows' keys: the build side of a join.
+pub enum KeyIndex {
+    /// One integer-like key of a small range: a slot per value from `lo`.
+    Direct { lo: i64, slots: Vec<u32> },
+    /// One integer-like key.
+    Ints(HashTable<(i64, u32)>),
+    /// One string key: (hash, group), compared with the group's first row of `col`.
+    Strings { table: HashTable<(u64, u32)>, col: ArrayRef, first: Vec<u32> },
+    /// Anything else, as arrow-row bytes (the converter encodes probes alike).
+    Rows { table: HashTable<(u64, u32)>, conv: RowConverter, rows: Rows, first: Vec<u32> },
+}
+
+impl std::fmt::Debug for KeyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            KeyIndex::Direct { slots, .. } => format!("Direct({} slots)", slots.len()),
+            KeyIndex::Ints(t) => format!("Ints({})", t.len()),
+            KeyIndex::Strings { table, .. } => format!("Strings({})", table.len()),
+            KeyIndex::Rows { table, .. } => format!("Rows({})", table.len()),
+        };
+        f.write_str(&kind)
+    }
+}
+
+impl KeyIndex {
+    /// Index the keys of these rows; their groups, numbered in order of first appearance.
+    pub fn build(keys: &[ArrayRef]) -> Result<(KeyIndex, Groups), KernelError> {
+        let n = keys.first().map_or(0, |k| k.len());
+        if n > NO_GROUP as usize {
+            return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
+        }
+        let valid = key_validity(keys);
+        let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };
+        let index = if let Some(ints) = as_i64(keys) {
+            group_ints(ints.as_primitive::<arrow::datatypes::Int64Type>().values(), valid.as_ref(), &mut g)
+        } else if keys.len() == 1 && is_string(keys[0].data_type()) {
+            let table = with_str_bytes!(keys[0], value => group_bytes(n, valid.as_ref(), value, &mut g));
+            KeyIndex::Strings { table, col: keys[0].clone(), first: g.first.clone() }
+        } else {
+            let conv = converter(keys)?;
+            let rows = conv.convert_columns(keys)?;
+            let table = group_bytes(n, valid.as_ref(), |i| rows.row(i).data(), &mut g);
+            KeyIndex::Rows { table, conv, rows, first: g.first.clone() }
+        };
+        Ok((index, g))
+    }
+
+    /// The group of each row of `keys` (of the types the index was built
+    /// from), or [`NO_GROUP`] for a key not in it or a missing one.
+    pub fn find(&self, keys: &[ArrayRef]) -> Result<Vec<u32>, KernelError> {
+        let n = keys.first().map_or(0, |k| k.len());
+        let valid = key_validity(keys);
+        let mut out = vec![NO_GROUP; n];
+        let h = hasher();
+        let ints =
+            || as_i64(keys).ok_or_else(|| KernelError("an integer key probed with a key of another type".into()));
+        match self {
+            KeyIndex::Direct { lo, slots } => {
+                let ints = ints()?;
+                for (o, &v) in out.iter_mut().zip(ints.as_primitive::<arrow::datatypes::Int64Type>().values()) {
+                    let at = (v as i128 - *lo as i128) as u128;
+                    if at < slots.len() as u128 {
+                        *o = slots[at as usize];
+                    }
+                }
+            }
+            KeyIndex::Ints(table) => {
+                let ints = ints()?;
+                for (o, &v) in out.iter_mut().zip(ints.as_primitive::<arrow::datatypes::Int64Type>().values()) {
+                    if let Some(e) = table.find(h.hash_one(v), |e| e.0 == v) {
+                        *o = e.1;
+                    }
+                }
+            }
+            KeyIndex::Strings { table, col, first } => {
+                if keys.len() != 1 || !is_string(keys[0].data_type()) {
+                    return Err(KernelError("a string key probed with a key of another type".into()));
+                }
+                with_str_bytes!(col, build => with_str_bytes!(keys[0], probe => {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        let bytes = probe(i);
+                        let hash = h.hash_one(bytes);
+                        if let Some(e) = table.find(hash, |e| e.0 == hash && build(first[e.1 as usize] as usize) == bytes) {
+                            *o = e.1;
+                        }
+                    }
+                }));
+            }
+            KeyIndex::Rows { table, conv, rows, first } => {
+                let probe = conv.convert_columns(keys)?;
+                for (i, o) in out.iter_mut().enumerate() {
+                    let bytes = probe.row(i).data();
+                    let hash = h.hash_one(bytes);
+                    if let Some(e) =
+                        table.find(hash, |e| e.0 == hash && rows.row(first[e.1 as usize] as usize).data() == bytes)
+                    {
+                        *o = e.1;
+                    }
+                }
+            }
+        }
+        if let Some(v) = valid {
+            for (o, ok) in out.iter_mut().zip(v.iter()) {
+                if !ok {
+                    *o = NO_GROUP;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn converter(keys: &[ArrayRef]) -> Result<RowConverter, KernelError> {
+    Ok(RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?)
+}
+
+fn group_ints(values: &[i64], valid: Option<&NullBuffer>, g: &mut Groups) -> KeyIndex {
     let is_valid = |i: usize| valid.is_none_or(|v| v.is_valid(i));
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for (i, &v) in values.iter().enumerate() {
@@ -132,24 +237,24 @@ fn group_ints(values: &[i64], valid: Option<&NullBuffer>, g: &mut Groups) {
         }
     }
     if lo > hi {
-        return; // no valid rows
+        return KeyIndex::Direct { lo: 0, slots: vec![] }; // no valid rows
     }
     let range = (hi as i128 - lo as i128) as u128;
     if range < (values.len() as u128 * 2).max(1 << 16) {
         // direct-indexed: a slot per value in lo..=hi
-        let mut slot = vec![NO_GROUP; range as usize + 1];
+        let mut slots = vec![NO_GROUP; range as usize + 1];
         for (i, &v) in values.iter().enumerate() {
             if !is_valid(i) {
                 continue;
             }
-            let s = &mut slot[(v.wrapping_sub(lo)) as u64 as usize];
+            let s = &mut slots[(v.wrapping_sub(lo)) as u64 as usize];
             if *s == NO_GROUP {
                 *s = g.first.len() as u32;
                 g.first.push(i as u32);
             }
             g.ids[i] = *s;
         }
-        return;
+        return KeyIndex::Direct { lo, slots };
     }
     let h = hasher();
     let mut table: HashTable<(i64, u32)> = HashTable::new();
@@ -168,9 +273,15 @@ fn group_ints(values: &[i64], valid: Option<&NullBuffer>, g: &mut Groups) {
         };
         g.ids[i] = id;
     }
+    KeyIndex::Ints(table)
 }
 
-fn group_bytes<'a>(n: usize, valid: Option<&NullBuffer>, value: impl Fn(usize) -> &'a [u8], g: &mut Groups) {
+fn group_bytes<'a>(
+    n: usize,
+    valid: Option<&NullBuffer>,
+    value: impl Fn(usize) -> &'a [u8],
+    g: &mut Groups,
+) -> HashTable<(u64, u32)> {
     let h = hasher();
     // (hash, group): a group's bytes are read back from its first row
     let mut table: HashTable<(u64, u32)> = HashTable::new();
@@ -192,6 +303,7 @@ fn group_bytes<'a>(n: usize, valid: Option<&NullBuffer>, value: impl Fn(usize) -
         };
         g.ids[i] = id;
     }
+    table
 }
 
 /// A hash of each row's key for partitioning (equal keys, equal hashes, in

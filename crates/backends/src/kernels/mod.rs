@@ -6,6 +6,7 @@ pub mod eval;
 pub mod frame;
 pub mod groupby;
 pub mod hash;
+pub mod join;
 pub mod matmul;
 pub mod random;
 pub mod reduce;

@@ -8,6 +8,7 @@ mod elementwise;
 mod frame;
 mod groupby;
 mod indexing;
+mod join;
 mod matmul;
 pub mod rechunk;
 mod reduction;
@@ -131,6 +132,9 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
         Op::Frame(FrameOp::ReadParquet { files, columns, schema }) => frame::read_parquet(ctx, files, columns, schema),
         Op::Frame(FrameOp::ReadCsv { files, format, file_schema, columns, .. }) => {
             frame::read_csv(ctx, files, format, file_schema, columns)
+        }
+        Op::Frame(FrameOp::Merge { how, left_on, right_on }) => {
+            join::merge(ctx, *how, left_on, right_on, inputs, &in_metas)
         }
         Op::Frame(FrameOp::GroupPartial { keys, aggs }) => groupby::partial(ctx, keys, aggs, &inputs[0], in_metas[0]),
         Op::Frame(FrameOp::GroupAgg { nkeys, aggs, method }) => {
