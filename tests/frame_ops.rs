@@ -715,3 +715,93 @@ fn merge_matches_nested_loop() -> Result<()> {
     assert!(e.contains("as many left keys as right keys"), "{e}");
     Ok(())
 }
+
+/// between, isin, the string tests, dates, where_, fillna and astype against
+/// the same computed row by row, under several chunkings; bad uses are errors.
+#[test]
+fn series_predicates_and_casts_match_one_batch() -> Result<()> {
+    use mars::arrow::array::BooleanArray;
+    use mars::arrow::datatypes::DataType;
+    let sess = mars::new_session()?;
+    let n = 29;
+    let cols = sample(n);
+    let batch = RecordBatch::try_from_iter(cols.clone())?;
+    let col = |name: &str| vals(batch.column(batch.schema().index_of(name).unwrap()));
+    let (k, s, v, iv) = (col("k"), col("s"), col("v"), col("i"));
+    let int = |x: &Val| match x {
+        Val::S(t) => t.parse::<i64>().ok(),
+        _ => None,
+    };
+    let text = |x: &Val| match x {
+        Val::S(t) => Some(t.clone()),
+        _ => None,
+    };
+    let float = |x: &Val| match x {
+        Val::F(f) if !f.is_nan() => Some(*f),
+        _ => None,
+    };
+    let days = batch.column(4).as_any().downcast_ref::<Date32Array>().unwrap();
+    let bools = |f: &dyn Fn(usize) -> bool| BooleanArray::from((0..n).map(f).collect::<Vec<_>>());
+    let cutoff = md::Date::parse("2019-04-17")?;
+    assert_eq!(md::Date::from_ymd(1998, 9, 2)?.days(), 10471);
+    assert_eq!(md::Date::from_ymd(1900, 3, 1)?.days(), -25508);
+    assert_eq!(md::Date::parse("2000-02-29")?.days(), 11016);
+    for rows in [1, 6, 29] {
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+        let (ck, cs, cv, ci, cd) = (df.col("k")?, df.col("s")?, df.col("v")?, df.col("i")?, df.col("d")?);
+        let fetch = |x: &md::Series| -> Result<ArrayRef> { Ok(x.execute_in(&sess)?.fetch_in(&sess)?.array().clone()) };
+        let check = |got: ArrayRef, want: BooleanArray, what: &str| {
+            assert_eq!(got.to_data(), want.to_data(), "{what}, {rows}-row chunks");
+        };
+        check(fetch(&ck.between(0i64, 1i64))?, bools(&|r| int(&k[r]).is_some_and(|x| (0..=1).contains(&x))), "between");
+        check(
+            fetch(&ck.isin(&[0i64.into(), 2i64.into()]))?,
+            bools(&|r| matches!(int(&k[r]), Some(0 | 2))),
+            "isin ints",
+        );
+        let in_s = |r: usize| matches!(text(&s[r]).as_deref(), Some("a" | "cc"));
+        check(fetch(&cs.isin(&["a".into(), "cc".into()]))?, bools(&in_s), "isin strings");
+        check(
+            fetch(&cs.str_starts_with("c"))?,
+            bools(&|r| text(&s[r]).is_some_and(|t| t.starts_with('c'))),
+            "startswith",
+        );
+        check(fetch(&cs.str_contains(""))?, bools(&|r| text(&s[r]).is_some()), "contains nothing");
+        check(fetch(&cs.str_contains("b"))?, bools(&|r| text(&s[r]).is_some_and(|t| t.contains('b'))), "contains");
+        let before = |r: usize| days.is_valid(r) && days.value(r) < cutoff.days();
+        check(fetch(&cd.lt(cutoff))?, bools(&before), "date <");
+        // where_: v where k > 0, else 0.0 (a missing v stays missing)
+        let w = fetch(&md::where_(&ck.gt(0i64), &cv, 0.0))?;
+        let want: Vec<Val> =
+            (0..n).map(|r| if int(&k[r]).is_some_and(|x| x > 0) { v[r].clone() } else { Val::F(0.0) }).collect();
+        let got = vals(&w);
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| close(a, b) || matches!((a, b), (Val::F(x), Val::F(y)) if x.is_nan() && y.is_nan())),
+            "where_: {got:?}"
+        );
+        let filled = vals(&fetch(&cv.fillna(-1.0))?);
+        let want: Vec<Val> = v.iter().map(|x| Val::F(float(x).unwrap_or(-1.0))).collect();
+        assert_eq!(filled, want, "fillna");
+        let as_f = vals(&fetch(&ci.astype(DataType::Float64))?);
+        let want: Vec<Val> = iv.iter().map(|x| int(x).map_or(Val::Null, |i| Val::F(i as f64))).collect();
+        assert_eq!(as_f, want, "astype float64");
+        let as_s = vals(&fetch(&ck.astype(DataType::Utf8))?);
+        assert_eq!(as_s, k, "astype utf8");
+    }
+    let df = md::DataFrame::from_columns(cols)?;
+    let e = df.col("i")?.astype(DataType::UInt8).execute_in(&sess).unwrap_err().to_string();
+    assert!(e.contains("astype(UInt8)"), "{e}");
+    let e = df.col("k")?.str_contains("x").execute_in(&sess).unwrap_err().to_string();
+    assert!(e.contains("str.contains needs a string Series, got Int64"), "{e}");
+    let e = df.col("d")?.lt(3i64).execute_in(&sess).unwrap_err().to_string();
+    assert!(e.contains("operator < is not defined for Date32 and Int64"), "{e}");
+    let e = md::where_(&df.col("k")?, 1.0, 2.0).execute_in(&sess).unwrap_err().to_string();
+    assert!(e.contains("where needs a bool condition"), "{e}");
+    for bad in ["1998-13-01", "98-01-01", "1998-02-30", "x"] {
+        let e = md::Date::parse(bad).unwrap_err().to_string();
+        assert!(e.contains("is not a date"), "{bad}: {e}");
+    }
+    Ok(())
+}

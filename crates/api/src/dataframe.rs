@@ -48,7 +48,7 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_backends::ChunkData;
 use mars_ir::agg::{Agg, AggFn};
-use mars_ir::colexpr::{ColExpr, Lit};
+use mars_ir::colexpr::{ColExpr, Lit, StrFn};
 use mars_ir::frame::batch_schema;
 use mars_ir::{BinaryFn, FrameOp, Key, Meta, Op};
 use std::path::Path;
@@ -720,6 +720,52 @@ impl From<&str> for Operand {
         Operand::Lit(Lit::Str(v.to_string()))
     }
 }
+/// A calendar date (a Date32 value: days since 1970-01-01), for comparing
+/// with date columns: `d.le(md::Date::parse("1998-09-02")?)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(i32);
+
+impl Date {
+    /// `"YYYY-MM-DD"`; anything else (or a day that does not exist) is an error.
+    pub fn parse(s: &str) -> Result<Date> {
+        let bad = || Error::Invalid(format!("{s:?} is not a date of the form YYYY-MM-DD"));
+        let parts: Vec<&str> = s.split('-').collect();
+        let [y, m, d] = parts.as_slice() else { return Err(bad()) };
+        if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+            return Err(bad());
+        }
+        let num = |p: &str| p.parse::<u32>().map_err(|_| bad());
+        Date::from_ymd(num(y)? as i32, num(m)?, num(d)?).map_err(|_| bad())
+    }
+    /// The date of this year, month (1–12) and day (1–31); an error when it does not exist.
+    pub fn from_ymd(year: i32, month: u32, day: u32) -> Result<Date> {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days_in = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        if !(1..=12).contains(&month) || day == 0 || day > days_in[month as usize - 1] {
+            return Err(Error::Invalid(format!("{year}-{month:02}-{day:02} is not a date")));
+        }
+        // days from the civil date (Howard Hinnant's algorithm)
+        let y = i64::from(year) - i64::from(month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (i64::from(month) + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        i32::try_from(days).map(Date).map_err(|_| Error::Invalid(format!("year {year} is out of range")))
+    }
+    /// Days since 1970-01-01.
+    pub fn days(self) -> i32 {
+        self.0
+    }
+}
+
+impl From<Date> for Operand {
+    fn from(d: Date) -> Self {
+        Operand::Lit(Lit::Date(d.0))
+    }
+}
+
 impl From<&Series> for Operand {
     fn from(s: &Series) -> Self {
         Operand::Series(s.clone())
@@ -863,6 +909,73 @@ impl Series {
         self.reduce(AggFn::Nunique)
     }
 
+    /// A Series of this one's values through `expr` (`Input(0)` is this one,
+    /// `Input(1)` the other Series, if any), named after this one.
+    fn unary(&self, expr: ColExpr, other: Option<&Series>) -> Series {
+        let mut inputs = vec![self.node.clone()];
+        inputs.extend(other.map(|s| s.node.clone()));
+        Series { node: Node::new(Op::Frame(FrameOp::Eval { expr, name: self.name() }), inputs) }
+    }
+
+    /// `lo <= s <= hi` (pandas' inclusive `between`).
+    pub fn between(&self, lo: impl Into<Operand>, hi: impl Into<Operand>) -> Series {
+        &self.ge(lo) & &self.le(hi)
+    }
+
+    /// Whether each value is one of `values` (numbers, strings or dates);
+    /// a missing value is not.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![1], vec![2], vec![3]])?;
+    /// let s = df.col("0")?.isin(&[1i64.into(), 3i64.into()]);
+    /// let got = s.execute()?.fetch()?;
+    /// assert_eq!(got.array().as_ref(), &mars::arrow::array::BooleanArray::from(vec![true, false, true]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn isin(&self, values: &[Operand]) -> Series {
+        let lits = values
+            .iter()
+            .map(|v| match v {
+                Operand::Lit(l) => Ok(l.clone()),
+                Operand::Series(_) => Err(()),
+            })
+            .collect::<std::result::Result<Vec<_>, ()>>();
+        match lits {
+            Ok(lits) => self.unary(ColExpr::IsIn(Box::new(ColExpr::Input(0)), lits), None),
+            Err(()) => Series { node: invalid(Error::Invalid("isin takes values, not Series".into())).node },
+        }
+    }
+
+    /// Whether each string starts with `prefix` (`s.str.startswith`); missing is false.
+    pub fn str_starts_with(&self, prefix: &str) -> Series {
+        self.unary(ColExpr::Str(StrFn::StartsWith, Box::new(ColExpr::Input(0)), prefix.to_string()), None)
+    }
+
+    /// Whether each string contains `part` (a plain substring, as
+    /// `s.str.contains(part, regex=False)`); missing is false.
+    pub fn str_contains(&self, part: &str) -> Series {
+        self.unary(ColExpr::Str(StrFn::Contains, Box::new(ColExpr::Input(0)), part.to_string()), None)
+    }
+
+    /// The values as `dtype` (`astype`); a value that does not fit fails the execute.
+    pub fn astype(&self, dtype: arrow::datatypes::DataType) -> Series {
+        self.unary(ColExpr::Cast(Box::new(ColExpr::Input(0)), dtype), None)
+    }
+
+    /// Missing values (and NaN) replaced by `value` (`fillna`).
+    pub fn fillna(&self, value: impl Into<Operand>) -> Series {
+        match value.into() {
+            Operand::Lit(l) => self.unary(ColExpr::FillNull(Box::new(ColExpr::Input(0)), l), None),
+            Operand::Series(_) => {
+                Series { node: invalid(Error::Invalid("fillna takes a value, not a Series".into())).node }
+            }
+        }
+    }
+
     /// The column's name.
     pub fn name(&self) -> String {
         match self.node.meta() {
@@ -945,6 +1058,23 @@ impl std::fmt::Display for ScalarValue {
             }
         }
     }
+}
+
+/// `cond ? a : b` per row (`np.where` / a SQL `CASE WHEN`): `a` and `b` are
+/// values or Series lined up with `cond`; a missing condition is false. The
+/// result is named after `cond`.
+pub fn where_(cond: &Series, a: impl Into<Operand>, b: impl Into<Operand>) -> Series {
+    let mut inputs = vec![cond.node.clone()];
+    let mut arg = |o: Operand| match o {
+        Operand::Lit(l) => ColExpr::Lit(l),
+        Operand::Series(s) => {
+            inputs.push(s.node.clone());
+            ColExpr::Input(inputs.len() - 1)
+        }
+    };
+    let (a, b) = (arg(a.into()), arg(b.into()));
+    let expr = ColExpr::Where(Box::new(ColExpr::Input(0)), Box::new(a), Box::new(b));
+    Series { node: Node::new(Op::Frame(FrameOp::Eval { expr, name: cond.name() }), inputs) }
 }
 
 /// A fetched Series: its name and its values as one Arrow array.

@@ -14,6 +14,8 @@ pub enum Lit {
     I64(i64),
     Str(String),
     Bool(bool),
+    /// A date: days since 1970-01-01 (Arrow's Date32).
+    Date(i32),
 }
 
 impl Lit {
@@ -24,6 +26,7 @@ impl Lit {
             Lit::I64(_) => DataType::Int64,
             Lit::Str(_) => DataType::Utf8,
             Lit::Bool(_) => DataType::Boolean,
+            Lit::Date(_) => DataType::Date32,
         }
     }
 }
@@ -35,6 +38,24 @@ pub enum ColExpr {
     Lit(Lit),
     Binary(BinaryFn, Box<ColExpr>, Box<ColExpr>),
     Not(Box<ColExpr>),
+    /// Whether the value is one of these (`s.isin([...])`); missing is false.
+    IsIn(Box<ColExpr>, Vec<Lit>),
+    /// A string test: `s.str.startswith(p)` / `s.str.contains(p)` (a plain
+    /// substring, not a pattern); missing is false.
+    Str(StrFn, Box<ColExpr>, String),
+    /// `cond ? a : b` per row (a missing condition is false).
+    Where(Box<ColExpr>, Box<ColExpr>, Box<ColExpr>),
+    /// The values as this type (`astype`); a value that does not fit is an error.
+    Cast(Box<ColExpr>, DataType),
+    /// Missing values (and float NaN, as pandas) replaced by a literal.
+    FillNull(Box<ColExpr>, Lit),
+}
+
+/// The string tests of [`ColExpr::Str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StrFn {
+    StartsWith,
+    Contains,
 }
 
 /// What a column type is for the type rules.
@@ -44,6 +65,7 @@ enum Class {
     Float,
     Str,
     Bool,
+    Date,
     Other,
 }
 
@@ -54,6 +76,7 @@ fn class(dt: &DataType) -> Class {
         Float16 | Float32 | Float64 | Decimal128(..) | Decimal256(..) => Class::Float,
         Utf8 | LargeUtf8 | Utf8View => Class::Str,
         Boolean => Class::Bool,
+        Date32 | Date64 => Class::Date,
         _ => Class::Other,
     }
 }
@@ -79,6 +102,7 @@ pub fn operand_type(f: BinaryFn, a: &DataType, b: &DataType) -> IrResult<DataTyp
             (x, y) if numeric(x) && numeric(y) => Ok(DataType::Float64),
             (Class::Str, Class::Str) => Ok(DataType::Utf8),
             (Class::Bool, Class::Bool) => Ok(DataType::Boolean),
+            (Class::Date, Class::Date) => Ok(DataType::Date32),
             _ => Err(bad()),
         };
     }
@@ -108,6 +132,48 @@ impl ColExpr {
                 let t = operand_type(*f, &a.data_type(inputs)?, &b.data_type(inputs)?)?;
                 Ok(if f.is_comparison() || f.is_logical() { DataType::Boolean } else { t })
             }
+            ColExpr::IsIn(e, values) => {
+                let t = e.data_type(inputs)?;
+                for v in values {
+                    operand_type(BinaryFn::Eq, &t, &v.data_type())?;
+                }
+                Ok(DataType::Boolean)
+            }
+            ColExpr::Str(func, e, _) => match e.data_type(inputs)? {
+                t if class(&t) == Class::Str => Ok(DataType::Boolean),
+                other => Err(IrError::DType(format!("{} needs a string Series, got {other}", func.name()))),
+            },
+            ColExpr::Where(c, a, b) => {
+                let ct = c.data_type(inputs)?;
+                if ct != DataType::Boolean {
+                    return Err(IrError::DType(format!("where needs a bool condition, got {ct}")));
+                }
+                let (ta, tb) = (a.data_type(inputs)?, b.data_type(inputs)?);
+                if ta == tb {
+                    return Ok(ta);
+                }
+                match (class(&ta), class(&tb)) {
+                    (x, y) if x == y && x != Class::Other => operand_type(BinaryFn::Eq, &ta, &tb),
+                    (Class::Int | Class::Float, Class::Int | Class::Float) => Ok(DataType::Float64),
+                    _ => Err(IrError::DType(format!("where cannot choose between {ta} and {tb}"))),
+                }
+            }
+            ColExpr::Cast(e, to) => {
+                let from = e.data_type(inputs)?;
+                if !arrow::compute::can_cast_types(&from, to) || !crate::frame::supported_type(to) {
+                    return Err(IrError::DType(format!("cannot cast {from} to {to}")));
+                }
+                Ok(to.clone())
+            }
+            ColExpr::FillNull(e, v) => {
+                let t = e.data_type(inputs)?;
+                let ok = t == v.data_type()
+                    || matches!((class(&t), class(&v.data_type())), (Class::Float, Class::Int | Class::Float));
+                if !ok {
+                    return Err(IrError::DType(format!("cannot fill missing {t} values with {v}")));
+                }
+                Ok(t)
+            }
         }
     }
 }
@@ -119,6 +185,7 @@ impl fmt::Display for Lit {
             Lit::I64(v) => write!(f, "{v}"),
             Lit::Str(s) => write!(f, "{s:?}"),
             Lit::Bool(b) => write!(f, "{b}"),
+            Lit::Date(d) => write!(f, "date({d})"),
         }
     }
 }
@@ -130,6 +197,24 @@ impl fmt::Display for ColExpr {
             ColExpr::Lit(l) => write!(f, "{l}"),
             ColExpr::Not(e) => write!(f, "!{e}"),
             ColExpr::Binary(op, a, b) => write!(f, "({a} {} {b})", op.symbol()),
+            ColExpr::IsIn(e, values) => {
+                let v: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                write!(f, "{e}.isin([{}])", v.join(", "))
+            }
+            ColExpr::Str(func, e, p) => write!(f, "{e}.{}({p:?})", func.name()),
+            ColExpr::Where(c, a, b) => write!(f, "where({c}, {a}, {b})"),
+            ColExpr::Cast(e, to) => write!(f, "{e}.astype({to})"),
+            ColExpr::FillNull(e, v) => write!(f, "{e}.fillna({v})"),
+        }
+    }
+}
+
+impl StrFn {
+    /// The pandas name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrFn::StartsWith => "str.startswith",
+            StrFn::Contains => "str.contains",
         }
     }
 }

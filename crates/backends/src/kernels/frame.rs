@@ -6,7 +6,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray, Datum, Float64Array, Int64Arra
 use arrow::compute::kernels::{boolean, cmp, numeric};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use mars_ir::colexpr::{operand_type, ColExpr, Lit};
+use mars_ir::colexpr::{operand_type, ColExpr, Lit, StrFn};
 use mars_ir::{BinaryFn, FrameChunkOp};
 use std::sync::Arc;
 
@@ -148,6 +148,7 @@ impl Val {
                     Lit::I64(v) => Arc::new(Int64Array::from(vec![*v])),
                     Lit::Str(s) => Arc::new(StringArray::from(vec![s.as_str()])),
                     Lit::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+                    Lit::Date(d) => Arc::new(arrow::array::Date32Array::from(vec![*d])),
                 };
                 Ok(Box::new(Scalar::new(arrow::compute::cast(&one, to).map_err(err)?)))
             }
@@ -201,7 +202,69 @@ fn eval_val(expr: &ColExpr, cols: &[ArrayRef]) -> Result<Val, KernelError> {
             };
             Val::Col(out)
         }
+        ColExpr::IsIn(e, values) => {
+            let col = Val::Col(to_column(eval_val(e, cols)?, cols)?);
+            let t = col.data_type();
+            let mut any = BooleanArray::from(vec![false; cols.first().map_or(0, |c| c.len())]);
+            for lit in values {
+                let ty = operand_type(BinaryFn::Eq, &t, &lit.data_type()).map_err(err)?;
+                let (a, b) = (col.datum(&ty)?, Val::Lit(lit.clone()).datum(&ty)?);
+                any = boolean::or_kleene(&any, &cmp::eq(a.as_ref(), b.as_ref()).map_err(err)?).map_err(err)?;
+            }
+            Val::Col(no_nulls(any))
+        }
+        ColExpr::Str(func, e, pattern) => {
+            let col = to_column(eval_val(e, cols)?, cols)?;
+            let pat = Scalar::new(
+                arrow::compute::cast(
+                    &(Arc::new(StringArray::from(vec![pattern.as_str()])) as ArrayRef),
+                    col.data_type(),
+                )
+                .map_err(err)?,
+            );
+            let out = match func {
+                StrFn::StartsWith => arrow::compute::kernels::comparison::starts_with(&col, &pat),
+                StrFn::Contains => arrow::compute::kernels::comparison::contains(&col, &pat),
+            };
+            Val::Col(no_nulls(out.map_err(err)?))
+        }
+        ColExpr::Where(c, a, b) => {
+            let cond = to_column(eval_val(c, cols)?, cols)?;
+            let cond =
+                cond.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| err("where needs a bool condition"))?;
+            let cond = if cond.null_count() > 0 {
+                BooleanArray::from(cond.iter().map(|v| v.unwrap_or(false)).collect::<Vec<_>>())
+            } else {
+                cond.clone()
+            };
+            let (a, b) = (eval_val(a, cols)?, eval_val(b, cols)?);
+            let t = expr_type(expr, cols)?;
+            let (da, db) = (a.datum(&t)?, b.datum(&t)?);
+            let out = arrow::compute::kernels::zip::zip(&cond, da.as_ref(), db.as_ref()).map_err(err)?;
+            Val::Col(out)
+        }
+        ColExpr::Cast(e, to) => {
+            let col = to_column(eval_val(e, cols)?, cols)?;
+            let opts = arrow::compute::CastOptions { safe: false, ..Default::default() };
+            Val::Col(arrow::compute::cast_with_options(&col, to, &opts).map_err(|e| err(format!("astype({to}): {e}")))?)
+        }
+        ColExpr::FillNull(e, lit) => {
+            let col = to_column(eval_val(e, cols)?, cols)?;
+            let t = col.data_type().clone();
+            let missing = match super::groupby::present_mask(&col) {
+                Some(ok) => ok,
+                None => return Ok(Val::Col(col)),
+            };
+            let fill = Val::Lit(lit.clone()).datum(&t)?;
+            Val::Col(arrow::compute::kernels::zip::zip(&missing, &col, fill.as_ref()).map_err(err)?)
+        }
     })
+}
+
+/// The type `expr` evaluates to over these columns.
+fn expr_type(expr: &ColExpr, cols: &[ArrayRef]) -> Result<DataType, KernelError> {
+    let types: Vec<DataType> = cols.iter().map(|c| c.data_type().clone()).collect();
+    expr.data_type(&types).map_err(err)
 }
 
 /// A value as a column of the chunk's length (a literal repeated).

@@ -42,6 +42,12 @@ fn present(col: &ArrayRef) -> Option<NullBuffer> {
     }
 }
 
+/// Rows of `col` holding a value (not null, not NaN) as a bool column;
+/// `None` when every row does.
+pub fn present_mask(col: &ArrayRef) -> Option<arrow::array::BooleanArray> {
+    present(col).map(|ok| arrow::array::BooleanArray::new(ok.into_inner(), None))
+}
+
 /// Whether row `i` is counted: it has a group and a value.
 #[inline]
 fn counted(g: &Groups, ok: Option<&NullBuffer>, i: usize) -> bool {
