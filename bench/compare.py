@@ -2,7 +2,7 @@
 """Run the anchor workloads in mars-rs and in numpy, dask, pandas, polars and
 duckdb in one go and print one table with ratios (mars-rs speed-up over each
 tool; > 1 is faster). Tensor workloads (W1-W3, W7) run in numpy and dask; the
-dataframe ones (W4, W5) in pandas, polars, duckdb and dask.
+dataframe ones (W4-W6) in pandas, polars, duckdb and dask.
 
     python3 -m venv .venv && .venv/bin/pip install numpy "dask[array,dataframe]" pandas polars duckdb
     .venv/bin/python bench/compare.py [--scale 1.0] [--repeats 3] [--tools numpy,dask,...]
@@ -79,6 +79,14 @@ def df_w5():
     return left, right
 
 
+def df_w6():
+    """W6's data as shared/bench/bench.py makes it: an f64 key and an i64 payload, 10M rows."""
+    import numpy as np
+    n = max(8, int(10_000_000 * ARGS.scale))
+    r = np.random.default_rng(42)
+    return {"a": r.random(n), "b": np.arange(n, dtype=np.int64)}
+
+
 def run_pandas():
     import pandas as pd
     df = pd.DataFrame(df_w4())
@@ -91,6 +99,9 @@ def run_pandas():
         m = ldf.merge(rdf, on="k", how="inner")
         return (m["v"] * m["w"]).sum()
     timed("W5", "pandas", w5)
+    del ldf, rdf
+    df = pd.DataFrame(df_w6())
+    timed("W6", "pandas", lambda: df.sort_values("a"))
 
 
 def run_polars():
@@ -102,6 +113,9 @@ def run_polars():
     ldf, rdf = pl.DataFrame(l), pl.DataFrame(r)
     timed("W5", "polars", lambda: ldf.lazy().join(rdf.lazy(), on="k", how="inner")
           .select((pl.col("v") * pl.col("w")).sum()).collect().item())
+    del ldf, rdf
+    df = pl.DataFrame(df_w6())
+    timed("W6", "polars", lambda: df.sort("a"))
 
 
 def run_duckdb():
@@ -118,6 +132,10 @@ def run_duckdb():
     con.execute("CREATE TABLE r AS SELECT * FROM rs")
     del ls, rs
     timed("W5", "duckdb", lambda: con.execute("SELECT sum(v*w) FROM l JOIN r USING (k)").fetchone()[0])
+    src = pd.DataFrame(df_w6())
+    con.execute("CREATE TABLE s6 AS SELECT * FROM src")
+    del src
+    timed("W6", "duckdb", lambda: con.execute("CREATE OR REPLACE TABLE s6o AS SELECT * FROM s6 ORDER BY a"))
 
 
 def run_dask():
@@ -150,6 +168,9 @@ def run_dask():
         m = ldf.merge(rdf, on="k", how="inner")
         return (m["v"] * m["w"]).sum().compute()
     timed("W5", "dask", w5)
+    del ldf, rdf
+    ddf6 = dd.from_pandas(pd.DataFrame(df_w6()), npartitions=8).persist()
+    timed("W6", "dask", lambda: ddf6.sort_values("a").persist())
 
 
 def collect(cmd):

@@ -805,3 +805,126 @@ fn series_predicates_and_casts_match_one_batch() -> Result<()> {
     }
     Ok(())
 }
+
+/// `sort_values_by` against a stable sort of the one batch's rows (missing
+/// values and NaN last in either direction), by one numeric key (the radix
+/// path), strings, and several keys of mixed directions, under 1-, 4-, 9-
+/// and 37-row chunks (many equal keys span chunks: ties must keep row order).
+#[test]
+fn sort_values_matches_a_stable_sort() -> Result<()> {
+    use std::cmp::Ordering;
+    let sess = mars::new_session()?;
+    let n = 37;
+    let cols = sample(n);
+    let batch = RecordBatch::try_from_iter(cols.clone())?;
+    let all: Vec<Vec<Val>> = batch.columns().iter().map(vals).collect();
+    let days = batch.column(4).as_any().downcast_ref::<Date32Array>().unwrap().clone();
+    // a comparable form of one value: missing (or NaN) is None
+    let key = |c: usize, r: usize| -> Option<(f64, String)> {
+        match (&all[c][r], c) {
+            (Val::Null, _) => None,
+            (Val::F(x), _) if x.is_nan() => None,
+            (Val::F(x), _) => Some((*x, String::new())),
+            (Val::S(_), 4) => Some((days.value(r) as f64, String::new())),
+            (Val::S(t), 1) => Some((0.0, t.clone())),
+            (Val::S(t), _) => Some((t.parse::<f64>().unwrap(), String::new())),
+        }
+    };
+    let names = ["k", "s", "v", "i", "d"];
+    let cases: Vec<Vec<(&str, bool)>> = vec![
+        vec![("v", true)],
+        vec![("v", false)],
+        vec![("i", true)],
+        vec![("s", true)],
+        vec![("k", true), ("s", false)],
+        vec![("d", false), ("i", true)],
+    ];
+    for by in &cases {
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.sort_by(|&a, &b| {
+            for (c, asc) in by {
+                let c = names.iter().position(|x| x == c).unwrap();
+                let o = match (key(c, a), key(c, b)) {
+                    (None, None) => Ordering::Equal,
+                    (None, Some(_)) => Ordering::Greater,
+                    (Some(_), None) => Ordering::Less,
+                    (Some(x), Some(y)) => {
+                        let o = x.0.partial_cmp(&y.0).unwrap().then(x.1.cmp(&y.1));
+                        if *asc {
+                            o
+                        } else {
+                            o.reverse()
+                        }
+                    }
+                };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            Ordering::Equal
+        });
+        let want: Vec<String> =
+            idx.iter().map(|&r| format!("{:?}", all.iter().map(|c| &c[r]).collect::<Vec<_>>())).collect();
+        for rows in [1, 4, 9, 37] {
+            let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+            let sorted = df.sort_values_by(by)?;
+            let got = sorted.execute_in(&sess)?.fetch_in(&sess)?;
+            let gc: Vec<Vec<Val>> = got.record_batch().columns().iter().map(vals).collect();
+            let got: Vec<String> =
+                (0..gc[0].len()).map(|r| format!("{:?}", gc.iter().map(|c| &c[r]).collect::<Vec<_>>())).collect();
+            assert_eq!(got, want, "by {by:?}, {rows}-row chunks");
+        }
+    }
+    let df = md::DataFrame::from_columns(cols)?;
+    let e = df.sort_values(&["zz"], true).unwrap_err().to_string();
+    assert!(e.contains(r#"column "zz" is not in the frame"#), "{e}");
+    Ok(())
+}
+
+/// The bucket-sort path (chunks of thousands of rows) against a stable
+/// sort: many duplicate keys, missing ones, NaN, negative and huge values.
+#[test]
+fn sort_values_large_chunks_match_a_stable_sort() -> Result<()> {
+    let sess = mars::new_session()?;
+    let n = 20_000usize;
+    let a: Vec<Option<f64>> = (0..n)
+        .map(|i| match i % 97 {
+            0 => None,
+            1 => Some(f64::NAN),
+            2 => Some(-1e300),
+            3 => Some(f64::INFINITY),
+            _ => Some(((i * 7919) % 1000) as f64 - 500.5),
+        })
+        .collect();
+    let t: Vec<i64> = (0..n).map(|i| ((i * 31) % 5000) as i64 - 2500).collect();
+    let cols = vec![
+        ("a", Arc::new(Float64Array::from(a.clone())) as ArrayRef),
+        ("t", Arc::new(Int64Array::from(t.clone())) as ArrayRef),
+        ("row", Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())) as ArrayRef),
+    ];
+    let present = |x: Option<f64>| x.filter(|v| !v.is_nan());
+    for (by, asc) in [("a", true), ("a", false), ("t", true), ("t", false)] {
+        let mut idx: Vec<usize> = (0..n).collect();
+        if by == "a" {
+            idx.sort_by(|&x, &y| match (present(a[x]), present(a[y])) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, _) => std::cmp::Ordering::Greater,
+                (_, None) => std::cmp::Ordering::Less,
+                (Some(p), Some(q)) if asc => p.partial_cmp(&q).unwrap(),
+                (Some(p), Some(q)) => q.partial_cmp(&p).unwrap(),
+            });
+        } else if asc {
+            idx.sort_by_key(|&x| t[x]);
+        } else {
+            idx.sort_by_key(|&x| std::cmp::Reverse(t[x]));
+        }
+        let want: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+        for rows in [3000, 20_000] {
+            let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+            let got = df.sort_values(&[by], asc)?.execute_in(&sess)?.fetch_in(&sess)?;
+            let order = got.record_batch().column(2).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+            assert_eq!(order, want, "by {by} ascending {asc}, {rows}-row chunks");
+        }
+    }
+    Ok(())
+}

@@ -178,3 +178,10 @@ fn frame_merge_broadcast_and_shuffle() {
     // outer: both sides hash-partitioned, each partition joined alone
     insta::assert_snapshot!("frame_merge_shuffle", tiled(&left.merge(&right, &["0"], How::Outer).unwrap()));
 }
+
+#[test]
+fn frame_sort_by_regular_sampling() {
+    let df = mars::dataframe::DataFrame::from_rows((0..6).map(|i| vec![(i * 7) % 5, i]).collect()).unwrap().rechunk(2);
+    // samples of each chunk, pivots, a range split of each chunk, a gather and sort per range
+    insta::assert_snapshot!("frame_sort", tiled(&df.sort_values(&["0"], false).unwrap()));
+}

@@ -504,6 +504,37 @@ impl DataFrame {
         Ok(DataFrame { node, index: 0 })
     }
 
+    /// The rows sorted by the columns `by`, all ascending or all descending
+    /// (`sort_values(by, ascending=…)`); see [`sort_values_by`](Self::sort_values_by).
+    pub fn sort_values(&self, by: &[&str], ascending: bool) -> Result<DataFrame> {
+        let by: Vec<(&str, bool)> = by.iter().map(|c| (*c, ascending)).collect();
+        self.sort_values_by(&by)
+    }
+
+    /// The rows sorted by these columns, each ascending or not, stably (rows
+    /// with equal keys keep their order); missing values and NaN last, as
+    /// pandas. Several chunks sort in parallel by regular sampling: the
+    /// result's chunks are consecutive key ranges. (Rows get a new `0..n`
+    /// index; pandas would keep the old labels.)
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![2, 1], vec![1, 2], vec![2, 0], vec![1, 3]])?.rechunk(2);
+    /// let s = df.sort_values_by(&[("0", true), ("1", false)])?;
+    /// assert_eq!(s.execute()?.fetch()?.to_string(), "   0  1\n0  1  3\n1  1  2\n2  2  1\n3  2  0");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sort_values_by(&self, by: &[(&str, bool)]) -> Result<DataFrame> {
+        self.node.check()?;
+        let by = by.iter().map(|(c, asc)| (c.to_string(), *asc)).collect();
+        let node = Node::new(Op::Frame(FrameOp::Sort { by }), vec![self.node.clone()]);
+        node.check()?;
+        Ok(DataFrame { node, index: self.index })
+    }
+
     /// Write the frame to one parquet file at `path` (snappy-compressed, a row
     /// group per chunk), executing it in the default session first. Chunks
     /// are written one at a time, so the frame never sits whole in memory.

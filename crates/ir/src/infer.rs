@@ -158,6 +158,27 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             crate::frame::check_schema(file_schema)?;
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
         }
+        Op::Frame(FrameOp::Sort { by }) => {
+            want(1)?;
+            let Meta::Frame { schema, nrows } = inputs[0] else {
+                return Err(IrError::Invalid("sort_values needs a dataframe input, got a tensor".into()));
+            };
+            if by.is_empty() {
+                return Err(IrError::Invalid("sort_values needs at least one column".into()));
+            }
+            let names: Vec<String> = by.iter().map(|(c, _)| c.clone()).collect();
+            for i in crate::frame::column_indices(schema, &names)? {
+                let f = schema.field(i);
+                if !crate::agg::is_ordered(f.data_type()) {
+                    return Err(IrError::DType(format!(
+                        "cannot sort by column {:?} of type {}",
+                        f.name(),
+                        crate::frame::type_name(f.data_type())
+                    )));
+                }
+            }
+            Ok(Meta::Frame { schema: schema.clone(), nrows: *nrows })
+        }
         Op::Frame(FrameOp::Merge { left_on, right_on, .. }) => {
             want(2)?;
             let (Meta::Frame { schema: l, .. }, Meta::Frame { schema: r, .. }) = (inputs[0], inputs[1]) else {

@@ -276,6 +276,9 @@ pub enum FrameOp {
     /// The `columns` of CSV files of the columns `file_schema` (as inferred or
     /// given), a chunk per byte range of about the chunk budget, split on
     /// line boundaries; `schema` is the read columns'.
+    /// The rows sorted by these columns, each ascending or not
+    /// (`sort_values`); stable, missing values last.
+    Sort { by: Vec<(String, bool)> },
     /// `left.merge(right, left_on, right_on, how)` (inputs: left, right).
     Merge { how: crate::join::How, left_on: Vec<String>, right_on: Vec<String> },
     ReadCsv {
@@ -356,6 +359,7 @@ impl FrameOp {
             FrameOp::ReadParquet { .. } => "ReadParquet",
             FrameOp::ReadCsv { .. } => "ReadCsv",
             FrameOp::Merge { .. } => "Merge",
+            FrameOp::Sort { .. } => "Sort",
         }
     }
 }
@@ -454,6 +458,16 @@ pub enum FrameChunkOp {
     JoinBuild { keys: Vec<usize> },
     /// Input 0's rows (the probe side) matched against input 1 (a `JoinBuild`).
     JoinProbe(Box<JoinProbeChunk>),
+    /// Its inputs' rows, concatenated and sorted stably by the columns `by`.
+    SortLocal { by: Vec<usize>, descending: Vec<bool> },
+    /// `per` rows at regular positions of chunk `chunk`: the `by` columns and
+    /// the chunk and row numbers (a sort's tie-breakers).
+    SortSample { by: Vec<usize>, per: usize, chunk: usize },
+    /// `parts - 1` pivots evenly spaced through all its inputs' samples.
+    SortPivots { descending: Vec<bool>, parts: usize },
+    /// Several outputs: chunk `chunk`'s rows (input 0) split by the pivots
+    /// (input 1) into one piece per range.
+    RangePartition { by: Vec<usize>, descending: Vec<bool>, chunk: usize },
 }
 
 /// The parameters of [`FrameChunkOp::JoinProbe`].
@@ -500,6 +514,10 @@ impl FrameChunkOp {
             FrameChunkOp::ReadCsv(_) => "ReadCsv",
             FrameChunkOp::JoinBuild { .. } => "JoinBuild",
             FrameChunkOp::JoinProbe(_) => "JoinProbe",
+            FrameChunkOp::SortLocal { .. } => "SortLocal",
+            FrameChunkOp::SortSample { .. } => "SortSample",
+            FrameChunkOp::SortPivots { .. } => "SortPivots",
+            FrameChunkOp::RangePartition { .. } => "RangePartition",
         }
     }
 }
@@ -532,6 +550,10 @@ impl fmt::Display for FrameChunkOp {
                 write!(f, "ReadParquet {:?} row groups {row_groups:?} {columns:?}", file_name(&file.path))
             }
             FrameChunkOp::JoinBuild { keys } => write!(f, "JoinBuild keys={keys:?}"),
+            FrameChunkOp::SortLocal { by, descending } => write!(f, "SortLocal by={by:?} descending={descending:?}"),
+            FrameChunkOp::SortSample { by, per, chunk } => write!(f, "SortSample by={by:?} {per} of chunk {chunk}"),
+            FrameChunkOp::SortPivots { parts, .. } => write!(f, "SortPivots for {parts} ranges"),
+            FrameChunkOp::RangePartition { by, chunk, .. } => write!(f, "RangePartition by={by:?} chunk {chunk}"),
             FrameChunkOp::JoinProbe(p) => {
                 let side = if p.probe == crate::join::Side::Left { "left" } else { "right" };
                 write!(f, "JoinProbe {side} keys={:?}", p.keys)?;
@@ -572,6 +594,11 @@ impl fmt::Display for FrameOp {
             FrameOp::ReadParquet { files, columns, .. } => {
                 let rows = files.iter().fold(0usize, |a, f| a.saturating_add(f.rows()));
                 write!(f, "ReadParquet[{} files, {rows} rows] {columns:?}", files.len())
+            }
+            FrameOp::Sort { by } => {
+                let keys: Vec<String> =
+                    by.iter().map(|(c, asc)| format!("{c:?} {}", if *asc { "asc" } else { "desc" })).collect();
+                write!(f, "Sort by [{}]", keys.join(", "))
             }
             FrameOp::Merge { how, left_on, right_on } => write!(f, "Merge {how} {left_on:?} = {right_on:?}"),
             FrameOp::ReadCsv { files, columns, .. } => {

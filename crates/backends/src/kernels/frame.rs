@@ -80,6 +80,16 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             ([probe], Some(ChunkData::Table(table))) => one(super::join::probe(probe, table, p)?),
             _ => Err(err("JoinProbe takes a frame and a join table")),
         },
+        FrameChunkOp::SortLocal { by, descending } => one(super::sort::sort(&concat(&ins)?, by, descending)?),
+        FrameChunkOp::SortSample { by, per, chunk } => {
+            want(1)?;
+            one(super::sort::sample(ins[0], by, *per, *chunk)?)
+        }
+        FrameChunkOp::SortPivots { descending, parts } => one(super::sort::pivots(&ins, descending, *parts)?),
+        FrameChunkOp::RangePartition { by, descending, chunk } => {
+            want(2)?;
+            Ok(ChunkData::Parts(super::sort::range_partition(ins[0], by, descending, *chunk, ins[1])?))
+        }
         FrameChunkOp::GatherPart { .. } => match ins.first() {
             Some(_) => one(concat(&ins)?),
             None => Err(err("GatherPart needs at least one input")),

@@ -11,6 +11,7 @@ pub mod matmul;
 pub mod random;
 pub mod reduce;
 pub mod simd;
+pub mod sort;
 
 use crate::data::ChunkData;
 use crate::error::KernelError;

@@ -280,3 +280,70 @@ pub(super) fn read_csv(
     }
     Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; chunks.len()], vec![width]], chunks }))
 }
+
+/// `sort_values`: one chunk sorts alone; several sort by regular sampling:
+/// a sample of each chunk, pivots from all samples, each chunk split by the
+/// pivots into ranges, and range `p` of every chunk gathered and sorted into
+/// output chunk `p` (so the chunks are in order).
+pub(super) fn sort(ctx: &mut Ctx, by: &[(String, bool)], input: &Layout, in_meta: &Meta) -> TileResult<Tiled> {
+    let Meta::Frame { schema, .. } = in_meta else {
+        return Err(mars_ir::IrError::Invalid("sort_values needs a dataframe input".into()).into());
+    };
+    let names: Vec<String> = by.iter().map(|(c, _)| c.clone()).collect();
+    let cols = mars_ir::frame::column_indices(schema, &names)?;
+    let descending: Vec<bool> = by.iter().map(|(_, asc)| !asc).collect();
+    let width = input.nsplits.get(1).and_then(|s| s.first()).copied().unwrap_or(Dim::Unknown);
+    let local = |by: Vec<usize>| ChunkOp::Frame(FrameChunkOp::SortLocal { by, descending: descending.clone() });
+    let n = input.chunks.len();
+    if n <= 1 {
+        let chunks: Vec<_> = input
+            .chunks
+            .iter()
+            .map(|&c| ctx.add(local(cols.clone()), &[c][..], ctx_shape(ctx, c), None, vec![0, 0]))
+            .collect();
+        return Ok(Tiled::Done(Layout { nsplits: input.nsplits.clone(), chunks }));
+    }
+    ctx.check_grid(&[4 * n + 1], 1)?;
+    let per = (32 * n).min(4096);
+    let samples: ChunkInputs = input
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let op = ChunkOp::Frame(FrameChunkOp::SortSample { by: cols.clone(), per, chunk: i });
+            ctx.add(op, &[c][..], vec![Dim::Unknown, Dim::Known(cols.len() + 2)], None, vec![i, 0])
+        })
+        .collect();
+    let pivots_op = ChunkOp::Frame(FrameChunkOp::SortPivots { descending: descending.clone(), parts: n });
+    let pivots = ctx.add(pivots_op, samples, vec![Dim::Known(n - 1), Dim::Known(cols.len() + 2)], None, vec![0, 0]);
+    let maps: ChunkInputs = input
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let op = ChunkOp::Frame(FrameChunkOp::RangePartition {
+                by: cols.clone(),
+                descending: descending.clone(),
+                chunk: i,
+            });
+            ctx.add(op, &[c, pivots][..], vec![Dim::Unknown, width], None, vec![i, 0])
+        })
+        .collect();
+    let sort_op = Arc::new(local(cols.clone()));
+    let mut chunks = Vec::with_capacity(n);
+    for p in 0..n {
+        let g = ctx.add(
+            ChunkOp::Frame(FrameChunkOp::GatherPart { part: p }),
+            maps.clone(),
+            vec![Dim::Unknown, width],
+            None,
+            vec![p, 0],
+        );
+        chunks.push(ctx.add(sort_op.clone(), &[g][..], vec![Dim::Unknown, width], None, vec![p, 0]));
+    }
+    Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; n], vec![width]], chunks }))
+}
+
+fn ctx_shape(ctx: &Ctx, c: mars_ir::ChunkId) -> Vec<Dim> {
+    ctx.shape(c).to_vec()
+}

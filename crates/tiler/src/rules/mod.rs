@@ -133,6 +133,7 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
         Op::Frame(FrameOp::ReadCsv { files, format, file_schema, columns, .. }) => {
             frame::read_csv(ctx, files, format, file_schema, columns)
         }
+        Op::Frame(FrameOp::Sort { by }) => frame::sort(ctx, by, &inputs[0], in_metas[0]),
         Op::Frame(FrameOp::Merge { how, left_on, right_on }) => {
             join::merge(ctx, *how, left_on, right_on, inputs, &in_metas)
         }
