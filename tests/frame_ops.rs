@@ -928,3 +928,60 @@ fn sort_values_large_chunks_match_a_stable_sort() -> Result<()> {
     }
     Ok(())
 }
+
+/// value_counts and unique against counting the one batch's values, under
+/// several chunkings (strings with an empty one, ints, with missing values).
+#[test]
+fn value_counts_and_unique_match_one_batch() -> Result<()> {
+    let sess = mars::new_session()?;
+    let n = 41;
+    let cols = sample(n);
+    let batch = RecordBatch::try_from_iter(cols.clone())?;
+    for (c, name) in [(0usize, "k"), (1, "s")] {
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for v in vals(batch.column(c)) {
+            if let Val::S(t) = v {
+                *counts.entry(t).or_default() += 1;
+            }
+        }
+        let mut want: Vec<(String, i64)> = counts.clone().into_iter().collect();
+        // most frequent first, ties by value (ints by number)
+        let num = |t: &String| t.parse::<i64>().ok();
+        want.sort_by(|a, b| {
+            b.1.cmp(&a.1).then(match (num(&a.0), num(&b.0)) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                _ => a.0.cmp(&b.0),
+            })
+        });
+        let mut distinct: Vec<String> = counts.keys().cloned().collect();
+        distinct.sort_by(|a, b| match (num(a), num(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => a.cmp(b),
+        });
+        for rows in [1, 7, 41] {
+            let s = md::DataFrame::from_columns(cols.clone())?.rechunk(rows).col(name)?;
+            let got = s.value_counts()?.execute_in(&sess)?.fetch_in(&sess)?;
+            assert_eq!(got.index_columns(), 1);
+            let b = got.record_batch();
+            let pairs: Vec<(String, i64)> = vals(b.column(0))
+                .into_iter()
+                .zip(vals(b.column(1)))
+                .map(|(v, c)| match (v, c) {
+                    (Val::S(v), Val::S(c)) => (v, c.parse().unwrap()),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(pairs, want, "value_counts of {name}, {rows}-row chunks");
+            let u = s.unique()?.execute_in(&sess)?.fetch_in(&sess)?;
+            let got: Vec<String> = vals(u.array())
+                .into_iter()
+                .map(|v| match v {
+                    Val::S(t) => t,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(got, distinct, "unique of {name}, {rows}-row chunks");
+        }
+    }
+    Ok(())
+}

@@ -893,6 +893,43 @@ impl Series {
         Scalar { node: Node::new(op, vec![partial]) }
     }
 
+    /// This Series as a one-column frame.
+    fn frame(&self) -> DataFrame {
+        DataFrame { node: self.node.clone(), index: 0 }
+    }
+
+    /// How often each value occurs (missing ones not counted): a frame with
+    /// the values as its index column and a `count` column, most frequent
+    /// first (ties by value), as pandas' `value_counts()`.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![3], vec![1], vec![3], vec![2], vec![1], vec![3]])?.rechunk(4);
+    /// let counts = df.col("0")?.value_counts()?.execute()?.fetch()?;
+    /// assert_eq!(counts.to_string(), "   count\n0       \n3      3\n1      2\n2      1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn value_counts(&self) -> Result<DataFrame> {
+        let name = self.name();
+        let counts = self.frame().groupby(&[name.as_str()])?.aggregate(vec![Agg {
+            column: name.clone(),
+            func: AggFn::Size,
+            name: "count".into(),
+        }])?;
+        counts.sort_values_by(&[("count", false), (name.as_str(), true)])
+    }
+
+    /// The distinct values (missing ones dropped), sorted (pandas gives them
+    /// in order of appearance).
+    pub fn unique(&self) -> Result<Series> {
+        let name = self.name();
+        let keys = self.frame().groupby(&[name.as_str()])?.aggregate(vec![])?;
+        Ok(Series { node: keys.node })
+    }
+
     /// The sum of the values (missing ones skipped; 0 when there are none).
     /// Integers and bools sum to an int64, other numbers to a float64.
     ///
