@@ -188,21 +188,33 @@ fn run_shows_progress_only_on_a_terminal() {
     }
 }
 
+/// Frame graphs run from a file too: a groupby (whose method is chosen once
+/// its partials ran) and a filter are written as parquet, a tensor as .npy;
+/// `inspect` shows how far the frame graph tiles before it must run.
 #[test]
-fn run_writes_frames_as_arrow_ipc_and_several_roots_to_a_folder() {
-    let df = mars::dataframe::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4], vec![5, 6]]).unwrap();
+fn run_writes_frames_as_parquet_and_several_roots_to_a_folder() {
+    use mars::dataframe as md;
+    let df = md::DataFrame::from_rows((0..30).map(|i| vec![i % 4, i]).collect()).unwrap().rechunk(7);
+    let g = df.groupby(&["0"]).unwrap().agg(&[("1", "sum"), ("1", "count")]).unwrap();
+    let kept = df.filter(&df.col("1").unwrap().gt(20i64)).unwrap();
     let t = mt::arange(0.0, 4.0, 1.0);
     let path = tmp("frames").join("graph.json");
-    mars::save_graph(&[&df, &t], &path).unwrap();
+    mars::save_graph(&[&g, &kept, &t], &path).unwrap();
+    let (ok, text, err) = mars(&["inspect", path.to_str().unwrap(), "--tile"]);
+    assert!(ok, "{err}");
+    assert!(text.contains("tiling paused: 5 chunks must run") && text.contains("GroupPartial"), "{text}");
     let out = tmp("frames").join("out");
     let (ok, summary, err) = mars(&["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert!(summary.contains("rows=3 schema=[0:int64, 1:int64]"), "{summary}");
-    let frame = out.join(format!("{}.arrow", df.key()));
-    let reader = mars::arrow::ipc::reader::FileReader::try_new(std::fs::File::open(&frame).unwrap(), None).unwrap();
-    let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
-    assert_eq!(batches[0].num_columns(), 2);
+    assert!(summary.contains("schema=[0:int64, 1_sum:int64, 1_count:int64]"), "{summary}");
+    let sess = mars::new_session().unwrap();
+    let read = |k: mars::Key| {
+        md::read_parquet(out.join(format!("{k}.parquet"))).unwrap().execute_in(&sess).unwrap().fetch_in(&sess).unwrap()
+    };
+    let groups = read(g.key());
+    assert_eq!(groups.record_batch(), g.execute_in(&sess).unwrap().fetch_in(&sess).unwrap().record_batch());
+    assert_eq!(groups.num_rows(), 4);
+    assert_eq!(read(kept.key()).num_rows(), 9);
     assert!(out.join(format!("{}.npy", t.key())).exists());
 }
 

@@ -286,15 +286,19 @@ pub fn run(saved: &SavedGraph, out: Option<&Path>) -> Result<String> {
     }
     for k in &saved.roots {
         let meta = results.get(k).map(|r| r.meta.clone());
-        let data = backend.fetch(k)?;
+        let frame = matches!(meta, Some(Meta::Frame { .. }));
         let _ = write!(summary, "{} {}", k.short(), meta.map(|m| m.to_string()).unwrap_or_default());
         if let Some(o) = out {
             let path: PathBuf = if saved.roots.len() > 1 {
-                o.join(format!("{}.{}", k, if matches!(data, ChunkData::Frame(_)) { "arrow" } else { "npy" }))
+                o.join(format!("{}.{}", k, if frame { "parquet" } else { "npy" }))
             } else {
                 o.to_path_buf()
             };
-            write_value(&data, &path)?;
+            if frame {
+                write_parquet(&backend, k, &path)?;
+            } else {
+                write_value(&backend.fetch(k)?, &path)?;
+            }
             let _ = write!(summary, " -> {}", path.display());
         }
         summary.push('\n');
@@ -304,19 +308,27 @@ pub fn run(saved: &SavedGraph, out: Option<&Path>) -> Result<String> {
     Ok(summary)
 }
 
+/// A frame result as one parquet file, a row group per chunk, fetched one
+/// chunk at a time.
+fn write_parquet(backend: &LocalBackend, key: &Key, path: &Path) -> Result<()> {
+    let io = |e: mars_backends::error::KernelError| Error::Io(e.0);
+    let mut sink: Option<mars_backends::io::ParquetSink> = None;
+    for i in 0..backend.meta(key)?.chunks.len() {
+        let ChunkData::Frame(b) = backend.fetch_chunk(key, i)? else {
+            return Err(Error::Invalid(format!("{key}: a frame result with a chunk that is not a batch")));
+        };
+        if sink.is_none() {
+            sink = Some(mars_backends::io::ParquetSink::create(path, b.schema()).map_err(io)?);
+        }
+        sink.as_mut().map_or(Ok(()), |s| s.write(&b)).map_err(io)?;
+    }
+    sink.ok_or_else(|| Error::Invalid(format!("{key}: a frame result of no chunks")))?.finish().map_err(io)
+}
+
 fn write_value(data: &ChunkData, path: &Path) -> Result<()> {
     let io = |e: std::io::Error| Error::Io(format!("cannot write {}: {e}", path.display()));
     match data {
         ChunkData::Tensor(t) => std::fs::write(path, mars_ir::npy::to_npy(t)).map_err(io),
-        ChunkData::Frame(b) => {
-            let file = std::fs::File::create(path).map_err(io)?;
-            let mut w =
-                arrow::ipc::writer::FileWriter::try_new(file, &b.schema()).map_err(|e| Error::Io(e.to_string()))?;
-            w.write(b).map_err(|e| Error::Io(e.to_string()))?;
-            w.finish().map_err(|e| Error::Io(e.to_string()))
-        }
-        ChunkData::Partial { .. } | ChunkData::Parts(_) | ChunkData::Table(_) => {
-            Err(Error::Invalid("a reduction partial is not a result".into()))
-        }
+        _ => Err(Error::Invalid(format!("{}: only tensors are written as .npy", path.display()))),
     }
 }
