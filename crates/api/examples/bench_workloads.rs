@@ -49,6 +49,15 @@ fn selected(name: &str) -> bool {
 }
 
 /// Whether `--only` names `name` (for workloads too big to run by default).
+/// Whether `--only` lists `name` itself (for steps that run only on request).
+fn exactly(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)) {
+        None => false,
+        Some(list) => list.split(',').any(|p| p == name),
+    }
+}
+
 fn explicitly(name: &str) -> bool {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == "--only").is_some() && selected(name)
@@ -119,6 +128,37 @@ fn main() -> Result<()> {
     }
     time("W2", repeats, || value(&a.dot(&b).sum(), &s))?;
     drop((a, b));
+
+    // W4 out of core: the same groupby over a parquet file of W4's data, in a
+    // session whose memory limit is a third of the data (`--only W4_limit`;
+    // `--only W4_write` writes the file first, in its own process)
+    let w4_file = std::env::temp_dir().join("mars-bench-w4.parquet");
+    if exactly("W4_write") {
+        let n = ((10_000_000.0 * scale) as usize).max(8);
+        let mut r = Xorshift(42);
+        let k: Vec<i64> = (0..n).map(|_| (r.next() % 1000) as i64).collect();
+        let v1: Vec<f64> = (0..n).map(|_| r.float()).collect();
+        let v2: Vec<f64> = (0..n).map(|_| r.float()).collect();
+        let df = md::DataFrame::from_columns(vec![
+            ("k", Arc::new(Int64Array::from(k)) as ArrayRef),
+            ("v1", Arc::new(Float64Array::from(v1))),
+            ("v2", Arc::new(Float64Array::from(v2))),
+        ])?
+        .rechunk(n.div_ceil(64));
+        df.to_parquet_in(&s, &w4_file)?;
+        println!("# wrote {} ({} rows, 64 row groups)", w4_file.display(), n);
+    }
+    if exactly("W4_limit") {
+        let n = ((10_000_000.0 * scale) as usize).max(8);
+        let limit = n * 24 / 3;
+        let limited = Session::builder().memory_limit(limit).chunk_bytes(limit / 8).build()?;
+        time("W4_limit", repeats, || {
+            let df = md::read_parquet(&w4_file)?;
+            let g = df.groupby(&["k"])?.agg(&[("v1", "sum"), ("v2", "mean"), ("k", "count")])?;
+            Ok(g.execute_in(&limited)?.fetch_in(&limited)?.num_rows() as f64)
+        })?;
+        println!("# W4_limit memory_limit_mib {:.1}", limit as f64 / (1 << 20) as f64);
+    }
 
     // W4: groupby over 10M rows held in 8 chunks (as Mars's and dask's 8 partitions)
     if selected("W4") {
