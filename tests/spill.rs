@@ -126,3 +126,50 @@ fn a_zero_limit_is_refused() {
     let e = Session::builder().memory_limit(0).build().unwrap_err().to_string();
     assert!(e.contains("memory_limit must be positive"), "{e}");
 }
+
+/// Frames spill too: held frames, hash-shuffle pieces (several outputs in
+/// one chunk), join tables and sort ranges go to disk under the limit and
+/// come back, and groupby, merge and sort give the same answers as an
+/// unlimited session.
+#[test]
+fn frame_chunks_and_shuffle_pieces_spill_and_come_back() -> Result<()> {
+    use mars::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use std::sync::Arc;
+    let free = Session::builder().progress(false).build()?;
+    let n = 12_000usize;
+    let cols = || -> Vec<(&'static str, ArrayRef)> {
+        vec![
+            ("k", Arc::new(Int64Array::from((0..n as i64).map(|i| (i * 7919) % 3001).collect::<Vec<_>>()))),
+            ("s", Arc::new(StringArray::from((0..n).map(|i| format!("name-{}", i % 977)).collect::<Vec<_>>()))),
+            ("v", Arc::new(Float64Array::from((0..n).map(|i| (i as f64).sin()).collect::<Vec<_>>()))),
+        ]
+    };
+    let right = || -> Result<md::DataFrame> {
+        md::DataFrame::from_columns(vec![
+            ("k", Arc::new(Int64Array::from((0..3001i64).collect::<Vec<_>>())) as ArrayRef),
+            ("w", Arc::new(Float64Array::from((0..3001).map(|i| i as f64).collect::<Vec<_>>()))),
+        ])
+    };
+    let run = |sess: &Session| -> Result<Vec<mars::arrow::record_batch::RecordBatch>> {
+        let df = md::DataFrame::from_columns(cols())?.rechunk(1000);
+        df.execute_in(sess)?;
+        let by_key = df.groupby(&["k"])?.method(md::GroupMethod::Shuffle).agg(&[("v", "sum"), ("s", "nunique")])?;
+        let joined = df.merge(&right()?.rechunk(500), &["k"], md::How::Outer)?.sort_values(&["k", "s"], true)?;
+        let sorted = df.sort_values(&["v"], false)?;
+        sess.execute(&[&by_key, &joined, &sorted])?;
+        Ok(vec![
+            by_key.fetch_in(sess)?.record_batch().clone(),
+            joined.fetch_in(sess)?.record_batch().clone(),
+            sorted.fetch_in(sess)?.record_batch().clone(),
+        ])
+    };
+    let sess = limited(2)?;
+    let got = run(&sess)?;
+    let st = sess.stats().unwrap();
+    assert!(st.spill.bytes_spilled > 0 && st.spill.chunks_restored > 0, "nothing spilled and came back: {st:?}");
+    assert!(st.bytes_held <= LIMIT, "{st:?}");
+    let want = run(&free)?;
+    // a shuffled groupby's chunks are each sorted, in partition order: the same in both sessions
+    assert_eq!(got, want);
+    Ok(())
+}
