@@ -69,5 +69,63 @@ fn main() -> mars::Result<()> {
         st.spill.chunks_restored,
         st.bytes_held >> 20
     );
+    frames()
+}
+
+/// Dataframes: 5M sales rows to parquet and back, a groupby, a join with a
+/// small table and a sort, each timed.
+fn frames() -> mars::Result<()> {
+    use mars::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use std::sync::Arc;
+    let n = 5_000_000usize;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let store: Vec<i64> = (0..n).map(|_| (next() % 500) as i64).collect();
+    let amount: Vec<f64> = (0..n).map(|_| (next() % 100_000) as f64 / 100.0).collect();
+    let sales = md::DataFrame::from_columns(vec![
+        ("store", Arc::new(Int64Array::from(store)) as ArrayRef),
+        ("amount", Arc::new(Float64Array::from(amount))),
+    ])?
+    .rechunk(n / 8);
+    let dir = std::env::temp_dir().join(format!("mars-quickstart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("sales.parquet");
+    let start = Instant::now();
+    sales.to_parquet(&path)?;
+    println!(
+        "
+5M sales rows written to {} in {:.3} s",
+        path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    let df = md::read_parquet(&path)?;
+    let start = Instant::now();
+    let per_store = df.groupby(&["store"])?.agg(&[("amount", "sum"), ("amount", "mean"), ("amount", "count")])?;
+    let top = per_store.sort_values(&["amount_sum"], false)?.head(3);
+    let shown = top.execute()?.fetch()?;
+    println!(
+        ">>> read_parquet(path).groupby(\"store\").agg(...).sort_values(\"amount_sum\", ascending=False).head(3)\n{shown}"
+    );
+    println!("  in {:.3} s", start.elapsed().as_secs_f64());
+    let regions = md::DataFrame::from_columns(vec![
+        ("store", Arc::new(Int64Array::from((0..500i64).collect::<Vec<_>>())) as ArrayRef),
+        (
+            "region",
+            Arc::new(StringArray::from(
+                (0..500).map(|i| ["north", "south", "east", "west"][i % 4]).collect::<Vec<_>>(),
+            )),
+        ),
+    ])?;
+    let start = Instant::now();
+    let joined = df.merge(&regions, &["store"], md::How::Inner)?;
+    let by_region = joined.groupby(&["region"])?.agg(&[("amount", "sum"), ("amount", "std")])?;
+    println!(">>> df.merge(regions, on=\"store\").groupby(\"region\").agg(...)\n{}", by_region.execute()?.fetch()?);
+    println!("  in {:.3} s", start.elapsed().as_secs_f64());
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

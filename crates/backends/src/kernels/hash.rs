@@ -170,9 +170,11 @@ impl KeyIndex {
         match self {
             KeyIndex::Direct { lo, slots } => {
                 let ints = ints()?;
+                let len = slots.len() as u64;
                 for (o, &v) in out.iter_mut().zip(ints.as_primitive::<arrow::datatypes::Int64Type>().values()) {
-                    let at = (v as i128 - *lo as i128) as u128;
-                    if at < slots.len() as u128 {
+                    // below `lo` wraps to a huge offset: out of range like above the top
+                    let at = v.wrapping_sub(*lo) as u64;
+                    if at < len {
                         *o = slots[at as usize];
                     }
                 }

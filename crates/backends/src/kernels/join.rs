@@ -128,6 +128,11 @@ fn take(col: &ArrayRef, idx: &UInt32Array) -> Result<ArrayRef, KernelError> {
 /// their place and unmatched build rows last; the result columns `p.cols`.
 pub fn probe(probe: &RecordBatch, table: &JoinTable, p: &JoinProbeChunk) -> Result<RecordBatch, KernelError> {
     let found = table.index.find(&columns(probe, &p.keys)?)?;
+    if table.unique && table.offsets.is_empty() && !p.keep_build && !found.contains(&NO_GROUP) {
+        // every probe row matches one build row, which the index named
+        let all: Vec<u32> = (0..found.len() as u32).collect();
+        return assemble(probe, table, p, all, found);
+    }
     let (mut pi, mut bi) = (Vec::with_capacity(probe.num_rows()), Vec::with_capacity(probe.num_rows()));
     let mut matched = if p.keep_build { vec![false; table.batch.num_rows()] } else { vec![] };
     for (i, &g) in found.iter().enumerate() {
@@ -159,6 +164,18 @@ pub fn probe(probe: &RecordBatch, table: &JoinTable, p: &JoinProbeChunk) -> Resu
             }
         }
     }
+    assemble(probe, table, p, pi, bi)
+}
+
+/// The result columns from probe rows `pi` and build rows `bi` (pairs;
+/// [`NONE`] where a side has no row).
+fn assemble(
+    probe: &RecordBatch,
+    table: &JoinTable,
+    p: &JoinProbeChunk,
+    pi: Vec<u32>,
+    bi: Vec<u32>,
+) -> Result<RecordBatch, KernelError> {
     let n = pi.len();
     let (pi, bi) = (indices(pi), indices(bi));
     let side = |s: Side| if s == p.probe { (probe, &pi) } else { (&table.batch, &bi) };
