@@ -31,6 +31,18 @@ pub struct JoinTable {
     /// Each key on one row: the index finds rows (when `offsets` is empty)
     /// or groups whose row is `rows[g]`.
     unique: bool,
+    /// A unique, direct-indexed build side laid out by key.
+    dense: Option<Dense>,
+}
+
+/// The build rows placed at their key's slot `k - lo` (missing where no row
+/// has that key), so a probe row reads one place per column instead of the
+/// index and then the row.
+#[derive(Debug)]
+struct Dense {
+    lo: i64,
+    exists: arrow::buffer::BooleanBuffer,
+    batch: RecordBatch,
 }
 
 impl PartialEq for JoinTable {
@@ -75,17 +87,21 @@ impl JoinTable {
         // every key once (a dimension table): a group is its one row, and a
         // direct index can name the row itself, saving a lookup per probe
         let unique = rows.len() == groups.len();
+        let mut dense = None;
         let index = match index {
             KeyIndex::Direct { lo, mut slots } if unique => {
                 for s in slots.iter_mut().filter(|s| **s != NO_GROUP) {
                     *s = groups.first[*s as usize];
                 }
                 offsets.clear();
+                let at: UInt32Array = slots.iter().map(|&s| (s != NO_GROUP).then_some(s)).collect();
+                let exists = arrow::buffer::BooleanBuffer::from_iter(slots.iter().map(|&s| s != NO_GROUP));
+                dense = Some(Dense { lo, exists, batch: take_batch(&batch, &at)? });
                 KeyIndex::Direct { lo, slots }
             }
             other => other,
         };
-        Ok(JoinTable { batch, keys: keys.to_vec(), index, offsets, rows, unique })
+        Ok(JoinTable { batch, keys: keys.to_vec(), index, offsets, rows, unique, dense })
     }
 
     /// Bytes held: the rows and the index.
@@ -96,7 +112,8 @@ impl JoinTable {
             KeyIndex::Strings { table, .. } => table.len() * 24,
             KeyIndex::Rows { table, rows, .. } => table.len() * 24 + rows.size(),
         };
-        self.batch.get_array_memory_size() + index + (self.offsets.len() + self.rows.len()) * 4
+        let dense = self.dense.as_ref().map_or(0, |d| d.batch.get_array_memory_size() + d.exists.len() / 8);
+        self.batch.get_array_memory_size() + index + (self.offsets.len() + self.rows.len()) * 4 + dense
     }
 }
 
@@ -127,12 +144,17 @@ fn take(col: &ArrayRef, idx: &UInt32Array) -> Result<ArrayRef, KernelError> {
 /// of equal keys in probe order, then (as asked) unmatched probe rows in
 /// their place and unmatched build rows last; the result columns `p.cols`.
 pub fn probe(probe: &RecordBatch, table: &JoinTable, p: &JoinProbeChunk) -> Result<RecordBatch, KernelError> {
-    let found = table.index.find(&columns(probe, &p.keys)?)?;
-    if table.unique && table.offsets.is_empty() && !p.keep_build && !found.contains(&NO_GROUP) {
-        // every probe row matches one build row, which the index named
-        let all: Vec<u32> = (0..found.len() as u32).collect();
-        return assemble(probe, table, p, all, found);
+    let keys = columns(probe, &p.keys)?;
+    if let (Some(d), [key], false) = (&table.dense, keys.as_slice(), p.keep_build) {
+        if let Some(at) = dense_slots(d, key)? {
+            // every probe row is kept once (matched, or unmatched in a left join)
+            if p.keep_probe || !at.contains(&NONE) {
+                let all: Vec<u32> = (0..at.len() as u32).collect();
+                return assemble(probe, &d.batch, p, all, at);
+            }
+        }
     }
+    let found = table.index.find(&keys)?;
     let (mut pi, mut bi) = (Vec::with_capacity(probe.num_rows()), Vec::with_capacity(probe.num_rows()));
     let mut matched = if p.keep_build { vec![false; table.batch.num_rows()] } else { vec![] };
     for (i, &g) in found.iter().enumerate() {
@@ -164,21 +186,58 @@ pub fn probe(probe: &RecordBatch, table: &JoinTable, p: &JoinProbeChunk) -> Resu
             }
         }
     }
-    assemble(probe, table, p, pi, bi)
+    assemble(probe, &table.batch, p, pi, bi)
 }
 
-/// The result columns from probe rows `pi` and build rows `bi` (pairs;
-/// [`NONE`] where a side has no row).
+/// Each probe key's slot in the dense layout, [`NONE`] where no build row
+/// has it (or it is missing); `None` when the key is not integer-like.
+fn dense_slots(d: &Dense, key: &ArrayRef) -> Result<Option<Vec<u32>>, KernelError> {
+    use arrow::datatypes::DataType::*;
+    if !matches!(key.data_type(), Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | Date32 | Date64) {
+        return Ok(None);
+    }
+    let ints = arrow::compute::cast(key, &Int64)?;
+    let values = ints.as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.values().clone());
+    let Some(values) = values else { return Ok(None) };
+    let nulls = key.logical_nulls();
+    let len = d.exists.len() as u64;
+    let at = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            // below `lo` wraps to a huge offset: out of range like above the top
+            let a = v.wrapping_sub(d.lo) as u64;
+            let hit = a < len && d.exists.value(a as usize) && nulls.as_ref().is_none_or(|n| n.is_valid(i));
+            if hit {
+                a as u32
+            } else {
+                NONE
+            }
+        })
+        .collect();
+    Ok(Some(at))
+}
+
+fn take_batch(b: &RecordBatch, idx: &UInt32Array) -> Result<RecordBatch, KernelError> {
+    let cols: Vec<ArrayRef> =
+        b.columns().iter().map(|c| arrow::compute::take(c, idx, None)).collect::<Result<_, _>>()?;
+    let fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let opts = RecordBatchOptions::new().with_row_count(Some(idx.len()));
+    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), cols, &opts)?)
+}
+
+/// The result columns from probe rows `pi` and rows `bi` of `build` (the
+/// build side's rows, or its dense layout); [`NONE`] where a side has no row.
 fn assemble(
     probe: &RecordBatch,
-    table: &JoinTable,
+    build: &RecordBatch,
     p: &JoinProbeChunk,
     pi: Vec<u32>,
     bi: Vec<u32>,
 ) -> Result<RecordBatch, KernelError> {
     let n = pi.len();
     let (pi, bi) = (indices(pi), indices(bi));
-    let side = |s: Side| if s == p.probe { (probe, &pi) } else { (&table.batch, &bi) };
+    let side = |s: Side| if s == p.probe { (probe, &pi) } else { (build, &bi) };
     let mut out = Vec::with_capacity(p.cols.len());
     let mut fields = Vec::with_capacity(p.cols.len());
     for (c, name) in p.cols.iter().zip(&p.names) {
