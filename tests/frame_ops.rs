@@ -892,6 +892,15 @@ fn sort_values_matches_a_stable_sort() -> Result<()> {
             let got: Vec<String> =
                 (0..gc[0].len()).map(|r| format!("{:?}", gc.iter().map(|c| &c[r]).collect::<Vec<_>>())).collect();
             assert_eq!(got, want, "by {by:?}, {rows}-row chunks");
+            // head after a sort: each chunk's top rows, then the top of those
+            for k in [0, 1, 5, 100] {
+                let top = df.sort_values_by(by)?.head(k).execute_in(&sess)?.fetch_in(&sess)?;
+                let tc: Vec<Vec<Val>> = top.record_batch().columns().iter().map(vals).collect();
+                let got: Vec<String> = (0..top.num_rows())
+                    .map(|r| format!("{:?}", tc.iter().map(|c| &c[r]).collect::<Vec<_>>()))
+                    .collect();
+                assert_eq!(got, want[..k.min(n)].to_vec(), "head({k}) by {by:?}, {rows}-row chunks");
+            }
         }
     }
     let df = md::DataFrame::from_columns(cols)?;
@@ -943,6 +952,9 @@ fn sort_values_large_chunks_match_a_stable_sort() -> Result<()> {
             let got = df.sort_values(&[by], asc)?.execute_in(&sess)?.fetch_in(&sess)?;
             let order = got.record_batch().column(2).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
             assert_eq!(order, want, "by {by} ascending {asc}, {rows}-row chunks");
+            let top = df.sort_values(&[by], asc)?.head(10).execute_in(&sess)?.fetch_in(&sess)?;
+            let top = top.record_batch().column(2).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+            assert_eq!(top, want[..10].to_vec(), "head(10) by {by} ascending {asc}, {rows}-row chunks");
         }
     }
     Ok(())

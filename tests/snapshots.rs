@@ -185,3 +185,10 @@ fn frame_sort_by_regular_sampling() {
     // samples of each chunk, pivots, a range split of each chunk, a gather and sort per range
     insta::assert_snapshot!("frame_sort", tiled(&df.sort_values(&["0"], false).unwrap()));
 }
+
+#[test]
+fn frame_sort_head_is_a_top_k() {
+    let df = mars::dataframe::DataFrame::from_rows((0..6).map(|i| vec![(i * 7) % 5, i]).collect()).unwrap().rechunk(2);
+    // each chunk's top 2, then the top 2 of those: no sampling, no shuffle
+    insta::assert_snapshot!("frame_sort_head", tiled(&df.sort_values(&["0"], true).unwrap().head(2)));
+}

@@ -428,9 +428,15 @@ impl DataFrame {
     }
 
     /// The first `n` rows (`df.head(n)`): only the chunks holding them run.
+    /// After `sort_values`, each chunk's top `n` rows are found and only
+    /// those are sorted together (the whole frame is never sorted).
     pub fn head(&self, n: usize) -> DataFrame {
         if self.node.check().is_err() {
             return self.clone();
+        }
+        if let (Op::Frame(FrameOp::Sort { by }), [input]) = (self.node.op(), self.node.inputs()) {
+            let op = Op::Frame(FrameOp::SortHead { by: by.clone(), n });
+            return DataFrame { node: Node::new(op, vec![input.clone()]), index: self.index };
         }
         DataFrame { node: Node::new(Op::Frame(FrameOp::Head { n }), vec![self.node.clone()]), index: self.index }
     }

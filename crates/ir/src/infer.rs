@@ -158,6 +158,18 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             crate::frame::check_schema(file_schema)?;
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
         }
+        Op::Frame(FrameOp::SortHead { by, n }) => {
+            let sorted = infer(&Op::Frame(FrameOp::Sort { by: by.clone() }), inputs)?;
+            let Meta::Frame { schema, nrows } = sorted else {
+                return Err(IrError::Invalid("sort_values needs a dataframe input, got a tensor".into()));
+            };
+            let nrows = match nrows {
+                Dim::Known(r) => Dim::Known(r.min(*n)),
+                Dim::Unknown if *n == 0 => Dim::Known(0),
+                Dim::Unknown => Dim::Unknown,
+            };
+            Ok(Meta::Frame { schema, nrows })
+        }
         Op::Frame(FrameOp::Sort { by }) => {
             want(1)?;
             let Meta::Frame { schema, nrows } = inputs[0] else {

@@ -279,6 +279,9 @@ pub enum FrameOp {
     /// The rows sorted by these columns, each ascending or not
     /// (`sort_values`); stable, missing values last.
     Sort { by: Vec<(String, bool)> },
+    /// The first `n` rows of that order (`sort_values(..).head(n)`): each
+    /// chunk's top `n`, then the top `n` of those.
+    SortHead { by: Vec<(String, bool)>, n: usize },
     /// `left.merge(right, left_on, right_on, how)` (inputs: left, right).
     Merge { how: crate::join::How, left_on: Vec<String>, right_on: Vec<String> },
     ReadCsv {
@@ -360,6 +363,7 @@ impl FrameOp {
             FrameOp::ReadCsv { .. } => "ReadCsv",
             FrameOp::Merge { .. } => "Merge",
             FrameOp::Sort { .. } => "Sort",
+            FrameOp::SortHead { .. } => "SortHead",
         }
     }
 }
@@ -468,6 +472,8 @@ pub enum FrameChunkOp {
     /// Several outputs: chunk `chunk`'s rows (input 0) split by the pivots
     /// (input 1) into one piece per range.
     RangePartition { by: Vec<usize>, descending: Vec<bool>, chunk: usize },
+    /// The first `n` rows of its inputs' rows, concatenated and sorted stably.
+    TopK { by: Vec<usize>, descending: Vec<bool>, n: usize },
 }
 
 /// The parameters of [`FrameChunkOp::JoinProbe`].
@@ -518,6 +524,7 @@ impl FrameChunkOp {
             FrameChunkOp::SortSample { .. } => "SortSample",
             FrameChunkOp::SortPivots { .. } => "SortPivots",
             FrameChunkOp::RangePartition { .. } => "RangePartition",
+            FrameChunkOp::TopK { .. } => "TopK",
         }
     }
 }
@@ -553,6 +560,7 @@ impl fmt::Display for FrameChunkOp {
             FrameChunkOp::SortLocal { by, descending } => write!(f, "SortLocal by={by:?} descending={descending:?}"),
             FrameChunkOp::SortSample { by, per, chunk } => write!(f, "SortSample by={by:?} {per} of chunk {chunk}"),
             FrameChunkOp::SortPivots { parts, .. } => write!(f, "SortPivots for {parts} ranges"),
+            FrameChunkOp::TopK { by, descending, n } => write!(f, "TopK {n} by={by:?} descending={descending:?}"),
             FrameChunkOp::RangePartition { by, chunk, .. } => write!(f, "RangePartition by={by:?} chunk {chunk}"),
             FrameChunkOp::JoinProbe(p) => {
                 let side = if p.probe == crate::join::Side::Left { "left" } else { "right" };
@@ -595,11 +603,8 @@ impl fmt::Display for FrameOp {
                 let rows = files.iter().fold(0usize, |a, f| a.saturating_add(f.rows()));
                 write!(f, "ReadParquet[{} files, {rows} rows] {columns:?}", files.len())
             }
-            FrameOp::Sort { by } => {
-                let keys: Vec<String> =
-                    by.iter().map(|(c, asc)| format!("{c:?} {}", if *asc { "asc" } else { "desc" })).collect();
-                write!(f, "Sort by [{}]", keys.join(", "))
-            }
+            FrameOp::Sort { by } => write!(f, "Sort by [{}]", sort_keys(by)),
+            FrameOp::SortHead { by, n } => write!(f, "SortHead {n} by [{}]", sort_keys(by)),
             FrameOp::Merge { how, left_on, right_on } => write!(f, "Merge {how} {left_on:?} = {right_on:?}"),
             FrameOp::ReadCsv { files, columns, .. } => {
                 let bytes = files.iter().fold(0u64, |a, f| a.saturating_add(f.len));
@@ -611,6 +616,12 @@ impl fmt::Display for FrameOp {
             }
         }
     }
+}
+
+/// Sort keys as explain shows them: `"a" asc, "b" desc`.
+fn sort_keys(by: &[(String, bool)]) -> String {
+    let keys: Vec<String> = by.iter().map(|(c, asc)| format!("{c:?} {}", if *asc { "asc" } else { "desc" })).collect();
+    keys.join(", ")
 }
 
 /// The last part of a path (explain shows no folders: they differ by machine).

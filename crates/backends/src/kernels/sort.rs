@@ -192,6 +192,18 @@ pub fn sort(b: &RecordBatch, by: &[usize], descending: &[bool]) -> Result<Record
     Ok(arrow::compute::take_record_batch(b, &idx)?)
 }
 
+/// The first `n` rows of `pieces` (one schema, concatenated) in the order
+/// of [`sort`]: only those rows are gathered.
+pub fn top_k(pieces: &[&RecordBatch], by: &[usize], descending: &[bool], n: usize) -> Result<RecordBatch, KernelError> {
+    let first = pieces.first().ok_or_else(|| err("top rows of no batches"))?;
+    let owned: Vec<RecordBatch> = pieces.iter().map(|b| (*b).clone()).collect();
+    let b = if owned.len() == 1 { owned[0].clone() } else { arrow::compute::concat_batches(&first.schema(), &owned)? };
+    let keys = encode(&key_columns(&b, by)?, descending)?;
+    let mut idx = sorted_indices(&keys, b.num_rows());
+    idx.truncate(n);
+    Ok(arrow::compute::take_record_batch(&b, &UInt32Array::from(idx))?)
+}
+
 /// A regular sample of chunk `chunk`'s rows: their key columns, then
 /// `__chunk` and `__row` (the tie-breakers).
 pub fn sample(b: &RecordBatch, by: &[usize], per: usize, chunk: usize) -> Result<RecordBatch, KernelError> {

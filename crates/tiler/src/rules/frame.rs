@@ -347,3 +347,33 @@ pub(super) fn sort(ctx: &mut Ctx, by: &[(String, bool)], input: &Layout, in_meta
 fn ctx_shape(ctx: &Ctx, c: mars_ir::ChunkId) -> Vec<Dim> {
     ctx.shape(c).to_vec()
 }
+
+/// `sort_values(..).head(n)`: the top `n` rows of each chunk, then the top
+/// `n` of those, in one chunk (ties keep chunk, then row order).
+pub(super) fn sort_head(
+    ctx: &mut Ctx,
+    by: &[(String, bool)],
+    n: usize,
+    input: &Layout,
+    in_meta: &Meta,
+) -> TileResult<Tiled> {
+    let Meta::Frame { schema, .. } = in_meta else {
+        return Err(mars_ir::IrError::Invalid("sort_values needs a dataframe input".into()).into());
+    };
+    let names: Vec<String> = by.iter().map(|(c, _)| c.clone()).collect();
+    let cols = mars_ir::frame::column_indices(schema, &names)?;
+    let descending: Vec<bool> = by.iter().map(|(_, asc)| !asc).collect();
+    let width = input.nsplits.get(1).and_then(|s| s.first()).copied().unwrap_or(Dim::Unknown);
+    let op = Arc::new(ChunkOp::Frame(FrameChunkOp::TopK { by: cols, descending, n }));
+    let tops: ChunkInputs = if input.chunks.len() == 1 {
+        input.chunks.iter().copied().collect()
+    } else {
+        let mut tops = ChunkInputs::new();
+        for (i, &c) in input.chunks.iter().enumerate() {
+            tops.push(ctx.add(op.clone(), &[c][..], vec![Dim::Unknown, width], None, vec![i, 0]));
+        }
+        tops
+    };
+    let out = ctx.add(op, tops, vec![Dim::Unknown, width], None, vec![0, 0]);
+    Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown], vec![width]], chunks: vec![out] }))
+}
