@@ -1016,3 +1016,33 @@ fn value_counts_and_unique_match_one_batch() -> Result<()> {
     }
     Ok(())
 }
+
+/// drop_duplicates against keeping the first of each distinct row of the one
+/// batch (missing values and NaN equal each other), on all columns and on a
+/// selection with many repeats, under several chunkings.
+#[test]
+fn drop_duplicates_keeps_first_occurrences() -> Result<()> {
+    let sess = mars::new_session()?;
+    let n = 60;
+    let cols = sample(n);
+    let batch = RecordBatch::try_from_iter(cols.clone())?;
+    for names in [vec!["k", "s", "v", "i", "d"], vec!["k", "s"], vec!["d"]] {
+        let idx: Vec<usize> = names.iter().map(|c| batch.schema().index_of(c).unwrap()).collect();
+        let sub = batch.project(&idx)?;
+        let all: Vec<Vec<Val>> = sub.columns().iter().map(vals).collect();
+        let mut seen = std::collections::HashSet::new();
+        let want: Vec<String> = (0..n)
+            .map(|r| format!("{:?}", all.iter().map(|c| &c[r]).collect::<Vec<_>>()))
+            .filter(|row| seen.insert(row.clone()))
+            .collect();
+        for rows in [1, 7, 60] {
+            let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows).select(&names)?;
+            let got = df.drop_duplicates().execute_in(&sess)?.fetch_in(&sess)?;
+            let gc: Vec<Vec<Val>> = got.record_batch().columns().iter().map(vals).collect();
+            let got: Vec<String> =
+                (0..got.num_rows()).map(|r| format!("{:?}", gc.iter().map(|c| &c[r]).collect::<Vec<_>>())).collect();
+            assert_eq!(got, want, "{names:?}, {rows}-row chunks");
+        }
+    }
+    Ok(())
+}

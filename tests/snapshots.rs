@@ -192,3 +192,10 @@ fn frame_sort_head_is_a_top_k() {
     // each chunk's top 2, then the top 2 of those: no sampling, no shuffle
     insta::assert_snapshot!("frame_sort_head", tiled(&df.sort_values(&["0"], true).unwrap().head(2)));
 }
+
+#[test]
+fn frame_drop_duplicates_tree() {
+    let df = mars::dataframe::DataFrame::from_rows((0..10).map(|i| vec![i % 3]).collect()).unwrap().rechunk(2);
+    // each chunk's distinct rows, then rounds of fan-in 4 down to one chunk
+    insta::assert_snapshot!("frame_drop_duplicates", tiled(&df.drop_duplicates()));
+}

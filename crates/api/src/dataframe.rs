@@ -510,6 +510,27 @@ impl DataFrame {
         Ok(DataFrame { node, index: 0 })
     }
 
+    /// Each distinct row once, first occurrences in their order (pandas'
+    /// `drop_duplicates()`; missing values equal each other). Each chunk's
+    /// distinct rows are found, then merged in a tree into one chunk.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4], vec![1, 2], vec![5, 6], vec![3, 4]])?.rechunk(2);
+    /// let d = df.drop_duplicates().execute()?.fetch()?;
+    /// assert_eq!(d.to_string(), "   0  1\n0  1  2\n1  3  4\n2  5  6");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn drop_duplicates(&self) -> DataFrame {
+        if self.node.check().is_err() {
+            return self.clone();
+        }
+        DataFrame { node: Node::new(Op::Frame(FrameOp::DropDuplicates), vec![self.node.clone()]), index: self.index }
+    }
+
     /// The rows sorted by the columns `by`, all ascending or all descending
     /// (`sort_values(by, ascending=…)`); see [`sort_values_by`](Self::sort_values_by).
     pub fn sort_values(&self, by: &[&str], ascending: bool) -> Result<DataFrame> {

@@ -158,6 +158,13 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             crate::frame::check_schema(file_schema)?;
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
         }
+        Op::Frame(FrameOp::DropDuplicates) => {
+            want(1)?;
+            let Meta::Frame { schema, .. } = inputs[0] else {
+                return Err(IrError::Invalid("drop_duplicates needs a dataframe input, got a tensor".into()));
+            };
+            Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
+        }
         Op::Frame(FrameOp::SortHead { by, n }) => {
             let sorted = infer(&Op::Frame(FrameOp::Sort { by: by.clone() }), inputs)?;
             let Meta::Frame { schema, nrows } = sorted else {

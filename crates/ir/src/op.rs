@@ -282,6 +282,9 @@ pub enum FrameOp {
     /// The first `n` rows of that order (`sort_values(..).head(n)`): each
     /// chunk's top `n`, then the top `n` of those.
     SortHead { by: Vec<(String, bool)>, n: usize },
+    /// The rows, each distinct row once, first occurrences in order
+    /// (`drop_duplicates`; missing values equal each other).
+    DropDuplicates,
     /// `left.merge(right, left_on, right_on, how)` (inputs: left, right).
     Merge { how: crate::join::How, left_on: Vec<String>, right_on: Vec<String> },
     ReadCsv {
@@ -364,6 +367,7 @@ impl FrameOp {
             FrameOp::Merge { .. } => "Merge",
             FrameOp::Sort { .. } => "Sort",
             FrameOp::SortHead { .. } => "SortHead",
+            FrameOp::DropDuplicates => "DropDuplicates",
         }
     }
 }
@@ -474,6 +478,8 @@ pub enum FrameChunkOp {
     RangePartition { by: Vec<usize>, descending: Vec<bool>, chunk: usize },
     /// The first `n` rows of its inputs' rows, concatenated and sorted stably.
     TopK { by: Vec<usize>, descending: Vec<bool>, n: usize },
+    /// Its inputs' rows, concatenated, each distinct row once (first occurrences in order).
+    Distinct,
 }
 
 /// The parameters of [`FrameChunkOp::JoinProbe`].
@@ -525,6 +531,7 @@ impl FrameChunkOp {
             FrameChunkOp::SortPivots { .. } => "SortPivots",
             FrameChunkOp::RangePartition { .. } => "RangePartition",
             FrameChunkOp::TopK { .. } => "TopK",
+            FrameChunkOp::Distinct => "Distinct",
         }
     }
 }
@@ -560,6 +567,7 @@ impl fmt::Display for FrameChunkOp {
             FrameChunkOp::SortLocal { by, descending } => write!(f, "SortLocal by={by:?} descending={descending:?}"),
             FrameChunkOp::SortSample { by, per, chunk } => write!(f, "SortSample by={by:?} {per} of chunk {chunk}"),
             FrameChunkOp::SortPivots { parts, .. } => write!(f, "SortPivots for {parts} ranges"),
+            FrameChunkOp::Distinct => f.write_str("Distinct"),
             FrameChunkOp::TopK { by, descending, n } => write!(f, "TopK {n} by={by:?} descending={descending:?}"),
             FrameChunkOp::RangePartition { by, chunk, .. } => write!(f, "RangePartition by={by:?} chunk {chunk}"),
             FrameChunkOp::JoinProbe(p) => {
@@ -605,6 +613,7 @@ impl fmt::Display for FrameOp {
             }
             FrameOp::Sort { by } => write!(f, "Sort by [{}]", sort_keys(by)),
             FrameOp::SortHead { by, n } => write!(f, "SortHead {n} by [{}]", sort_keys(by)),
+            FrameOp::DropDuplicates => f.write_str("DropDuplicates"),
             FrameOp::Merge { how, left_on, right_on } => write!(f, "Merge {how} {left_on:?} = {right_on:?}"),
             FrameOp::ReadCsv { files, columns, .. } => {
                 let bytes = files.iter().fold(0u64, |a, f| a.saturating_add(f.len));

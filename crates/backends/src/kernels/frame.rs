@@ -85,6 +85,11 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             want(1)?;
             one(super::sort::sample(ins[0], by, *per, *chunk)?)
         }
+        FrameChunkOp::Distinct => {
+            let b = concat(&ins)?;
+            let first = super::hash::first_rows(b.columns())?;
+            one(arrow::compute::take_record_batch(&b, &arrow::array::UInt32Array::from(first))?)
+        }
         FrameChunkOp::TopK { by, descending, n } => one(super::sort::top_k(&ins, by, descending, *n)?),
         FrameChunkOp::SortPivots { descending, parts } => one(super::sort::pivots(&ins, descending, *parts)?),
         FrameChunkOp::RangePartition { by, descending, chunk } => {

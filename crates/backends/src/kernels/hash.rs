@@ -110,6 +110,23 @@ pub fn group_rows(keys: &[ArrayRef], n: usize) -> Result<Groups, KernelError> {
     Ok(KeyIndex::build(keys)?.1)
 }
 
+/// The first row of each distinct key of `keys` (several columns), in
+/// order of appearance; missing values equal each other (pandas'
+/// `drop_duplicates`).
+pub fn first_rows(keys: &[ArrayRef]) -> Result<Vec<u32>, KernelError> {
+    let n = keys.first().map_or(0, |k| k.len());
+    if n > NO_GROUP as usize {
+        return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
+    }
+    if keys.is_empty() {
+        return Ok(if n > 0 { vec![0] } else { vec![] });
+    }
+    let rows = rows_of(keys)?;
+    let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: false };
+    group_bytes(n, None, |i| rows.row(i).data(), &mut g);
+    Ok(g.first)
+}
+
 /// An index of the distinct keys of some rows (their groups), to find the
 /// group of other rows' keys: the build side of a join.
 pub enum KeyIndex {

@@ -377,3 +377,34 @@ pub(super) fn sort_head(
     let out = ctx.add(op, tops, vec![Dim::Unknown, width], None, vec![0, 0]);
     Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown], vec![width]], chunks: vec![out] }))
 }
+
+/// `drop_duplicates`: each chunk's distinct rows, then rounds of fan-in
+/// `combine_size` over those (in chunk order, so first occurrences stay
+/// first) down to one chunk.
+pub(super) fn drop_duplicates(ctx: &mut Ctx, input: &Layout) -> TileResult<Tiled> {
+    let width = input.nsplits.get(1).and_then(|s| s.first()).copied().unwrap_or(Dim::Unknown);
+    let op = Arc::new(ChunkOp::Frame(FrameChunkOp::Distinct));
+    let cs = ctx.opts.combine_size.max(2);
+    let mut level: Vec<mars_ir::ChunkId> = Vec::with_capacity(input.chunks.len());
+    for (i, &c) in input.chunks.iter().enumerate() {
+        level.push(ctx.add(op.clone(), &[c][..], vec![Dim::Unknown, width], None, vec![i, 0]));
+    }
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(cs));
+        for (i, group) in level.chunks(cs).enumerate() {
+            let id = match group {
+                [one] => *one, // already distinct
+                _ => ctx.add(
+                    op.clone(),
+                    group.iter().copied().collect::<ChunkInputs>(),
+                    vec![Dim::Unknown, width],
+                    None,
+                    vec![i, 0],
+                ),
+            };
+            next.push(id);
+        }
+        level = next;
+    }
+    Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; level.len()], vec![width]], chunks: level }))
+}
