@@ -88,6 +88,19 @@ fn timed(name: &str, repeats: usize, warm_up: bool, mut f: impl FnMut() -> Resul
     Ok(())
 }
 
+/// W4's data: `n` rows of an int key over 1000 values and two floats.
+fn w4_frame(n: usize) -> Result<md::DataFrame> {
+    let mut r = Xorshift(42);
+    let k: Vec<i64> = (0..n).map(|_| (r.next() % 1000) as i64).collect();
+    let v1: Vec<f64> = (0..n).map(|_| r.float()).collect();
+    let v2: Vec<f64> = (0..n).map(|_| r.float()).collect();
+    md::DataFrame::from_columns(vec![
+        ("k", Arc::new(Int64Array::from(k)) as ArrayRef),
+        ("v1", Arc::new(Float64Array::from(v1))),
+        ("v2", Arc::new(Float64Array::from(v2))),
+    ])
+}
+
 fn value(t: &mt::Tensor, s: &Session) -> Result<f64> {
     Ok(t.execute_in(s)?.fetch_in(s)?.to_f64_vec()[0])
 }
@@ -135,16 +148,7 @@ fn main() -> Result<()> {
     let w4_file = std::env::temp_dir().join("mars-bench-w4.parquet");
     if exactly("W4_write") {
         let n = ((10_000_000.0 * scale) as usize).max(8);
-        let mut r = Xorshift(42);
-        let k: Vec<i64> = (0..n).map(|_| (r.next() % 1000) as i64).collect();
-        let v1: Vec<f64> = (0..n).map(|_| r.float()).collect();
-        let v2: Vec<f64> = (0..n).map(|_| r.float()).collect();
-        let df = md::DataFrame::from_columns(vec![
-            ("k", Arc::new(Int64Array::from(k)) as ArrayRef),
-            ("v1", Arc::new(Float64Array::from(v1))),
-            ("v2", Arc::new(Float64Array::from(v2))),
-        ])?
-        .rechunk(n.div_ceil(64));
+        let df = w4_frame(n)?.rechunk(n.div_ceil(64));
         df.to_parquet_in(&s, &w4_file)?;
         println!("# wrote {} ({} rows, 64 row groups)", w4_file.display(), n);
     }
@@ -163,16 +167,7 @@ fn main() -> Result<()> {
     // W4: groupby over 10M rows held in 8 chunks (as Mars's and dask's 8 partitions)
     if selected("W4") {
         let n = ((10_000_000.0 * scale) as usize).max(8);
-        let mut r = Xorshift(42);
-        let k: Vec<i64> = (0..n).map(|_| (r.next() % 1000) as i64).collect();
-        let v1: Vec<f64> = (0..n).map(|_| r.float()).collect();
-        let v2: Vec<f64> = (0..n).map(|_| r.float()).collect();
-        let df = md::DataFrame::from_columns(vec![
-            ("k", Arc::new(Int64Array::from(k)) as ArrayRef),
-            ("v1", Arc::new(Float64Array::from(v1))),
-            ("v2", Arc::new(Float64Array::from(v2))),
-        ])?
-        .rechunk(n.div_ceil(8));
+        let df = w4_frame(n)?.rechunk(n.div_ceil(8));
         df.execute_in(&s)?;
         time("W4", repeats, || {
             let g = df.groupby(&["k"])?.agg(&[("v1", "sum"), ("v2", "mean"), ("k", "count")])?;

@@ -286,12 +286,7 @@ pub(super) fn read_csv(
 /// pivots into ranges, and range `p` of every chunk gathered and sorted into
 /// output chunk `p` (so the chunks are in order).
 pub(super) fn sort(ctx: &mut Ctx, by: &[(String, bool)], input: &Layout, in_meta: &Meta) -> TileResult<Tiled> {
-    let Meta::Frame { schema, .. } = in_meta else {
-        return Err(mars_ir::IrError::Invalid("sort_values needs a dataframe input".into()).into());
-    };
-    let names: Vec<String> = by.iter().map(|(c, _)| c.clone()).collect();
-    let cols = mars_ir::frame::column_indices(schema, &names)?;
-    let descending: Vec<bool> = by.iter().map(|(_, asc)| !asc).collect();
+    let (cols, descending) = sort_keys(by, in_meta)?;
     let width = input.nsplits.get(1).and_then(|s| s.first()).copied().unwrap_or(Dim::Unknown);
     let local = |by: Vec<usize>| ChunkOp::Frame(FrameChunkOp::SortLocal { by, descending: descending.clone() });
     let n = input.chunks.len();
@@ -357,12 +352,7 @@ pub(super) fn sort_head(
     input: &Layout,
     in_meta: &Meta,
 ) -> TileResult<Tiled> {
-    let Meta::Frame { schema, .. } = in_meta else {
-        return Err(mars_ir::IrError::Invalid("sort_values needs a dataframe input".into()).into());
-    };
-    let names: Vec<String> = by.iter().map(|(c, _)| c.clone()).collect();
-    let cols = mars_ir::frame::column_indices(schema, &names)?;
-    let descending: Vec<bool> = by.iter().map(|(_, asc)| !asc).collect();
+    let (cols, descending) = sort_keys(by, in_meta)?;
     let width = input.nsplits.get(1).and_then(|s| s.first()).copied().unwrap_or(Dim::Unknown);
     let op = Arc::new(ChunkOp::Frame(FrameChunkOp::TopK { by: cols, descending, n }));
     let tops: ChunkInputs = if input.chunks.len() == 1 {
@@ -407,4 +397,14 @@ pub(super) fn drop_duplicates(ctx: &mut Ctx, input: &Layout) -> TileResult<Tiled
         level = next;
     }
     Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; level.len()], vec![width]], chunks: level }))
+}
+
+/// The positions and directions of a sort's key columns.
+fn sort_keys(by: &[(String, bool)], in_meta: &Meta) -> TileResult<(Vec<usize>, Vec<bool>)> {
+    let Meta::Frame { schema, .. } = in_meta else {
+        return Err(mars_ir::IrError::Invalid("sort_values needs a dataframe input".into()).into());
+    };
+    let names: Vec<String> = by.iter().map(|(c, _)| c.clone()).collect();
+    let cols = mars_ir::frame::column_indices(schema, &names)?;
+    Ok((cols, by.iter().map(|(_, asc)| !asc).collect()))
 }
