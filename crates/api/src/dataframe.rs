@@ -427,6 +427,12 @@ impl DataFrame {
         Ok(DataFrame { node, index: self.index })
     }
 
+    /// The index columns (a groupby's keys) as ordinary columns
+    /// (`reset_index()`); the data is unchanged.
+    pub fn reset_index(&self) -> DataFrame {
+        DataFrame { node: self.node.clone(), index: 0 }
+    }
+
     /// The first `n` rows (`df.head(n)`): only the chunks holding them run.
     /// After `sort_values`, each chunk's top `n` rows are found and only
     /// those are sorted together (the whole frame is never sorted).
@@ -657,6 +663,40 @@ impl GroupBy {
             .map(|(c, f)| {
                 let func = AggFn::parse(f)?;
                 Ok(Agg { column: c.to_string(), func, name: format!("{c}_{}", func.name()) })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.aggregate(aggs)
+    }
+
+    /// pandas' named aggregation, `agg(out=(column, func), …)`, as
+    /// (out, column, func) triples: one result column per triple, named
+    /// `out`, after the keys. Funcs and errors as [`agg`](Self::agg); two
+    /// outputs of the same name are an error.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![1, 10], vec![2, 20], vec![1, 30]])?.rechunk(2);
+    /// let g = df.groupby(&["0"])?.agg_named(&[("total", "1", "sum"), ("rows", "1", "size")])?;
+    /// assert_eq!(g.columns(), ["0", "total", "rows"]);
+    /// let err = df.groupby(&["0"])?.agg_named(&[("t", "1", "sum"), ("t", "1", "max")]).unwrap_err();
+    /// assert!(err.to_string().contains(r#"output column "t" is named twice"#));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn agg_named(&self, aggs: &[(&str, &str, &str)]) -> Result<DataFrame> {
+        let mut seen = std::collections::HashSet::new();
+        let aggs = aggs
+            .iter()
+            .map(|(out, c, f)| {
+                if !seen.insert(*out) || self.keys.iter().any(|k| k == out) {
+                    return Err(Error::Invalid(format!(
+                        "groupby output column {out:?} is named twice (keys {:?})",
+                        self.keys
+                    )));
+                }
+                Ok(Agg { column: c.to_string(), func: AggFn::parse(f)?, name: out.to_string() })
             })
             .collect::<Result<Vec<_>>>()?;
         self.aggregate(aggs)
