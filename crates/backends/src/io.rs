@@ -62,6 +62,7 @@ pub fn source_file(path: &Path) -> Result<SourceFile, KernelError> {
         len: meta.len(),
         modified_ns: modified_ns(&meta),
         row_groups: vec![],
+        row_group_bytes: vec![],
     })
 }
 
@@ -101,7 +102,9 @@ pub fn scan_parquet(path: &Path) -> Result<(SchemaRef, Vec<SourceFile>), KernelE
         let builder = guarded(&file.path, || {
             ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| err(format!("{}: {e}", file.path)))
         })?;
-        file.row_groups = builder.metadata().row_groups().iter().map(|g| g.num_rows().max(0) as usize).collect();
+        let groups = builder.metadata().row_groups();
+        file.row_groups = groups.iter().map(|g| g.num_rows().max(0) as usize).collect();
+        file.row_group_bytes = groups.iter().map(|g| g.total_byte_size().max(0) as u64).collect();
         let this = plain(builder.schema());
         match &schema {
             None => schema = Some((this, file.path.clone())),

@@ -273,9 +273,6 @@ pub enum FrameOp {
     /// The `columns` (in this order) of parquet files, a chunk per run of
     /// whole row groups; `schema` is theirs.
     ReadParquet { files: Vec<SourceFile>, columns: Vec<String>, schema: arrow_schema::SchemaRef },
-    /// The `columns` of CSV files of the columns `file_schema` (as inferred or
-    /// given), a chunk per byte range of about the chunk budget, split on
-    /// line boundaries; `schema` is the read columns'.
     /// The rows sorted by these columns, each ascending or not
     /// (`sort_values`); stable, missing values last.
     Sort { by: Vec<(String, bool)> },
@@ -287,6 +284,9 @@ pub enum FrameOp {
     DropDuplicates,
     /// `left.merge(right, left_on, right_on, how)` (inputs: left, right).
     Merge { how: crate::join::How, left_on: Vec<String>, right_on: Vec<String> },
+    /// The `columns` of CSV files of the columns `file_schema` (as inferred or
+    /// given), a chunk per byte range of about the chunk budget, split on
+    /// line boundaries; `schema` is the read columns'.
     ReadCsv {
         files: Vec<SourceFile>,
         format: CsvFormat,
@@ -311,13 +311,16 @@ pub struct CsvFormat {
 
 /// A file a reader found: where, how long and when last modified (so a
 /// rewritten file is another input, under another key, and a file changed
-/// after it was found is refused), and the rows of each of its row groups.
+/// after it was found is refused), and the rows and uncompressed bytes (all
+/// columns) of each of its row groups.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourceFile {
     pub path: String,
     pub len: u64,
     pub modified_ns: u64,
     pub row_groups: Vec<usize>,
+    #[serde(default)]
+    pub row_group_bytes: Vec<u64>,
 }
 
 impl SourceFile {

@@ -9,12 +9,15 @@
 //!   behind `explain_tiled` and `mars inspect`.
 //! - [`layout`]: chunk grids and chunk sizing by byte budget; `rules::rechunk`
 //!   is the one shared rechunk step rules use to line up their inputs.
+//! - [`optimize`]: tileable-graph rewrites before tiling (projection
+//!   pushdown into reads, one read per file set).
 //! - [`passes`]: chunk-graph passes (element-wise fusion) run by one manager.
 //!
 //! This crate knows nothing of threads, stores or sockets.
 
 pub mod error;
 pub mod layout;
+pub mod optimize;
 pub mod passes;
 pub mod plan;
 pub mod rules;

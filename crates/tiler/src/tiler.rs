@@ -120,7 +120,10 @@ impl Tiler {
     /// partials evaluate their expression, so their chunks are never made.
     /// (The chunk fusion pass would fuse them after tiling all the same; doing
     /// it here saves a chunk node per chunk, which counts at millions.)
+    /// Reads are first pruned to the columns used and shared
+    /// ([`crate::optimize`]).
     pub fn for_keys(graph: TileableGraph, opts: TileOptions, keep: &[Key]) -> TileResult<Self> {
+        let graph = crate::optimize::optimize_reads(graph, keep);
         let mut t = Tiler::new(graph, opts)?;
         let kept: Vec<TileableId> = keep.iter().filter_map(|k| t.graph.get(k)).collect();
         let reductions: Vec<TileableId> = t

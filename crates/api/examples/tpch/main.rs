@@ -73,7 +73,10 @@ fn real_main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("answers -> {path}");
             }
         }
-        _ => return Err("usage: tpch gen --sf SF --dir DIR | tpch run --dir DIR [--repeat N] [--queries q1,..] [--answers FILE]".into()),
+        _ => return Err(
+            "usage: tpch gen --sf SF --dir DIR | tpch run --dir DIR [--repeat N] [--queries q1,..] [--answers FILE]"
+                .into(),
+        ),
     }
     Ok(())
 }

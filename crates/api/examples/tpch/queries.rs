@@ -201,12 +201,20 @@ pub fn q3(t: &Tables) -> Result<DataFrame> {
 pub fn q5(t: &Tables) -> Result<DataFrame> {
     let r = &t.region;
     let r = r.filter(&r.col("r_name")?.eq("ASIA"))?.select(&["r_regionkey"])?;
-    let n = t.nation.merge_on(&r, &["n_regionkey"], &["r_regionkey"], How::Inner)?.select(&["n_nationkey", "n_name"])?;
-    let s = t.supplier.select(&["s_suppkey", "s_nationkey"])?.merge_on(&n, &["s_nationkey"], &["n_nationkey"], How::Inner)?;
+    let n =
+        t.nation.merge_on(&r, &["n_regionkey"], &["r_regionkey"], How::Inner)?.select(&["n_nationkey", "n_name"])?;
+    let s = t.supplier.select(&["s_suppkey", "s_nationkey"])?.merge_on(
+        &n,
+        &["s_nationkey"],
+        &["n_nationkey"],
+        How::Inner,
+    )?;
     let o = &t.orders;
     let d = o.col("o_orderdate")?;
-    let o = o.filter(&(&d.ge(date("1994-01-01")?) & &d.lt(date("1995-01-01")?)))?.select(&["o_orderkey", "o_custkey"])?;
-    let oc = o.merge_on(&t.customer.select(&["c_custkey", "c_nationkey"])?, &["o_custkey"], &["c_custkey"], How::Inner)?;
+    let o =
+        o.filter(&(&d.ge(date("1994-01-01")?) & &d.lt(date("1995-01-01")?)))?.select(&["o_orderkey", "o_custkey"])?;
+    let oc =
+        o.merge_on(&t.customer.select(&["c_custkey", "c_nationkey"])?, &["o_custkey"], &["c_custkey"], How::Inner)?;
     let l = t.lineitem.select(&["l_orderkey", "l_suppkey", "l_extendedprice", "l_discount"])?;
     let j = l.merge_on(&s, &["l_suppkey"], &["s_suppkey"], How::Inner)?;
     let j = j.merge_on(&oc, &["l_orderkey", "s_nationkey"], &["o_orderkey", "c_nationkey"], How::Inner)?;
@@ -232,7 +240,8 @@ pub fn q6(t: &Tables, session: &Session) -> Result<Answer> {
 pub fn q10(t: &Tables) -> Result<DataFrame> {
     let o = &t.orders;
     let d = o.col("o_orderdate")?;
-    let o = o.filter(&(&d.ge(date("1993-10-01")?) & &d.lt(date("1994-01-01")?)))?.select(&["o_orderkey", "o_custkey"])?;
+    let o =
+        o.filter(&(&d.ge(date("1993-10-01")?) & &d.lt(date("1994-01-01")?)))?.select(&["o_orderkey", "o_custkey"])?;
     let l = &t.lineitem;
     let l = l.filter(&l.col("l_returnflag")?.eq("R"))?.select(&["l_orderkey", "l_extendedprice", "l_discount"])?;
     let j = l.merge_on(&o, &["l_orderkey"], &["o_orderkey"], How::Inner)?;
@@ -241,8 +250,10 @@ pub fn q10(t: &Tables) -> Result<DataFrame> {
     // take the top twenty, then look up their names and addresses
     let g = j.groupby(&["o_custkey"])?.agg_named(&[("revenue", "revenue", "sum")])?;
     let top = g.sort_values_by(&[("revenue", false), ("o_custkey", true)])?.head(20);
-    let c = t.customer.select(&["c_custkey", "c_name", "c_acctbal", "c_phone", "c_address", "c_comment", "c_nationkey"])?;
-    let c = c.merge_on(&t.nation.select(&["n_nationkey", "n_name"])?, &["c_nationkey"], &["n_nationkey"], How::Inner)?;
+    let c =
+        t.customer.select(&["c_custkey", "c_name", "c_acctbal", "c_phone", "c_address", "c_comment", "c_nationkey"])?;
+    let c =
+        c.merge_on(&t.nation.select(&["n_nationkey", "n_name"])?, &["c_nationkey"], &["n_nationkey"], How::Inner)?;
     let j = top.merge_on(&c, &["o_custkey"], &["c_custkey"], How::Inner)?;
     j.sort_values_by(&[("revenue", false), ("c_custkey", true)])?.select(&[
         "c_custkey",
@@ -264,7 +275,12 @@ pub fn q12(t: &Tables) -> Result<DataFrame> {
         & &ship.lt(&commit))
         & &(&receipt.ge(date("1994-01-01")?) & &receipt.lt(date("1995-01-01")?));
     let l = l.filter(&mask)?.select(&["l_orderkey", "l_shipmode"])?;
-    let j = l.merge_on(&t.orders.select(&["o_orderkey", "o_orderpriority"])?, &["l_orderkey"], &["o_orderkey"], How::Inner)?;
+    let j = l.merge_on(
+        &t.orders.select(&["o_orderkey", "o_orderpriority"])?,
+        &["l_orderkey"],
+        &["o_orderkey"],
+        How::Inner,
+    )?;
     let urgent = j.col("o_orderpriority")?.isin(&["1-URGENT".into(), "2-HIGH".into()]);
     let j = j
         .with_column("high_line_count", &md::where_(&urgent, 1i64, 0i64))?
@@ -306,10 +322,14 @@ pub fn q18(t: &Tables) -> Result<DataFrame> {
     ])?;
     let o = o.merge_on(&t.customer.select(&["c_custkey", "c_name"])?, &["o_custkey"], &["c_custkey"], How::Inner)?;
     let j = l.merge_on(&o, &["l_orderkey"], &["o_orderkey"], How::Inner)?;
-    let g = j
-        .groupby(&["c_name", "c_custkey", "o_orderkey", "o_orderdate", "o_totalprice"])?
-        .agg_named(&[("sum_qty", "l_quantity", "sum")])?;
-    Ok(g.sort_values_by(&[("o_totalprice", false), ("o_orderdate", true), ("o_orderkey", true)])?.head(100).reset_index())
+    let g = j.groupby(&["c_name", "c_custkey", "o_orderkey", "o_orderdate", "o_totalprice"])?.agg_named(&[(
+        "sum_qty",
+        "l_quantity",
+        "sum",
+    )])?;
+    Ok(g.sort_values_by(&[("o_totalprice", false), ("o_orderdate", true), ("o_orderkey", true)])?
+        .head(100)
+        .reset_index())
 }
 
 fn num(v: Option<f64>) -> Cell {

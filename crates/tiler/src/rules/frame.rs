@@ -199,27 +199,28 @@ pub(super) fn with_column(
 
 /// Parquet files: a chunk per run of whole row groups of one file, as many
 /// rows as the chunk budget holds (at least one group).
-pub(super) fn read_parquet(
-    ctx: &mut Ctx,
-    files: &[mars_ir::SourceFile],
-    columns: &[String],
-    schema: &mars_ir::arrow_schema::Schema,
-) -> TileResult<Tiled> {
+pub(super) fn read_parquet(ctx: &mut Ctx, files: &[mars_ir::SourceFile], columns: &[String]) -> TileResult<Tiled> {
     let width = Dim::Known(columns.len());
-    let row_bytes = schema.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1);
-    let per = (ctx.opts.chunk_bytes / row_bytes).max(1);
-    // (file, its row groups) per chunk
+    // (file, its row groups, rows) per chunk: runs of whole row groups whose
+    // uncompressed bytes (all columns) fit the chunk budget. The runs do not
+    // depend on the columns read, so `df.col(a)` and `df` of one read line
+    // up chunk for chunk.
+    let budget = ctx.opts.chunk_bytes.max(1) as u64;
     let mut runs: Vec<(usize, Vec<usize>, usize)> = Vec::new();
     for (f, file) in files.iter().enumerate() {
+        // a graph from before sizes were kept: the file's length per row
+        let per_row = file.len / file.rows().max(1) as u64;
         let mut run: Vec<usize> = Vec::new();
-        let mut rows = 0usize;
+        let (mut rows, mut bytes) = (0usize, 0u64);
         for (g, &n) in file.row_groups.iter().enumerate() {
-            if !run.is_empty() && rows.saturating_add(n) > per {
+            let b = file.row_group_bytes.get(g).copied().unwrap_or(per_row.saturating_mul(n as u64));
+            if !run.is_empty() && bytes.saturating_add(b) > budget {
                 runs.push((f, std::mem::take(&mut run), rows));
-                rows = 0;
+                (rows, bytes) = (0, 0);
             }
             run.push(g);
             rows = rows.saturating_add(n);
+            bytes = bytes.saturating_add(b);
         }
         if !run.is_empty() {
             runs.push((f, run, rows));
