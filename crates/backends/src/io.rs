@@ -145,16 +145,22 @@ pub fn read_parquet(file: &SourceFile, row_groups: &[usize], columns: &[String])
             .map(|c| full.index_of(c).map_err(|_| err(format!("{} has no column {c:?}", file.path))))
             .collect::<Result<_, _>>()?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        // one batch of all the rows: decoded straight into the chunk's
+        // arrays, not into pieces concatenated after
+        let rows: i64 = row_groups.iter().map(|&g| builder.metadata().row_group(g).num_rows().max(0)).sum();
         let reader = builder
             .with_row_groups(row_groups.to_vec())
             .with_projection(mask)
-            .with_batch_size(64 * 1024)
+            .with_batch_size((rows as usize).max(1))
             .build()
             .map_err(ctx)?;
         let read_schema = arrow::record_batch::RecordBatchReader::schema(&reader);
         let batches: Vec<RecordBatch> =
             reader.collect::<Result<_, _>>().map_err(|e| err(format!("{}: {e}", file.path)))?;
-        let batch = arrow::compute::concat_batches(&read_schema, &batches)?;
+        let batch = match <[RecordBatch; 1]>::try_from(batches) {
+            Ok([one]) => one,
+            Err(batches) => arrow::compute::concat_batches(&read_schema, &batches)?,
+        };
         // the reader keeps file order; the frame has the asked-for order
         let order: Vec<usize> = columns.iter().map(|c| batch.schema().index_of(c)).collect::<Result<_, _>>()?;
         let batch = batch.project(&order)?;

@@ -157,7 +157,7 @@ impl Val {
     /// As an Arrow datum of type `to` (a scalar for a literal).
     fn datum(&self, to: &DataType) -> Result<Box<dyn Datum>, KernelError> {
         match self {
-            Val::Col(a) => Ok(Box::new(arrow::compute::cast(a, to).map_err(err)?)),
+            Val::Col(a) => Ok(Box::new(super::cast_column(a, to)?)),
             Val::Lit(l) => {
                 let one: ArrayRef = match l {
                     Lit::F64(v) => Arc::new(Float64Array::from(vec![*v])),

@@ -85,7 +85,7 @@ fn sum_i64(g: &Groups, col: &ArrayRef) -> Result<Vec<i64>, KernelError> {
 }
 
 fn as_f64(col: &ArrayRef) -> Result<ArrayRef, KernelError> {
-    Ok(arrow::compute::cast(col, &DataType::Float64)?)
+    super::cast_column(col, &DataType::Float64)
 }
 
 /// Sums and counts of the present values.

@@ -107,7 +107,46 @@ pub fn group_rows(keys: &[ArrayRef], n: usize) -> Result<Groups, KernelError> {
         }
         return Ok(Groups { ids: vec![0; n], first: vec![0], has_none: false });
     }
+    if keys.len() > 1 {
+        return group_columns(keys);
+    }
     Ok(KeyIndex::build(keys)?.1)
+}
+
+/// Several key columns: each grouped alone by its own path, then the group
+/// ids combined pairwise into one integer per row (`a * groups_b + b`) and
+/// grouped again, which beats hashing arrow-row bytes of every row. Groups
+/// stay numbered in order of first appearance; a row with any key missing
+/// has no group.
+fn group_columns(keys: &[ArrayRef]) -> Result<Groups, KernelError> {
+    let mut acc = KeyIndex::build(&keys[..1])?.1;
+    for k in &keys[1..] {
+        let g = KeyIndex::build(std::slice::from_ref(k))?.1;
+        let width = g.len() as u64;
+        let mut valid = Vec::with_capacity(acc.ids.len());
+        // ids are below 2^32 and so is width: the code fits u64, and as i64
+        // (wrapped) stays distinct
+        let codes: Vec<i64> = acc
+            .ids
+            .iter()
+            .zip(&g.ids)
+            .map(|(&a, &b)| {
+                let ok = a != NO_GROUP && b != NO_GROUP;
+                valid.push(ok);
+                if ok {
+                    (a as u64 * width + b as u64) as i64
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let valid = NullBuffer::from(valid);
+        let has_none = valid.null_count() > 0;
+        let mut next = Groups { ids: vec![NO_GROUP; codes.len()], first: Vec::new(), has_none };
+        group_ints(&codes, has_none.then_some(&valid), &mut next);
+        acc = next;
+    }
+    Ok(acc)
 }
 
 /// The first row of each distinct key of `keys` (several columns), in
