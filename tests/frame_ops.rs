@@ -1046,3 +1046,49 @@ fn drop_duplicates_keeps_first_occurrences() -> Result<()> {
     }
     Ok(())
 }
+
+/// Filters of a parquet read by its own columns are pushed into the reader
+/// (row groups ruled out by their statistics skipped, the rest filtered while
+/// decoding): the rows equal the same filter over the frame in memory, for
+/// masks that rule out some, all or no row groups, over nulls, NaN, strings
+/// and dates, whole or with other columns selected.
+#[test]
+fn parquet_filters_pushed_into_the_reader_match_the_filter_in_memory() -> Result<()> {
+    let dir = TempDir::new("pushdown");
+    let mut cols = sample(300);
+    cols.push(("r", Arc::new(Int64Array::from((0..300).collect::<Vec<i64>>()))));
+    let batch = RecordBatch::try_from_iter(cols)?;
+    let path = dir.0.join("t.parquet");
+    let sess = mars::new_session()?;
+    // 8 row groups of 40 rows: `r` is sorted, so its statistics rule groups out
+    md::DataFrame::from_record_batch(batch.clone()).rechunk(40).to_parquet_in(&sess, &path)?;
+    type Mask = fn(&md::DataFrame) -> Result<md::Series>;
+    let masks: Vec<(&str, Mask)> = vec![
+        ("r > 250", |df| Ok(df.col("r")?.gt(250i64))),
+        ("50 <= r < 90", |df| Ok(&df.col("r")?.ge(50i64) & &df.col("r")?.lt(90i64))),
+        ("r < 20 | r > 280", |df| Ok(&df.col("r")?.lt(20i64) | &df.col("r")?.gt(280i64))),
+        ("r == 1000", |df| Ok(df.col("r")?.eq(1000i64))),
+        ("k == 2", |df| Ok(df.col("k")?.eq(2i64))),
+        ("s isin", |df| Ok(df.col("s")?.isin(&["a".into(), "".into()]))),
+        ("s startswith c & v > 0", |df| Ok(&df.col("s")?.str_starts_with("c") & &df.col("v")?.gt(0.0))),
+        ("d between", |df| Ok(df.col("d")?.between(md::Date::parse("2019-04-14")?, md::Date::parse("2019-04-17")?))),
+        ("!(r > 10) & i < 0", |df| Ok(&!&df.col("r")?.gt(10i64) & &df.col("i")?.lt(0i64))),
+    ];
+    let mem = md::DataFrame::from_record_batch(batch).rechunk(40);
+    for chunk_bytes in [None, Some(64)] {
+        let (_backend, sess) = session_with(chunk_bytes)?;
+        let file = md::read_parquet(&path)?;
+        for (what, mask) in &masks {
+            let got = file.filter(&mask(&file)?)?;
+            let want = mem.filter(&mask(&mem)?)?;
+            let plan = mars::explain_tiled(&got, chunk_bytes, false)?;
+            assert!(plan.contains("where") && !plan.contains("FrameFilter"), "{what}: not pushed down:\n{plan}");
+            let (g, w) = (got.execute_in(&sess)?.fetch_in(&sess)?, want.execute_in(&sess)?.fetch_in(&sess)?);
+            assert_eq!(g.record_batch(), w.record_batch(), "{what}, chunk_bytes {chunk_bytes:?}");
+            let (g, w) = (got.select(&["v", "s"])?, want.select(&["v", "s"])?);
+            let (g, w) = (g.execute_in(&sess)?.fetch_in(&sess)?, w.execute_in(&sess)?.fetch_in(&sess)?);
+            assert_eq!(g.record_batch(), w.record_batch(), "{what} then v, s; chunk_bytes {chunk_bytes:?}");
+        }
+    }
+    Ok(())
+}

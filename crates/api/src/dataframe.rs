@@ -144,7 +144,7 @@ pub fn read_parquet(path: impl AsRef<Path>) -> Result<DataFrame> {
     let (schema, files) = mars_backends::io::scan_parquet(path.as_ref()).map_err(kernel)?;
     let schema = mars_ir::frame::batch_schema(&RecordBatch::new_empty(schema))?;
     let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let node = Node::new(Op::Frame(FrameOp::ReadParquet { files, columns, schema }), vec![]);
+    let node = Node::new(Op::Frame(FrameOp::ReadParquet { files, columns, schema, filter: None }), vec![]);
     node.check()?;
     Ok(DataFrame { node, index: 0 })
 }
@@ -371,11 +371,11 @@ impl DataFrame {
     fn selected(&self, names: &[&str]) -> Result<Node> {
         self.node.check()?;
         let columns: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        if let Op::Frame(FrameOp::ReadParquet { files, schema, .. }) = self.node.op() {
+        if let Op::Frame(FrameOp::ReadParquet { files, schema, filter, .. }) = self.node.op() {
             // column pruning: read only these columns from the files
             let indices = mars_ir::frame::column_indices(schema, &columns)?;
             let schema = Arc::new(schema.project(&indices)?);
-            let op = Op::Frame(FrameOp::ReadParquet { files: files.clone(), columns, schema });
+            let op = Op::Frame(FrameOp::ReadParquet { files: files.clone(), columns, schema, filter: filter.clone() });
             let node = Node::new(op, vec![]);
             node.check()?;
             return Ok(node);

@@ -9,8 +9,9 @@
 use crate::error::KernelError;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use mars_ir::SourceFile;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use mars_ir::{ReadFilter, SourceFile};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use parquet::arrow::ProjectionMask;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -129,8 +130,16 @@ fn describe(s: &Schema) -> String {
     format!("[{}]", cols.join(", "))
 }
 
-/// Row groups `row_groups` of `file`, the `columns` in this order.
-pub fn read_parquet(file: &SourceFile, row_groups: &[usize], columns: &[String]) -> Result<RecordBatch, KernelError> {
+/// Row groups `row_groups` of `file`, the `columns` in this order; with a
+/// `filter`, the row groups its statistics rule out are skipped and the rest
+/// filtered while decoding (its columns first, the others only for the rows
+/// it keeps).
+pub fn read_parquet(
+    file: &SourceFile,
+    row_groups: &[usize],
+    columns: &[String],
+    filter: Option<&ReadFilter>,
+) -> Result<RecordBatch, KernelError> {
     let f = open(file)?;
     guarded(&file.path, || {
         let ctx = |e: parquet::errors::ParquetError| err(format!("{}: {e}", file.path));
@@ -145,11 +154,33 @@ pub fn read_parquet(file: &SourceFile, row_groups: &[usize], columns: &[String])
             .map(|c| full.index_of(c).map_err(|_| err(format!("{} has no column {c:?}", file.path))))
             .collect::<Result<_, _>>()?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        let mut row_groups = row_groups.to_vec();
+        let mut builder = builder;
+        if let Some(f) = filter {
+            row_groups = may_match(&builder, &row_groups, f).map_err(|e| err(format!("{}: {e}", file.path)))?;
+            let at: Vec<usize> = f
+                .columns
+                .iter()
+                .map(|c| full.index_of(c).map_err(|_| err(format!("{} has no column {c:?}", file.path))))
+                .collect::<Result<_, _>>()?;
+            // the predicate's batch has its columns in file order
+            let mut sorted = at.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let positions: Vec<usize> = at.iter().map(|a| sorted.binary_search(a).unwrap_or(0)).collect();
+            let pmask = ProjectionMask::roots(builder.parquet_schema(), sorted.iter().copied());
+            let expr = f.expr.clone();
+            let predicate = ArrowPredicateFn::new(pmask, move |batch: RecordBatch| {
+                let cols: Vec<arrow::array::ArrayRef> = positions.iter().map(|&p| batch.column(p).clone()).collect();
+                crate::kernels::frame::eval_mask(&expr, &cols).map_err(|e| arrow::error::ArrowError::ComputeError(e.0))
+            });
+            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+        }
         // one batch of all the rows: decoded straight into the chunk's
         // arrays, not into pieces concatenated after
         let rows: i64 = row_groups.iter().map(|&g| builder.metadata().row_group(g).num_rows().max(0)).sum();
         let reader = builder
-            .with_row_groups(row_groups.to_vec())
+            .with_row_groups(row_groups)
             .with_projection(mask)
             .with_batch_size((rows as usize).max(1))
             .build()
@@ -167,6 +198,24 @@ pub fn read_parquet(file: &SourceFile, row_groups: &[usize], columns: &[String])
         let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
         Ok(RecordBatch::try_new_with_options(plain(&batch.schema()), batch.columns().to_vec(), &opts)?)
     })
+}
+
+/// The row groups of `groups` whose statistics do not rule `filter` out.
+fn may_match(
+    builder: &ParquetRecordBatchReaderBuilder<std::fs::File>,
+    groups: &[usize],
+    filter: &ReadFilter,
+) -> Result<Vec<usize>, parquet::errors::ParquetError> {
+    let meta = builder.metadata();
+    let chosen: Vec<&parquet::file::metadata::RowGroupMetaData> = groups.iter().map(|&g| meta.row_group(g)).collect();
+    let (mut mins, mut maxs) = (Vec::new(), Vec::new());
+    for c in &filter.columns {
+        let conv = StatisticsConverter::try_new(c, builder.schema(), builder.parquet_schema())?;
+        mins.push(conv.row_group_mins(chosen.iter().copied())?);
+        maxs.push(conv.row_group_maxes(chosen.iter().copied())?);
+    }
+    let ok = crate::kernels::frame::row_groups_may_match(&filter.expr, &mins, &maxs, groups.len());
+    Ok(groups.iter().zip(ok).filter(|(_, ok)| *ok).map(|(g, _)| *g).collect())
 }
 
 /// Writes record batches to one parquet file (snappy), a row group per

@@ -116,6 +116,29 @@ pub fn operand_type(f: BinaryFn, a: &DataType, b: &DataType) -> IrResult<DataTyp
 }
 
 impl ColExpr {
+    /// This expression with each `Input(i)` replaced by `f(i)` (an
+    /// expression of the same value); `None` when `f` gives up on one.
+    pub fn substitute(&self, f: &mut dyn FnMut(usize) -> Option<ColExpr>) -> Option<ColExpr> {
+        let mut go = |e: &ColExpr| e.substitute(f).map(Box::new);
+        Some(match self {
+            ColExpr::Input(i) => return f(*i),
+            ColExpr::Lit(l) => ColExpr::Lit(l.clone()),
+            ColExpr::Not(e) => ColExpr::Not(go(e)?),
+            ColExpr::Binary(op, a, b) => {
+                let a = go(a)?;
+                ColExpr::Binary(*op, a, go(b)?)
+            }
+            ColExpr::IsIn(e, v) => ColExpr::IsIn(go(e)?, v.clone()),
+            ColExpr::Str(func, e, p) => ColExpr::Str(*func, go(e)?, p.clone()),
+            ColExpr::Where(c, a, b) => {
+                let (c, a) = (go(c)?, go(a)?);
+                ColExpr::Where(c, a, go(b)?)
+            }
+            ColExpr::Cast(e, to) => ColExpr::Cast(go(e)?, to.clone()),
+            ColExpr::FillNull(e, v) => ColExpr::FillNull(go(e)?, v.clone()),
+        })
+    }
+
     /// The result type given the inputs' types; errors name the bad types.
     pub fn data_type(&self, inputs: &[DataType]) -> IrResult<DataType> {
         match self {

@@ -132,7 +132,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             let (fields, _) = crate::frame::with_column(schema, name, col.field(0));
             Ok(Meta::Frame { schema: std::sync::Arc::new(arrow_schema::Schema::new(fields)), nrows: *nrows })
         }
-        Op::Frame(FrameOp::ReadParquet { files, columns, schema }) => {
+        Op::Frame(FrameOp::ReadParquet { files, columns, schema, filter }) => {
             want(0)?;
             if files.is_empty() {
                 return Err(IrError::Invalid("read_parquet needs at least one file".into()));
@@ -144,7 +144,14 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             crate::frame::check_schema(schema)?;
             let rows = files.iter().try_fold(0usize, |acc, f| acc.checked_add(f.rows()).filter(|&r| r < usize::MAX));
             let rows = rows.ok_or_else(|| IrError::Invalid("read_parquet row counts overflow".into()))?;
-            Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Known(rows) })
+            let nrows = match filter {
+                Some(f) => {
+                    f.check()?;
+                    Dim::Unknown
+                }
+                None => Dim::Known(rows),
+            };
+            Ok(Meta::Frame { schema: schema.clone(), nrows })
         }
         Op::Frame(FrameOp::ReadCsv { files, file_schema, columns, schema, .. }) => {
             want(0)?;

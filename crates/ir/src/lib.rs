@@ -42,7 +42,7 @@ pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, Tileable
 pub use key::Key;
 pub use op::{
     AssembleChunk, ChunkOp, CsvChunk, CsvFormat, FrameChunkOp, FrameOp, GroupMethod, JoinProbeChunk, Op, RandomChunk,
-    ReduceFn, ReduceMapChunk, SliceElem, SourceFile, TensorOp,
+    ReadFilter, ReduceFn, ReduceMapChunk, SliceElem, SourceFile, TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

@@ -5,6 +5,7 @@
 
 pub use crate::dist::Distribution;
 use crate::dtype::DType;
+use crate::error::{IrError, IrResult};
 use crate::expr::Expr;
 use crate::key::Key;
 use crate::shape::Dim;
@@ -272,7 +273,14 @@ pub enum FrameOp {
     GroupAgg { nkeys: usize, aggs: Vec<crate::agg::Agg>, method: GroupMethod },
     /// The `columns` (in this order) of parquet files, a chunk per run of
     /// whole row groups; `schema` is theirs.
-    ReadParquet { files: Vec<SourceFile>, columns: Vec<String>, schema: arrow_schema::SchemaRef },
+    /// With a `filter`, only the rows it keeps (row counts unknown until read).
+    ReadParquet {
+        files: Vec<SourceFile>,
+        columns: Vec<String>,
+        schema: arrow_schema::SchemaRef,
+        #[serde(default)]
+        filter: Option<ReadFilter>,
+    },
     /// The rows sorted by these columns, each ascending or not
     /// (`sort_values`); stable, missing values last.
     Sort { by: Vec<(String, bool)> },
@@ -327,6 +335,41 @@ impl SourceFile {
     /// Rows in all its row groups (saturating: graphs from outside may lie).
     pub fn rows(&self) -> usize {
         self.row_groups.iter().fold(0usize, |a, &r| a.saturating_add(r))
+    }
+}
+
+/// A row filter pushed into a read (`df[mask]` over a file's own columns):
+/// the rows where `expr` is true, `Input(i)` being column `columns[i]` (of
+/// type `schema.field(i)`); missing counts as false. Readers also skip the
+/// row groups whose statistics rule every row out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadFilter {
+    pub columns: Vec<String>,
+    pub schema: arrow_schema::SchemaRef,
+    pub expr: crate::colexpr::ColExpr,
+}
+
+impl ReadFilter {
+    /// Errors when `expr` is not a bool over these columns.
+    pub fn check(&self) -> IrResult<()> {
+        let names: Vec<&String> = self.schema.fields().iter().map(|f| f.name()).collect();
+        if names.len() != self.columns.len() || names.iter().zip(&self.columns).any(|(a, b)| *a != b) {
+            return Err(IrError::Invalid(format!(
+                "a read filter on columns {:?} with a schema of {names:?}",
+                self.columns
+            )));
+        }
+        let types: Vec<arrow_schema::DataType> = self.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        match self.expr.data_type(&types)? {
+            arrow_schema::DataType::Boolean => Ok(()),
+            other => Err(IrError::DType(format!("a read filter must be a bool expression, not {other}"))),
+        }
+    }
+}
+
+impl fmt::Display for ReadFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "where {} on {:?}", self.expr, self.columns)
     }
 }
 
@@ -460,7 +503,7 @@ pub enum FrameChunkOp {
     /// input order.
     GatherPart { part: usize },
     /// These row groups of a parquet file, these columns in this order.
-    ReadParquet { file: Box<SourceFile>, row_groups: Vec<usize>, columns: Vec<String> },
+    ReadParquet { file: Box<SourceFile>, row_groups: Vec<usize>, columns: Vec<String>, filter: Option<Box<ReadFilter>> },
     /// The lines of a CSV file starting in bytes `start..end`, parsed with
     /// `schema` (the file's columns), these columns kept.
     ReadCsv(Box<CsvChunk>),
@@ -563,8 +606,12 @@ impl fmt::Display for FrameChunkOp {
             }
             FrameChunkOp::HashPartition { keys, parts } => write!(f, "HashPartition keys={keys:?} into {parts}"),
             FrameChunkOp::GatherPart { part } => write!(f, "GatherPart {part}"),
-            FrameChunkOp::ReadParquet { file, row_groups, columns } => {
-                write!(f, "ReadParquet {:?} row groups {row_groups:?} {columns:?}", file_name(&file.path))
+            FrameChunkOp::ReadParquet { file, row_groups, columns, filter } => {
+                write!(f, "ReadParquet {:?} row groups {row_groups:?} {columns:?}", file_name(&file.path))?;
+                match filter {
+                    Some(r) => write!(f, " {r}"),
+                    None => Ok(()),
+                }
             }
             FrameChunkOp::JoinBuild { keys } => write!(f, "JoinBuild keys={keys:?}"),
             FrameChunkOp::SortLocal { by, descending } => write!(f, "SortLocal by={by:?} descending={descending:?}"),
@@ -610,9 +657,13 @@ impl fmt::Display for FrameOp {
                 let aggs: Vec<String> = aggs.iter().map(|a| a.to_string()).collect();
                 write!(f, "GroupPartial by {keys:?} [{}]", aggs.join(", "))
             }
-            FrameOp::ReadParquet { files, columns, .. } => {
+            FrameOp::ReadParquet { files, columns, filter, .. } => {
                 let rows = files.iter().fold(0usize, |a, f| a.saturating_add(f.rows()));
-                write!(f, "ReadParquet[{} files, {rows} rows] {columns:?}", files.len())
+                write!(f, "ReadParquet[{} files, {rows} rows] {columns:?}", files.len())?;
+                match filter {
+                    Some(r) => write!(f, " {r}"),
+                    None => Ok(()),
+                }
             }
             FrameOp::Sort { by } => write!(f, "Sort by [{}]", sort_keys(by)),
             FrameOp::SortHead { by, n } => write!(f, "SortHead {n} by [{}]", sort_keys(by)),

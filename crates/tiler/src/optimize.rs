@@ -100,7 +100,7 @@ fn input_needs(graph: &TileableGraph, node: &TileableNode, need: &Need) -> Vec<N
 /// Files and format of a read: reads with equal identities read the same rows.
 fn read_identity(op: &Op) -> Option<String> {
     match op {
-        Op::Frame(FrameOp::ReadParquet { files, .. }) => Some(format!("parquet {files:?}")),
+        Op::Frame(FrameOp::ReadParquet { files, filter, .. }) => Some(format!("parquet {files:?} {filter:?}")),
         Op::Frame(FrameOp::ReadCsv { files, format, file_schema, .. }) => {
             Some(format!("csv {files:?} {format:?} {file_schema:?}"))
         }
@@ -122,8 +122,8 @@ fn project_read(op: &Op, keep: &dyn Fn(&str) -> bool) -> Option<Op> {
     let cols: Vec<String> = idx.iter().map(|&i| columns[i].clone()).collect();
     let schema = std::sync::Arc::new(schema.project(&idx).ok()?);
     Some(match op {
-        Op::Frame(FrameOp::ReadParquet { files, .. }) => {
-            Op::Frame(FrameOp::ReadParquet { files: files.clone(), columns: cols, schema })
+        Op::Frame(FrameOp::ReadParquet { files, filter, .. }) => {
+            Op::Frame(FrameOp::ReadParquet { files: files.clone(), columns: cols, schema, filter: filter.clone() })
         }
         Op::Frame(FrameOp::ReadCsv { files, format, file_schema, .. }) => Op::Frame(FrameOp::ReadCsv {
             files: files.clone(),
@@ -136,13 +136,112 @@ fn project_read(op: &Op, keep: &dyn Fn(&str) -> bool) -> Option<Op> {
     })
 }
 
-/// `graph` with its reads pruned and shared (see the module docs), or as it
-/// was when there is nothing to do or the rewrite fails.
+/// `graph` with filters pushed into its parquet reads, then its reads
+/// pruned and shared (see the module docs); each step leaves the graph as
+/// it was when it has nothing to do or fails.
 pub fn optimize_reads(graph: TileableGraph, keep: &[Key]) -> TileableGraph {
-    match rewrite(&graph, keep) {
-        Some(g) => g,
-        None => graph,
+    let graph = push_filters(&graph, keep).unwrap_or(graph);
+    rewrite(&graph, keep).unwrap_or(graph)
+}
+
+/// The parquet files a node reads one column of, unfiltered: a one-column
+/// read, or one column selected from a read.
+fn column_of(graph: &TileableGraph, id: TileableId) -> Option<(&[mars_ir::SourceFile], &String)> {
+    let node = graph.node(id);
+    match &node.op {
+        Op::Frame(FrameOp::ReadParquet { files, columns, filter: None, .. }) if columns.len() == 1 => {
+            Some((files, &columns[0]))
+        }
+        Op::Frame(FrameOp::Select { columns }) if columns.len() == 1 => match &graph.node(node.inputs[0]).op {
+            Op::Frame(FrameOp::ReadParquet { files, filter: None, .. }) => Some((files, &columns[0])),
+            _ => None,
+        },
+        _ => None,
     }
+}
+
+/// A mask (a tree of `Eval`s over columns) as one expression over columns
+/// of `files`, its columns named in `cols` (`Input(i)` is `cols[i]`).
+fn mask_expr(
+    graph: &TileableGraph,
+    id: TileableId,
+    files: &[mars_ir::SourceFile],
+    cols: &mut Vec<(String, mars_ir::arrow_schema::FieldRef)>,
+) -> Option<mars_ir::colexpr::ColExpr> {
+    if let Some((f, c)) = column_of(graph, id) {
+        if f != files {
+            return None;
+        }
+        let Meta::Frame { schema, .. } = &graph.node(id).meta else { return None };
+        let at = cols.iter().position(|(n, _)| n == c).unwrap_or_else(|| {
+            cols.push((c.clone(), schema.fields()[0].clone()));
+            cols.len() - 1
+        });
+        return Some(mars_ir::colexpr::ColExpr::Input(at));
+    }
+    let node = graph.node(id);
+    let Op::Frame(FrameOp::Eval { expr, .. }) = &node.op else { return None };
+    expr.substitute(&mut |i| mask_expr(graph, *node.inputs.get(i)?, files, cols))
+}
+
+/// Each `Filter` of a parquet read by a mask over that read's own columns
+/// becomes one filtered read (same value, same key); what only fed those
+/// filters is dropped. `None` when there is none.
+fn push_filters(graph: &TileableGraph, keep: &[Key]) -> Option<TileableGraph> {
+    let order = graph.topo_order().ok()?;
+    let mut pushed: HashMap<TileableId, Op> = HashMap::default();
+    for &id in &order {
+        let node = graph.node(id);
+        let (Op::Frame(FrameOp::Filter), [frame, mask]) = (&node.op, node.inputs.as_slice()) else { continue };
+        let Op::Frame(FrameOp::ReadParquet { files, columns, schema, filter: None }) = &graph.node(*frame).op else {
+            continue;
+        };
+        let mut cols = Vec::new();
+        let Some(expr) = mask_expr(graph, *mask, files, &mut cols) else { continue };
+        let (names, fields): (Vec<String>, Vec<_>) = cols.into_iter().unzip();
+        let filter = mars_ir::ReadFilter {
+            columns: names,
+            schema: std::sync::Arc::new(mars_ir::arrow_schema::Schema::new(fields)),
+            expr,
+        };
+        let op = Op::Frame(FrameOp::ReadParquet {
+            files: files.clone(),
+            columns: columns.clone(),
+            schema: schema.clone(),
+            filter: Some(filter),
+        });
+        if infer::infer(&op, &[]).ok()? == node.meta {
+            pushed.insert(id, op);
+        }
+    }
+    if pushed.is_empty() {
+        return None;
+    }
+    // what the kept nodes still read, once the filters read for themselves
+    let mut live: Vec<bool> = vec![false; graph.id_bound()];
+    let mut stack: Vec<TileableId> = keep.iter().filter_map(|k| graph.get(k)).collect();
+    if stack.is_empty() {
+        stack = graph.sinks();
+    }
+    while let Some(id) = stack.pop() {
+        if std::mem::replace(&mut live[id.0 as usize], true) {
+            continue;
+        }
+        if !pushed.contains_key(&id) {
+            stack.extend(graph.node(id).inputs.iter().copied());
+        }
+    }
+    let mut out = TileableGraph::with_capacity(graph.len());
+    let mut map: HashMap<TileableId, TileableId> = HashMap::default();
+    for &id in order.iter().filter(|id| live[id.0 as usize]) {
+        let node = graph.node(id);
+        let (op, inputs) = match pushed.get(&id) {
+            Some(op) => (op.clone(), vec![]),
+            None => (node.op.clone(), node.inputs.iter().map(|i| map[i]).collect()),
+        };
+        map.insert(id, out.insert(TileableNode { key: node.key, op, inputs, meta: node.meta.clone() }));
+    }
+    Some(out)
 }
 
 fn rewrite(graph: &TileableGraph, keep: &[Key]) -> Option<TileableGraph> {
@@ -276,14 +375,18 @@ mod tests {
             files: vec![file],
             columns: cols.iter().map(|c| c.to_string()).collect(),
             schema: Arc::new(all.project(&idx).unwrap()),
+            filter: None,
         })
     }
 
-    fn reads(g: &TileableGraph) -> Vec<Vec<String>> {
-        let mut v: Vec<Vec<String>> = g
+    /// Each read: its columns and its filter's text.
+    fn reads(g: &TileableGraph) -> Vec<(Vec<String>, Option<String>)> {
+        let mut v: Vec<_> = g
             .ids()
             .filter_map(|id| match &g.node(id).op {
-                Op::Frame(FrameOp::ReadParquet { columns, .. }) => Some(columns.clone()),
+                Op::Frame(FrameOp::ReadParquet { columns, filter, .. }) => {
+                    Some((columns.clone(), filter.as_ref().map(|f| f.to_string())))
+                }
                 _ => None,
             })
             .collect();
@@ -291,22 +394,48 @@ mod tests {
         v
     }
 
-    /// `df[df.a > 1].b`: one read of a and b (not c), the root's key kept.
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `df[df.a > 1]` with `df` a read of `cols` and `a` from `a_read`.
+    fn filtered(g: &mut TileableGraph, cols: &[&str], a_read: Op) -> TileableId {
+        let df = add(g, read(cols), vec![]);
+        let a = add(g, a_read, vec![]);
+        let gt = ColExpr::Binary(BinaryFn::Gt, Box::new(ColExpr::Input(0)), Box::new(ColExpr::Lit(Lit::I64(1))));
+        let mask = add(g, Op::Frame(FrameOp::Eval { expr: gt, name: "a".into() }), vec![a]);
+        add(g, Op::Frame(FrameOp::Filter), vec![df, mask])
+    }
+
+    /// `df[df.a > 1].b`: one read of b filtered on a (not c), the root's key kept.
     #[test]
     fn a_filtered_column_reads_only_what_it_uses_once() {
         let mut g = TileableGraph::new();
-        let df = add(&mut g, read(&["a", "b", "c"]), vec![]);
-        let a = add(&mut g, read(&["a"]), vec![]);
-        let gt = ColExpr::Binary(BinaryFn::Gt, Box::new(ColExpr::Input(0)), Box::new(ColExpr::Lit(Lit::I64(1))));
-        let mask = add(&mut g, Op::Frame(FrameOp::Eval { expr: gt, name: "a".into() }), vec![a]);
-        let kept = add(&mut g, Op::Frame(FrameOp::Filter), vec![df, mask]);
+        let kept = filtered(&mut g, &["a", "b", "c"], read(&["a"]));
         let b = add(&mut g, Op::Frame(FrameOp::Select { columns: vec!["b".into()] }), vec![kept]);
         let root = g.node(b).key;
         let before = g.node(b).meta.clone();
         let out = optimize_reads(g, &[root]);
-        assert_eq!(reads(&out), vec![vec!["a".to_string(), "b".to_string()]]);
+        assert_eq!(reads(&out), vec![(strings(&["b"]), Some(r#"where (#0 > 1) on ["a"]"#.to_string()))]);
         let r = out.get(&root).expect("the root keeps its key");
         assert_eq!(out.node(r).meta, before);
+        // the read and the select of it: the mask's nodes are gone
+        assert_eq!(out.len(), 2);
+    }
+
+    /// A mask over another file's column is not pushed into the read.
+    #[test]
+    fn a_mask_over_other_files_stays_a_filter() {
+        let mut g = TileableGraph::new();
+        let mut other = read(&["a"]);
+        if let Op::Frame(FrameOp::ReadParquet { files, .. }) = &mut other {
+            files[0].path = "other.parquet".into();
+        }
+        let kept = filtered(&mut g, &["a", "b"], other);
+        let root = g.node(kept).key;
+        let out = optimize_reads(g, &[root]);
+        assert!(reads(&out).iter().all(|(_, f)| f.is_none()));
+        assert!(out.ids().any(|id| matches!(out.node(id).op, Op::Frame(FrameOp::Filter))));
     }
 
     /// A kept read is read whole; nothing else to share: the graph is unchanged.
@@ -316,7 +445,7 @@ mod tests {
         let df = add(&mut g, read(&["a", "b", "c"]), vec![]);
         let key = g.node(df).key;
         let out = optimize_reads(g, &[key]);
-        assert_eq!(reads(&out), vec![vec!["a".to_string(), "b".to_string(), "c".to_string()]]);
+        assert_eq!(reads(&out), vec![(strings(&["a", "b", "c"]), None)]);
         assert_eq!(out.len(), 1);
     }
 }

@@ -64,9 +64,9 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             want(1)?;
             Ok(ChunkData::Parts(super::groupby::hash_partition(ins[0], keys, *parts)?))
         }
-        FrameChunkOp::ReadParquet { file, row_groups, columns } => {
+        FrameChunkOp::ReadParquet { file, row_groups, columns, filter } => {
             want(0)?;
-            one(crate::io::read_parquet(file, row_groups, columns)?)
+            one(crate::io::read_parquet(file, row_groups, columns, filter.as_deref())?)
         }
         FrameChunkOp::ReadCsv(c) => {
             want(0)?;
@@ -363,4 +363,76 @@ pub fn with_column(
     }
     let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &opts).map_err(err)
+}
+
+/// Where `expr` (a bool expression over `cols`) is true; missing is false.
+pub fn eval_mask(expr: &ColExpr, cols: &[ArrayRef]) -> Result<BooleanArray, KernelError> {
+    let out = to_column(eval_val(expr, cols)?, cols)?;
+    let b = out
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| err(format!("a filter must be a bool expression, not {}", out.data_type())))?;
+    Ok(if b.null_count() > 0 { arrow::compute::prep_null_mask_filter(b) } else { b.clone() })
+}
+
+/// Per row group, whether some row of it may satisfy `expr`, from each
+/// column's bounds: `mins[i]` and `maxs[i]` hold column `i`'s least and
+/// greatest value per row group (missing when unknown). Comparisons of a
+/// column with a literal, and `&` / `|` of them, can rule a row group out;
+/// anything else may match.
+pub fn row_groups_may_match(expr: &ColExpr, mins: &[ArrayRef], maxs: &[ArrayRef], n: usize) -> Vec<bool> {
+    use BinaryFn::*;
+    match expr {
+        ColExpr::Binary(f @ (And | Or), a, b) => {
+            let (x, y) = (row_groups_may_match(a, mins, maxs, n), row_groups_may_match(b, mins, maxs, n));
+            x.iter().zip(&y).map(|(&p, &q)| if *f == And { p && q } else { p || q }).collect()
+        }
+        ColExpr::Binary(f, a, b) if f.is_comparison() => {
+            let (col, lit, f) = match (&**a, &**b) {
+                (ColExpr::Input(i), ColExpr::Lit(l)) => (*i, l, *f),
+                (ColExpr::Lit(l), ColExpr::Input(i)) => {
+                    let flipped = match f {
+                        Lt => Gt,
+                        Gt => Lt,
+                        Le => Ge,
+                        Ge => Le,
+                        other => *other,
+                    };
+                    (*i, l, flipped)
+                }
+                _ => return vec![true; n],
+            };
+            // `col f lit` can hold for a value in [min, max] only if it holds
+            // at the end that favours it
+            let tests: &[(BinaryFn, bool)] = match f {
+                Lt => &[(Lt, false)],
+                Le => &[(Le, false)],
+                Gt => &[(Gt, true)],
+                Ge => &[(Ge, true)],
+                Eq => &[(Le, false), (Ge, true)],
+                _ => &[],
+            };
+            let mut ok = vec![true; n];
+            for &(g, on_max) in tests {
+                let Some(bound) = (if on_max { maxs.get(col) } else { mins.get(col) }) else { continue };
+                if bound.len() != n {
+                    continue;
+                }
+                let e = ColExpr::Binary(g, Box::new(ColExpr::Input(0)), Box::new(ColExpr::Lit(lit.clone())));
+                let Ok(holds) =
+                    eval_val(&e, std::slice::from_ref(bound)).and_then(|v| to_column(v, std::slice::from_ref(bound)))
+                else {
+                    continue; // the bounds' type cannot be compared: keep every row group
+                };
+                let Some(holds) = holds.as_any().downcast_ref::<BooleanArray>() else { continue };
+                for (r, o) in ok.iter_mut().enumerate() {
+                    if bound.is_valid(r) && holds.is_valid(r) && !holds.value(r) {
+                        *o = false;
+                    }
+                }
+            }
+            ok
+        }
+        _ => vec![true; n],
+    }
 }

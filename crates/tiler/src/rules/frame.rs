@@ -199,7 +199,12 @@ pub(super) fn with_column(
 
 /// Parquet files: a chunk per run of whole row groups of one file, as many
 /// rows as the chunk budget holds (at least one group).
-pub(super) fn read_parquet(ctx: &mut Ctx, files: &[mars_ir::SourceFile], columns: &[String]) -> TileResult<Tiled> {
+pub(super) fn read_parquet(
+    ctx: &mut Ctx,
+    files: &[mars_ir::SourceFile],
+    columns: &[String],
+    filter: Option<&mars_ir::ReadFilter>,
+) -> TileResult<Tiled> {
     let width = Dim::Known(columns.len());
     // (file, its row groups, rows) per chunk: runs of whole row groups whose
     // uncompressed bytes (all columns) fit the chunk budget. The runs do not
@@ -233,9 +238,12 @@ pub(super) fn read_parquet(ctx: &mut Ctx, files: &[mars_ir::SourceFile], columns
     let (mut chunks, mut nsplit) = (Vec::with_capacity(runs.len()), Vec::with_capacity(runs.len()));
     for (i, (f, row_groups, rows)) in runs.into_iter().enumerate() {
         let file = Box::new(files[f].clone());
-        let op = ChunkOp::Frame(FrameChunkOp::ReadParquet { file, row_groups, columns: columns.to_vec() });
-        chunks.push(ctx.add(op, ChunkInputs::new(), vec![Dim::Known(rows), width], None, vec![i, 0]));
-        nsplit.push(Dim::Known(rows));
+        let filter = filter.map(|f| Box::new(f.clone()));
+        // a filtered read's rows are known once read
+        let rows = if filter.is_some() { Dim::Unknown } else { Dim::Known(rows) };
+        let op = ChunkOp::Frame(FrameChunkOp::ReadParquet { file, row_groups, columns: columns.to_vec(), filter });
+        chunks.push(ctx.add(op, ChunkInputs::new(), vec![rows, width], None, vec![i, 0]));
+        nsplit.push(rows);
     }
     Ok(Tiled::Done(Layout { nsplits: vec![nsplit, vec![width]], chunks }))
 }

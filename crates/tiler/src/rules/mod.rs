@@ -129,7 +129,9 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
         Op::Frame(FrameOp::Eval { expr, name }) => frame::eval(ctx, expr, name, inputs),
         Op::Frame(FrameOp::Filter) => frame::filter(ctx, &inputs[0], &inputs[1]),
         Op::Frame(FrameOp::WithColumn { name }) => frame::with_column(ctx, name, &inputs[0], &inputs[1], in_metas[0]),
-        Op::Frame(FrameOp::ReadParquet { files, columns, .. }) => frame::read_parquet(ctx, files, columns),
+        Op::Frame(FrameOp::ReadParquet { files, columns, filter, .. }) => {
+            frame::read_parquet(ctx, files, columns, filter.as_ref())
+        }
         Op::Frame(FrameOp::ReadCsv { files, format, file_schema, columns, .. }) => {
             frame::read_csv(ctx, files, format, file_schema, columns)
         }
