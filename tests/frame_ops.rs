@@ -1092,3 +1092,109 @@ fn parquet_filters_pushed_into_the_reader_match_the_filter_in_memory() -> Result
     }
     Ok(())
 }
+
+/// numpy's linear quantile of sorted values (NaN with none).
+fn ref_quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let (a, b, t) = (sorted[lo], sorted[hi], pos - lo as f64);
+    if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    }
+}
+
+/// The present (not missing, not NaN) values of a numeric column as f64.
+fn present(a: &ArrayRef) -> Vec<f64> {
+    let f = mars::arrow::compute::cast(a, &mars::arrow::datatypes::DataType::Float64).unwrap();
+    let f = f.as_any().downcast_ref::<Float64Array>().unwrap();
+    f.iter().flatten().filter(|v| !v.is_nan()).collect()
+}
+
+fn same_f64(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// describe() and quantile(q) against numpy's definitions on the whole
+/// columns: ints with nulls, floats with NaN and nulls, under chunkings of
+/// 1 row, uneven and whole, and on a filtered frame whose chunks are
+/// mostly empty; strings and dates are left out, as pandas does.
+#[test]
+fn describe_and_quantiles_are_exact() -> Result<()> {
+    let cols = sample(61);
+    let sess = mars::new_session()?;
+    for rows in [1, 7, 61] {
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+        for (what, df, n) in [("all", df.clone(), 61), ("k == 2", df.filter(&df.col("k")?.eq(2i64))?, 0)] {
+            let d = df.describe()?;
+            assert_eq!(d.columns(), ["", "k", "v", "i"], "{what}");
+            let got = d.execute_in(&sess)?.fetch_in(&sess)?;
+            let batch = got.record_batch();
+            assert_eq!(got.index_columns(), 1);
+            // the reference: the same rows, in memory
+            let want_batch = df.execute_in(&sess)?.fetch_in(&sess)?.record_batch().clone();
+            if n > 0 {
+                assert_eq!(want_batch.num_rows(), n);
+            }
+            for (c, name) in ["k", "v", "i"].iter().enumerate() {
+                let mut v = present(want_batch.column_by_name(name).unwrap());
+                v.sort_by(f64::total_cmp);
+                let count = v.len() as f64;
+                let mean = v.iter().sum::<f64>() / count;
+                let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (count - 1.0);
+                let want = [
+                    count,
+                    mean,
+                    var.sqrt(),
+                    v.first().copied().unwrap_or(f64::NAN),
+                    ref_quantile(&v, 0.25),
+                    ref_quantile(&v, 0.5),
+                    ref_quantile(&v, 0.75),
+                    v.last().copied().unwrap_or(f64::NAN),
+                ];
+                let col = batch.column(c + 1).as_any().downcast_ref::<Float64Array>().unwrap();
+                for (r, w) in want.iter().enumerate() {
+                    let g = if col.is_valid(r) { col.value(r) } else { f64::NAN };
+                    let w = if count < 2.0 && r == 2 { f64::NAN } else { *w };
+                    assert!(same_f64(g, w), "{what}, rows {rows}, {name} stat {r}: {g} want {w}");
+                }
+                for q in [0.0, 0.1, 0.5, 0.9, 1.0] {
+                    let g = df.col(name)?.quantile(q).execute_in(&sess)?.fetch_in(&sess)?.as_f64().unwrap_or(f64::NAN);
+                    assert!(same_f64(g, ref_quantile(&v, q)), "{what}, rows {rows}, {name} q {q}: {g}");
+                }
+            }
+        }
+    }
+    let strings = md::DataFrame::from_columns(vec![("s", sample(3)[1].1.clone())])?;
+    let e = strings.describe().unwrap_err().to_string();
+    assert!(e.contains("describe needs a numeric column; the frame has [s: "), "{e}");
+    Ok(())
+}
+
+/// Comparisons as pandas makes them: a missing or NaN operand compares
+/// false, except for `!=`, where it is true (so `s == s` is false exactly
+/// at missing values and NaN).
+#[test]
+fn comparisons_with_missing_and_nan_follow_pandas() -> Result<()> {
+    use mars::arrow::array::BooleanArray;
+    let sess = mars::new_session()?;
+    let cols = sample(29);
+    let v = cols[2].1.as_any().downcast_ref::<Float64Array>().unwrap().clone();
+    let absent = |r: usize| v.is_null(r) || v.value(r).is_nan();
+    for rows in [1, 29] {
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
+        let cv = df.col("v")?;
+        let fetch = |x: &md::Series| -> Result<ArrayRef> { Ok(x.execute_in(&sess)?.fetch_in(&sess)?.array().clone()) };
+        let want = |f: &dyn Fn(usize) -> bool| BooleanArray::from((0..29).map(f).collect::<Vec<_>>()).to_data();
+        assert_eq!(fetch(&cv.eq(&cv))?.to_data(), want(&|r| !absent(r)), "v == v");
+        assert_eq!(fetch(&cv.ne(&cv))?.to_data(), want(&|r| absent(r)), "v != v");
+        assert_eq!(fetch(&cv.lt(100.0))?.to_data(), want(&|r| !absent(r)), "v < 100");
+        assert_eq!(fetch(&cv.ne(0.5))?.to_data(), want(&|_| true), "v != 0.5");
+        assert_eq!(fetch(&cv.ge(f64::NAN))?.to_data(), want(&|_| false), "v >= NaN");
+    }
+    Ok(())
+}

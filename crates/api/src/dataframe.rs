@@ -568,6 +568,76 @@ impl DataFrame {
         Ok(DataFrame { node, index: self.index })
     }
 
+    /// `describe()`: count, mean, std, min, the quartiles (exact, pandas'
+    /// linear interpolation) and max of each numeric column (not bools, not
+    /// the index), as a frame with those names as its index. Missing values
+    /// and NaN are skipped. A frame with no numeric column is an error.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![1, 10], vec![2, 20], vec![3, 30], vec![4, 40]])?.rechunk(3);
+    /// let d = df.describe()?.execute()?.fetch()?;
+    /// assert_eq!(
+    ///     d.to_string(),
+    ///     "              0          1
+    /// count  4.000000   4.000000
+    /// mean   2.500000  25.000000
+    /// std    1.290994  12.909944
+    /// min    1.000000  10.000000
+    /// 25%    1.750000  17.500000
+    /// 50%    2.500000  25.000000
+    /// 75%    3.250000  32.500000
+    /// max    4.000000  40.000000"
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn describe(&self) -> Result<DataFrame> {
+        self.node.check()?;
+        let Meta::Frame { schema, .. } = self.node.meta() else {
+            return Err(Error::Invalid("describe needs a dataframe".into()));
+        };
+        let numeric: Vec<String> = schema
+            .fields()
+            .iter()
+            .skip(self.index)
+            .filter(|f| {
+                mars_ir::agg::is_numeric(f.data_type()) && f.data_type() != &arrow::datatypes::DataType::Boolean
+            })
+            .map(|f| f.name().clone())
+            .collect();
+        if numeric.is_empty() {
+            let cols: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), mars_ir::frame::type_name(f.data_type())))
+                .collect();
+            return Err(Error::Invalid(format!(
+                "describe needs a numeric column; the frame has [{}]",
+                cols.join(", ")
+            )));
+        }
+        let mut aggs = Vec::with_capacity(5 * numeric.len());
+        for (i, c) in numeric.iter().enumerate() {
+            for func in [AggFn::Count, AggFn::Mean, AggFn::Std, AggFn::Min, AggFn::Max] {
+                aggs.push(Agg { column: c.clone(), func, name: format!("{i}_{}", func.name()) });
+            }
+        }
+        let partial =
+            Node::new(Op::Frame(FrameOp::GroupPartial { keys: vec![], aggs: aggs.clone() }), vec![self.node.clone()]);
+        let stats =
+            Node::new(Op::Frame(FrameOp::GroupAgg { nkeys: 0, aggs, method: GroupMethod::Tree }), vec![partial]);
+        let mut inputs = vec![stats];
+        for c in &numeric {
+            inputs.push(self.col(c)?.quantiles(&[0.25, 0.5, 0.75]));
+        }
+        let node = Node::new(Op::Frame(FrameOp::Describe { columns: numeric }), inputs);
+        node.check()?;
+        Ok(DataFrame { node, index: 1 })
+    }
+
     /// Write the frame to one parquet file at `path` (snappy-compressed, a row
     /// group per chunk), executing it in the default session first. Chunks
     /// are written one at a time, so the frame never sits whole in memory.
@@ -987,6 +1057,38 @@ impl Series {
             name: "count".into(),
         }])?;
         counts.sort_values_by(&[("count", false), (name.as_str(), true)])
+    }
+
+    /// Quantile `q` (0 to 1) of the values, missing ones and NaN skipped,
+    /// interpolated linearly as pandas' `quantile(q)` (NaN with no values).
+    /// Exact: the values are sorted (chunk-wise, by sampled ranges) and only
+    /// the rows at the needed ranks are read.
+    ///
+    /// ```
+    /// use mars::dataframe as md;
+    ///
+    /// # fn main() -> mars::Result<()> {
+    /// let df = md::DataFrame::from_rows(vec![vec![4], vec![1], vec![3], vec![2]])?.rechunk(3);
+    /// let median = df.col("0")?.quantile(0.5).execute()?.fetch()?;
+    /// assert_eq!(median.as_f64(), Some(2.5));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn quantile(&self, q: f64) -> Scalar {
+        Scalar { node: self.quantiles(&[q]) }
+    }
+
+    /// The quantiles `qs` as a one-column frame: the present values sorted,
+    /// then interpolated.
+    fn quantiles(&self, qs: &[f64]) -> Node {
+        let name = self.name();
+        // x == x is false for missing values and NaN: what pandas skips
+        let present = self.eq(self);
+        let sorted = self.frame().filter(&present).and_then(|f| f.sort_values(&[name.as_str()], true));
+        match sorted {
+            Ok(sorted) => Node::new(Op::Frame(FrameOp::Quantiles { qs: qs.to_vec() }), vec![sorted.node]),
+            Err(_) => Node::new(Op::Frame(FrameOp::Quantiles { qs: qs.to_vec() }), vec![self.node.clone()]),
+        }
     }
 
     /// The distinct values (missing ones dropped), sorted (pandas gives them

@@ -165,6 +165,50 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> IrResult<Meta> {
             crate::frame::check_schema(file_schema)?;
             Ok(Meta::Frame { schema: schema.clone(), nrows: Dim::Unknown })
         }
+        Op::Frame(FrameOp::Quantiles { qs }) => {
+            want(1)?;
+            if let Some(q) = qs.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                return Err(IrError::Invalid(format!("a quantile must be between 0 and 1, got {q}")));
+            }
+            let Meta::Frame { schema, .. } = inputs[0] else {
+                return Err(IrError::Invalid("quantiles need a Series input, got a tensor".into()));
+            };
+            let [field] = schema.fields().as_ref() else {
+                return Err(IrError::Invalid(format!("quantiles need one column, got {}", schema.fields().len())));
+            };
+            if !crate::agg::is_numeric(field.data_type()) {
+                return Err(IrError::DType(format!(
+                    "quantiles need a numeric column; {:?} is {}",
+                    field.name(),
+                    crate::frame::type_name(field.data_type())
+                )));
+            }
+            let out = arrow_schema::Field::new(field.name(), arrow_schema::DataType::Float64, true);
+            Ok(Meta::Frame {
+                schema: std::sync::Arc::new(arrow_schema::Schema::new(vec![out])),
+                nrows: Dim::Known(qs.len()),
+            })
+        }
+        Op::Frame(FrameOp::Describe { columns }) => {
+            want(1 + columns.len())?;
+            let widths: Vec<usize> = inputs
+                .iter()
+                .map(|m| match m {
+                    Meta::Frame { schema, .. } => Ok(schema.fields().len()),
+                    Meta::Tensor { .. } => Err(IrError::Invalid("describe's inputs are frames".into())),
+                })
+                .collect::<IrResult<_>>()?;
+            if widths[0] != 5 * columns.len() || widths[1..].iter().any(|&w| w != 1) {
+                return Err(IrError::Invalid(format!(
+                    "describe of {} columns takes a stats row of {} columns and a quantile column each; got widths {widths:?}",
+                    columns.len(),
+                    5 * columns.len()
+                )));
+            }
+            let mut fields = vec![arrow_schema::Field::new("", arrow_schema::DataType::Utf8, false)];
+            fields.extend(columns.iter().map(|c| arrow_schema::Field::new(c, arrow_schema::DataType::Float64, true)));
+            Ok(Meta::Frame { schema: std::sync::Arc::new(arrow_schema::Schema::new(fields)), nrows: Dim::Known(8) })
+        }
         Op::Frame(FrameOp::DropDuplicates) => {
             want(1)?;
             let Meta::Frame { schema, .. } = inputs[0] else {

@@ -41,8 +41,8 @@ pub use fast::{FastMap, FastSet};
 pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, TileableGraph, TileableId, TileableNode};
 pub use key::Key;
 pub use op::{
-    AssembleChunk, ChunkOp, CsvChunk, CsvFormat, FrameChunkOp, FrameOp, GroupMethod, JoinProbeChunk, Op, RandomChunk,
-    ReadFilter, ReduceFn, ReduceMapChunk, SliceElem, SourceFile, TensorOp,
+    quantile_ranks, AssembleChunk, ChunkOp, CsvChunk, CsvFormat, FrameChunkOp, FrameOp, GroupMethod, JoinProbeChunk,
+    Op, RandomChunk, ReadFilter, ReduceFn, ReduceMapChunk, SliceElem, SourceFile, TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

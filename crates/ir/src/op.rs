@@ -290,6 +290,15 @@ pub enum FrameOp {
     /// The rows, each distinct row once, first occurrences in order
     /// (`drop_duplicates`; missing values equal each other).
     DropDuplicates,
+    /// Quantiles `qs` (pandas' linear interpolation) of a one-column frame
+    /// sorted ascending with no missing values: one Float64 row per `q`
+    /// (NaN when there are no values).
+    Quantiles { qs: Vec<f64> },
+    /// `describe()` of the numeric `columns`: input 0 holds each column's
+    /// count, mean, std, min and max (one row, five columns per column, in
+    /// order), then one [`FrameOp::Quantiles`] of 25%, 50% and 75% per column.
+    /// The result has the statistic's name as its index column ("").
+    Describe { columns: Vec<String> },
     /// `left.merge(right, left_on, right_on, how)` (inputs: left, right).
     Merge { how: crate::join::How, left_on: Vec<String>, right_on: Vec<String> },
     /// The `columns` of CSV files of the columns `file_schema` (as inferred or
@@ -414,6 +423,8 @@ impl FrameOp {
             FrameOp::Sort { .. } => "Sort",
             FrameOp::SortHead { .. } => "SortHead",
             FrameOp::DropDuplicates => "DropDuplicates",
+            FrameOp::Quantiles { .. } => "Quantiles",
+            FrameOp::Describe { .. } => "Describe",
         }
     }
 }
@@ -526,6 +537,33 @@ pub enum FrameChunkOp {
     TopK { by: Vec<usize>, descending: Vec<bool>, n: usize },
     /// Its inputs' rows, concatenated, each distinct row once (first occurrences in order).
     Distinct,
+    /// These rows of its input, in this order.
+    TakeRows { rows: Vec<usize> },
+    /// Quantiles `qs` of `n` sorted values, from its inputs: the values at
+    /// [`quantile_ranks`]`(qs, n)`, in rank order; a Float64 column `name`.
+    Quantiles { qs: Vec<f64>, n: usize, name: String },
+    /// `describe()`'s table from a stats row and quantile columns (as
+    /// [`FrameOp::Describe`]'s inputs).
+    Describe { columns: Vec<String> },
+}
+
+/// The sorted distinct ranks whose values the quantiles `qs` of `n` sorted
+/// values interpolate between (numpy's and pandas' linear method: position
+/// `q·(n-1)`, its floor and ceiling).
+pub fn quantile_ranks(qs: &[f64], n: usize) -> Vec<usize> {
+    if n == 0 {
+        return vec![];
+    }
+    let mut ranks: Vec<usize> = qs
+        .iter()
+        .flat_map(|&q| {
+            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            [(pos.floor() as usize).min(n - 1), (pos.ceil() as usize).min(n - 1)]
+        })
+        .collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    ranks
 }
 
 /// The parameters of [`FrameChunkOp::JoinProbe`].
@@ -578,6 +616,9 @@ impl FrameChunkOp {
             FrameChunkOp::RangePartition { .. } => "RangePartition",
             FrameChunkOp::TopK { .. } => "TopK",
             FrameChunkOp::Distinct => "Distinct",
+            FrameChunkOp::TakeRows { .. } => "TakeRows",
+            FrameChunkOp::Quantiles { .. } => "Quantiles",
+            FrameChunkOp::Describe { .. } => "Describe",
         }
     }
 }
@@ -618,6 +659,9 @@ impl fmt::Display for FrameChunkOp {
             FrameChunkOp::SortSample { by, per, chunk } => write!(f, "SortSample by={by:?} {per} of chunk {chunk}"),
             FrameChunkOp::SortPivots { parts, .. } => write!(f, "SortPivots for {parts} ranges"),
             FrameChunkOp::Distinct => f.write_str("Distinct"),
+            FrameChunkOp::TakeRows { rows } => write!(f, "TakeRows {rows:?}"),
+            FrameChunkOp::Quantiles { qs, n, .. } => write!(f, "Quantiles {qs:?} of {n}"),
+            FrameChunkOp::Describe { columns } => write!(f, "Describe {columns:?}"),
             FrameChunkOp::TopK { by, descending, n } => write!(f, "TopK {n} by={by:?} descending={descending:?}"),
             FrameChunkOp::RangePartition { by, chunk, .. } => write!(f, "RangePartition by={by:?} chunk {chunk}"),
             FrameChunkOp::JoinProbe(p) => {
@@ -668,6 +712,8 @@ impl fmt::Display for FrameOp {
             FrameOp::Sort { by } => write!(f, "Sort by [{}]", sort_keys(by)),
             FrameOp::SortHead { by, n } => write!(f, "SortHead {n} by [{}]", sort_keys(by)),
             FrameOp::DropDuplicates => f.write_str("DropDuplicates"),
+            FrameOp::Quantiles { qs } => write!(f, "Quantiles {qs:?}"),
+            FrameOp::Describe { columns } => write!(f, "Describe {columns:?}"),
             FrameOp::Merge { how, left_on, right_on } => write!(f, "Merge {how} {left_on:?} = {right_on:?}"),
             FrameOp::ReadCsv { files, columns, .. } => {
                 let bytes = files.iter().fold(0u64, |a, f| a.saturating_add(f.len));

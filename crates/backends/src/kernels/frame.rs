@@ -90,6 +90,15 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             let first = super::hash::first_rows(b.columns())?;
             one(arrow::compute::take_record_batch(&b, &arrow::array::UInt32Array::from(first))?)
         }
+        FrameChunkOp::TakeRows { rows } => {
+            want(1)?;
+            let at = rows.iter().map(|&r| u32::try_from(r).ok().filter(|&r| (r as usize) < ins[0].num_rows()));
+            let at: Option<Vec<u32>> = at.collect();
+            let at = at.ok_or_else(|| err(format!("rows {rows:?} of a chunk of {} rows", ins[0].num_rows())))?;
+            one(arrow::compute::take_record_batch(ins[0], &arrow::array::UInt32Array::from(at))?)
+        }
+        FrameChunkOp::Quantiles { qs, n, name } => one(quantiles(&ins, qs, *n, name)?),
+        FrameChunkOp::Describe { columns } => one(describe(&ins, columns)?),
         FrameChunkOp::TopK { by, descending, n } => one(super::sort::top_k(&ins, by, descending, *n)?),
         FrameChunkOp::SortPivots { descending, parts } => one(super::sort::pivots(&ins, descending, *parts)?),
         FrameChunkOp::RangePartition { by, descending, chunk } => {
@@ -180,6 +189,57 @@ fn no_nulls(b: BooleanArray) -> ArrayRef {
     Arc::new(b.iter().map(|v| Some(v.unwrap_or(false))).collect::<BooleanArray>())
 }
 
+/// Rows where `v` is missing or NaN (`None`: no such row).
+fn missing(v: &Val, cols: &[ArrayRef]) -> Result<Option<BooleanArray>, KernelError> {
+    let n = cols.first().map_or(0, |c| c.len());
+    Ok(match v {
+        Val::Lit(Lit::F64(x)) if x.is_nan() => Some(BooleanArray::from(vec![true; n])),
+        Val::Lit(_) => None,
+        Val::Col(a) => {
+            let nan = match a.data_type() {
+                DataType::Float64 => {
+                    let f = a.as_any().downcast_ref::<Float64Array>().ok_or_else(|| err("a Float64 column"))?;
+                    Some(f.values().iter().map(|x| x.is_nan()).collect::<arrow::buffer::BooleanBuffer>())
+                }
+                DataType::Float32 => {
+                    let f = a
+                        .as_any()
+                        .downcast_ref::<arrow::array::Float32Array>()
+                        .ok_or_else(|| err("a Float32 column"))?;
+                    Some(f.values().iter().map(|x| x.is_nan()).collect::<arrow::buffer::BooleanBuffer>())
+                }
+                _ => None,
+            };
+            let null = a.logical_nulls().map(|nb| !nb.inner());
+            match (nan, null) {
+                (None, None) => None,
+                (Some(x), None) | (None, Some(x)) => Some(BooleanArray::new(x, None)),
+                (Some(x), Some(y)) => Some(BooleanArray::new(&x | &y, None)),
+            }
+        }
+    })
+}
+
+/// A comparison as pandas has it: a missing or NaN operand compares false,
+/// except for `!=`, where it is true (`ne_true`).
+fn pandas_cmp(
+    raw: Result<BooleanArray, arrow::error::ArrowError>,
+    a: &Val,
+    b: &Val,
+    ne_true: bool,
+    cols: &[ArrayRef],
+) -> Result<ArrayRef, KernelError> {
+    let raw = no_nulls(raw.map_err(err)?);
+    let raw = raw.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| err("a comparison gives bools"))?;
+    let bad = match (missing(a, cols)?, missing(b, cols)?) {
+        (None, None) => return Ok(Arc::new(raw.clone())),
+        (Some(x), None) | (None, Some(x)) => x,
+        (Some(x), Some(y)) => boolean::or(&x, &y).map_err(err)?,
+    };
+    let out = if ne_true { boolean::or(raw, &bad) } else { boolean::and(raw, &boolean::not(&bad).map_err(err)?) };
+    Ok(Arc::new(out.map_err(err)?))
+}
+
 fn eval_val(expr: &ColExpr, cols: &[ArrayRef]) -> Result<Val, KernelError> {
     Ok(match expr {
         ColExpr::Input(i) => {
@@ -201,12 +261,12 @@ fn eval_val(expr: &ColExpr, cols: &[ArrayRef]) -> Result<Val, KernelError> {
                 BinaryFn::Sub => numeric::sub_wrapping(da, db).map_err(err)?,
                 BinaryFn::Mul => numeric::mul_wrapping(da, db).map_err(err)?,
                 BinaryFn::Div => numeric::div(da, db).map_err(err)?,
-                BinaryFn::Gt => no_nulls(cmp::gt(da, db).map_err(err)?),
-                BinaryFn::Lt => no_nulls(cmp::lt(da, db).map_err(err)?),
-                BinaryFn::Ge => no_nulls(cmp::gt_eq(da, db).map_err(err)?),
-                BinaryFn::Le => no_nulls(cmp::lt_eq(da, db).map_err(err)?),
-                BinaryFn::Eq => no_nulls(cmp::eq(da, db).map_err(err)?),
-                BinaryFn::Ne => no_nulls(cmp::neq(da, db).map_err(err)?),
+                BinaryFn::Gt => pandas_cmp(cmp::gt(da, db), &a, &b, false, cols)?,
+                BinaryFn::Lt => pandas_cmp(cmp::lt(da, db), &a, &b, false, cols)?,
+                BinaryFn::Ge => pandas_cmp(cmp::gt_eq(da, db), &a, &b, false, cols)?,
+                BinaryFn::Le => pandas_cmp(cmp::lt_eq(da, db), &a, &b, false, cols)?,
+                BinaryFn::Eq => pandas_cmp(cmp::eq(da, db), &a, &b, false, cols)?,
+                BinaryFn::Ne => pandas_cmp(cmp::neq(da, db), &a, &b, true, cols)?,
                 BinaryFn::And | BinaryFn::Or => {
                     let (x, y) = (to_column(a, cols)?, to_column(b, cols)?);
                     let x = x.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| err("& of a non-bool Series"))?;
@@ -435,4 +495,84 @@ pub fn row_groups_may_match(expr: &ColExpr, mins: &[ArrayRef], maxs: &[ArrayRef]
         }
         _ => vec![true; n],
     }
+}
+
+/// numpy's linear interpolation between `a` and `b` at `t` in [0, 1]
+/// (from the nearer end, so `t = 1` gives `b` exactly).
+fn lerp(a: f64, b: f64, t: f64) -> f64 {
+    let d = b - a;
+    if t >= 0.5 {
+        b - d * (1.0 - t)
+    } else {
+        a + d * t
+    }
+}
+
+/// Quantiles `qs` of `n` sorted values given the values at their
+/// [`mars_ir::quantile_ranks`] (the inputs' rows, in order).
+fn quantiles(ins: &[&RecordBatch], qs: &[f64], n: usize, name: &str) -> Result<RecordBatch, KernelError> {
+    let ranks = mars_ir::quantile_ranks(qs, n);
+    let mut values: Vec<f64> = Vec::with_capacity(ranks.len());
+    for b in ins {
+        if b.num_columns() != 1 {
+            return Err(err(format!("quantiles take one column, got {}", b.num_columns())));
+        }
+        let col = super::cast_column(b.column(0), &DataType::Float64)?;
+        let col =
+            col.as_any().downcast_ref::<Float64Array>().ok_or_else(|| err("quantiles of a non-numeric column"))?;
+        values.extend(col.iter().map(|v| v.unwrap_or(f64::NAN)));
+    }
+    if values.len() != ranks.len() {
+        return Err(err(format!("quantiles of {n} values need {} ranked values, got {}", ranks.len(), values.len())));
+    }
+    let at = |r: usize| ranks.binary_search(&r).map(|i| values[i]).unwrap_or(f64::NAN);
+    let out: Vec<f64> = qs
+        .iter()
+        .map(|&q| {
+            if n == 0 {
+                return f64::NAN;
+            }
+            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = (pos.floor() as usize).min(n - 1);
+            let hi = (pos.ceil() as usize).min(n - 1);
+            lerp(at(lo), at(hi), pos - lo as f64)
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Float64, true)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(out))]).map_err(err)
+}
+
+/// `describe()`'s table: a stats row (count, mean, std, min, max per
+/// column) and a quartile column per column.
+fn describe(ins: &[&RecordBatch], columns: &[String]) -> Result<RecordBatch, KernelError> {
+    let k = columns.len();
+    let [stats, quartiles @ ..] = ins else { return Err(err("describe needs a stats row")) };
+    if stats.num_rows() != 1 || stats.num_columns() != 5 * k || quartiles.len() != k {
+        return Err(err(format!(
+            "describe of {k} columns got a stats chunk of {}x{} and {} quartile chunks",
+            stats.num_rows(),
+            stats.num_columns(),
+            quartiles.len()
+        )));
+    }
+    let value = |a: &ArrayRef, i: usize| -> Result<f64, KernelError> {
+        let f = super::cast_column(a, &DataType::Float64)?;
+        let f = f.as_any().downcast_ref::<Float64Array>().ok_or_else(|| err("describe of a non-numeric column"))?;
+        Ok(if f.is_valid(i) { f.value(i) } else { f64::NAN })
+    };
+    let names = ["count", "mean", "std", "min", "25%", "50%", "75%", "max"];
+    let mut fields = vec![Field::new("", DataType::Utf8, false)];
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from(names.to_vec()))];
+    for (c, name) in columns.iter().enumerate() {
+        let s = |j: usize| value(stats.column(5 * c + j), 0);
+        let q = quartiles[c];
+        if q.num_rows() != 3 || q.num_columns() != 1 {
+            return Err(err(format!("describe's quartiles of {name:?} are {}x{}", q.num_rows(), q.num_columns())));
+        }
+        let qv = |i: usize| value(q.column(0), i);
+        let v = vec![s(0)?, s(1)?, s(2)?, s(3)?, qv(0)?, qv(1)?, qv(2)?, s(4)?];
+        fields.push(Field::new(name, DataType::Float64, true));
+        cols.push(Arc::new(Float64Array::from(v)));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(err)
 }

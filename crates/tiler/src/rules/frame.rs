@@ -417,3 +417,56 @@ fn sort_keys(by: &[(String, bool)], in_meta: &Meta) -> TileResult<(Vec<usize>, V
     let cols = mars_ir::frame::column_indices(schema, &names)?;
     Ok((cols, by.iter().map(|(_, asc)| !asc).collect()))
 }
+
+/// Quantiles of a sorted column: once its chunks' lengths are known, the
+/// rows at the ranks the quantiles need are taken from the chunks holding
+/// them, and one chunk interpolates.
+pub(super) fn quantiles(ctx: &mut Ctx, qs: &[f64], input: &Layout, in_meta: &Meta) -> TileResult<Tiled> {
+    let need: Vec<mars_ir::ChunkId> =
+        input.chunks.iter().copied().filter(|&c| !ctx.shape(c).first().is_some_and(|d| d.is_known())).collect();
+    if !need.is_empty() {
+        return Ok(Tiled::Need(need));
+    }
+    let name = match in_meta {
+        Meta::Frame { schema, .. } => schema.fields().first().map(|f| f.name().clone()).unwrap_or_default(),
+        Meta::Tensor { .. } => String::new(),
+    };
+    let lens: Vec<usize> = input.chunks.iter().map(|&c| ctx.shape(c)[0].known().unwrap_or(0)).collect();
+    let n: usize = lens.iter().sum();
+    let ranks = mars_ir::quantile_ranks(qs, n);
+    let (mut takes, mut start) = (ChunkInputs::new(), 0usize);
+    for (i, (&c, &len)) in input.chunks.iter().zip(&lens).enumerate() {
+        let rows: Vec<usize> = ranks.iter().filter(|&&r| r >= start && r < start + len).map(|&r| r - start).collect();
+        start += len;
+        if !rows.is_empty() {
+            let k = rows.len();
+            let op = ChunkOp::Frame(FrameChunkOp::TakeRows { rows });
+            takes.push(ctx.add(op, &[c][..], vec![Dim::Known(k), Dim::Known(1)], None, vec![i, 0]));
+        }
+    }
+    let op = ChunkOp::Frame(FrameChunkOp::Quantiles { qs: qs.to_vec(), n, name });
+    let out = ctx.add(op, takes, vec![Dim::Known(qs.len()), Dim::Known(1)], None, vec![0, 0]);
+    Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Known(qs.len())], vec![Dim::Known(1)]], chunks: vec![out] }))
+}
+
+/// `describe()`: its inputs (a stats row and a quantile column per column)
+/// are one chunk each; one chunk lays them out as the table.
+pub(super) fn describe(ctx: &mut Ctx, columns: &[String], inputs: &[Layout]) -> TileResult<Tiled> {
+    let mut ins = ChunkInputs::new();
+    for l in inputs {
+        match l.chunks.as_slice() {
+            [c] => ins.push(*c),
+            other => {
+                return Err(mars_ir::IrError::Invalid(format!(
+                    "describe's inputs are one chunk each, got {}",
+                    other.len()
+                ))
+                .into())
+            }
+        }
+    }
+    let width = Dim::Known(columns.len() + 1);
+    let op = ChunkOp::Frame(FrameChunkOp::Describe { columns: columns.to_vec() });
+    let out = ctx.add(op, ins, vec![Dim::Known(8), width], None, vec![0, 0]);
+    Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Known(8)], vec![width]], chunks: vec![out] }))
+}

@@ -137,6 +137,8 @@ pub fn tile(ctx: &mut Ctx, node: &TileableNode, inputs: &[Layout], graph: &Tilea
         }
         Op::Frame(FrameOp::Sort { by }) => frame::sort(ctx, by, &inputs[0], in_metas[0]),
         Op::Frame(FrameOp::DropDuplicates) => frame::drop_duplicates(ctx, &inputs[0]),
+        Op::Frame(FrameOp::Quantiles { qs }) => frame::quantiles(ctx, qs, &inputs[0], in_metas[0]),
+        Op::Frame(FrameOp::Describe { columns }) => frame::describe(ctx, columns, inputs),
         Op::Frame(FrameOp::SortHead { by, n }) => frame::sort_head(ctx, by, *n, &inputs[0], in_metas[0]),
         Op::Frame(FrameOp::Merge { how, left_on, right_on }) => {
             join::merge(ctx, *how, left_on, right_on, inputs, &in_metas)
