@@ -1198,3 +1198,84 @@ fn comparisons_with_missing_and_nan_follow_pandas() -> Result<()> {
     }
     Ok(())
 }
+
+/// The rows of a batch as values (floats compared with a tolerance).
+fn rows_of(b: &RecordBatch) -> Vec<Vec<Val>> {
+    let cols: Vec<Vec<Val>> = b.columns().iter().map(vals).collect();
+    (0..b.num_rows()).map(|r| cols.iter().map(|c| c[r].clone()).collect()).collect()
+}
+
+fn same_rows(got: &[Vec<Val>], want: &[Vec<Val>]) -> bool {
+    let same = |a: &Val, b: &Val| matches!((a, b), (Val::F(x), Val::F(y)) if x.is_nan() && y.is_nan()) || close(a, b);
+    got.len() == want.len()
+        && got.iter().zip(want).all(|(g, w)| g.len() == w.len() && g.iter().zip(w).all(|(a, b)| same(a, b)))
+}
+
+/// Rows in a canonical order, for results whose row order is not defined.
+fn canonical(mut rows: Vec<Vec<Val>>) -> Vec<Vec<Val>> {
+    rows.sort_by_key(|r| format!("{r:?}"));
+    rows
+}
+
+mod chunking_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame_of(rows: &[(Option<i64>, Option<f64>, Option<u8>)]) -> RecordBatch {
+        let names = ["a", "bb", "", "long string value"];
+        let k: Vec<Option<i64>> = rows.iter().map(|r| r.0).collect();
+        let v: Vec<Option<f64>> = rows.iter().map(|r| r.1).collect();
+        let s: Vec<Option<&str>> = rows.iter().map(|r| r.2.map(|i| names[i as usize % 4])).collect();
+        RecordBatch::try_from_iter([
+            ("k", Arc::new(Int64Array::from(k)) as ArrayRef),
+            ("v", Arc::new(Float64Array::from(v)) as ArrayRef),
+            ("s", Arc::new(StringArray::from(s)) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    fn row() -> impl Strategy<Value = (Option<i64>, Option<f64>, Option<u8>)> {
+        let v = prop_oneof![8 => (-50i32..50).prop_map(|x| Some(x as f64 / 4.0)), 1 => Just(None), 1 => Just(Some(f64::NAN))];
+        (proptest::option::weighted(0.9, -2i64..4), v, proptest::option::weighted(0.9, 0u8..4))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Any chunking (and a budget that forces shuffles) gives the
+        /// one-chunk result of groupby, sort, merge, drop_duplicates,
+        /// value_counts and a filter.
+        #[test]
+        fn any_chunking_gives_the_one_chunk_result(
+            left in proptest::collection::vec(row(), 0..40),
+            right in proptest::collection::vec(row(), 0..12),
+            chunk in 1usize..41,
+            small_budget in any::<bool>(),
+        ) {
+            let (lb, rb) = (frame_of(&left), frame_of(&right));
+            let (_b1, whole_sess) = session_with(None).unwrap();
+            let (_b2, sess) = session_with(small_budget.then_some(256)).unwrap();
+            let run = |f: &dyn Fn(&md::DataFrame, &md::DataFrame) -> Result<md::DataFrame>, ordered: bool| -> std::result::Result<(), TestCaseError> {
+                let whole = f(&md::DataFrame::from_record_batch(lb.clone()), &md::DataFrame::from_record_batch(rb.clone())).unwrap();
+                let chunked = f(
+                    &md::DataFrame::from_record_batch(lb.clone()).rechunk(chunk),
+                    &md::DataFrame::from_record_batch(rb.clone()).rechunk(chunk.div_ceil(3)),
+                ).unwrap();
+                let want = rows_of(whole.execute_in(&whole_sess).unwrap().fetch_in(&whole_sess).unwrap().record_batch());
+                let got = rows_of(chunked.execute_in(&sess).unwrap().fetch_in(&sess).unwrap().record_batch());
+                let (got, want) = if ordered { (got, want) } else { (canonical(got), canonical(want)) };
+                prop_assert!(same_rows(&got, &want), "chunk {chunk}, small budget {small_budget}:\n got {got:?}\nwant {want:?}");
+                Ok(())
+            };
+            run(&|l, _| l.groupby(&["k"])?.agg(&[("v", "sum"), ("v", "mean"), ("v", "std"), ("s", "nunique"), ("v", "count"), ("s", "first")]), true)?;
+            run(&|l, _| l.groupby(&["s", "k"])?.agg(&[("v", "max"), ("v", "size")]), true)?;
+            run(&|l, _| l.sort_values_by(&[("k", true), ("v", false)]), true)?;
+            run(&|l, _| Ok(l.sort_values(&["v"], true)?.head(5)), true)?;
+            run(&|l, r| l.merge(r, &["k"], md::How::Inner), false)?;
+            run(&|l, r| l.merge(r, &["k"], md::How::Outer), false)?;
+            run(&|l, _| Ok(l.drop_duplicates()), true)?;
+            run(&|l, _| l.col("k")?.value_counts(), true)?;
+            run(&|l, _| l.filter(&l.col("v")?.gt(0.0)), true)?;
+        }
+    }
+}

@@ -162,7 +162,9 @@ fn frame_groupby_tree_shuffle_and_auto() {
     let by = |m: GroupMethod| df.groupby(&["0"]).unwrap().method(m).agg(&[("1", "sum"), ("1", "std")]).unwrap();
     // tree: combine rounds of fan-in 4, the last one finalizing into one chunk
     insta::assert_snapshot!("frame_groupby_tree", tiled(&by(GroupMethod::Tree)));
-    // shuffle: a hash partition per partial, a gather and a finalize per piece
+    // shuffle: the partials split by key ranges (pivots sampled from their
+    // keys, equal keys together), a gather and a finalize per range: the
+    // groups come out in key order
     insta::assert_snapshot!("frame_groupby_shuffle", tiled(&by(GroupMethod::Shuffle)));
     // auto: the partials run first, their sizes pick the method
     insta::assert_snapshot!("frame_groupby_auto", tiled(&by(GroupMethod::Auto)));

@@ -7,6 +7,7 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 
 pub fn batch_to_ipc(batch: &RecordBatch) -> IrResult<Vec<u8>> {
+    let batch = &compact_views(batch);
     let mut buf = Vec::new();
     {
         let mut w = StreamWriter::try_new(&mut buf, &batch.schema()).map_err(|e| IrError::Serde(e.to_string()))?;
@@ -14,6 +15,51 @@ pub fn batch_to_ipc(batch: &RecordBatch) -> IrResult<Vec<u8>> {
         w.finish().map_err(|e| IrError::Serde(e.to_string()))?;
     }
     Ok(buf)
+}
+
+/// `batch` with each string or binary view column whose data buffers are
+/// mostly bytes it no longer refers to (a slice, a filter's or a shuffle
+/// piece's share of a larger column) copied into buffers of its own
+/// (`gc`), so a piece neither keeps nor writes the whole column's bytes.
+pub fn compact_views(batch: &RecordBatch) -> RecordBatch {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::DataType;
+    fn wasteful(held: usize, used: usize) -> bool {
+        held > 2 * used + (64 << 10)
+    }
+    let mut changed = false;
+    let columns: Vec<arrow::array::ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View => {
+                let a = c.as_string_view();
+                let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+                if wasteful(held, a.total_buffer_bytes_used()) {
+                    changed = true;
+                    std::sync::Arc::new(a.gc()) as arrow::array::ArrayRef
+                } else {
+                    c.clone()
+                }
+            }
+            DataType::BinaryView => {
+                let a = c.as_binary_view();
+                let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+                if wasteful(held, a.total_buffer_bytes_used()) {
+                    changed = true;
+                    std::sync::Arc::new(a.gc()) as arrow::array::ArrayRef
+                } else {
+                    c.clone()
+                }
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    if !changed {
+        return batch.clone();
+    }
+    let opts = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(batch.schema(), columns, &opts).unwrap_or_else(|_| batch.clone())
 }
 
 /// Decode Arrow IPC stream bytes. The bytes may come from a file or a client:
@@ -117,5 +163,30 @@ pub fn with_column(schema: &Schema, name: &str, field: &Field) -> (Vec<Field>, (
             let at = fields.len() - 1;
             (fields, (at, false))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray, StringViewArray};
+
+    /// A few rows sliced from a large string-view column are compacted:
+    /// their IPC bytes are theirs, not the column's, and the values stay.
+    #[test]
+    fn sliced_string_views_are_compacted_before_writing() {
+        let values: Vec<String> = (0..20_000).map(|i| format!("a string longer than twelve bytes #{i}")).collect();
+        let col = StringViewArray::from_iter_values(values.iter());
+        let batch = RecordBatch::try_from_iter([("s", std::sync::Arc::new(col) as arrow::array::ArrayRef)]).unwrap();
+        let piece = batch.slice(100, 10);
+        let compact = compact_views(&piece);
+        let held: usize = compact.column(0).as_string_view().data_buffers().iter().map(|b| b.len()).sum();
+        assert!(held < 1000, "{held} bytes held for 10 strings");
+        let ipc = batch_to_ipc(&piece).unwrap();
+        assert!(ipc.len() < 4096, "{} IPC bytes for 10 strings", ipc.len());
+        assert_eq!(ipc_to_batch(&ipc).unwrap(), piece);
+        // a whole column is left as it is
+        let whole = compact_views(&batch);
+        assert!(whole.column(0).to_data().buffers()[1].as_ptr() == batch.column(0).to_data().buffers()[1].as_ptr());
     }
 }

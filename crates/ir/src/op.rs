@@ -532,7 +532,11 @@ pub enum FrameChunkOp {
     SortPivots { descending: Vec<bool>, parts: usize },
     /// Several outputs: chunk `chunk`'s rows (input 0) split by the pivots
     /// (input 1) into one piece per range.
-    RangePartition { by: Vec<usize>, descending: Vec<bool>, chunk: usize },
+    ///
+    /// `chunk: Some(c)`: rows are ordered by (key, c, row), so equal keys
+    /// split between pieces as a stable sort needs; `None`: equal keys all
+    /// go to one piece (a groupby's range shuffle).
+    RangePartition { by: Vec<usize>, descending: Vec<bool>, chunk: Option<usize> },
     /// The first `n` rows of its inputs' rows, concatenated and sorted stably.
     TopK { by: Vec<usize>, descending: Vec<bool>, n: usize },
     /// Its inputs' rows, concatenated, each distinct row once (first occurrences in order).
@@ -663,7 +667,8 @@ impl fmt::Display for FrameChunkOp {
             FrameChunkOp::Quantiles { qs, n, .. } => write!(f, "Quantiles {qs:?} of {n}"),
             FrameChunkOp::Describe { columns } => write!(f, "Describe {columns:?}"),
             FrameChunkOp::TopK { by, descending, n } => write!(f, "TopK {n} by={by:?} descending={descending:?}"),
-            FrameChunkOp::RangePartition { by, chunk, .. } => write!(f, "RangePartition by={by:?} chunk {chunk}"),
+            FrameChunkOp::RangePartition { by, chunk: Some(c), .. } => write!(f, "RangePartition by={by:?} chunk {c}"),
+            FrameChunkOp::RangePartition { by, chunk: None, .. } => write!(f, "RangePartition by={by:?} keys together"),
             FrameChunkOp::JoinProbe(p) => {
                 let side = if p.probe == crate::join::Side::Left { "left" } else { "right" };
                 write!(f, "JoinProbe {side} keys={:?}", p.keys)?;

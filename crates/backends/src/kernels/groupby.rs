@@ -505,26 +505,6 @@ pub fn hash_partition(b: &RecordBatch, keys: &[usize], parts: usize) -> Result<V
     }
     let key_cols: Vec<ArrayRef> = keys.iter().map(|&k| column(b, k).cloned()).collect::<Result<_, _>>()?;
     let hashes = hash::hash_rows(&key_cols)?;
-    // a counting sort of the rows by piece
-    let piece = |h: u64| ((h as u128 * parts as u128) >> 64) as usize;
-    let mut starts = vec![0usize; parts + 1];
-    for &h in &hashes {
-        starts[piece(h) + 1] += 1;
-    }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
-    }
-    let mut order = vec![0u32; hashes.len()];
-    let mut at = starts.clone();
-    for (i, &h) in hashes.iter().enumerate() {
-        let p = piece(h);
-        order[at[p]] = i as u32;
-        at[p] += 1;
-    }
-    (0..parts)
-        .map(|p| {
-            let idx = UInt32Array::from(order[starts[p]..starts[p + 1]].to_vec());
-            Ok(arrow::compute::take_record_batch(b, &idx)?)
-        })
-        .collect()
+    let part: Vec<u32> = hashes.iter().map(|&h| ((h as u128 * parts as u128) >> 64) as u32).collect();
+    super::sort::split_by(b, &part, parts)
 }

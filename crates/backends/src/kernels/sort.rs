@@ -260,7 +260,7 @@ pub fn range_partition(
     b: &RecordBatch,
     by: &[usize],
     descending: &[bool],
-    chunk: usize,
+    chunk: Option<usize>,
     pivots: &RecordBatch,
 ) -> Result<Vec<RecordBatch>, KernelError> {
     let keys = encode(&key_columns(b, by)?, descending)?;
@@ -268,14 +268,17 @@ pub fn range_partition(
     let pkeys = encode(&key_columns(pivots, &(0..nk).collect::<Vec<_>>())?, descending)?;
     let (pc, pr) = (u32s(pivots, nk)?, u32s(pivots, nk + 1)?);
     let np = pivots.num_rows();
-    let chunk = chunk as u32;
+    // without a chunk, each row ties after every pivot of its key: equal
+    // keys land in one piece
+    let tie = |i: usize| chunk.map_or((u32::MAX, u32::MAX), |c| (c as u32, i as u32));
     let mut part = vec![0u32; b.num_rows()];
     if let (Keys::U64(k, _), Keys::U64(pk, _)) = (&keys, &pkeys) {
         // one numeric key: compare plain integer tuples (missing last)
         let tuple = |present: bool, key: u64, c: u32, r: u32| (!present, if present { key } else { 0 }, c, r);
         let piv: Vec<(bool, u64, u32, u32)> = (0..np).map(|j| tuple(pkeys.present(j), pk[j], pc[j], pr[j])).collect();
         for (i, p) in part.iter_mut().enumerate() {
-            let me = tuple(keys.present(i), k[i], chunk, i as u32);
+            let (c, r) = tie(i);
+            let me = tuple(keys.present(i), k[i], c, r);
             *p = piv.partition_point(|x| *x < me) as u32;
         }
         return split_by(b, &part, np + 1);
@@ -285,7 +288,7 @@ pub fn range_partition(
         let (mut lo, mut hi) = (0usize, np);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let below = pkeys.cmp(mid, &keys, i).then((pc[mid], pr[mid]).cmp(&(chunk, i as u32))) == Ordering::Less;
+            let below = pkeys.cmp(mid, &keys, i).then((pc[mid], pr[mid]).cmp(&tie(i))) == Ordering::Less;
             if below {
                 lo = mid + 1;
             } else {
@@ -298,10 +301,10 @@ pub fn range_partition(
 }
 
 /// The rows of `b` in `parts` pieces, row `i` in piece `part[i]`, each
-/// piece keeping row order.
-fn split_by(b: &RecordBatch, part: &[u32], parts: usize) -> Result<Vec<RecordBatch>, KernelError> {
-    let np = parts - 1;
-    let mut starts = vec![0usize; np + 2];
+/// piece keeping row order (a counting sort by piece); string views are
+/// compacted, so a piece does not hold the whole column's bytes.
+pub(crate) fn split_by(b: &RecordBatch, part: &[u32], parts: usize) -> Result<Vec<RecordBatch>, KernelError> {
+    let mut starts = vec![0usize; parts + 1];
     for &p in part {
         starts[p as usize + 1] += 1;
     }
@@ -317,7 +320,7 @@ fn split_by(b: &RecordBatch, part: &[u32], parts: usize) -> Result<Vec<RecordBat
     (0..parts)
         .map(|p| {
             let idx = UInt32Array::from(order[starts[p]..starts[p + 1]].to_vec());
-            Ok(arrow::compute::take_record_batch(b, &idx)?)
+            Ok(mars_ir::frame::compact_views(&arrow::compute::take_record_batch(b, &idx)?))
         })
         .collect()
 }

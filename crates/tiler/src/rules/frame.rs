@@ -328,7 +328,7 @@ pub(super) fn sort(ctx: &mut Ctx, by: &[(String, bool)], input: &Layout, in_meta
             let op = ChunkOp::Frame(FrameChunkOp::RangePartition {
                 by: cols.clone(),
                 descending: descending.clone(),
-                chunk: i,
+                chunk: Some(i),
             });
             ctx.add(op, &[c, pivots][..], vec![Dim::Unknown, width], None, vec![i, 0])
         })

@@ -123,12 +123,32 @@ fn shuffle(
     parts: usize,
     input: &Layout,
 ) -> TileResult<Tiled> {
-    ctx.check_grid(&[input.chunks.len() + 2 * parts], 1)?;
+    ctx.check_grid(&[2 * input.chunks.len() + 2 * parts + 1], 1)?;
     let state_width = input.nsplits.get(1).and_then(|s| s.first()).copied().unwrap_or(Dim::Unknown);
-    let split = Arc::new(ChunkOp::Frame(FrameChunkOp::HashPartition { keys: (0..nkeys).collect(), parts }));
+    // partitions by key range (pivots sampled from the partials' keys, equal
+    // keys kept together), so the partitions, each finalized sorted, are
+    // the groups in key order, as pandas gives them
+    let keys: Vec<usize> = (0..nkeys).collect();
+    let per = (32 * parts).min(4096);
+    let samples: ChunkInputs = input
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let op = ChunkOp::Frame(FrameChunkOp::SortSample { by: keys.clone(), per, chunk: i });
+            ctx.add(op, &[c][..], vec![Dim::Unknown, Dim::Known(nkeys + 2)], None, vec![i, 0])
+        })
+        .collect();
+    let pivots_op = ChunkOp::Frame(FrameChunkOp::SortPivots { descending: vec![false; nkeys], parts });
+    let pivots = ctx.add(pivots_op, samples, vec![Dim::Known(parts - 1), Dim::Known(nkeys + 2)], None, vec![0, 0]);
+    let split = Arc::new(ChunkOp::Frame(FrameChunkOp::RangePartition {
+        by: keys.clone(),
+        descending: vec![false; nkeys],
+        chunk: None,
+    }));
     let mut maps: ChunkInputs = ChunkInputs::new();
     for (i, &c) in input.chunks.iter().enumerate() {
-        maps.push(ctx.add(split.clone(), &[c][..], vec![Dim::Unknown, state_width], None, vec![i, 0]));
+        maps.push(ctx.add(split.clone(), &[c, pivots][..], vec![Dim::Unknown, state_width], None, vec![i, 0]));
     }
     let finalize = Arc::new(ChunkOp::Frame(FrameChunkOp::GroupCombine { nkeys, aggs: funcs, finalize: Some(names) }));
     let mut chunks = Vec::with_capacity(parts);
