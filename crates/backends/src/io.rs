@@ -92,6 +92,42 @@ fn open(file: &SourceFile) -> Result<std::fs::File, KernelError> {
     Ok(f)
 }
 
+/// A reader of parquet file `f`: its decimals stored as 64-bit integers are
+/// read as Decimal64 (the stored integers as they are) rather than widened
+/// to Decimal128, which would cost a conversion and twice the memory.
+fn reader_of(f: std::fs::File, path: &str) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, KernelError> {
+    use arrow::datatypes::DataType;
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    let ctx = |e: parquet::errors::ParquetError| err(format!("{path}: {e}"));
+    let meta = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(ctx)?;
+    let descr = meta.parquet_schema();
+    let mut changed = false;
+    let fields: Vec<Field> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            let leaf = descr.columns().iter().position(|c| c.path().parts() == [field.name().as_str()]);
+            let int64 = leaf.is_some_and(|i| descr.column(i).physical_type() == parquet::basic::Type::INT64);
+            match field.data_type() {
+                DataType::Decimal128(p, s) if int64 && *p <= 18 => {
+                    changed = true;
+                    field.as_ref().clone().with_data_type(DataType::Decimal64(*p, *s))
+                }
+                _ => field.as_ref().clone(),
+            }
+        })
+        .collect();
+    let meta = if changed {
+        let schema = Arc::new(Schema::new_with_metadata(fields, meta.schema().metadata().clone()));
+        ArrowReaderMetadata::try_new(meta.metadata().clone(), ArrowReaderOptions::new().with_schema(schema))
+            .map_err(ctx)?
+    } else {
+        meta
+    };
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta))
+}
+
 /// The parquet files of `path` (a file or a folder): their schema (all
 /// must have the same) and row groups.
 pub fn scan_parquet(path: &Path) -> Result<(SchemaRef, Vec<SourceFile>), KernelError> {
@@ -100,9 +136,7 @@ pub fn scan_parquet(path: &Path) -> Result<(SchemaRef, Vec<SourceFile>), KernelE
     for p in list_files(path, ".parquet")? {
         let mut file = source_file(&p)?;
         let f = open(&file)?;
-        let builder = guarded(&file.path, || {
-            ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| err(format!("{}: {e}", file.path)))
-        })?;
+        let builder = guarded(&file.path, || reader_of(f, &file.path))?;
         let groups = builder.metadata().row_groups();
         file.row_groups = groups.iter().map(|g| g.num_rows().max(0) as usize).collect();
         file.row_group_bytes = groups.iter().map(|g| g.total_byte_size().max(0) as u64).collect();
@@ -143,7 +177,7 @@ pub fn read_parquet(
     let f = open(file)?;
     guarded(&file.path, || {
         let ctx = |e: parquet::errors::ParquetError| err(format!("{}: {e}", file.path));
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(ctx)?;
+        let builder = reader_of(f, &file.path)?;
         let full = builder.schema().clone();
         let have = builder.metadata().num_row_groups();
         if let Some(g) = row_groups.iter().find(|&&g| g >= have) {
@@ -157,7 +191,8 @@ pub fn read_parquet(
         let mut row_groups = row_groups.to_vec();
         let mut builder = builder;
         if let Some(f) = filter {
-            row_groups = may_match(&builder, &row_groups, f).map_err(|e| err(format!("{}: {e}", file.path)))?;
+            // statistics that cannot be read rule nothing out
+            row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
             let at: Vec<usize> = f
                 .columns
                 .iter()

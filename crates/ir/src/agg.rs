@@ -96,6 +96,8 @@ pub fn is_numeric(dt: &DataType) -> bool {
             | Float16
             | Float32
             | Float64
+            | Decimal32(..)
+            | Decimal64(..)
             | Decimal128(..)
             | Decimal256(..)
     )

@@ -73,7 +73,7 @@ fn class(dt: &DataType) -> Class {
     use DataType::*;
     match dt {
         Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => Class::Int,
-        Float16 | Float32 | Float64 | Decimal128(..) | Decimal256(..) => Class::Float,
+        Float16 | Float32 | Float64 | Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..) => Class::Float,
         Utf8 | LargeUtf8 | Utf8View => Class::Str,
         Boolean => Class::Bool,
         Date32 | Date64 => Class::Date,

@@ -89,7 +89,8 @@ pub fn supported_type(dt: &DataType) -> bool {
     match dt {
         Null | Boolean | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float32 | Float64 => true,
         Utf8 | LargeUtf8 | Utf8View | Binary | LargeBinary | BinaryView => true,
-        Decimal128(..) | Decimal256(..) | Date32 | Date64 | Timestamp(..) | Time32(_) | Time64(_) | Duration(_) => true,
+        Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..) => true,
+        Date32 | Date64 | Timestamp(..) | Time32(_) | Time64(_) | Duration(_) => true,
         Dictionary(k, v) => k.is_dictionary_key_type() && supported_type(v),
         _ => false,
     }

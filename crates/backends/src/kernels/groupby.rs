@@ -186,6 +186,14 @@ fn best_rows(g: &Groups, col: &ArrayRef, func: AggFn) -> Result<Vec<Option<u32>>
                     let ints = arrow::compute::cast(col, &DataType::Int64)?;
                     prim::<Int64Type>(g, ok, &mut best, want, &ints)
                 }
+                DataType::Decimal32(..) => {
+                    let v = col.as_primitive::<Decimal32Type>().values();
+                    scan(g, ok, &mut best, want, |i| v[i])
+                }
+                DataType::Decimal64(..) => {
+                    let v = col.as_primitive::<Decimal64Type>().values();
+                    scan(g, ok, &mut best, want, |i| v[i])
+                }
                 DataType::Decimal128(..) => {
                     let v = col.as_primitive::<Decimal128Type>().values();
                     scan(g, ok, &mut best, want, |i| v[i])

@@ -29,14 +29,21 @@ pub fn cast_column(
     to: &arrow::datatypes::DataType,
 ) -> Result<arrow::array::ArrayRef, KernelError> {
     use arrow::array::{Array, AsArray, Float64Array};
-    use arrow::datatypes::{DataType, Decimal128Type};
-    if let (DataType::Decimal128(p, s), DataType::Float64) = (col.data_type(), to) {
-        if *p <= 15 && (0..=22).contains(s) {
+    use arrow::datatypes::{DataType, Decimal128Type, Decimal64Type};
+    match (col.data_type(), to) {
+        (DataType::Decimal128(p, s), DataType::Float64) if *p <= 15 && (0..=22).contains(s) => {
             let pow = 10_f64.powi(i32::from(*s));
             let d = col.as_primitive::<Decimal128Type>();
             let values: Vec<f64> = d.values().iter().map(|&x| (x as i64) as f64 / pow).collect();
             return Ok(std::sync::Arc::new(Float64Array::new(values.into(), d.nulls().cloned())));
         }
+        (DataType::Decimal64(p, s), DataType::Float64) if *p <= 15 && (0..=22).contains(s) => {
+            let pow = 10_f64.powi(i32::from(*s));
+            let d = col.as_primitive::<Decimal64Type>();
+            let values: Vec<f64> = d.values().iter().map(|&x| x as f64 / pow).collect();
+            return Ok(std::sync::Arc::new(Float64Array::new(values.into(), d.nulls().cloned())));
+        }
+        _ => {}
     }
     Ok(arrow::compute::cast(col, to)?)
 }
