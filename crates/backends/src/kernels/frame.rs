@@ -189,6 +189,20 @@ fn no_nulls(b: BooleanArray) -> ArrayRef {
     Arc::new(b.iter().map(|v| Some(v.unwrap_or(false))).collect::<BooleanArray>())
 }
 
+/// The type both operands of `f` are brought to: the type rules'
+/// ([`operand_type`]), except that strings meet in the column's own string
+/// type (a Utf8View column is compared as views, with the literal cast,
+/// rather than copied into a Utf8 column).
+fn kernel_type(f: BinaryFn, a: &DataType, b: &DataType) -> Result<DataType, KernelError> {
+    let t = operand_type(f, a, b).map_err(err)?;
+    let string = |d: &DataType| matches!(d, DataType::Utf8View | DataType::LargeUtf8);
+    Ok(match t {
+        DataType::Utf8 if string(a) => a.clone(),
+        DataType::Utf8 if string(b) => b.clone(),
+        t => t,
+    })
+}
+
 /// Rows where `v` is missing or NaN (`None`: no such row).
 fn missing(v: &Val, cols: &[ArrayRef]) -> Result<Option<BooleanArray>, KernelError> {
     let n = cols.first().map_or(0, |c| c.len());
@@ -253,7 +267,7 @@ fn eval_val(expr: &ColExpr, cols: &[ArrayRef]) -> Result<Val, KernelError> {
         }
         ColExpr::Binary(f, a, b) => {
             let (a, b) = (eval_val(a, cols)?, eval_val(b, cols)?);
-            let t = operand_type(*f, &a.data_type(), &b.data_type()).map_err(err)?;
+            let t = kernel_type(*f, &a.data_type(), &b.data_type())?;
             let (da, db) = (a.datum(&t)?, b.datum(&t)?);
             let (da, db) = (da.as_ref(), db.as_ref());
             let out: ArrayRef = match f {
@@ -282,9 +296,15 @@ fn eval_val(expr: &ColExpr, cols: &[ArrayRef]) -> Result<Val, KernelError> {
             let col = Val::Col(to_column(eval_val(e, cols)?, cols)?);
             let t = col.data_type();
             let mut any = BooleanArray::from(vec![false; cols.first().map_or(0, |c| c.len())]);
+            // the column in each type its literals need, cast once
+            let mut as_type: Vec<(DataType, Box<dyn Datum>)> = Vec::new();
             for lit in values {
-                let ty = operand_type(BinaryFn::Eq, &t, &lit.data_type()).map_err(err)?;
-                let (a, b) = (col.datum(&ty)?, Val::Lit(lit.clone()).datum(&ty)?);
+                let ty = kernel_type(BinaryFn::Eq, &t, &lit.data_type())?;
+                if !as_type.iter().any(|(x, _)| *x == ty) {
+                    as_type.push((ty.clone(), col.datum(&ty)?));
+                }
+                let a = &as_type.iter().find(|(x, _)| *x == ty).ok_or_else(|| err("a cast column"))?.1;
+                let b = Val::Lit(lit.clone()).datum(&ty)?;
                 any = boolean::or_kleene(&any, &cmp::eq(a.as_ref(), b.as_ref()).map_err(err)?).map_err(err)?;
             }
             Val::Col(no_nulls(any))

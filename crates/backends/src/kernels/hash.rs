@@ -110,7 +110,30 @@ pub fn group_rows(keys: &[ArrayRef], n: usize) -> Result<Groups, KernelError> {
     if keys.len() > 1 {
         return group_columns(keys);
     }
-    Ok(KeyIndex::build(keys)?.1)
+    group_one(&keys[0])
+}
+
+/// The groups of one key column. Short strings held inline in a Utf8View
+/// (at most 7 bytes: flags, codes, modes) are grouped as the integers their
+/// views spell (bytes and length), which skips hashing and comparing bytes
+/// and, for one-byte codes, is a direct-indexed table.
+fn group_one(key: &ArrayRef) -> Result<Groups, KernelError> {
+    if let Some(view) = key.as_string_view_opt() {
+        let views = view.views();
+        if views.iter().all(|&v| (v as u32) <= 7) {
+            // inline data is zero-padded: (bytes, length) is unique per string
+            let codes: Vec<i64> = views.iter().map(|&v| ((((v >> 32) as u64) << 3) | (v as u64 & 7)) as i64).collect();
+            let n = codes.len();
+            if n > NO_GROUP as usize {
+                return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
+            }
+            let valid = key.logical_nulls();
+            let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };
+            group_ints(&codes, valid.as_ref(), &mut g);
+            return Ok(g);
+        }
+    }
+    Ok(KeyIndex::build(std::slice::from_ref(key))?.1)
 }
 
 /// Several key columns: each grouped alone by its own path, then the group
@@ -119,9 +142,9 @@ pub fn group_rows(keys: &[ArrayRef], n: usize) -> Result<Groups, KernelError> {
 /// stay numbered in order of first appearance; a row with any key missing
 /// has no group.
 fn group_columns(keys: &[ArrayRef]) -> Result<Groups, KernelError> {
-    let mut acc = KeyIndex::build(&keys[..1])?.1;
+    let mut acc = group_one(&keys[0])?;
     for k in &keys[1..] {
-        let g = KeyIndex::build(std::slice::from_ref(k))?.1;
+        let g = group_one(k)?;
         let width = g.len() as u64;
         let mut valid = Vec::with_capacity(acc.ids.len());
         // ids are below 2^32 and so is width: the code fits u64, and as i64
@@ -394,4 +417,39 @@ pub fn hash_rows(keys: &[ArrayRef]) -> Result<Vec<u64>, KernelError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{StringArray, StringViewArray};
+    use std::sync::Arc;
+
+    /// Short inline views group as integers, long ones through bytes, and
+    /// both give the groups a Utf8 column of the same strings gives
+    /// (numbered by first appearance; missing in no group).
+    #[test]
+    fn string_views_group_as_utf8_does() {
+        for values in [
+            vec![Some("a"), Some(""), None, Some("abcdefg"), Some("a"), Some(""), Some("abcdefg"), Some("b")],
+            vec![Some("R"), Some("A"), Some("N"), Some("R"), None, Some("A")],
+            vec![Some("a string of more than twelve bytes"), Some("a"), Some("a string of more than twelve bytes")],
+        ] {
+            let views: ArrayRef = Arc::new(StringViewArray::from(values.clone()));
+            let plain: ArrayRef = Arc::new(StringArray::from(values.clone()));
+            let (g, w) = (
+                group_rows(&[views.clone()], values.len()).unwrap(),
+                group_rows(&[plain.clone()], values.len()).unwrap(),
+            );
+            assert_eq!(g.ids, w.ids, "{values:?}");
+            assert_eq!(g.first, w.first, "{values:?}");
+            // and as one key of several
+            let other: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![1; values.len()]));
+            let (g, w) = (
+                group_rows(&[views, other.clone()], values.len()).unwrap(),
+                group_rows(&[plain, other], values.len()).unwrap(),
+            );
+            assert_eq!(g.ids, w.ids, "{values:?} with an int key");
+        }
+    }
 }
