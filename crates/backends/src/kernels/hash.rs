@@ -438,8 +438,8 @@ mod tests {
             let views: ArrayRef = Arc::new(StringViewArray::from(values.clone()));
             let plain: ArrayRef = Arc::new(StringArray::from(values.clone()));
             let (g, w) = (
-                group_rows(&[views.clone()], values.len()).unwrap(),
-                group_rows(&[plain.clone()], values.len()).unwrap(),
+                group_rows(std::slice::from_ref(&views), values.len()).unwrap(),
+                group_rows(std::slice::from_ref(&plain), values.len()).unwrap(),
             );
             assert_eq!(g.ids, w.ids, "{values:?}");
             assert_eq!(g.first, w.first, "{values:?}");
