@@ -183,10 +183,10 @@ impl Val {
 
 /// A bool result as pandas has it: a missing operand compares false.
 fn no_nulls(b: BooleanArray) -> ArrayRef {
-    if b.null_count() == 0 {
-        return Arc::new(b);
+    match b.nulls().filter(|n| n.null_count() > 0) {
+        None => Arc::new(BooleanArray::new(b.values().clone(), None)),
+        Some(n) => Arc::new(BooleanArray::new(b.values() & n.inner(), None)),
     }
-    Arc::new(b.iter().map(|v| Some(v.unwrap_or(false))).collect::<BooleanArray>())
 }
 
 /// The type both operands of `f` are brought to: the type rules'
@@ -203,6 +203,91 @@ fn kernel_type(f: BinaryFn, a: &DataType, b: &DataType) -> Result<DataType, Kern
     })
 }
 
+/// `col f lit` for a decimal column (of at most 15 digits) and a number,
+/// compared on the stored integers: the literal becomes the integer
+/// thresholds where the column's Float64 value (`x / 10^scale`, as the
+/// type rules compare it) crosses it, so the answer is the Float64
+/// comparison's without converting the column. `None` when it does not apply.
+fn decimal_cmp(f: BinaryFn, a: &Val, b: &Val, cols: &[ArrayRef]) -> Result<Option<ArrayRef>, KernelError> {
+    use BinaryFn::*;
+    let (col, lit, f) = match (a, b) {
+        (Val::Col(c), Val::Lit(l)) => (c, l, f),
+        (Val::Lit(l), Val::Col(c)) => {
+            let flipped = match f {
+                Lt => Gt,
+                Gt => Lt,
+                Le => Ge,
+                Ge => Le,
+                other => other,
+            };
+            (c, l, flipped)
+        }
+        _ => return Ok(None),
+    };
+    let lit = match lit {
+        Lit::F64(x) if x.is_finite() => *x,
+        Lit::I64(x) if x.unsigned_abs() < 1 << 53 => *x as f64,
+        _ => return Ok(None),
+    };
+    let (p, s) = match col.data_type() {
+        DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => (*p, *s),
+        _ => return Ok(None),
+    };
+    if !f.is_comparison() || p > 15 || !(0..=15).contains(&s) {
+        return Ok(None);
+    }
+    let pow = 10_f64.powi(i32::from(s));
+    // the value as the type rules see it, for a stored integer (exact in f64 below 10^15)
+    let value = |x: i64| x as f64 / pow;
+    // the least stored integer whose value passes `ok` (values grow with x)
+    let least = |ok: &dyn Fn(f64) -> bool| -> i64 {
+        let bound = 10_i64.pow(u32::from(p));
+        let guess = (lit * pow).floor().clamp(-(bound as f64) - 2.0, bound as f64 + 2.0) as i64;
+        let mut x = guess - 2;
+        while !ok(value(x)) && x < guess + 3 {
+            x += 1;
+        }
+        x
+    };
+    let ge = least(&|v| v >= lit); // x >= ge  <=>  value >= lit
+    let gt = least(&|v| v > lit); // x >= gt  <=>  value > lit
+    let n = col.len();
+    // every comparison is `lo <= x < hi` or its negation
+    let (lo, hi, negate) = match f {
+        Lt => (i64::MIN, ge, false),
+        Ge => (ge, i64::MAX, false),
+        Le => (i64::MIN, gt, false),
+        Gt => (gt, i64::MAX, false),
+        Eq => (ge, gt, false),
+        _ => (ge, gt, true),
+    };
+    let test = move |x: i64| (x >= lo && (x < hi || hi == i64::MAX)) != negate;
+    let bits = match col.data_type() {
+        DataType::Decimal64(..) => {
+            let v =
+                col.as_any().downcast_ref::<arrow::array::Decimal64Array>().ok_or_else(|| err("a Decimal64 column"))?;
+            let v = v.values();
+            arrow::buffer::BooleanBuffer::collect_bool(n, |i| test(v[i]))
+        }
+        _ => {
+            let v = col
+                .as_any()
+                .downcast_ref::<arrow::array::Decimal128Array>()
+                .ok_or_else(|| err("a Decimal128 column"))?;
+            let v = v.values();
+            arrow::buffer::BooleanBuffer::collect_bool(n, |i| test(v[i] as i64))
+        }
+    };
+    let raw = BooleanArray::new(bits, None);
+    let bad = missing(&Val::Col(col.clone()), cols)?;
+    let out = match (bad, f) {
+        (None, _) => raw,
+        (Some(bad), Ne) => boolean::or(&raw, &bad).map_err(err)?,
+        (Some(bad), _) => boolean::and(&raw, &boolean::not(&bad).map_err(err)?).map_err(err)?,
+    };
+    Ok(Some(Arc::new(out)))
+}
+
 /// Rows where `v` is missing or NaN (`None`: no such row).
 fn missing(v: &Val, cols: &[ArrayRef]) -> Result<Option<BooleanArray>, KernelError> {
     let n = cols.first().map_or(0, |c| c.len());
@@ -213,14 +298,16 @@ fn missing(v: &Val, cols: &[ArrayRef]) -> Result<Option<BooleanArray>, KernelErr
             let nan = match a.data_type() {
                 DataType::Float64 => {
                     let f = a.as_any().downcast_ref::<Float64Array>().ok_or_else(|| err("a Float64 column"))?;
-                    Some(f.values().iter().map(|x| x.is_nan()).collect::<arrow::buffer::BooleanBuffer>())
+                    let v = f.values();
+                    Some(arrow::buffer::BooleanBuffer::collect_bool(v.len(), |i| v[i].is_nan()))
                 }
                 DataType::Float32 => {
                     let f = a
                         .as_any()
                         .downcast_ref::<arrow::array::Float32Array>()
                         .ok_or_else(|| err("a Float32 column"))?;
-                    Some(f.values().iter().map(|x| x.is_nan()).collect::<arrow::buffer::BooleanBuffer>())
+                    let v = f.values();
+                    Some(arrow::buffer::BooleanBuffer::collect_bool(v.len(), |i| v[i].is_nan()))
                 }
                 _ => None,
             };
@@ -267,6 +354,9 @@ fn eval_val(expr: &ColExpr, cols: &[ArrayRef]) -> Result<Val, KernelError> {
         }
         ColExpr::Binary(f, a, b) => {
             let (a, b) = (eval_val(a, cols)?, eval_val(b, cols)?);
+            if let Some(out) = decimal_cmp(*f, &a, &b, cols)? {
+                return Ok(Val::Col(out));
+            }
             let t = kernel_type(*f, &a.data_type(), &b.data_type())?;
             let (da, db) = (a.datum(&t)?, b.datum(&t)?);
             let (da, db) = (da.as_ref(), db.as_ref());
@@ -595,4 +685,68 @@ fn describe(ins: &[&RecordBatch], columns: &[String]) -> Result<RecordBatch, Ker
         cols.push(Arc::new(Float64Array::from(v)));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Decimal128Array, Decimal64Array};
+
+    /// Comparisons of decimals with numbers on the stored integers give the
+    /// Float64 comparison's answers, for literals that are and are not exact
+    /// in binary, on and off the stored values, out of range, either side.
+    #[test]
+    fn decimal_comparisons_match_the_float_comparison() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let stored: Vec<Option<i64>> = (0..3000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (i % 13 != 0).then_some([(x % 2001) as i64 - 1000, 5, 7, 2400, -5, 0][i % 6])
+            })
+            .collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Decimal64Array::from(stored.clone()).with_precision_and_scale(15, 2).unwrap()),
+            Arc::new(
+                Decimal128Array::from(stored.iter().map(|v| v.map(i128::from)).collect::<Vec<_>>())
+                    .with_precision_and_scale(12, 2)
+                    .unwrap(),
+            ),
+            Arc::new(Decimal64Array::from(stored.clone()).with_precision_and_scale(10, 0).unwrap()),
+            Arc::new(Decimal64Array::from(stored).with_precision_and_scale(9, 3).unwrap()),
+        ];
+        let lits = [
+            Lit::F64(0.07),
+            Lit::F64(0.05),
+            Lit::I64(24),
+            Lit::F64(24.0),
+            Lit::F64(-0.005),
+            Lit::F64(0.0),
+            Lit::F64(1e20),
+            Lit::F64(-1e20),
+            Lit::F64(7.0),
+            Lit::F64(0.1 + 0.2),
+            Lit::I64(-5),
+        ];
+        use BinaryFn::*;
+        for col in &columns {
+            let batch = RecordBatch::try_from_iter([("d", col.clone())]).unwrap();
+            for lit in &lits {
+                for f in [Lt, Le, Gt, Ge, Eq, Ne] {
+                    for flip in [false, true] {
+                        let (c, l) = (Box::new(ColExpr::Input(0)), Box::new(ColExpr::Lit(lit.clone())));
+                        let as_f64 = Box::new(ColExpr::Cast(c.clone(), DataType::Float64));
+                        let (fast, slow) = if flip {
+                            (ColExpr::Binary(f, l.clone(), c), ColExpr::Binary(f, l, as_f64))
+                        } else {
+                            (ColExpr::Binary(f, c, l.clone()), ColExpr::Binary(f, as_f64, l))
+                        };
+                        let (got, want) = (eval(&fast, "x", &[&batch]).unwrap(), eval(&slow, "x", &[&batch]).unwrap());
+                        assert_eq!(got.column(0).to_data(), want.column(0).to_data(), "{} {fast}", col.data_type());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -200,6 +200,52 @@ pub enum KeyIndex {
     Strings { table: HashTable<(u64, u32)>, col: ArrayRef, first: Vec<u32> },
     /// Anything else, as arrow-row bytes (the converter encodes probes alike).
     Rows { table: HashTable<(u64, u32)>, conv: RowConverter, rows: Rows, first: Vec<u32> },
+    /// Several integer-like keys whose ranges multiply to under 2^62: each
+    /// row's keys packed into one integer (`Σ (k_i - lo_i) · stride_i`),
+    /// indexed as one integer key; a probe key outside a range matches none.
+    Packed { lo: Vec<i64>, hi: Vec<i64>, stride: Vec<i64>, inner: Box<KeyIndex> },
+}
+
+/// Several integer-like key columns packed into one integer per row, with
+/// the ranges `lo..=hi` and strides, when the ranges (of the valid rows)
+/// multiply to under 2^62.
+fn packed(keys: &[ArrayRef], valid: Option<&NullBuffer>) -> Option<(Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>)> {
+    if keys.len() < 2 {
+        return None;
+    }
+    let ints: Vec<ArrayRef> = keys.iter().map(|k| as_i64(std::slice::from_ref(k))).collect::<Option<_>>()?;
+    let n = keys[0].len();
+    let is_valid = |i: usize| valid.is_none_or(|v| v.is_valid(i));
+    let (mut lo, mut hi, mut stride) = (Vec::new(), Vec::new(), Vec::new());
+    let mut span: i128 = 1;
+    for a in &ints {
+        let v = a.as_primitive::<arrow::datatypes::Int64Type>().values();
+        let (mut l, mut h) = (i64::MAX, i64::MIN);
+        for (i, &x) in v.iter().enumerate() {
+            if is_valid(i) {
+                l = l.min(x);
+                h = h.max(x);
+            }
+        }
+        if l > h {
+            (l, h) = (0, 0); // no valid rows
+        }
+        stride.push(span as i64);
+        span = span.checked_mul(h as i128 - l as i128 + 1)?;
+        if span >= 1 << 62 {
+            return None;
+        }
+        lo.push(l);
+        hi.push(h);
+    }
+    let mut codes = vec![0i64; n];
+    for ((a, &l), &s) in ints.iter().zip(&lo).zip(&stride) {
+        let v = a.as_primitive::<arrow::datatypes::Int64Type>().values();
+        for (c, &x) in codes.iter_mut().zip(v.iter()) {
+            *c = c.wrapping_add(x.wrapping_sub(l).wrapping_mul(s));
+        }
+    }
+    Some((lo, hi, stride, codes))
 }
 
 impl std::fmt::Debug for KeyIndex {
@@ -209,6 +255,7 @@ impl std::fmt::Debug for KeyIndex {
             KeyIndex::Ints(t) => format!("Ints({})", t.len()),
             KeyIndex::Strings { table, .. } => format!("Strings({})", table.len()),
             KeyIndex::Rows { table, .. } => format!("Rows({})", table.len()),
+            KeyIndex::Packed { lo, inner, .. } => format!("Packed({} keys, {inner:?})", lo.len()),
         };
         f.write_str(&kind)
     }
@@ -225,6 +272,9 @@ impl KeyIndex {
         let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };
         let index = if let Some(ints) = as_i64(keys) {
             group_ints(ints.as_primitive::<arrow::datatypes::Int64Type>().values(), valid.as_ref(), &mut g)
+        } else if let Some((lo, hi, stride, codes)) = packed(keys, valid.as_ref()) {
+            let inner = Box::new(group_ints(&codes, valid.as_ref(), &mut g));
+            KeyIndex::Packed { lo, hi, stride, inner }
         } else if keys.len() == 1 && is_string(keys[0].data_type()) {
             let table = with_str_bytes!(keys[0], value => group_bytes(n, valid.as_ref(), value, &mut g));
             KeyIndex::Strings { table, col: keys[0].clone(), first: g.first.clone() }
@@ -247,22 +297,28 @@ impl KeyIndex {
         let ints =
             || as_i64(keys).ok_or_else(|| KernelError("an integer key probed with a key of another type".into()));
         match self {
-            KeyIndex::Direct { lo, slots } => {
-                let ints = ints()?;
-                let len = slots.len() as u64;
-                for (o, &v) in out.iter_mut().zip(ints.as_primitive::<arrow::datatypes::Int64Type>().values()) {
-                    // below `lo` wraps to a huge offset: out of range like above the top
-                    let at = v.wrapping_sub(*lo) as u64;
-                    if at < len {
-                        *o = slots[at as usize];
+            KeyIndex::Direct { .. } | KeyIndex::Ints(_) => {
+                self.find_ints(ints()?.as_primitive::<arrow::datatypes::Int64Type>().values(), &mut out)
+            }
+            KeyIndex::Packed { lo, hi, stride, inner } => {
+                if keys.len() != lo.len() {
+                    return Err(KernelError(format!("{} keys probed an index of {}", keys.len(), lo.len())));
+                }
+                let mut codes = vec![0i64; n];
+                let mut inside = vec![true; n];
+                for (((k, &l), &top), &s) in keys.iter().zip(lo).zip(hi).zip(stride) {
+                    let a = as_i64(std::slice::from_ref(k))
+                        .ok_or_else(|| KernelError("an integer key probed with a key of another type".into()))?;
+                    let v = a.as_primitive::<arrow::datatypes::Int64Type>().values();
+                    for ((c, ok), &x) in codes.iter_mut().zip(inside.iter_mut()).zip(v.iter()) {
+                        *ok &= x >= l && x <= top;
+                        *c = c.wrapping_add(x.wrapping_sub(l).wrapping_mul(s));
                     }
                 }
-            }
-            KeyIndex::Ints(table) => {
-                let ints = ints()?;
-                for (o, &v) in out.iter_mut().zip(ints.as_primitive::<arrow::datatypes::Int64Type>().values()) {
-                    if let Some(e) = table.find(h.hash_one(v), |e| e.0 == v) {
-                        *o = e.1;
+                inner.find_ints(&codes, &mut out);
+                for (o, ok) in out.iter_mut().zip(inside) {
+                    if !ok {
+                        *o = NO_GROUP;
                     }
                 }
             }
@@ -301,6 +357,45 @@ impl KeyIndex {
             }
         }
         Ok(out)
+    }
+}
+
+impl KeyIndex {
+    /// Bytes the index holds (besides the rows it indexes).
+    pub fn nbytes(&self) -> usize {
+        match self {
+            KeyIndex::Direct { slots, .. } => slots.len() * 4,
+            KeyIndex::Ints(t) => t.len() * 24,
+            KeyIndex::Strings { table, .. } => table.len() * 24,
+            KeyIndex::Rows { table, rows, .. } => table.len() * 24 + rows.size(),
+            KeyIndex::Packed { lo, inner, .. } => lo.len() * 24 + inner.nbytes(),
+        }
+    }
+
+    /// The group of each integer key of an integer index (`Direct`/`Ints`;
+    /// other kinds leave `out` as it is).
+    fn find_ints(&self, values: &[i64], out: &mut [u32]) {
+        let h = hasher();
+        match self {
+            KeyIndex::Direct { lo, slots } => {
+                let len = slots.len() as u64;
+                for (o, &v) in out.iter_mut().zip(values) {
+                    // below `lo` wraps to a huge offset: out of range like above the top
+                    let at = v.wrapping_sub(*lo) as u64;
+                    if at < len {
+                        *o = slots[at as usize];
+                    }
+                }
+            }
+            KeyIndex::Ints(table) => {
+                for (o, &v) in out.iter_mut().zip(values) {
+                    if let Some(e) = table.find(h.hash_one(v), |e| e.0 == v) {
+                        *o = e.1;
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -424,6 +519,34 @@ mod tests {
     use super::*;
     use arrow::array::{StringArray, StringViewArray};
     use std::sync::Arc;
+
+    /// Several integer keys are packed into one integer: probes find the
+    /// build row of equal keys (missing keys and keys outside the build's
+    /// ranges find none), as a scan of the build rows does.
+    #[test]
+    fn packed_integer_keys_find_what_a_scan_finds() {
+        let a: Vec<Option<i64>> = (0..40).map(|i| (i % 9 != 4).then_some((i * 7 % 11) as i64 - 3)).collect();
+        let b: Vec<i32> = (0..40).map(|i| (i % 5) * 1000).collect();
+        let build: Vec<ArrayRef> = vec![
+            Arc::new(arrow::array::Int64Array::from(a.clone())),
+            Arc::new(arrow::array::Int32Array::from(b.clone())),
+        ];
+        let (index, g) = KeyIndex::build(&build).unwrap();
+        assert!(matches!(index, KeyIndex::Packed { .. }), "{index:?}");
+        let pa: Vec<Option<i64>> = (0..60).map(|i| (i % 13 != 0).then_some((i * 5 % 17) as i64 - 5)).collect();
+        let pb: Vec<i32> = (0..60).map(|i| (i % 7) * 1000 - 1000).collect();
+        let probe: Vec<ArrayRef> = vec![
+            Arc::new(arrow::array::Int64Array::from(pa.clone())),
+            Arc::new(arrow::array::Int32Array::from(pb.clone())),
+        ];
+        let found = index.find(&probe).unwrap();
+        for i in 0..60 {
+            let want =
+                pa[i].and_then(|x| (0..40).find(|&j| a[j] == Some(x) && b[j] == pb[i])).map_or(NO_GROUP, |j| g.ids[j]);
+            assert_eq!(found[i], want, "probe row {i}: ({:?}, {})", pa[i], pb[i]);
+        }
+        assert!(found.iter().any(|&f| f != NO_GROUP) && found.contains(&NO_GROUP));
+    }
 
     /// Short inline views group as integers, long ones through bytes, and
     /// both give the groups a Utf8 column of the same strings gives

@@ -106,12 +106,7 @@ impl JoinTable {
 
     /// Bytes held: the rows and the index.
     pub fn nbytes(&self) -> usize {
-        let index = match &self.index {
-            KeyIndex::Direct { slots, .. } => slots.len() * 4,
-            KeyIndex::Ints(t) => t.len() * 24,
-            KeyIndex::Strings { table, .. } => table.len() * 24,
-            KeyIndex::Rows { table, rows, .. } => table.len() * 24 + rows.size(),
-        };
+        let index = self.index.nbytes();
         let dense = self.dense.as_ref().map_or(0, |d| d.batch.get_array_memory_size() + d.exists.len() / 8);
         self.batch.get_array_memory_size() + index + (self.offsets.len() + self.rows.len()) * 4 + dense
     }
