@@ -460,6 +460,14 @@ fn parquet_round_trips_and_bad_files_are_clear_errors() -> Result<()> {
     md::DataFrame::from_record_batch(batch.slice(0, 3)).to_parquet_in(&sess, &changing)?;
     let e = df.execute_in(&sess).unwrap_err().to_string();
     assert!(e.contains("changing.parquet changed since it was read"), "{e}");
+    // also when the read is pruned and filtered in the reader
+    let pushed = df.filter(&df.col("k")?.gt(0i64))?.col("v")?;
+    assert!(mars::explain_tiled(&pushed, None, false)?.contains("where"));
+    let e = pushed.execute_in(&sess).unwrap_err().to_string();
+    assert!(e.contains("changing.parquet changed since it was read"), "{e}");
+    // a quantile of strings is refused up front, naming the column and type
+    let e = md::read_parquet(&one)?.col("s")?.quantile(0.5).execute_in(&sess).unwrap_err().to_string();
+    assert!(e.contains(r#"quantiles need a numeric column; "s" is"#), "{e}");
     // a folder whose files disagree
     let mixed = dir.0.join("mixed");
     std::fs::create_dir_all(&mixed)?;
