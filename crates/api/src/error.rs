@@ -45,6 +45,13 @@ pub enum Error {
 /// `Result<T, mars::Error>`: what every fallible call returns.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Running chunks failed (reading a chunk's bytes …): as the backend reports it.
+impl From<mars_backends::ExecError> for Error {
+    fn from(e: mars_backends::ExecError) -> Self {
+        Error::Backend(e.into())
+    }
+}
+
 /// Arrow's errors (building arrays and batches to hand to `md`) read as
 /// invalid input, so a caller can use `?` on both.
 impl From<arrow::error::ArrowError> for Error {

@@ -27,12 +27,18 @@ pub enum BackendError {
 
 pub type BackendResult<T> = Result<T, BackendError>;
 
-/// A kernel-local error, given op and chunk context by the executor.
-#[derive(Debug, Clone)]
-pub struct KernelError(pub String);
+pub use mars_exec::KernelError;
 
-impl<E: std::fmt::Display> From<E> for KernelError {
-    fn from(e: E) -> Self {
-        KernelError(e.to_string())
+/// Running chunks failed: the same error, as a backend reports it.
+impl From<mars_exec::ExecError> for BackendError {
+    fn from(e: mars_exec::ExecError) -> Self {
+        use mars_exec::ExecError as E;
+        match e {
+            E::Ir(e) => BackendError::Ir(e),
+            E::Kernel { op, chunk, msg } => BackendError::Kernel { op, chunk, msg },
+            E::Cancelled(t) => BackendError::Cancelled(t),
+            E::Memory(m) => BackendError::Memory(m),
+            E::Other(m) => BackendError::Other(m),
+        }
     }
 }

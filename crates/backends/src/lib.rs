@@ -5,22 +5,17 @@
 //!   read metas, release.
 //! - [`driver`]: the one driver every backend shares: resumable tiling → chunk
 //!   passes → run a chunk graph on an executor → feed chunk shapes back → resume.
-//! - [`kernels`]: what one chunk op does to chunk data (ndarray / Arrow).
-//! - [`executor`]: runs a chunk graph on a rayon pool as inputs complete,
-//!   freeing intermediates after their last consumer.
+//! - [`kernels`], [`executor`], [`store`], [`codec`], [`io`]: what runs
+//!   chunks, from the `mars-exec` crate beneath this one (no tiler there:
+//!   it is what a worker needs).
 //! - [`local`]: the threaded local backend (the default).
 //!
 //! This crate knows nothing of the user API.
 
-pub mod codec;
-pub mod data;
 pub mod driver;
 pub mod error;
-pub mod executor;
-pub mod io;
-pub mod kernels;
 pub mod local;
-pub mod store;
+pub use mars_exec::{codec, data, executor, io, kernels, store, ExecError};
 
 pub use data::ChunkData;
 pub use error::{BackendError, BackendResult};

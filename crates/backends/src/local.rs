@@ -61,7 +61,7 @@ impl ChunkExecutor for Exec<'_> {
         let r = executor::execute(&self.inner.pool, graph, keep, &self.inner.store, self.progress);
         let ran = self.progress.chunks_run.load(Ordering::Relaxed) - before;
         self.inner.chunks_run.fetch_add(ran, Ordering::Relaxed);
-        r
+        Ok(r?)
     }
     fn store(&self) -> &dyn ChunkStore {
         &self.inner.store

@@ -4,7 +4,7 @@
 //! comes back naming the op and the chunk — never a hang.
 
 use crate::data::ChunkData;
-use crate::error::{BackendError, BackendResult};
+use crate::error::{ExecError, ExecResult};
 use crate::kernels;
 use crate::store::Store;
 use mars_ir::fast::{FastMap as HashMap, FastSet as HashSet};
@@ -36,7 +36,7 @@ struct Run<'a> {
     uses_left: Vec<AtomicU32>,
     keep: &'a HashSet<Key>,
     store: &'a Store,
-    error: Mutex<Option<BackendError>>,
+    error: Mutex<Option<ExecError>>,
     /// Set with `error` (read by every chunk, so not behind the lock).
     failed: AtomicBool,
     shapes: Mutex<HashMap<Key, Vec<usize>>>,
@@ -60,9 +60,9 @@ pub fn execute(
     keep: &HashSet<Key>,
     store: &Store,
     progress: &Progress,
-) -> BackendResult<HashMap<Key, Vec<usize>>> {
+) -> ExecResult<HashMap<Key, Vec<usize>>> {
     let ids: Vec<ChunkId> = graph.topo_order()?;
-    let too_big = || BackendError::Other(format!("a graph of {} chunks is too big to run at once", ids.len()));
+    let too_big = || ExecError::Other(format!("a graph of {} chunks is too big to run at once", ids.len()));
     if ids.len() >= u32::MAX as usize {
         return Err(too_big());
     }
@@ -142,12 +142,12 @@ pub fn execute(
         return Err(e);
     }
     if progress.cancelled.load(Ordering::Relaxed) {
-        return Err(BackendError::Cancelled(0));
+        return Err(ExecError::Cancelled(0));
     }
     Ok(run.shapes.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
-fn fail(run: &Run, e: BackendError) {
+fn fail(run: &Run, e: ExecError) {
     let mut slot = run.error.lock().unwrap_or_else(|p| p.into_inner());
     if slot.is_none() {
         *slot = Some(e);
@@ -197,24 +197,24 @@ fn run_chunk<'s>(
     let chunk_name = || format!("{} index={:?}", node.key.short(), node.index);
     let was_handed = handed.is_some();
     // a `Fetch` only checks its chunk is held: consumers read it (maybe from disk) when they run
-    let result: BackendResult<Option<Arc<ChunkData>>> = if matches!(*node.op, ChunkOp::Fetch) {
+    let result: ExecResult<Option<Arc<ChunkData>>> = if matches!(*node.op, ChunkOp::Fetch) {
         match run.store.contains(&node.key) {
             true => Ok(None),
-            false => Err(BackendError::Kernel {
+            false => Err(ExecError::Kernel {
                 op: "Fetch".into(),
                 chunk: chunk_name(),
                 msg: "the chunk is no longer held (was its tileable released?)".into(),
             }),
         }
     } else {
-        let ins: BackendResult<Option<Vec<Arc<ChunkData>>>> = match handed {
+        let ins: ExecResult<Option<Vec<Arc<ChunkData>>>> = match handed {
             // (every input edge is the handing chunk: it may be read twice, as in x * x)
             Some(d) => Ok(Some(vec![d; node.inputs.len()])),
             None => node.inputs.iter().map(|&c| run.store.get(&run.graph.node(c).key)).collect(),
         };
         match ins {
             Err(e) => Err(e),
-            Ok(None) => Err(BackendError::Kernel {
+            Ok(None) => Err(ExecError::Kernel {
                 op: node.op.to_string(),
                 chunk: chunk_name(),
                 msg: "an input chunk is missing".into(),
@@ -226,7 +226,7 @@ fn run_chunk<'s>(
                         run.progress.chunks_run.fetch_add(1, Ordering::Relaxed);
                         Ok(Some(Arc::new(d)))
                     }
-                    Ok(Err(e)) => Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg: e.0 }),
+                    Ok(Err(e)) => Err(ExecError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg: e.0 }),
                     Err(p) => {
                         let msg = p
                             .downcast_ref::<String>()
@@ -234,7 +234,7 @@ fn run_chunk<'s>(
                             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                             .map(|m| format!("panicked: {m}"))
                             .unwrap_or_else(|| "panicked".into());
-                        Err(BackendError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg })
+                        Err(ExecError::Kernel { op: node.op.to_string(), chunk: chunk_name(), msg })
                     }
                 }
             }

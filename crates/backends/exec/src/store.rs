@@ -9,7 +9,7 @@
 //! folder when the store is dropped.
 
 use crate::data::ChunkData;
-use crate::error::{BackendError, BackendResult};
+use crate::error::{ExecError, ExecResult};
 use mars_ir::fast::FastMap as HashMap;
 use mars_ir::Key;
 use std::path::{Path, PathBuf};
@@ -95,9 +95,9 @@ pub trait ChunkStore: Send + Sync {
     /// Free the chunk unless something holds it.
     fn discard(&self, key: &Key);
     /// A held chunk's value.
-    fn get(&self, key: &Key) -> BackendResult<Option<Arc<ChunkData>>>;
+    fn get(&self, key: &Key) -> ExecResult<Option<Arc<ChunkData>>>;
     /// Add a chunk (a key already held keeps its value).
-    fn put(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()>;
+    fn put(&self, key: Key, data: Arc<ChunkData>) -> ExecResult<()>;
     /// The memory limit, if any.
     fn limit(&self) -> Option<usize>;
 }
@@ -121,10 +121,10 @@ impl ChunkStore for Store {
     fn discard(&self, key: &Key) {
         Store::discard(self, key)
     }
-    fn get(&self, key: &Key) -> BackendResult<Option<Arc<ChunkData>>> {
+    fn get(&self, key: &Key) -> ExecResult<Option<Arc<ChunkData>>> {
         Store::get(self, key)
     }
-    fn put(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()> {
+    fn put(&self, key: Key, data: Arc<ChunkData>) -> ExecResult<()> {
         Store::put(self, key, data)
     }
     fn limit(&self) -> Option<usize> {
@@ -164,10 +164,10 @@ impl Store {
 
     /// Add a chunk (a key already present keeps its value). Errors when the
     /// chunk alone is bigger than the memory limit, or spilling fails.
-    pub fn put(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()> {
+    pub fn put(&self, key: Key, data: Arc<ChunkData>) -> ExecResult<()> {
         let nbytes = data.nbytes();
         if let Some(limit) = self.limit.filter(|&l| nbytes > l) {
-            return Err(BackendError::Memory(format!(
+            return Err(ExecError::Memory(format!(
                 "chunk {} needs {} bytes, more than the memory limit of {limit} bytes; use smaller chunks",
                 key.short(),
                 nbytes
@@ -190,7 +190,7 @@ impl Store {
     /// data bigger than the memory limit is not refused but written to disk
     /// at once. (A chunk reading it then brings it back whole, so the limit
     /// can be passed by that one value while it is read.)
-    pub fn hold(&self, key: Key, data: Arc<ChunkData>) -> BackendResult<()> {
+    pub fn hold(&self, key: Key, data: Arc<ChunkData>) -> ExecResult<()> {
         let nbytes = data.nbytes();
         if self.limit.is_none_or(|l| nbytes <= l) {
             return self.put(key, data);
@@ -211,7 +211,7 @@ impl Store {
     }
 
     /// The chunk's value, read back from disk if it was spilled.
-    pub fn get(&self, key: &Key) -> BackendResult<Option<Arc<ChunkData>>> {
+    pub fn get(&self, key: &Key) -> ExecResult<Option<Arc<ChunkData>>> {
         let mut path = {
             let mut m = self.lock();
             m.touch(key);
@@ -335,7 +335,7 @@ impl Store {
     }
 
     /// The spill folder, made on first use.
-    fn spill_dir(&self) -> BackendResult<PathBuf> {
+    fn spill_dir(&self) -> ExecResult<PathBuf> {
         let mut dir = self.dir.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(d) = &*dir {
             return Ok(d.clone());
@@ -343,7 +343,7 @@ impl Store {
         let n = STORES.fetch_add(1, Ordering::Relaxed);
         let d = std::env::temp_dir().join(format!("mars-spill-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&d)
-            .map_err(|e| BackendError::Memory(format!("cannot make the spill folder {}: {e}", d.display())))?;
+            .map_err(|e| ExecError::Memory(format!("cannot make the spill folder {}: {e}", d.display())))?;
         *dir = Some(d.clone());
         Ok(d)
     }
@@ -355,7 +355,7 @@ impl Store {
 
     /// Spill the coldest idle chunks until the bytes in memory are under the
     /// limit (or nothing idle is left: chunks being read stay).
-    pub fn make_room(&self) -> BackendResult<()> {
+    pub fn make_room(&self) -> ExecResult<()> {
         let Some(limit) = self.limit else { return Ok(()) };
         let victims: Vec<(Key, Arc<ChunkData>)> = {
             let mut m = self.lock();
@@ -423,16 +423,16 @@ impl Drop for Store {
     }
 }
 
-fn write_spilled(path: &Path, data: &ChunkData) -> BackendResult<()> {
+fn write_spilled(path: &Path, data: &ChunkData) -> ExecResult<()> {
     let bytes = crate::codec::encode(data)?;
-    std::fs::write(path, bytes).map_err(|e| BackendError::Memory(format!("cannot spill to {}: {e}", path.display())))
+    std::fs::write(path, bytes).map_err(|e| ExecError::Memory(format!("cannot spill to {}: {e}", path.display())))
 }
 
-fn read_spilled(path: &Path) -> BackendResult<ChunkData> {
+fn read_spilled(path: &Path) -> ExecResult<ChunkData> {
     let bytes = std::fs::read(path)
-        .map_err(|e| BackendError::Memory(format!("cannot read spilled chunk {}: {e}", path.display())))?;
+        .map_err(|e| ExecError::Memory(format!("cannot read spilled chunk {}: {e}", path.display())))?;
     crate::codec::decode(&bytes)
-        .map_err(|e| BackendError::Memory(format!("spilled chunk {} is corrupt: {e}", path.display())))
+        .map_err(|e| ExecError::Memory(format!("spilled chunk {} is corrupt: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -528,7 +528,7 @@ mod tests {
         .unwrap();
         let f = Arc::new(ChunkData::Frame(batch));
         // both bigger than the limit of 1 byte
-        assert!(matches!(s.put(key(1), p.clone()), Err(BackendError::Memory(_))));
+        assert!(matches!(s.put(key(1), p.clone()), Err(ExecError::Memory(_))));
         let s = Store::with_limit(Some(p.nbytes().max(f.nbytes())));
         // fresh Arcs: a chunk someone else holds is never spilled
         s.put(key(1), Arc::new((*p).clone())).unwrap();

@@ -7,7 +7,7 @@
 //! (the index is rebuilt when read).
 
 use crate::data::ChunkData;
-use crate::error::{BackendError, BackendResult};
+use crate::error::{ExecError, ExecResult};
 
 const TENSOR: u8 = 0;
 const FRAME: u8 = 1;
@@ -16,7 +16,7 @@ const PARTS: u8 = 3;
 const TABLE: u8 = 4;
 
 /// The bytes of a chunk's value.
-pub fn encode(data: &ChunkData) -> BackendResult<Vec<u8>> {
+pub fn encode(data: &ChunkData) -> ExecResult<Vec<u8>> {
     let mut bytes = Vec::with_capacity(data.nbytes() + 256);
     match data {
         ChunkData::Tensor(t) => {
@@ -30,21 +30,21 @@ pub fn encode(data: &ChunkData) -> BackendResult<Vec<u8>> {
         ChunkData::Partial { shape, state } => {
             bytes.push(PARTIAL);
             bincode::serialize_into(&mut bytes, &(shape, state))
-                .map_err(|e| BackendError::Other(format!("cannot encode a reduction partial: {e}")))?;
+                .map_err(|e| ExecError::Other(format!("cannot encode a reduction partial: {e}")))?;
         }
         ChunkData::Table(t) => {
             bytes.push(TABLE);
-            let n = u32::try_from(t.keys.len()).map_err(|_| BackendError::Other("too many keys".into()))?;
+            let n = u32::try_from(t.keys.len()).map_err(|_| ExecError::Other("too many keys".into()))?;
             bytes.extend_from_slice(&n.to_le_bytes());
             for &k in &t.keys {
-                let k = u32::try_from(k).map_err(|_| BackendError::Other("a key position past u32".into()))?;
+                let k = u32::try_from(k).map_err(|_| ExecError::Other("a key position past u32".into()))?;
                 bytes.extend_from_slice(&k.to_le_bytes());
             }
             bytes.extend_from_slice(&mars_ir::frame::batch_to_ipc(&t.batch)?);
         }
         ChunkData::Parts(parts) => {
             bytes.push(PARTS);
-            let n = u32::try_from(parts.len()).map_err(|_| BackendError::Other("too many pieces".into()))?;
+            let n = u32::try_from(parts.len()).map_err(|_| ExecError::Other("too many pieces".into()))?;
             bytes.extend_from_slice(&n.to_le_bytes());
             for b in parts {
                 let ipc = mars_ir::frame::batch_to_ipc(b)?;
