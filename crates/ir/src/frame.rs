@@ -22,37 +22,25 @@ pub fn batch_to_ipc(batch: &RecordBatch) -> IrResult<Vec<u8>> {
 /// piece's share of a larger column) copied into buffers of its own
 /// (`gc`), so a piece neither keeps nor writes the whole column's bytes.
 pub fn compact_views(batch: &RecordBatch) -> RecordBatch {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::DataType;
-    fn wasteful(held: usize, used: usize) -> bool {
-        held > 2 * used + (64 << 10)
+    use arrow::array::{Array, ArrayRef, AsArray, GenericByteViewArray};
+    use arrow::datatypes::{ByteViewType, DataType};
+    /// The array compacted, when its buffers are mostly bytes it does not use.
+    fn compacted<T: ByteViewType + ?Sized>(a: &GenericByteViewArray<T>) -> Option<ArrayRef> {
+        let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+        (held > 2 * a.total_buffer_bytes_used() + (64 << 10)).then(|| std::sync::Arc::new(a.gc()) as ArrayRef)
     }
     let mut changed = false;
-    let columns: Vec<arrow::array::ArrayRef> = batch
+    let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8View => {
-                let a = c.as_string_view();
-                let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
-                if wasteful(held, a.total_buffer_bytes_used()) {
-                    changed = true;
-                    std::sync::Arc::new(a.gc()) as arrow::array::ArrayRef
-                } else {
-                    c.clone()
-                }
-            }
-            DataType::BinaryView => {
-                let a = c.as_binary_view();
-                let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
-                if wasteful(held, a.total_buffer_bytes_used()) {
-                    changed = true;
-                    std::sync::Arc::new(a.gc()) as arrow::array::ArrayRef
-                } else {
-                    c.clone()
-                }
-            }
-            _ => c.clone(),
+        .map(|c| {
+            let gc = match c.data_type() {
+                DataType::Utf8View => compacted(c.as_string_view()),
+                DataType::BinaryView => compacted(c.as_binary_view()),
+                _ => None,
+            };
+            changed |= gc.is_some();
+            gc.unwrap_or_else(|| c.clone())
         })
         .collect();
     if !changed {

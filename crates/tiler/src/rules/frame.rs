@@ -290,6 +290,31 @@ pub(super) fn read_csv(
     Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; chunks.len()], vec![width]], chunks }))
 }
 
+/// The `parts - 1` pivots that split the rows of `input` into `parts`
+/// ranges of about equal size by the key columns `by`: a regular sample of
+/// each chunk, then pivots evenly spaced through all the samples (one chunk).
+pub(super) fn sampled_pivots(
+    ctx: &mut Ctx,
+    input: &Layout,
+    by: &[usize],
+    descending: &[bool],
+    parts: usize,
+) -> mars_ir::ChunkId {
+    let per = (32 * parts).min(4096);
+    let width = Dim::Known(by.len() + 2);
+    let samples: ChunkInputs = input
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let op = ChunkOp::Frame(FrameChunkOp::SortSample { by: by.to_vec(), per, chunk: i });
+            ctx.add(op, &[c][..], vec![Dim::Unknown, width], None, vec![i, 0])
+        })
+        .collect();
+    let op = ChunkOp::Frame(FrameChunkOp::SortPivots { descending: descending.to_vec(), parts });
+    ctx.add(op, samples, vec![Dim::Known(parts.saturating_sub(1)), width], None, vec![0, 0])
+}
+
 /// `sort_values`: one chunk sorts alone; several sort by regular sampling:
 /// a sample of each chunk, pivots from all samples, each chunk split by the
 /// pivots into ranges, and range `p` of every chunk gathered and sorted into
@@ -308,18 +333,7 @@ pub(super) fn sort(ctx: &mut Ctx, by: &[(String, bool)], input: &Layout, in_meta
         return Ok(Tiled::Done(Layout { nsplits: input.nsplits.clone(), chunks }));
     }
     ctx.check_grid(&[4 * n + 1], 1)?;
-    let per = (32 * n).min(4096);
-    let samples: ChunkInputs = input
-        .chunks
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let op = ChunkOp::Frame(FrameChunkOp::SortSample { by: cols.clone(), per, chunk: i });
-            ctx.add(op, &[c][..], vec![Dim::Unknown, Dim::Known(cols.len() + 2)], None, vec![i, 0])
-        })
-        .collect();
-    let pivots_op = ChunkOp::Frame(FrameChunkOp::SortPivots { descending: descending.clone(), parts: n });
-    let pivots = ctx.add(pivots_op, samples, vec![Dim::Known(n - 1), Dim::Known(cols.len() + 2)], None, vec![0, 0]);
+    let pivots = sampled_pivots(ctx, input, &cols, &descending, n);
     let maps: ChunkInputs = input
         .chunks
         .iter()

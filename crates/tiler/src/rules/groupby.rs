@@ -129,18 +129,7 @@ fn shuffle(
     // keys kept together), so the partitions, each finalized sorted, are
     // the groups in key order, as pandas gives them
     let keys: Vec<usize> = (0..nkeys).collect();
-    let per = (32 * parts).min(4096);
-    let samples: ChunkInputs = input
-        .chunks
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let op = ChunkOp::Frame(FrameChunkOp::SortSample { by: keys.clone(), per, chunk: i });
-            ctx.add(op, &[c][..], vec![Dim::Unknown, Dim::Known(nkeys + 2)], None, vec![i, 0])
-        })
-        .collect();
-    let pivots_op = ChunkOp::Frame(FrameChunkOp::SortPivots { descending: vec![false; nkeys], parts });
-    let pivots = ctx.add(pivots_op, samples, vec![Dim::Known(parts - 1), Dim::Known(nkeys + 2)], None, vec![0, 0]);
+    let pivots = super::frame::sampled_pivots(ctx, input, &keys, &vec![false; nkeys], parts);
     let split = Arc::new(ChunkOp::Frame(FrameChunkOp::RangePartition {
         by: keys.clone(),
         descending: vec![false; nkeys],
