@@ -86,39 +86,55 @@ pub fn new_session() -> Result<Session> {
     Session::builder().build()
 }
 
-/// A session on a remote cluster (token from `MARS_TOKEN`). The cluster
-/// backend is not built yet: this returns [`Error::Unsupported`] naming the address.
+/// A session on a remote cluster, `http://host:port` (token from `MARS_TOKEN`).
 pub fn new_session_at(address: &str) -> Result<Session> {
     Session::builder().address(address).build()
 }
 
-/// A supervisor and `workers` workers on 127.0.0.1, for trying the cluster
-/// protocol on one machine. Not built yet: this returns [`Error::Unsupported`].
+/// A supervisor and `workers` worker processes on 127.0.0.1 (one thread
+/// each), over the real protocol: Mars's `new_cluster(n_worker=n)`. The
+/// processes are the `mars` binary's `supervisor` and `worker` subcommands
+/// (found beside the program, or at `MARS_BIN`).
 pub fn new_cluster(workers: usize) -> Result<LocalCluster> {
-    Err(Error::Unsupported(format!(
-        "new_cluster({workers}): the cluster backend (supervisor and workers) is not built yet; use new_session() for the local backend"
-    )))
+    LocalCluster::start(workers, &mars_cluster::LocalClusterOptions::default())
 }
 
-/// A local cluster started by [`new_cluster`]; dropping it stops the processes.
+/// A local cluster started by [`new_cluster`]; dropping it stops the
+/// processes (also when the program panics; and they stop by themselves
+/// when it dies).
 #[derive(Debug)]
 pub struct LocalCluster {
-    address: String,
-    token: String,
+    procs: mars_cluster::ClusterProcesses,
 }
 
 impl LocalCluster {
+    /// A cluster with these options (threads and memory limit per worker, timings).
+    pub fn start(workers: usize, opts: &mars_cluster::LocalClusterOptions) -> Result<LocalCluster> {
+        if workers == 0 {
+            return Err(Error::Invalid("a cluster needs at least one worker".into()));
+        }
+        let procs = mars_cluster::ClusterProcesses::start(workers, opts).map_err(Error::Io)?;
+        Ok(LocalCluster { procs })
+    }
+    /// Process ids: the supervisor's, then the workers' (to stop or kill them in tests).
+    pub fn pids(&self) -> (u32, Vec<u32>) {
+        self.procs.pids()
+    }
+    /// Start one more worker; returns its process id.
+    pub fn add_worker(&mut self, opts: &mars_cluster::LocalClusterOptions) -> Result<u32> {
+        self.procs.add_worker(opts).map_err(Error::Io)
+    }
     /// A session on this cluster (its address and token).
     pub fn session(&self) -> Result<Session> {
-        Session::builder().address(&self.address).token(&self.token).build()
+        Session::builder().address(self.address()).token(self.token()).build()
     }
     /// The supervisor's address, `http://127.0.0.1:PORT`.
     pub fn address(&self) -> &str {
-        &self.address
+        self.procs.address()
     }
     /// The token clients must present (for sessions from other processes).
     pub fn token(&self) -> &str {
-        &self.token
+        self.procs.token()
     }
 }
 
@@ -136,8 +152,8 @@ pub struct SessionBuilder {
 }
 
 impl SessionBuilder {
-    /// Connect to the cluster at `a` instead of running locally (not built yet:
-    /// `build` returns [`Error::Unsupported`]).
+    /// Connect to the cluster at `a` (`http://host:port`) instead of running
+    /// locally; threads and memory limit are then the workers' own.
     pub fn address(mut self, a: &str) -> Self {
         self.address = Some(a.to_string());
         self
@@ -178,14 +194,24 @@ impl SessionBuilder {
     }
     /// The session; a zero `memory_limit` or `chunk_bytes` is [`Error::Invalid`].
     pub fn build(self) -> Result<Session> {
-        if let Some(a) = &self.address {
-            return Err(Error::Unsupported(format!(
-                "cannot connect to {a}: the cluster backend is not built yet; use new_session() for the local backend"
-            )));
-        }
         let mut tile = TileOptions::for_budget(self.chunk_bytes, self.memory_limit)?;
         if let Some(n) = self.max_chunks {
             tile.max_chunks = n;
+        }
+        if let Some(a) = &self.address {
+            let token = match &self.token {
+                Some(t) => t.clone(),
+                None => std::env::var("MARS_TOKEN").map_err(|_| {
+                    Error::Invalid(format!("connecting to {a} needs the cluster's token: set MARS_TOKEN or .token(..)"))
+                })?,
+            };
+            let name = format!("pid {}", std::process::id());
+            let backend = mars_cluster::RemoteBackend::connect(a, &token, &tile, &name)?;
+            let mut session = Session::with_backend(Arc::new(backend));
+            if let (Some(show), Some(inner)) = (self.progress, Arc::get_mut(&mut session.inner)) {
+                inner.progress = show;
+            }
+            return Ok(session);
         }
         let opts = LocalOptions { threads: self.threads, memory_limit: self.memory_limit, tile };
         let backend = LocalBackend::new(opts)?;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What a backend holds for one executed tileable.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TileableResult {
     pub key: Key,
     /// Chunk keys, row-major over the chunk grid.

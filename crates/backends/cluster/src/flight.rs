@@ -1,0 +1,160 @@
+//! Chunk data over Arrow Flight: `DoGet` with the chunk key as ticket reads a
+//! chunk from the worker holding it, `DoPut` with the key as descriptor
+//! command stores one there. A chunk travels as the bytes of the one
+//! [`codec`](mars_exec::codec) spilling uses (Arrow IPC for frames, `.npy`
+//! for tensors), cut into messages of at most [`PIECE`] bytes; the first
+//! message's `app_metadata` gives the total length, so a receiver checks it
+//! got exactly that and never allocates more than it was sent.
+
+use crate::auth::AddToken;
+use crate::wire;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{FlightData, FlightDescriptor, Ticket};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use mars_exec::{codec, ChunkData};
+use mars_ir::Key;
+use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+/// Body bytes per Flight message.
+pub const PIECE: usize = 1 << 20;
+
+pub type FlightClient = FlightServiceClient<InterceptedService<Channel, AddToken>>;
+
+/// A channel to `addr` (`host:port`), connected on first use.
+pub fn channel(addr: &str) -> Result<Channel, Status> {
+    let url = if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(url)
+        .map_err(|e| Status::invalid_argument(format!("bad address {addr:?}: {e}")))?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(32 << 20))
+        .connect_lazy())
+}
+
+pub fn client(addr: &str, token: &AddToken) -> Result<FlightClient, Status> {
+    Ok(FlightServiceClient::with_interceptor(channel(addr)?, token.clone()))
+}
+
+/// A chunk's value as Flight messages (the first with `descriptor`, if any).
+pub fn encode(data: &ChunkData, descriptor: Option<FlightDescriptor>) -> Result<Vec<FlightData>, Status> {
+    let bytes = Bytes::from(codec::encode(data).map_err(|e| Status::internal(e.to_string()))?);
+    let total = bytes.len();
+    let mut out = Vec::with_capacity(total / PIECE + 1);
+    let mut at = 0;
+    loop {
+        let end = (at + PIECE).min(total);
+        let mut m = FlightData { data_body: bytes.slice(at..end), ..Default::default() };
+        if at == 0 {
+            m.app_metadata = Bytes::copy_from_slice(&(total as u64).to_le_bytes());
+            m.flight_descriptor = descriptor.clone();
+        }
+        out.push(m);
+        at = end;
+        if at >= total {
+            return Ok(out);
+        }
+    }
+}
+
+/// The chunk [`encode`] sent, and the first message's descriptor.
+pub async fn decode<S>(mut stream: S) -> Result<(Option<FlightDescriptor>, ChunkData), Status>
+where
+    S: Stream<Item = Result<FlightData, Status>> + Unpin,
+{
+    let first = stream.next().await.ok_or_else(|| Status::invalid_argument("an empty chunk stream"))??;
+    let total: [u8; 8] = first.app_metadata.as_ref().try_into().map_err(|_| {
+        Status::invalid_argument("the first message of a chunk must give its length (8 bytes of app_metadata)")
+    })?;
+    let total = u64::from_le_bytes(total) as usize;
+    // grow with what arrives; the stated length only bounds it
+    let mut buf = Vec::with_capacity(total.min(64 << 20));
+    let descriptor = first.flight_descriptor;
+    let mut body = first.data_body;
+    loop {
+        if buf.len() + body.len() > total {
+            return Err(Status::invalid_argument(format!("a chunk stream sent more than its {total} bytes")));
+        }
+        buf.extend_from_slice(&body);
+        match stream.next().await {
+            None => break,
+            Some(m) => body = m?.data_body,
+        }
+    }
+    if buf.len() != total {
+        return Err(Status::invalid_argument(format!("a chunk stream ended after {} of {total} bytes", buf.len())));
+    }
+    let data = codec::decode(&buf).map_err(|e| Status::invalid_argument(format!("malformed chunk: {e}")))?;
+    Ok((descriptor, data))
+}
+
+/// Read chunk `key` from the worker `client` talks to.
+pub async fn get(client: &mut FlightClient, key: &Key) -> Result<ChunkData, Status> {
+    let ticket = Ticket { ticket: Bytes::from(wire::key_bytes(key)) };
+    let stream = client.do_get(ticket).await?.into_inner();
+    Ok(decode(stream).await?.1)
+}
+
+/// Store `data` as chunk `key` on the worker `client` talks to.
+pub async fn put(client: &mut FlightClient, key: &Key, data: &ChunkData) -> Result<(), Status> {
+    let descriptor = FlightDescriptor::new_cmd(wire::key_bytes(key));
+    let messages = encode(data, Some(descriptor))?;
+    let mut replies = client.do_put(futures::stream::iter(messages)).await?.into_inner();
+    while let Some(r) = replies.next().await {
+        r?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mars_ir::TensorData;
+
+    fn tensor(n: usize) -> ChunkData {
+        ChunkData::Tensor(TensorData::F64(ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n]), |i| i[0] as f64)))
+    }
+
+    fn roundtrip(messages: Vec<FlightData>) -> Result<ChunkData, Status> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(decode(futures::stream::iter(messages.into_iter().map(Ok)))).map(|(_, d)| d)
+    }
+
+    #[test]
+    fn chunks_cross_in_pieces_and_truncation_is_an_error() {
+        let data = tensor(300_000); // 2.4 MB: three messages
+        let messages = encode(&data, None).unwrap();
+        assert_eq!(messages.len(), 3);
+        match roundtrip(messages.clone()).unwrap() {
+            ChunkData::Tensor(t) => assert_eq!(
+                t,
+                match &data {
+                    ChunkData::Tensor(t) => t.clone(),
+                    _ => unreachable!(),
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        let short = roundtrip(messages[..2].to_vec()).unwrap_err();
+        assert!(short.message().contains("ended after"), "{short}");
+        let mut long = messages.clone();
+        long.push(messages[1].clone());
+        assert!(roundtrip(long).unwrap_err().message().contains("more than"));
+        let mut no_len = messages.clone();
+        no_len[0].app_metadata = Bytes::new();
+        assert!(roundtrip(no_len).unwrap_err().message().contains("length"));
+        let mut garbage = encode(&data, None).unwrap();
+        garbage[0].data_body = Bytes::from(vec![9u8; garbage[0].data_body.len()]);
+        assert!(roundtrip(garbage).unwrap_err().message().contains("malformed"));
+    }
+}

@@ -1,0 +1,1087 @@
+//! The supervisor: sessions (with leases), graph submission (validated as a
+//! loaded graph file is), tiling with the shared driver, scheduling chunks
+//! onto workers, chunk metadata, worker liveness.
+//!
+//! Scheduling is dynamic: a chunk is sent to a worker once all its inputs
+//! exist, to the worker holding most of its input bytes (ties: the one with
+//! the fewest chunks queued), in one `Launch` message per worker per round;
+//! workers fetch inputs they lack from the peers holding them and report
+//! finished chunks in batches. An intermediate is released on every worker
+//! holding it once its last consumer finished.
+
+use crate::auth::{AddToken, CheckToken};
+use crate::proto::supervisor_server::{Supervisor, SupervisorServer};
+use crate::proto::worker_client::WorkerClient;
+use crate::proto::{self, Empty};
+use crate::wire::{self, Task};
+use mars_backends::driver::{self, ChunkExecutor};
+use mars_backends::executor::Progress;
+use mars_backends::store::ChunkStore;
+use mars_backends::{check_data_refs, BackendError, BackendResult, ChunkData, TileableResult};
+use mars_exec::{ExecError, ExecResult};
+use mars_ir::{ChunkGraph, ChunkOp, FastMap, FastSet, Key, TileableGraph};
+use mars_tiler::{PassManager, TileOptions};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, watch};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+type WorkerConn = WorkerClient<InterceptedService<Channel, AddToken>>;
+
+/// Timings of the cluster's liveness.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// How often workers heartbeat.
+    pub heartbeat: Duration,
+    /// A worker silent this long is removed.
+    pub worker_ttl: Duration,
+    /// A session whose client was silent this long is closed.
+    pub lease: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(500),
+            worker_ttl: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct WorkerEntry {
+    address: String,
+    conn: WorkerConn,
+    last_seen: Instant,
+    info: proto::WorkerInfo,
+    /// Chunks sent and not reported yet.
+    queued: Arc<AtomicUsize>,
+}
+
+/// Where a chunk is, as the supervisor knows it.
+#[derive(Debug)]
+struct Loc {
+    holders: Vec<u64>,
+    shape: Vec<usize>,
+    nbytes: usize,
+    pins: u32,
+}
+
+/// The chunk table: which workers hold which chunk. The driver sees it as its
+/// [`ChunkStore`]; freeing a chunk releases it on every worker holding it.
+#[derive(Debug)]
+pub struct ChunkTable {
+    map: Mutex<FastMap<Key, Loc>>,
+    release: mpsc::UnboundedSender<(u64, Key)>,
+    /// For `get`/`put` from the driver's side (it runs on its own thread).
+    rt: tokio::runtime::Handle,
+    token: AddToken,
+    workers: Arc<Mutex<FastMap<u64, WorkerEntry>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ChunkTable {
+    fn remove(&self, map: &mut FastMap<Key, Loc>, key: &Key) {
+        if let Some(loc) = map.remove(key) {
+            for w in loc.holders {
+                let _ = self.release.send((w, *key));
+            }
+        }
+    }
+
+    /// `worker` now holds `key` (computed there, or fetched as an input).
+    /// False when the chunk is no longer wanted (the worker should drop it).
+    fn add_holder(&self, key: Key, worker: u64, shape: Option<Vec<usize>>, nbytes: usize) -> bool {
+        let mut map = lock(&self.map);
+        match (map.get_mut(&key), shape) {
+            (Some(loc), _) => {
+                if !loc.holders.contains(&worker) {
+                    loc.holders.push(worker);
+                }
+                true
+            }
+            (None, Some(shape)) => {
+                map.insert(key, Loc { holders: vec![worker], shape, nbytes, pins: 0 });
+                true
+            }
+            (None, None) => false,
+        }
+    }
+
+    /// Whether `worker` is listed as holding `key`.
+    fn held_by(&self, key: &Key, worker: u64) -> bool {
+        lock(&self.map).get(key).is_some_and(|l| l.holders.contains(&worker))
+    }
+
+    fn holder_address(&self, key: &Key) -> Option<(u64, String)> {
+        let w = *lock(&self.map).get(key)?.holders.first()?;
+        lock(&self.workers).get(&w).map(|e| (w, e.address.clone()))
+    }
+
+    /// A worker is gone: it holds nothing any more. Returns the chunks that
+    /// were held only there.
+    fn forget_worker(&self, worker: u64) -> Vec<Key> {
+        let mut map = lock(&self.map);
+        let mut lost = Vec::new();
+        map.retain(|k, loc| {
+            loc.holders.retain(|&w| w != worker);
+            if loc.holders.is_empty() {
+                lost.push(*k);
+                false
+            } else {
+                true
+            }
+        });
+        lost
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
+    fn bytes(&self) -> usize {
+        lock(&self.map).values().map(|l| l.nbytes).sum()
+    }
+}
+
+impl ChunkStore for ChunkTable {
+    fn contains(&self, key: &Key) -> bool {
+        lock(&self.map).contains_key(key)
+    }
+    fn contains_each(&self, keys: &mut dyn Iterator<Item = Key>) -> Vec<bool> {
+        let map = lock(&self.map);
+        keys.map(|k| map.contains_key(&k)).collect()
+    }
+    fn shape(&self, key: &Key) -> Option<Vec<usize>> {
+        lock(&self.map).get(key).map(|l| l.shape.clone())
+    }
+    fn pin(&self, key: &Key) -> bool {
+        match lock(&self.map).get_mut(key) {
+            Some(l) => {
+                l.pins += 1;
+                true
+            }
+            None => false,
+        }
+    }
+    fn unpin(&self, key: &Key) {
+        let mut map = lock(&self.map);
+        if let Some(l) = map.get_mut(key) {
+            l.pins = l.pins.saturating_sub(1);
+            if l.pins == 0 {
+                self.remove(&mut map, key);
+            }
+        }
+    }
+    fn discard(&self, key: &Key) {
+        let mut map = lock(&self.map);
+        if map.get(key).is_some_and(|l| l.pins == 0) {
+            self.remove(&mut map, key);
+        }
+    }
+    /// Read the chunk from a worker holding it.
+    fn get(&self, key: &Key) -> ExecResult<Option<Arc<ChunkData>>> {
+        let Some((_, addr)) = self.holder_address(key) else {
+            return Ok(None);
+        };
+        let token = self.token.clone();
+        let key = *key;
+        let got = self.rt.block_on(async move {
+            let mut c = crate::flight::client(&addr, &token)?;
+            crate::flight::get(&mut c, &key).await
+        });
+        got.map(|d| Some(Arc::new(d)))
+            .map_err(|e| ExecError::Other(format!("cannot read chunk {key}: {}", e.message())))
+    }
+    /// Store a chunk on the worker holding the fewest bytes.
+    fn put(&self, key: Key, data: Arc<ChunkData>) -> ExecResult<()> {
+        if self.contains(&key) {
+            return Ok(());
+        }
+        let (w, addr) = lock(&self.workers)
+            .iter()
+            .filter(|(_, e)| e.info.alive)
+            .min_by_key(|(_, e)| e.info.bytes_held)
+            .map(|(&w, e)| (w, e.address.clone()))
+            .ok_or_else(|| ExecError::Other("no worker is alive".into()))?;
+        let token = self.token.clone();
+        let (shape, nbytes) = (data.shape(), data.nbytes());
+        self.rt
+            .block_on(async move {
+                let mut c = crate::flight::client(&addr, &token)?;
+                crate::flight::put(&mut c, &key, &data).await
+            })
+            .map_err(|e| ExecError::Other(format!("cannot store chunk {key}: {}", e.message())))?;
+        self.add_holder(key, w, Some(shape), nbytes);
+        Ok(())
+    }
+    fn limit(&self) -> Option<usize> {
+        let workers = lock(&self.workers);
+        let limits: Vec<u64> = workers.values().filter(|e| e.info.alive).map(|e| e.info.memory_limit).collect();
+        match limits.iter().all(|&l| l > 0) && !limits.is_empty() {
+            true => limits.iter().min().map(|&l| l as usize),
+            false => None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SessionState {
+    name: String,
+    last_seen: Option<Instant>,
+    /// Holds this session has on each result.
+    holds: FastMap<Key, usize>,
+    /// Data put by this session, stored on a worker, not committed yet.
+    pending: FastSet<Key>,
+}
+
+type Outcome = Option<BackendResult<HashMap<Key, TileableResult>>>;
+
+#[derive(Debug)]
+struct TaskState {
+    session: u64,
+    progress: Arc<Progress>,
+    outcome: Mutex<Outcome>,
+    done: watch::Sender<bool>,
+}
+
+/// A finished execution, for the dashboard.
+#[derive(Clone, Debug)]
+pub struct ExecRecord {
+    pub task: u64,
+    pub session: u64,
+    pub started: SystemTime,
+    pub seconds: f64,
+    pub chunks: u64,
+    pub outcome: String,
+}
+
+enum StageEvent {
+    Done(u64, proto::ChunkDone),
+    LaunchFailed(u64, String),
+    WorkerLost(u64),
+}
+
+/// The supervisor's state, shared by its services and driver threads.
+#[derive(Debug)]
+pub struct SupState {
+    token: Arc<str>,
+    timing: Timing,
+    rt: tokio::runtime::Handle,
+    workers: Arc<Mutex<FastMap<u64, WorkerEntry>>>,
+    chunks: ChunkTable,
+    results: Mutex<FastMap<Key, (TileableResult, usize)>>,
+    /// Results of puts stored on a worker, waiting for the client's commit.
+    put_results: Mutex<FastMap<Key, TileableResult>>,
+    sessions: Mutex<FastMap<u64, SessionState>>,
+    tasks: Mutex<FastMap<u64, Arc<TaskState>>>,
+    stages: Mutex<FastMap<u64, std_mpsc::Sender<StageEvent>>>,
+    history: Mutex<VecDeque<ExecRecord>>,
+    passes: PassManager,
+    next_id: AtomicU64,
+    chunks_run: AtomicU64,
+}
+
+impl SupState {
+    /// The state, and the task that sends releases to workers (spawn it).
+    pub fn new(token: Arc<str>, timing: Timing, rt: tokio::runtime::Handle) -> Arc<SupState> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let workers: Arc<Mutex<FastMap<u64, WorkerEntry>>> = Arc::default();
+        let add_token = AddToken::new(&token).unwrap_or_else(|_| AddToken::new("invalid").expect("ascii"));
+        let state = Arc::new(SupState {
+            chunks: ChunkTable {
+                map: Mutex::default(),
+                release: tx,
+                rt: rt.clone(),
+                token: add_token,
+                workers: workers.clone(),
+            },
+            token,
+            timing,
+            rt: rt.clone(),
+            workers,
+            results: Mutex::default(),
+            put_results: Mutex::default(),
+            sessions: Mutex::default(),
+            tasks: Mutex::default(),
+            stages: Mutex::default(),
+            history: Mutex::default(),
+            passes: PassManager::default(),
+            next_id: AtomicU64::new(1),
+            chunks_run: AtomicU64::new(0),
+        });
+        rt.spawn(send_releases(state.clone(), rx));
+        rt.spawn(watch_liveness(state.clone()));
+        state
+    }
+
+    fn next(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The executions run so far, newest last (at most 100).
+    pub fn history(&self) -> Vec<ExecRecord> {
+        lock(&self.history).iter().cloned().collect()
+    }
+
+    /// Open sessions: id, name, results held.
+    pub fn session_infos(&self) -> Vec<(u64, String, usize)> {
+        let mut v: Vec<_> = lock(&self.sessions).iter().map(|(&id, s)| (id, s.name.clone(), s.holds.len())).collect();
+        v.sort();
+        v
+    }
+
+    /// The workers as the last heartbeats described them.
+    pub fn worker_infos(&self) -> Vec<proto::WorkerInfo> {
+        let mut v: Vec<proto::WorkerInfo> = lock(&self.workers).values().map(|e| e.info.clone()).collect();
+        v.sort_by_key(|w| w.id);
+        v
+    }
+
+    fn session_touch(&self, session: u64) -> Result<(), Status> {
+        match lock(&self.sessions).get_mut(&session) {
+            Some(s) => {
+                s.last_seen = Some(Instant::now());
+                Ok(())
+            }
+            None => Err(Status::failed_precondition(format!(
+                "session {session} is not open on this supervisor (closed, or its lease expired)"
+            ))),
+        }
+    }
+
+    /// Add one hold of `session` on a result (its chunks are pinned by the caller).
+    fn hold(&self, session: u64, result: &TileableResult) {
+        let mut results = lock(&self.results);
+        match results.get_mut(&result.key) {
+            Some((_, n)) => *n += 1,
+            None => {
+                results.insert(result.key, (result.clone(), 1));
+            }
+        }
+        if let Some(s) = lock(&self.sessions).get_mut(&session) {
+            *s.holds.entry(result.key).or_default() += 1;
+        }
+    }
+
+    /// Drop `n` holds on `key`.
+    fn unhold(&self, key: &Key, n: usize) {
+        let mut results = lock(&self.results);
+        let Some((res, count)) = results.get_mut(key) else {
+            return;
+        };
+        let n = n.min(*count);
+        for _ in 0..n {
+            for c in &res.chunks {
+                self.chunks.unpin(c);
+            }
+        }
+        *count -= n;
+        if *count == 0 {
+            results.remove(key);
+        }
+    }
+
+    fn release(&self, session: u64, keys: &[Key]) {
+        let mut drop = Vec::new();
+        if let Some(s) = lock(&self.sessions).get_mut(&session) {
+            for k in keys {
+                if let Some(n) = s.holds.get_mut(k) {
+                    *n -= 1;
+                    if *n == 0 {
+                        s.holds.remove(k);
+                    }
+                    drop.push(*k);
+                }
+            }
+        }
+        for k in drop {
+            self.unhold(&k, 1);
+        }
+    }
+
+    /// Close a session: every hold it has goes.
+    fn close_session(&self, session: u64) {
+        let Some(s) = lock(&self.sessions).remove(&session) else {
+            return;
+        };
+        for (k, n) in s.holds {
+            self.unhold(&k, n);
+        }
+        for k in s.pending {
+            lock(&self.put_results).remove(&k);
+            self.chunks.discard(&k);
+        }
+        let tasks: Vec<Arc<TaskState>> = lock(&self.tasks).values().filter(|t| t.session == session).cloned().collect();
+        for t in tasks {
+            t.progress.cancelled.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn submit(self: &Arc<Self>, session: u64, graph: TileableGraph, keep: Vec<Key>, tile: TileOptions) -> u64 {
+        let id = self.next();
+        let progress = Arc::new(Progress::default());
+        let (done, _) = watch::channel(false);
+        let task = Arc::new(TaskState { session, progress: progress.clone(), outcome: Mutex::new(None), done });
+        lock(&self.tasks).insert(id, task.clone());
+        let state = self.clone();
+        let spawned = std::thread::Builder::new().name(format!("mars-task-{id}")).spawn(move || {
+            let started = (SystemTime::now(), Instant::now());
+            let exec = ClusterExec { state: &state, progress: &progress };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                driver::run(graph, &keep, &tile, &state.passes, &exec)
+            }))
+            .unwrap_or_else(|_| Err(BackendError::Other("the driver panicked".into())));
+            let r = match r {
+                Err(BackendError::Cancelled(_)) => Err(BackendError::Cancelled(id)),
+                Ok(results) => {
+                    if lock(&state.sessions).contains_key(&session) {
+                        for res in results.values() {
+                            state.hold(session, res);
+                        }
+                        Ok(results)
+                    } else {
+                        // the session went while this ran: nothing is held for it
+                        for res in results.values() {
+                            for c in &res.chunks {
+                                state.chunks.unpin(c);
+                            }
+                        }
+                        Err(BackendError::Other(format!("session {session} was closed while task {id} ran")))
+                    }
+                }
+                other => other,
+            };
+            let record = ExecRecord {
+                task: id,
+                session,
+                started: started.0,
+                seconds: started.1.elapsed().as_secs_f64(),
+                chunks: progress.done.load(Ordering::Relaxed),
+                outcome: match &r {
+                    Ok(_) => "ok".into(),
+                    Err(e) => format!("failed: {e}"),
+                },
+            };
+            {
+                let mut h = lock(&state.history);
+                h.push_back(record);
+                while h.len() > 100 {
+                    h.pop_front();
+                }
+            }
+            *lock(&task.outcome) = Some(r);
+            task.done.send_replace(true);
+        });
+        if let Err(e) = spawned {
+            let t = lock(&self.tasks).remove(&id);
+            if let Some(t) = t {
+                *lock(&t.outcome) = Some(Err(BackendError::Other(format!("cannot start a task thread: {e}"))));
+                t.done.send_replace(true);
+                lock(&self.tasks).insert(id, t);
+            }
+        }
+        id
+    }
+
+    fn task(&self, session: u64, id: u64) -> Result<Arc<TaskState>, Status> {
+        match lock(&self.tasks).get(&id) {
+            Some(t) if t.session == session => Ok(t.clone()),
+            _ => Err(Status::not_found(format!("task {id} is not a task of session {session}"))),
+        }
+    }
+
+    /// Remove a worker that stopped heartbeating; running stages hear of it.
+    fn remove_worker(&self, id: u64) {
+        let Some(entry) = lock(&self.workers).remove(&id) else {
+            return;
+        };
+        let lost = self.chunks.forget_worker(id);
+        tracing::warn!("worker {id} at {} removed; {} chunks were held only there", entry.address, lost.len());
+        for tx in lock(&self.stages).values() {
+            let _ = tx.send(StageEvent::WorkerLost(id));
+        }
+    }
+
+    /// Choose the worker for a chunk with these inputs: the one holding most
+    /// of their bytes, then the one with the fewest chunks queued.
+    fn place(&self, inputs: &[Key]) -> Option<(u64, String, Arc<AtomicUsize>)> {
+        let workers = lock(&self.workers);
+        let mut local: FastMap<u64, usize> = FastMap::default();
+        {
+            let map = lock(&self.chunks.map);
+            for k in inputs {
+                if let Some(l) = map.get(k) {
+                    for &w in &l.holders {
+                        *local.entry(w).or_default() += l.nbytes.max(1);
+                    }
+                }
+            }
+        }
+        workers
+            .iter()
+            .filter(|(_, e)| e.info.alive)
+            .max_by_key(|(w, e)| {
+                (
+                    local.get(w).copied().unwrap_or(0),
+                    std::cmp::Reverse(e.queued.load(Ordering::Relaxed)),
+                    std::cmp::Reverse(**w),
+                )
+            })
+            .map(|(&w, e)| (w, e.address.clone(), e.queued.clone()))
+    }
+
+    /// Run every node of a stage's chunk graph on the workers.
+    fn run_stage(
+        &self,
+        graph: &ChunkGraph,
+        keep: &FastSet<Key>,
+        progress: &Progress,
+    ) -> BackendResult<FastMap<Key, Vec<usize>>> {
+        let ids = graph.topo_order()?;
+        let n = ids.len();
+        let mut pos = vec![usize::MAX; graph.id_bound()];
+        for (i, id) in ids.iter().enumerate() {
+            pos[id.0 as usize] = i;
+        }
+        let distinct = |i: usize| {
+            let mut v: Vec<usize> = graph.node(ids[i]).inputs.iter().map(|c| pos[c.0 as usize]).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let inputs: Vec<Vec<usize>> = (0..n).map(distinct).collect();
+        let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, ins) in inputs.iter().enumerate() {
+            for &j in ins {
+                consumers[j].push(i);
+            }
+        }
+        let mut waiting: Vec<usize> = inputs.iter().map(Vec::len).collect();
+        let mut uses_left: Vec<usize> = consumers.iter().map(Vec::len).collect();
+        let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+        let mut assigned: Vec<u64> = vec![0; n];
+        let mut queued_on: FastMap<u64, Arc<AtomicUsize>> = FastMap::default();
+        let by_key: FastMap<Key, usize> = (0..n).map(|i| (graph.node(ids[i]).key, i)).collect();
+        progress.total.fetch_add(n as u64, Ordering::Relaxed);
+
+        let stage = self.next();
+        let (tx, rx) = std_mpsc::channel();
+        lock(&self.stages).insert(stage, tx.clone());
+        let mut produced: Vec<Key> = Vec::new();
+        let mut shapes: FastMap<Key, Vec<usize>> = FastMap::default();
+        let mut outstanding = 0usize;
+        let is_fetch = |i: usize| matches!(*graph.node(ids[i]).op, ChunkOp::Fetch);
+
+        let result = (|| -> BackendResult<()> {
+            loop {
+                // hand out what is ready, one message per worker
+                let mut batches: FastMap<u64, (String, Vec<Task>)> = FastMap::default();
+                while let Some(i) = ready.pop() {
+                    let node = graph.node(ids[i]);
+                    if is_fetch(i) {
+                        if !self.chunks.contains(&node.key) {
+                            return Err(BackendError::Kernel {
+                                op: "Fetch".into(),
+                                chunk: node.key.short(),
+                                msg: "the chunk is no longer held (was its tileable released, or its worker lost?)"
+                                    .into(),
+                            });
+                        }
+                        progress.done.fetch_add(1, Ordering::Relaxed);
+                        for &c in &consumers[i] {
+                            waiting[c] -= 1;
+                            if waiting[c] == 0 {
+                                ready.push(c);
+                            }
+                        }
+                        continue;
+                    }
+                    let in_keys: Vec<Key> = node.inputs.iter().map(|c| graph.node(*c).key).collect();
+                    let (w, _, queued) =
+                        self.place(&in_keys).ok_or_else(|| BackendError::Other("no worker is alive".into()))?;
+                    let mut task_inputs = Vec::with_capacity(in_keys.len());
+                    for k in in_keys {
+                        let from = if self.chunks.held_by(&k, w) {
+                            String::new()
+                        } else {
+                            self.chunks.holder_address(&k).map(|(_, a)| a).ok_or_else(|| {
+                                BackendError::Other(format!(
+                                    "input chunk {} of {} is held nowhere",
+                                    k.short(),
+                                    node.key.short()
+                                ))
+                            })?
+                        };
+                        task_inputs.push((k, from));
+                    }
+                    queued.fetch_add(1, Ordering::Relaxed);
+                    queued_on.entry(w).or_insert(queued);
+                    assigned[i] = w;
+                    outstanding += 1;
+                    let entry = batches.entry(w).or_insert_with(|| (String::new(), Vec::new()));
+                    entry.1.push(Task {
+                        key: node.key,
+                        op: node.op.clone(),
+                        shape: node.shape.clone(),
+                        dtype: node.dtype,
+                        index: node.index.clone(),
+                        inputs: task_inputs,
+                    });
+                }
+                for (w, (_, tasks)) in batches {
+                    let Some(conn) = lock(&self.workers).get(&w).map(|e| e.conn.clone()) else {
+                        return Err(BackendError::Other(format!("worker {w} went away")));
+                    };
+                    for part in tasks.chunks(4096) {
+                        let bytes = wire::encode_tasks(part).map_err(BackendError::Other)?;
+                        let (mut conn, tx) = (conn.clone(), tx.clone());
+                        self.rt.spawn(async move {
+                            if let Err(e) = conn.launch(proto::LaunchBatch { stage, tasks: bytes }).await {
+                                let _ = tx.send(StageEvent::LaunchFailed(w, e.message().to_string()));
+                            }
+                        });
+                    }
+                }
+                if outstanding == 0 {
+                    return Ok(());
+                }
+                let event = match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(e) => e,
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                        if progress.cancelled.load(Ordering::Relaxed) {
+                            return Err(BackendError::Cancelled(0));
+                        }
+                        continue;
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                        return Err(BackendError::Other("the stage's status channel closed".into()))
+                    }
+                };
+                match event {
+                    StageEvent::LaunchFailed(w, msg) => {
+                        return Err(BackendError::Other(format!("cannot send chunks to worker {w}: {msg}")))
+                    }
+                    StageEvent::WorkerLost(w) => {
+                        if assigned.iter().any(|&a| a == w) {
+                            return Err(BackendError::Other(format!("worker {w} was lost while this graph ran on it")));
+                        }
+                    }
+                    StageEvent::Done(w, done) => {
+                        let key = wire::key_of(&done.key).map_err(|e| BackendError::Other(e.message().into()))?;
+                        let Some(&i) = by_key.get(&key) else { continue };
+                        if assigned[i] != w {
+                            continue;
+                        }
+                        assigned[i] = 0;
+                        outstanding -= 1;
+                        if let Some(q) = queued_on.get(&w) {
+                            q.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        if !done.ok {
+                            let f = done.failure.unwrap_or_default();
+                            return Err(wire::error_of(f));
+                        }
+                        let shape: Vec<usize> = done.shape.iter().map(|&d| d as usize).collect();
+                        self.chunks.add_holder(key, w, Some(shape.clone()), done.nbytes as usize);
+                        produced.push(key);
+                        for f in &done.fetched {
+                            if let Ok(k) = wire::key_of(f) {
+                                if !self.chunks.add_holder(k, w, None, 0) {
+                                    let _ = self.chunks.release.send((w, k));
+                                }
+                            }
+                        }
+                        if keep.contains(&key) {
+                            shapes.insert(key, shape);
+                        }
+                        progress.done.fetch_add(1, Ordering::Relaxed);
+                        progress.chunks_run.fetch_add(1, Ordering::Relaxed);
+                        self.chunks_run.fetch_add(1, Ordering::Relaxed);
+                        for &j in &inputs[i] {
+                            uses_left[j] -= 1;
+                            let k = graph.node(ids[j]).key;
+                            if uses_left[j] == 0 && !keep.contains(&k) && !is_fetch(j) {
+                                self.chunks.discard(&k);
+                            }
+                        }
+                        for &c in &consumers[i] {
+                            waiting[c] -= 1;
+                            if waiting[c] == 0 {
+                                ready.push(c);
+                            }
+                        }
+                    }
+                }
+            }
+        })();
+        lock(&self.stages).remove(&stage);
+        for (w, q) in &queued_on {
+            let left = assigned.iter().filter(|&&a| a == *w).count();
+            q.fetch_sub(left.min(q.load(Ordering::Relaxed)), Ordering::Relaxed);
+        }
+        if let Err(e) = result {
+            // what this stage made is of no use now (unless a held result pins it)
+            for k in produced {
+                self.chunks.discard(&k);
+            }
+            return Err(e);
+        }
+        Ok(shapes)
+    }
+}
+
+struct ClusterExec<'a> {
+    state: &'a Arc<SupState>,
+    progress: &'a Progress,
+}
+
+impl ChunkExecutor for ClusterExec<'_> {
+    fn execute(&self, graph: &ChunkGraph, keep: &FastSet<Key>) -> BackendResult<FastMap<Key, Vec<usize>>> {
+        self.state.run_stage(graph, keep, self.progress)
+    }
+    fn store(&self) -> &dyn ChunkStore {
+        &self.state.chunks
+    }
+}
+
+/// Send queued releases to workers, one message per worker.
+async fn send_releases(state: Arc<SupState>, mut rx: mpsc::UnboundedReceiver<(u64, Key)>) {
+    while let Some(first) = rx.recv().await {
+        let mut by_worker: FastMap<u64, Vec<Vec<u8>>> = FastMap::default();
+        let mut add = |(w, k): (u64, Key)| by_worker.entry(w).or_default().push(wire::key_bytes(&k));
+        add(first);
+        while let Ok(x) = rx.try_recv() {
+            add(x);
+        }
+        for (w, keys) in by_worker {
+            let conn = lock(&state.workers).get(&w).map(|e| e.conn.clone());
+            if let Some(mut conn) = conn {
+                tokio::spawn(async move {
+                    if let Err(e) = conn.release(proto::ReleaseChunks { keys }).await {
+                        tracing::warn!("cannot release chunks on worker {w}: {e}");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Remove workers that stopped heartbeating and close sessions whose lease expired.
+async fn watch_liveness(state: Arc<SupState>) {
+    let every = (state.timing.worker_ttl / 4).min(state.timing.lease / 4).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        let dead: Vec<u64> = lock(&state.workers)
+            .iter()
+            .filter(|(_, e)| e.last_seen.elapsed() > state.timing.worker_ttl)
+            .map(|(&w, _)| w)
+            .collect();
+        for w in dead {
+            state.remove_worker(w);
+        }
+        let expired: Vec<u64> = lock(&state.sessions)
+            .iter()
+            .filter(|(_, s)| s.last_seen.is_some_and(|t| t.elapsed() > state.timing.lease))
+            .map(|(&id, _)| id)
+            .collect();
+        for s in expired {
+            tracing::info!("session {s}: lease expired, releasing what it held");
+            state.close_session(s);
+        }
+    }
+}
+
+/// The Supervisor gRPC service.
+#[derive(Debug, Clone)]
+pub struct SupervisorService(pub Arc<SupState>);
+
+fn failure_reply(e: BackendError) -> proto::WaitReply {
+    proto::WaitReply { done: true, results_json: String::new(), failure: Some(wire::failure(&e)) }
+}
+
+fn tile_options(t: Option<proto::TileOptions>) -> Result<TileOptions, Status> {
+    let d = TileOptions::default();
+    let Some(t) = t else { return Ok(d) };
+    let pick = |v: u64, default: usize| if v == 0 { default } else { v as usize };
+    let opts = TileOptions {
+        chunk_bytes: pick(t.chunk_bytes, d.chunk_bytes),
+        combine_size: pick(t.combine_size, d.combine_size),
+        max_chunks: pick(t.max_chunks, d.max_chunks),
+    };
+    if opts.combine_size < 2 {
+        return Err(Status::invalid_argument(format!("combine_size must be at least 2, not {}", opts.combine_size)));
+    }
+    Ok(opts)
+}
+
+#[tonic::async_trait]
+impl Supervisor for SupervisorService {
+    async fn open_session(
+        &self,
+        req: Request<proto::OpenSessionRequest>,
+    ) -> Result<Response<proto::OpenSessionReply>, Status> {
+        let id = self.0.next();
+        let name: String = req.into_inner().name.chars().take(200).collect();
+        lock(&self.0.sessions).insert(id, SessionState { name, last_seen: Some(Instant::now()), ..Default::default() });
+        Ok(Response::new(proto::OpenSessionReply { session: id, lease_ms: self.0.timing.lease.as_millis() as u64 }))
+    }
+
+    async fn keep_alive(&self, req: Request<proto::SessionRef>) -> Result<Response<Empty>, Status> {
+        self.0.session_touch(req.into_inner().session)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn close_session(&self, req: Request<proto::SessionRef>) -> Result<Response<Empty>, Status> {
+        self.0.close_session(req.into_inner().session);
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn submit(&self, req: Request<proto::SubmitRequest>) -> Result<Response<proto::SubmitReply>, Status> {
+        let req = req.into_inner();
+        self.0.session_touch(req.session)?;
+        let tile = tile_options(req.tile)?;
+        let (graph, keep) = TileableGraph::from_json_with_roots(&req.graph_json)
+            .map_err(|e| Status::invalid_argument(format!("invalid graph: {e}")))?;
+        check_data_refs(&graph, |k| {
+            let held = lock(&self.0.sessions).get(&req.session).is_some_and(|s| s.holds.contains_key(k));
+            if !held {
+                return None;
+            }
+            lock(&self.0.results).get(k).map(|(r, _)| r.meta.clone())
+        })
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let task = self.0.submit(req.session, graph, keep, tile);
+        Ok(Response::new(proto::SubmitReply { task }))
+    }
+
+    async fn progress(&self, req: Request<proto::TaskRef>) -> Result<Response<proto::ProgressReply>, Status> {
+        let req = req.into_inner();
+        let t = self.0.task(req.session, req.task)?;
+        let fraction = if *t.done.borrow() {
+            1.0
+        } else {
+            let total = t.progress.total.load(Ordering::Relaxed).max(1);
+            t.progress.done.load(Ordering::Relaxed) as f64 / total as f64
+        };
+        Ok(Response::new(proto::ProgressReply { fraction: fraction.min(1.0) }))
+    }
+
+    async fn wait(&self, req: Request<proto::WaitRequest>) -> Result<Response<proto::WaitReply>, Status> {
+        let req = req.into_inner();
+        self.0.session_touch(req.session)?;
+        let t = self.0.task(req.session, req.task)?;
+        let mut rx = t.done.subscribe();
+        let limit = Duration::from_millis(req.timeout_ms.min(10_000));
+        let finished = tokio::time::timeout(limit, rx.wait_for(|d| *d)).await.is_ok();
+        if !finished {
+            return Ok(Response::new(proto::WaitReply { done: false, ..Default::default() }));
+        }
+        let outcome = lock(&t.outcome).take();
+        lock(&self.0.tasks).remove(&req.task);
+        Ok(Response::new(match outcome {
+            None => failure_reply(BackendError::Other(format!("task {} was already waited for", req.task))),
+            Some(Err(e)) => failure_reply(e),
+            Some(Ok(results)) => {
+                let list: Vec<&TileableResult> = results.values().collect();
+                let json = serde_json::to_string(&list).map_err(|e| Status::internal(e.to_string()))?;
+                proto::WaitReply { done: true, results_json: json, failure: None }
+            }
+        }))
+    }
+
+    async fn cancel(&self, req: Request<proto::TaskRef>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        self.0.task(req.session, req.task)?.progress.cancelled.store(true, Ordering::Relaxed);
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn put(&self, req: Request<proto::PutRequest>) -> Result<Response<proto::PutReply>, Status> {
+        let req = req.into_inner();
+        self.0.session_touch(req.session)?;
+        let key = wire::key_of(&req.key)?;
+        let held = lock(&self.0.results).get(&key).map(|(r, _)| r.clone());
+        if let Some(res) = held {
+            for c in &res.chunks {
+                self.0.chunks.pin(c);
+            }
+            self.0.hold(req.session, &res);
+            return Ok(Response::new(proto::PutReply { held: true, worker: String::new() }));
+        }
+        let worker = lock(&self.0.workers)
+            .values()
+            .filter(|e| e.info.alive)
+            .min_by_key(|e| (e.info.bytes_held, e.queued.load(Ordering::Relaxed)))
+            .map(|e| e.address.clone())
+            .ok_or_else(|| Status::unavailable("no worker is alive"))?;
+        if let Some(s) = lock(&self.0.sessions).get_mut(&req.session) {
+            s.pending.insert(key);
+        }
+        Ok(Response::new(proto::PutReply { held: false, worker }))
+    }
+
+    async fn commit_put(&self, req: Request<proto::PutRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        self.0.session_touch(req.session)?;
+        let key = wire::key_of(&req.key)?;
+        let pending = lock(&self.0.sessions).get_mut(&req.session).is_some_and(|s| s.pending.remove(&key));
+        let result = lock(&self.0.put_results).remove(&key);
+        let (true, Some(result)) = (pending, result) else {
+            return Err(Status::failed_precondition(format!("no data was put for {key} in this session")));
+        };
+        if !self.0.chunks.pin(&key) {
+            return Err(Status::unavailable(format!("the worker holding {key} was lost; put it again")));
+        }
+        self.0.hold(req.session, &result);
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn locate(&self, req: Request<proto::LocateRequest>) -> Result<Response<proto::LocateReply>, Status> {
+        let req = req.into_inner();
+        self.0.session_touch(req.session)?;
+        let key = wire::key_of(&req.key)?;
+        let held = lock(&self.0.sessions).get(&req.session).is_some_and(|s| s.holds.contains_key(&key));
+        let result = match held {
+            true => lock(&self.0.results).get(&key).map(|(r, _)| r.clone()),
+            false => None,
+        };
+        let result = result.ok_or_else(|| Status::not_found(key.to_string()))?;
+        let mut workers = Vec::with_capacity(result.chunks.len());
+        for c in &result.chunks {
+            let (_, addr) = self.0.chunks.holder_address(c).ok_or_else(|| {
+                Status::unavailable(format!("chunk {} of {key} is held by no live worker", c.short()))
+            })?;
+            workers.push(addr);
+        }
+        Ok(Response::new(proto::LocateReply { result_json: wire::result_json(&result)?, workers }))
+    }
+
+    async fn release(&self, req: Request<proto::KeysRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        let keys = wire::keys_of(&req.keys)?;
+        self.0.release(req.session, &keys);
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn stats(&self, req: Request<proto::SessionRef>) -> Result<Response<proto::StatsReply>, Status> {
+        let s = &self.0;
+        let session = req.into_inner().session;
+        let session_results_held = lock(&s.sessions).get(&session).map_or(0, |x| x.holds.len() as u64);
+        Ok(Response::new(proto::StatsReply {
+            chunks_run: s.chunks_run.load(Ordering::Relaxed),
+            chunks_held: s.chunks.len() as u64,
+            bytes_held: s.chunks.bytes() as u64,
+            results_held: lock(&s.results).len() as u64,
+            workers: s.worker_infos(),
+            sessions: lock(&s.sessions).len() as u64,
+            session_results_held,
+        }))
+    }
+
+    async fn register(&self, req: Request<proto::RegisterRequest>) -> Result<Response<proto::RegisterReply>, Status> {
+        let req = req.into_inner();
+        let add = AddToken::new(&self.0.token).map_err(Status::internal)?;
+        let channel = crate::flight::channel(&req.address)?;
+        let conn = WorkerClient::with_interceptor(channel, add)
+            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+        let id = self.0.next();
+        let info = proto::WorkerInfo {
+            id,
+            address: req.address.clone(),
+            threads: req.threads,
+            memory_limit: req.memory_limit,
+            alive: true,
+            ..Default::default()
+        };
+        tracing::info!("worker {id} registered at {}", req.address);
+        lock(&self.0.workers).insert(
+            id,
+            WorkerEntry { address: req.address, conn, last_seen: Instant::now(), info, queued: Arc::default() },
+        );
+        Ok(Response::new(proto::RegisterReply { worker: id, heartbeat_ms: self.0.timing.heartbeat.as_millis() as u64 }))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<proto::HeartbeatRequest>,
+    ) -> Result<Response<proto::HeartbeatReply>, Status> {
+        let req = req.into_inner();
+        let mut workers = lock(&self.0.workers);
+        let known = match workers.get_mut(&req.worker) {
+            Some(e) => {
+                e.last_seen = Instant::now();
+                if let Some(mut info) = req.stats {
+                    info.id = req.worker;
+                    info.address = e.address.clone();
+                    info.alive = true;
+                    e.info = info;
+                }
+                true
+            }
+            None => false,
+        };
+        Ok(Response::new(proto::HeartbeatReply { known }))
+    }
+
+    async fn task_status(&self, req: Request<proto::StatusBatch>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        let w = req.worker;
+        if !lock(&self.0.workers).contains_key(&w) {
+            // a removed worker's late reports are ignored
+            return Ok(Response::new(Empty {}));
+        }
+        let stages = lock(&self.0.stages);
+        for done in req.done {
+            match stages.get(&done.stage) {
+                Some(tx) => {
+                    let _ = tx.send(StageEvent::Done(w, done));
+                }
+                None => {
+                    // a stage that ended (failed or cancelled): what it made is dropped
+                    for k in std::iter::once(&done.key).chain(done.fetched.iter()) {
+                        if let Ok(k) = wire::key_of(k) {
+                            if !self.0.chunks.held_by(&k, w) {
+                                let _ = self.0.chunks.release.send((w, k));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn held(&self, req: Request<proto::HeldRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        if !lock(&self.0.workers).contains_key(&req.worker) {
+            return Err(Status::failed_precondition(format!("worker {} is not registered", req.worker)));
+        }
+        let key = wire::key_of(&req.key)?;
+        let result = wire::result_of(&req.result_json).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if result.key != key || result.chunks != [key] {
+            return Err(Status::invalid_argument("a put's result must be the one chunk put"));
+        }
+        let shape: Vec<usize> = result.nsplits.iter().map(|s| s.iter().map(|d| d.known().unwrap_or(0)).sum()).collect();
+        self.0.chunks.add_holder(key, req.worker, Some(shape), req.nbytes as usize);
+        lock(&self.0.put_results).insert(key, result);
+        Ok(Response::new(Empty {}))
+    }
+}
+
+/// The supervisor's gRPC service, behind the token.
+pub fn service(state: Arc<SupState>) -> InterceptedService<SupervisorServer<SupervisorService>, CheckToken> {
+    let token = state.token.clone();
+    let s = SupervisorServer::new(SupervisorService(state))
+        .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);
+    InterceptedService::new(s, CheckToken(token))
+}

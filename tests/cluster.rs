@@ -1,0 +1,132 @@
+//! The cluster backend with real processes: a supervisor and workers started
+//! on 127.0.0.1 by the tests (the `mars` binary's subcommands), results
+//! compared with the local backend, sessions isolated, holds released, the
+//! token required, unreachable addresses a clear error in seconds.
+
+use mars::arrow::array::{ArrayRef, Float64Array, Int64Array};
+use mars::dataframe as md;
+use mars::prelude::*;
+use mars::tensor as mt;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// One cluster for the tests that do not stop processes.
+fn cluster() -> &'static mars::LocalCluster {
+    static C: OnceLock<mars::LocalCluster> = OnceLock::new();
+    C.get_or_init(|| mars::new_cluster(2).expect("a local cluster"))
+}
+
+fn f64s(d: mt::TensorData) -> Vec<f64> {
+    d.to_f64_vec()
+}
+
+/// Cluster-wide counters (every session's), once releases have reached the workers.
+fn settled_chunks(c: &mars::LocalCluster, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = mars_cluster::client::cluster_stats(c.address(), c.token()).expect("stats");
+        let on_workers: u64 = s.workers.iter().map(|w| w.chunks_held).sum();
+        if (s.chunks_held == want && on_workers == want) || Instant::now() > deadline {
+            return s.chunks_held.max(on_workers);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn tensors_agree_with_the_local_backend() -> Result<()> {
+    let c = cluster();
+    let (remote, local) = (c.session()?, mars::new_session()?);
+    let rs = mt::random::RandomState::new(7);
+    let x = rs.randn(&[300, 70]).rechunk(&[64, 30]);
+    let y = rs.rand(&[70, 50]).rechunk(&[30, 17]);
+    let cases: Vec<(&str, mt::Tensor)> = vec![
+        ("sum", x.sum()),
+        ("mean axis 0", x.mean_axis(0)),
+        ("std axis 1", x.std_axis(1)),
+        ("matmul", x.dot(&y)),
+        ("elementwise", (&x * 2.0 + 1.0).exp().sum_axis(1)),
+        ("arange", mt::arange(0.0, 1000.0, 1.0).rechunk(7) * 3.0),
+    ];
+    for (what, t) in cases {
+        let a = f64s(t.execute_in(&remote)?.fetch_in(&remote)?);
+        let b = f64s(t.execute_in(&local)?.fetch_in(&local)?);
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+            assert!(p.to_bits() == q.to_bits(), "{what}: element {i}: cluster {p} local {q}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn user_data_goes_in_by_reference_and_sessions_are_isolated() -> Result<()> {
+    let c = cluster();
+    let (s1, s2) = (c.session()?, c.session()?);
+    let data = mars::ndarray::arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    let a = mt::tensor(data).rechunk(&[1, 2]);
+    let total = (&a * 2.0).sum();
+    total.execute_in(&s1)?;
+    assert_eq!(total.fetch_in(&s1)?.to_string(), "array(42.)");
+    let err = total.fetch_in(&s2).unwrap_err();
+    assert!(err.to_string().contains("must be executed first"), "{err}");
+    assert_eq!(s1.stats()?.results_held, 2, "the data and the sum");
+    drop(total);
+    drop(a);
+    assert_eq!(s1.stats()?.results_held, 0);
+    Ok(())
+}
+
+#[test]
+fn frames_agree_with_the_local_backend() -> Result<()> {
+    let c = cluster();
+    let (remote, local) = (c.session()?, mars::new_session()?);
+    let n = 5000;
+    let k: Vec<i64> = (0..n).map(|i| (i * 7919) % 97).collect();
+    let v: Vec<f64> = (0..n).map(|i| ((i * 31) % 1000) as f64 / 10.0).collect();
+    let df = md::DataFrame::from_columns(vec![
+        ("k", Arc::new(Int64Array::from(k)) as ArrayRef),
+        ("v", Arc::new(Float64Array::from(v)) as ArrayRef),
+    ])?
+    .rechunk(700);
+    let g = df.groupby(&["k"])?.agg(&[("v", "sum"), ("v", "mean"), ("v", "count")])?;
+    let sorted = df.sort_values(&["v"], true)?;
+    for (what, f) in [("groupby", g), ("sort", sorted)] {
+        let a = f.execute_in(&remote)?.fetch_in(&remote)?;
+        let b = f.execute_in(&local)?.fetch_in(&local)?;
+        assert_eq!(a.to_string(), b.to_string(), "{what}");
+    }
+    Ok(())
+}
+
+#[test]
+fn closing_a_session_frees_worker_memory() -> Result<()> {
+    let c = mars::new_cluster(2)?;
+    let s = c.session()?;
+    let x = mt::random::RandomState::new(1).rand(&[100, 10]).rechunk(&[10, 10]) * 3.0;
+    x.execute_in(&s)?;
+    assert_eq!(settled_chunks(&c, 10), 10);
+    s.close()?;
+    assert_eq!(settled_chunks(&c, 0), 0);
+    Ok(())
+}
+
+#[test]
+fn the_token_is_required() {
+    let c = cluster();
+    let wrong = Session::builder().address(c.address()).token("not-the-token").build().unwrap_err();
+    assert!(wrong.to_string().contains("unauthenticated"), "{wrong}");
+    let empty = Session::builder().address(c.address()).token("").build().unwrap_err();
+    assert!(empty.to_string().contains("unauthenticated"), "{empty}");
+    assert!(Session::builder().address(c.address()).token(c.token()).build().is_ok());
+}
+
+#[test]
+fn an_unreachable_cluster_is_an_error_within_seconds() {
+    let t = Instant::now();
+    let err = Session::builder().address("http://127.0.0.1:1").token("x").build().unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    let bad = Session::builder().address("127.0.0.1:7777").token("x").build().unwrap_err();
+    assert!(bad.to_string().contains("http://host:port"), "{bad}");
+}
