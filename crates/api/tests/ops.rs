@@ -202,12 +202,25 @@ const ELEM: f64 = 1e-12;
 /// float32 results computed differently from the f64 reference.
 const F32TOL: f64 = 1e-5;
 
+/// A session builder: local, or (when this file is `ops_cluster`'s module)
+/// one on a supervisor and two worker processes shared by the tests, so the
+/// whole corpus also runs on the cluster.
+fn builder() -> mars::SessionBuilder {
+    if module_path!().starts_with("ops_cluster") {
+        static CLUSTER: std::sync::OnceLock<mars::LocalCluster> = std::sync::OnceLock::new();
+        let c = CLUSTER.get_or_init(|| mars::new_cluster(2).expect("a local cluster"));
+        Session::builder().address(c.address()).token(c.token())
+    } else {
+        Session::builder()
+    }
+}
+
 fn session() -> Session {
-    mars::new_session().expect("a local session")
+    builder().build().expect("a session")
 }
 
 fn session_with_threads(n: usize) -> Session {
-    Session::builder().threads(n).build().expect("a local session")
+    builder().threads(n).build().expect("a session")
 }
 
 /// `got` is within `rtol` of `want` relative to the larger magnitude (plus a
@@ -1846,7 +1859,7 @@ fn automatic_chunking_by_byte_budget() {
     };
     let want = plain(&one);
     for bytes in [8, 40, 96, 240, 1000] {
-        let s = Session::builder().chunk_bytes(bytes).build().expect("a session");
+        let s = builder().chunk_bytes(bytes).build().expect("a session");
         for ((name, got), (_, w)) in plain(&s).iter().zip(&want) {
             same(got, w, RTOL).unwrap_or_else(|e| panic!("{name} with chunk_bytes {bytes}: {e}"));
         }

@@ -450,7 +450,7 @@ macro_rules! serde_forms {
             /// The graph and its roots (the sinks when the file names none); a
             /// root that is not in the graph is an error.
             pub fn from_json_with_roots(text: &str) -> IrResult<(Self, Vec<Key>)> {
-                let file: GraphFile<$node> = serde_json::from_str(text)
+                let mut file: GraphFile<$node> = serde_json::from_str(text)
                     .map_err(|e| IrError::Serde(format!("line {} column {}: {e}", e.line(), e.column())))?;
                 if file.format != $fmt {
                     return Err(IrError::Serde(format!(
@@ -458,7 +458,7 @@ macro_rules! serde_forms {
                         file.format, $fmt
                     )));
                 }
-                $check(&file.nodes)?;
+                $check(&mut file.nodes)?;
                 let g = Self::from_nodes(file.nodes)?;
                 let roots = if file.roots.is_empty() {
                     g.sinks().into_iter().map(|id| g.node(id).key()).collect()
@@ -476,9 +476,9 @@ macro_rules! serde_forms {
             }
             pub fn from_bytes(bytes: &[u8]) -> IrResult<Self> {
                 use bincode::Options;
-                let nodes: Vec<$node> =
+                let mut nodes: Vec<$node> =
                     bincode_options(bytes.len()).deserialize(bytes).map_err(|e| IrError::Serde(e.to_string()))?;
-                $check(&nodes)?;
+                $check(&mut nodes)?;
                 Self::from_nodes(nodes)
             }
         }
@@ -488,7 +488,7 @@ macro_rules! serde_forms {
 // A tileable graph from outside is validated in full (keys, metas, parameters);
 // a chunk graph is only checked for structure (it is a dump, never executed).
 serde_forms!(TileableNode, FORMAT_TILEABLE, crate::validate::tileable_nodes);
-serde_forms!(ChunkNode, FORMAT_CHUNK, |_: &[ChunkNode]| IrResult::Ok(()));
+serde_forms!(ChunkNode, FORMAT_CHUNK, |_: &mut [ChunkNode]| IrResult::Ok(()));
 
 /// An entry of the key index: a node and 32 bits of its key, so that growing
 /// the index (rehashing) reads the index only, not every node.

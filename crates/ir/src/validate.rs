@@ -17,9 +17,14 @@ use crate::shape::{fmt_shape, Dim, Meta};
 
 /// Check the serialised form of a tileable graph (nodes in order, inputs as
 /// positions of earlier nodes).
-pub fn tileable_nodes(nodes: &[TileableNode]) -> IrResult<()> {
+///
+/// A node may know a length its op leaves unknown (a session learns lengths
+/// by executing, and sends what it learned). Such a length is not trusted:
+/// the node gets the inferred meta back, and executing finds the length again.
+pub fn tileable_nodes(nodes: &mut [TileableNode]) -> IrResult<()> {
     let mut seen: FastMap<Key, usize> = FastMap::default();
-    for (i, node) in nodes.iter().enumerate() {
+    for i in 0..nodes.len() {
+        let node = &nodes[i];
         let at = |msg: String| IrError::Graph(format!("node {i} ({} key={}): {msg}", node.op, node.key));
         let mut in_keys = Vec::with_capacity(node.inputs.len());
         let mut in_metas = Vec::with_capacity(node.inputs.len());
@@ -58,10 +63,25 @@ pub fn tileable_nodes(nodes: &[TileableNode]) -> IrResult<()> {
             }
         };
         if meta != node.meta {
-            return Err(at(format!("the file says {} but its op and inputs give {meta}", node.meta)));
+            if !refines(&node.meta, &meta) {
+                return Err(at(format!("the file says {} but its op and inputs give {meta}", node.meta)));
+            }
+            nodes[i].meta = meta;
         }
     }
     Ok(())
+}
+
+/// `file` is `inferred` with some unknown lengths known.
+fn refines(file: &Meta, inferred: &Meta) -> bool {
+    let dims = |a: &[Dim], b: &[Dim]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || (*y == Dim::Unknown && x.is_known()))
+    };
+    match (file, inferred) {
+        (Meta::Tensor { shape: a, dtype: x }, Meta::Tensor { shape: b, dtype: y }) => x == y && dims(a, b),
+        (Meta::Frame { schema: a, nrows: x }, Meta::Frame { schema: b, nrows: y }) => a == b && dims(&[*x], &[*y]),
+        _ => false,
+    }
 }
 
 /// A held result's chunk grid must fill its meta's shape exactly.

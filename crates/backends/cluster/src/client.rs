@@ -38,6 +38,8 @@ pub struct RemoteBackend {
     address: String,
     tile: proto::TileOptions,
     keepalive: tokio::task::JoinHandle<()>,
+    /// Flight clients of the workers read from, kept (one connection each).
+    workers: std::sync::Mutex<HashMap<String, FlightClient>>,
 }
 
 impl std::fmt::Debug for RemoteBackend {
@@ -102,6 +104,7 @@ impl RemoteBackend {
                 max_chunks: tile.max_chunks as u64,
             },
             keepalive,
+            workers: Default::default(),
         })
     }
 
@@ -146,10 +149,16 @@ impl RemoteBackend {
     }
 
     fn flight(&self, addr: &str) -> BackendResult<FlightClient> {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = workers.get(addr) {
+            return Ok(c.clone());
+        }
         let _g = self.rt.enter();
-        Ok(flight::client(addr, &self.token)
+        let c = flight::client(addr, &self.token)
             .map_err(|e| other(addr, e))?
-            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES))
+            .max_decoding_message_size(wire::MAX_MESSAGE_BYTES);
+        workers.insert(addr.to_string(), c.clone());
+        Ok(c)
     }
 
     /// Read chunks from the workers holding them, all at once.

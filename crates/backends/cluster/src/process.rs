@@ -12,7 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Options of `mars supervisor`.
 #[derive(Clone, Debug)]
@@ -60,6 +59,12 @@ fn runtime(name: &str) -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Accepted connections with Nagle's algorithm off (small control messages
+/// and the last piece of a chunk must not wait for an ACK).
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or (with `watch_stdin`) when stdin closes.
@@ -149,7 +154,7 @@ pub fn run_supervisor(opts: SupervisorOptions) -> Result<(), String> {
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(supervisor::service(state))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown(opts.watch_stdin))
+            .serve_with_incoming_shutdown(incoming(listener), shutdown(opts.watch_stdin))
             .await
             .map_err(|e| format!("the supervisor stopped: {e}"))
     })?;
@@ -185,7 +190,7 @@ pub fn run_worker(opts: WorkerOptions) -> Result<(), String> {
                 .initial_connection_window_size(Some(32 << 20))
                 .add_service(wsvc)
                 .add_service(fsvc)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                .serve_with_incoming_shutdown(incoming(listener), async {
                     let _ = stop_rx.await;
                 }),
         );

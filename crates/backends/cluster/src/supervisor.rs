@@ -53,10 +53,24 @@ impl Default for Timing {
     }
 }
 
+/// What the supervisor sends a worker, in order: a release sent before a
+/// launch is applied before it (a chunk freed and then made again on the
+/// same worker must not be freed after it was made).
+#[derive(Debug)]
+enum Outgoing {
+    Launch {
+        stage: u64,
+        tasks: Vec<u8>,
+    },
+    Release(Vec<Key>),
+    /// Answered once everything queued before it was delivered.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 #[derive(Debug)]
 struct WorkerEntry {
     address: String,
-    conn: WorkerConn,
+    outbox: mpsc::UnboundedSender<Outgoing>,
     last_seen: Instant,
     info: proto::WorkerInfo,
     /// Chunks sent and not reported yet.
@@ -77,7 +91,6 @@ struct Loc {
 #[derive(Debug)]
 pub struct ChunkTable {
     map: Mutex<FastMap<Key, Loc>>,
-    release: mpsc::UnboundedSender<(u64, Key)>,
     /// For `get`/`put` from the driver's side (it runs on its own thread).
     rt: tokio::runtime::Handle,
     token: AddToken,
@@ -89,10 +102,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ChunkTable {
-    fn remove(&self, map: &mut FastMap<Key, Loc>, key: &Key) {
-        if let Some(loc) = map.remove(key) {
-            for w in loc.holders {
-                let _ = self.release.send((w, *key));
+    /// Queue the release of `key` on each of `workers` (called without the
+    /// table's lock: the workers' lock is taken before it elsewhere).
+    fn release_on(&self, workers: &[u64], key: Key) {
+        let entries = lock(&self.workers);
+        for w in workers {
+            if let Some(e) = entries.get(w) {
+                let _ = e.outbox.send(Outgoing::Release(vec![key]));
             }
         }
     }
@@ -173,18 +189,34 @@ impl ChunkStore for ChunkTable {
         }
     }
     fn unpin(&self, key: &Key) {
-        let mut map = lock(&self.map);
-        if let Some(l) = map.get_mut(key) {
-            l.pins = l.pins.saturating_sub(1);
-            if l.pins == 0 {
-                self.remove(&mut map, key);
+        let gone = {
+            let mut map = lock(&self.map);
+            match map.get_mut(key) {
+                Some(l) => {
+                    l.pins = l.pins.saturating_sub(1);
+                    if l.pins == 0 {
+                        map.remove(key)
+                    } else {
+                        None
+                    }
+                }
+                None => None,
             }
+        };
+        if let Some(l) = gone {
+            self.release_on(&l.holders, *key);
         }
     }
     fn discard(&self, key: &Key) {
-        let mut map = lock(&self.map);
-        if map.get(key).is_some_and(|l| l.pins == 0) {
-            self.remove(&mut map, key);
+        let gone = {
+            let mut map = lock(&self.map);
+            match map.get(key).is_some_and(|l| l.pins == 0) {
+                true => map.remove(key),
+                false => None,
+            }
+        };
+        if let Some(l) = gone {
+            self.release_on(&l.holders, *key);
         }
     }
     /// Read the chunk from a worker holding it.
@@ -275,7 +307,6 @@ enum StageEvent {
 pub struct SupState {
     token: Arc<str>,
     timing: Timing,
-    rt: tokio::runtime::Handle,
     workers: Arc<Mutex<FastMap<u64, WorkerEntry>>>,
     chunks: ChunkTable,
     results: Mutex<FastMap<Key, (TileableResult, usize)>>,
@@ -291,22 +322,14 @@ pub struct SupState {
 }
 
 impl SupState {
-    /// The state, and the task that sends releases to workers (spawn it).
+    /// The state; its liveness watcher runs on `rt`.
     pub fn new(token: Arc<str>, timing: Timing, rt: tokio::runtime::Handle) -> Arc<SupState> {
-        let (tx, rx) = mpsc::unbounded_channel();
         let workers: Arc<Mutex<FastMap<u64, WorkerEntry>>> = Arc::default();
         let add_token = AddToken::new(&token).unwrap_or_else(|_| AddToken::new("invalid").expect("ascii"));
         let state = Arc::new(SupState {
-            chunks: ChunkTable {
-                map: Mutex::default(),
-                release: tx,
-                rt: rt.clone(),
-                token: add_token,
-                workers: workers.clone(),
-            },
+            chunks: ChunkTable { map: Mutex::default(), rt: rt.clone(), token: add_token, workers: workers.clone() },
             token,
             timing,
-            rt: rt.clone(),
             workers,
             results: Mutex::default(),
             put_results: Mutex::default(),
@@ -318,7 +341,6 @@ impl SupState {
             next_id: AtomicU64::new(1),
             chunks_run: AtomicU64::new(0),
         });
-        rt.spawn(send_releases(state.clone(), rx));
         rt.spawn(watch_liveness(state.clone()));
         state
     }
@@ -638,17 +660,14 @@ impl SupState {
                     });
                 }
                 for (w, (_, tasks)) in batches {
-                    let Some(conn) = lock(&self.workers).get(&w).map(|e| e.conn.clone()) else {
+                    let Some(outbox) = lock(&self.workers).get(&w).map(|e| e.outbox.clone()) else {
                         return Err(BackendError::Other(format!("worker {w} went away")));
                     };
                     for part in tasks.chunks(4096) {
                         let bytes = wire::encode_tasks(part).map_err(BackendError::Other)?;
-                        let (mut conn, tx) = (conn.clone(), tx.clone());
-                        self.rt.spawn(async move {
-                            if let Err(e) = conn.launch(proto::LaunchBatch { stage, tasks: bytes }).await {
-                                let _ = tx.send(StageEvent::LaunchFailed(w, e.message().to_string()));
-                            }
-                        });
+                        if outbox.send(Outgoing::Launch { stage, tasks: bytes }).is_err() {
+                            return Err(BackendError::Other(format!("worker {w} went away")));
+                        }
                     }
                 }
                 if outstanding == 0 {
@@ -696,7 +715,7 @@ impl SupState {
                         for f in &done.fetched {
                             if let Ok(k) = wire::key_of(f) {
                                 if !self.chunks.add_holder(k, w, None, 0) {
-                                    let _ = self.chunks.release.send((w, k));
+                                    self.chunks.release_on(&[w], k);
                                 }
                             }
                         }
@@ -753,24 +772,41 @@ impl ChunkExecutor for ClusterExec<'_> {
     }
 }
 
-/// Send queued releases to workers, one message per worker.
-async fn send_releases(state: Arc<SupState>, mut rx: mpsc::UnboundedReceiver<(u64, Key)>) {
-    while let Some(first) = rx.recv().await {
-        let mut by_worker: FastMap<u64, Vec<Vec<u8>>> = FastMap::default();
-        let mut add = |(w, k): (u64, Key)| by_worker.entry(w).or_default().push(wire::key_bytes(&k));
-        add(first);
-        while let Ok(x) = rx.try_recv() {
-            add(x);
-        }
-        for (w, keys) in by_worker {
-            let conn = lock(&state.workers).get(&w).map(|e| e.conn.clone());
-            if let Some(mut conn) = conn {
-                tokio::spawn(async move {
-                    if let Err(e) = conn.release(proto::ReleaseChunks { keys }).await {
-                        tracing::warn!("cannot release chunks on worker {w}: {e}");
-                    }
-                });
+/// Deliver what is queued for one worker, in order; consecutive releases
+/// go as one message. Ends when the worker is removed (its queue closes).
+async fn deliver(state: Arc<SupState>, w: u64, mut conn: WorkerConn, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    let mut next = rx.recv().await;
+    while let Some(m) = next.take() {
+        match m {
+            Outgoing::Flush(done) => {
+                let _ = done.send(());
             }
+            Outgoing::Launch { stage, tasks } => {
+                if let Err(e) = conn.launch(proto::LaunchBatch { stage, tasks }).await {
+                    if let Some(tx) = lock(&state.stages).get(&stage) {
+                        let _ = tx.send(StageEvent::LaunchFailed(w, e.message().to_string()));
+                    }
+                }
+            }
+            Outgoing::Release(mut keys) => {
+                loop {
+                    match rx.try_recv() {
+                        Ok(Outgoing::Release(more)) => keys.extend(more),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let keys = keys.iter().map(wire::key_bytes).collect();
+                if let Err(e) = conn.release(proto::ReleaseChunks { keys }).await {
+                    tracing::warn!("cannot release chunks on worker {w}: {e}");
+                }
+            }
+        }
+        if next.is_none() {
+            next = rx.recv().await;
         }
     }
 }
@@ -859,6 +895,7 @@ impl Supervisor for SupervisorService {
             lock(&self.0.results).get(k).map(|(r, _)| r.meta.clone())
         })
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        check_fetches(&self.0, req.session, &graph)?;
         let task = self.0.submit(req.session, graph, keep, tile);
         Ok(Response::new(proto::SubmitReply { task }))
     }
@@ -916,12 +953,17 @@ impl Supervisor for SupervisorService {
             self.0.hold(req.session, &res);
             return Ok(Response::new(proto::PutReply { held: true, worker: String::new() }));
         }
-        let worker = lock(&self.0.workers)
+        let (worker, outbox) = lock(&self.0.workers)
             .values()
             .filter(|e| e.info.alive)
             .min_by_key(|e| (e.info.bytes_held, e.queued.load(Ordering::Relaxed)))
-            .map(|e| e.address.clone())
+            .map(|e| (e.address.clone(), e.outbox.clone()))
             .ok_or_else(|| Status::unavailable("no worker is alive"))?;
+        // a release of this key queued for the worker lands before the data does
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if outbox.send(Outgoing::Flush(done)).is_err() || flushed.await.is_err() {
+            return Err(Status::unavailable(format!("worker {worker} went away")));
+        }
         if let Some(s) = lock(&self.0.sessions).get_mut(&req.session) {
             s.pending.insert(key);
         }
@@ -1003,9 +1045,11 @@ impl Supervisor for SupervisorService {
             ..Default::default()
         };
         tracing::info!("worker {id} registered at {}", req.address);
+        let (outbox, rx) = mpsc::unbounded_channel();
+        tokio::spawn(deliver(self.0.clone(), id, conn, rx));
         lock(&self.0.workers).insert(
             id,
-            WorkerEntry { address: req.address, conn, last_seen: Instant::now(), info, queued: Arc::default() },
+            WorkerEntry { address: req.address, outbox, last_seen: Instant::now(), info, queued: Arc::default() },
         );
         Ok(Response::new(proto::RegisterReply { worker: id, heartbeat_ms: self.0.timing.heartbeat.as_millis() as u64 }))
     }
@@ -1050,7 +1094,7 @@ impl Supervisor for SupervisorService {
                     for k in std::iter::once(&done.key).chain(done.fetched.iter()) {
                         if let Ok(k) = wire::key_of(k) {
                             if !self.0.chunks.held_by(&k, w) {
-                                let _ = self.0.chunks.release.send((w, k));
+                                self.0.chunks.release_on(&[w], k);
                             }
                         }
                     }
@@ -1075,6 +1119,26 @@ impl Supervisor for SupervisorService {
         lock(&self.0.put_results).insert(key, result);
         Ok(Response::new(Empty {}))
     }
+}
+
+/// A graph's `Fetch` nodes (results executed before) must be results this
+/// session holds, chunk for chunk: a session cannot read another's chunks
+/// by naming their keys.
+fn check_fetches(state: &SupState, session: u64, graph: &TileableGraph) -> Result<(), Status> {
+    use mars_ir::Op;
+    for id in graph.ids() {
+        let node = graph.node(id);
+        let Op::Fetch { chunks, .. } = &node.op else { continue };
+        let held = lock(&state.sessions).get(&session).is_some_and(|s| s.holds.contains_key(&node.key));
+        let ok = held && lock(&state.results).get(&node.key).is_some_and(|(r, _)| &r.chunks == chunks);
+        if !ok {
+            return Err(Status::invalid_argument(format!(
+                "node {} refers to a result this session does not hold (execute it in this session first)",
+                node.key
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The supervisor's gRPC service, behind the token.
