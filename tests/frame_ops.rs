@@ -35,6 +35,18 @@ fn sample(n: usize) -> Vec<(&'static str, ArrayRef)> {
     ]
 }
 
+/// A session: local, or (when this file is `frame_ops_cluster`'s module) one
+/// on a supervisor and two worker processes shared by the tests, so the
+/// frame corpus also runs on the cluster.
+fn session() -> Result<mars::Session> {
+    if module_path!().starts_with("frame_ops_cluster") {
+        static CLUSTER: std::sync::OnceLock<mars::LocalCluster> = std::sync::OnceLock::new();
+        let c = CLUSTER.get_or_init(|| mars::new_cluster(2).expect("a local cluster"));
+        return c.session();
+    }
+    mars::new_session()
+}
+
 /// A local backend tiling with this chunk budget (the default without one),
 /// and a session on it.
 fn session_with(chunk_bytes: Option<usize>) -> Result<(Arc<mars_backends::LocalBackend>, mars::Session)> {
@@ -208,7 +220,7 @@ fn check_against(got: &RecordBatch, want: &[Vec<Val>], what: &str) {
 /// method; then over a filter that leaves chunks empty.
 #[test]
 fn groupby_agg_matches_one_batch() -> Result<()> {
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let n = 37;
     let cols = sample(n);
     let batch = RecordBatch::try_from_iter(cols.clone())?;
@@ -264,7 +276,7 @@ fn groupby_agg_matches_one_batch() -> Result<()> {
 /// `.size()` is one column named `size`; the result prints like pandas.
 #[test]
 fn groupby_shorthands_keep_column_names() -> Result<()> {
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let df = md::DataFrame::from_columns(vec![
         ("k", Arc::new(StringArray::from(vec!["x", "y", "x", "x"])) as ArrayRef),
         ("a", Arc::new(Int64Array::from(vec![1, 2, 3, 4]))),
@@ -294,7 +306,7 @@ fn groupby_shorthands_keep_column_names() -> Result<()> {
 /// what it holds.
 #[test]
 fn groupby_errors_name_the_problem() -> Result<()> {
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let df = md::DataFrame::from_columns(sample(10))?;
     df.execute_in(&sess)?;
     let err = |r: Result<md::DataFrame>| r.unwrap_err().to_string();
@@ -343,7 +355,7 @@ fn groupby_auto_picks_tree_or_shuffle_from_partial_sizes() -> Result<()> {
 /// rows), under several chunkings; over no rows: sum 0, count 0, mean missing.
 #[test]
 fn series_reductions_match_one_batch() -> Result<()> {
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let cols = sample(23);
     let batch = RecordBatch::try_from_iter(cols.clone())?;
     let funcs = ["sum", "mean", "min", "max", "count", "std", "var", "nunique"];
@@ -405,7 +417,7 @@ impl Drop for TempDir {
 fn parquet_round_trips_and_bad_files_are_clear_errors() -> Result<()> {
     use mars_backends::Backend;
     let dir = TempDir::new("parquet");
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let batch = RecordBatch::try_from_iter(sample(37))?;
     let one = dir.0.join("one.parquet");
     md::DataFrame::from_record_batch(batch.clone()).rechunk(5).to_parquet_in(&sess, &one)?;
@@ -490,7 +502,7 @@ fn parquet_round_trips_and_bad_files_are_clear_errors() -> Result<()> {
 fn csv_reads_by_byte_ranges_and_errors_name_file_and_line() -> Result<()> {
     use mars::arrow::datatypes::DataType;
     let dir = TempDir::new("csv");
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let batch = RecordBatch::try_from_iter(sample(37))?;
     let path = dir.0.join("t.csv");
     md::DataFrame::from_record_batch(batch.clone()).rechunk(6).to_csv_in(&sess, &path)?;
@@ -749,7 +761,7 @@ fn merge_matches_nested_loop() -> Result<()> {
 fn series_predicates_and_casts_match_one_batch() -> Result<()> {
     use mars::arrow::array::BooleanArray;
     use mars::arrow::datatypes::DataType;
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let n = 29;
     let cols = sample(n);
     let batch = RecordBatch::try_from_iter(cols.clone())?;
@@ -840,7 +852,7 @@ fn series_predicates_and_casts_match_one_batch() -> Result<()> {
 #[test]
 fn sort_values_matches_a_stable_sort() -> Result<()> {
     use std::cmp::Ordering;
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let n = 37;
     let cols = sample(n);
     let batch = RecordBatch::try_from_iter(cols.clone())?;
@@ -921,7 +933,7 @@ fn sort_values_matches_a_stable_sort() -> Result<()> {
 /// sort: many duplicate keys, missing ones, NaN, negative and huge values.
 #[test]
 fn sort_values_large_chunks_match_a_stable_sort() -> Result<()> {
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let n = 20_000usize;
     let a: Vec<Option<f64>> = (0..n)
         .map(|i| match i % 97 {
@@ -972,7 +984,7 @@ fn sort_values_large_chunks_match_a_stable_sort() -> Result<()> {
 /// several chunkings (strings with an empty one, ints, with missing values).
 #[test]
 fn value_counts_and_unique_match_one_batch() -> Result<()> {
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let n = 41;
     let cols = sample(n);
     let batch = RecordBatch::try_from_iter(cols.clone())?;
@@ -1030,7 +1042,7 @@ fn value_counts_and_unique_match_one_batch() -> Result<()> {
 /// selection with many repeats, under several chunkings.
 #[test]
 fn drop_duplicates_keeps_first_occurrences() -> Result<()> {
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let n = 60;
     let cols = sample(n);
     let batch = RecordBatch::try_from_iter(cols.clone())?;
@@ -1067,7 +1079,7 @@ fn parquet_filters_pushed_into_the_reader_match_the_filter_in_memory() -> Result
     cols.push(("r", Arc::new(Int64Array::from((0..300).collect::<Vec<i64>>()))));
     let batch = RecordBatch::try_from_iter(cols)?;
     let path = dir.0.join("t.parquet");
-    let sess = mars::new_session()?;
+    let sess = session()?;
     // 8 row groups of 40 rows: `r` is sorted, so its statistics rule groups out
     md::DataFrame::from_record_batch(batch.clone()).rechunk(40).to_parquet_in(&sess, &path)?;
     type Mask = fn(&md::DataFrame) -> Result<md::Series>;
@@ -1134,7 +1146,7 @@ fn same_f64(a: f64, b: f64) -> bool {
 #[test]
 fn describe_and_quantiles_are_exact() -> Result<()> {
     let cols = sample(61);
-    let sess = mars::new_session()?;
+    let sess = session()?;
     for rows in [1, 7, 61] {
         let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
         for (what, df, n) in [("all", df.clone(), 61), ("k == 2", df.filter(&df.col("k")?.eq(2i64))?, 0)] {
@@ -1189,7 +1201,7 @@ fn describe_and_quantiles_are_exact() -> Result<()> {
 #[test]
 fn comparisons_with_missing_and_nan_follow_pandas() -> Result<()> {
     use mars::arrow::array::BooleanArray;
-    let sess = mars::new_session()?;
+    let sess = session()?;
     let cols = sample(29);
     let v = cols[2].1.as_any().downcast_ref::<Float64Array>().unwrap().clone();
     let absent = |r: usize| v.is_null(r) || v.value(r).is_nan();
@@ -1301,7 +1313,7 @@ fn parquet_int64_decimals_read_as_decimal64() -> Result<()> {
     let key: ArrayRef = Arc::new(Int64Array::from((0..50).map(|i| i % 3).collect::<Vec<i64>>()));
     let mem = md::DataFrame::from_columns(vec![("k", key), ("p", price)])?.rechunk(7);
     let path = dir.0.join("d.parquet");
-    let sess = mars::new_session()?;
+    let sess = session()?;
     mem.to_parquet_in(&sess, &path)?;
     let file = md::read_parquet(&path)?;
     let got = file.execute_in(&sess)?.fetch_in(&sess)?;

@@ -214,8 +214,12 @@ impl Drop for RemoteBackend {
 
 impl Backend for RemoteBackend {
     fn submit(&self, graph: TileableGraph, keep: Vec<Key>) -> BackendResult<TaskId> {
-        let graph_json = graph.to_json_with_roots(&keep)?;
-        let req = proto::SubmitRequest { session: self.session, graph_json, tile: Some(self.tile) };
+        let req = proto::SubmitRequest {
+            session: self.session,
+            graph: graph.to_bytes()?,
+            tile: Some(self.tile),
+            keep: keep.iter().map(wire::key_bytes).collect(),
+        };
         let reply = self.call("submit", CALL_TIMEOUT, |mut s| async move { s.submit(req).await })?;
         Ok(TaskId(reply.task))
     }

@@ -885,8 +885,12 @@ impl Supervisor for SupervisorService {
         let req = req.into_inner();
         self.0.session_touch(req.session)?;
         let tile = tile_options(req.tile)?;
-        let (graph, keep) = TileableGraph::from_json_with_roots(&req.graph_json)
+        let graph = TileableGraph::from_bytes(&req.graph)
             .map_err(|e| Status::invalid_argument(format!("invalid graph: {e}")))?;
+        let keep = wire::keys_of(&req.keep)?;
+        if let Some(k) = keep.iter().find(|k| graph.get(k).is_none()) {
+            return Err(Status::invalid_argument(format!("kept key {k} is not in the graph")));
+        }
         check_data_refs(&graph, |k| {
             let held = lock(&self.0.sessions).get(&req.session).is_some_and(|s| s.holds.contains_key(k));
             if !held {
