@@ -130,3 +130,127 @@ fn an_unreachable_cluster_is_an_error_within_seconds() {
     let bad = Session::builder().address("127.0.0.1:7777").token("x").build().unwrap_err();
     assert!(bad.to_string().contains("http://host:port"), "{bad}");
 }
+
+// ---- workers lost: Dask's failed-worker scenarios, ported -----------------
+
+/// A cluster with fast liveness: a worker silent for 1 s is removed.
+fn fragile_cluster(workers: usize) -> mars::LocalCluster {
+    let timing = mars_cluster::supervisor::Timing {
+        heartbeat: Duration::from_millis(100),
+        worker_ttl: Duration::from_millis(1000),
+        lease: Duration::from_secs(30),
+    };
+    let opts = mars_cluster::LocalClusterOptions { threads: Some(1), timing: Some(timing), ..Default::default() };
+    mars::LocalCluster::start(workers, &opts).expect("a local cluster")
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill runs").success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Run `t` on the cluster, sending each signal `(after, pid, sig)` once the
+/// cluster has run `after` chunks of it, and on the local backend: the
+/// values must be the same, bit for bit, and the execute must have still
+/// been running when the last signal went.
+fn survives(c: &mars::LocalCluster, t: &mt::Tensor, signals: &[(u64, u32, &str)]) -> Result<()> {
+    let s = c.session()?;
+    let local = mars::new_session()?;
+    let want = f64s(t.execute_in(&local)?.fetch_in(&local)?);
+    let base = mars_cluster::client::cluster_stats(c.address(), c.token()).expect("stats").chunks_run;
+    let (got, signalled) = std::thread::scope(|scope| {
+        let h = scope.spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            for &(after, pid, sig) in signals {
+                while Instant::now() < deadline {
+                    let run = mars_cluster::client::cluster_stats(c.address(), c.token()).map_or(0, |s| s.chunks_run);
+                    if run >= base + after {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                signal(pid, sig);
+            }
+            Instant::now()
+        });
+        let got = t.execute_in(&s).map(|_| Instant::now());
+        (got, h.join().expect("the signalling thread"))
+    });
+    assert!(got? > signalled, "the execute ended before the last signal was sent");
+    let got = f64s(t.fetch_in(&s)?);
+    assert_eq!(got.len(), want.len());
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert!(a.to_bits() == b.to_bits(), "element {i}: cluster {a} local {b}");
+    }
+    Ok(())
+}
+
+/// A tree reduction over 1600 chunks.
+fn long_reduction(seed: u64) -> mt::Tensor {
+    let x = mt::random::RandomState::new(seed).rand(&[4000, 4000]).rechunk(&[100, 100]);
+    (x.exp() * 2.0 + 1.0).sqrt().sum_axis(0)
+}
+
+#[test]
+fn a_worker_killed_mid_reduction_is_recomputed_around() -> Result<()> {
+    let c = fragile_cluster(3);
+    let victim = c.pids().1[1];
+    survives(&c, &long_reduction(11), &[(300, victim, "-KILL")])
+}
+
+#[test]
+fn a_worker_killed_mid_matmul_is_recomputed_around() -> Result<()> {
+    let c = fragile_cluster(3);
+    let victim = c.pids().1[0];
+    let rs = mt::random::RandomState::new(5);
+    let (a, b) = (rs.rand(&[1600, 1600]).rechunk(&[200, 200]), rs.rand(&[1600, 1600]).rechunk(&[200, 200]));
+    survives(&c, &a.dot(&b).sum_axis(1), &[(150, victim, "-KILL")])
+}
+
+#[test]
+fn two_workers_killed_in_one_execute() -> Result<()> {
+    let c = fragile_cluster(4);
+    let pids = c.pids().1;
+    survives(&c, &long_reduction(12), &[(200, pids[0], "-KILL"), (700, pids[2], "-KILL")])
+}
+
+#[test]
+fn held_results_of_a_killed_worker_are_made_again() -> Result<()> {
+    let c = fragile_cluster(3);
+    let s = c.session()?;
+    let x = mt::random::RandomState::new(3).rand(&[400, 300]).rechunk(&[50, 50]) * 3.0;
+    x.execute_in(&s)?;
+    let local = mars::new_session()?;
+    let want = f64s(x.execute_in(&local)?.fetch_in(&local)?);
+    signal(c.pids().1[0], "-KILL");
+    // the fetch waits for the lost chunks to be made again on the others
+    let got = f64s(x.fetch_in(&s)?);
+    assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+    // and an execute reading them works too
+    let total = x.sum();
+    let t = f64s(total.execute_in(&s)?.fetch_in(&s)?);
+    assert_eq!(t[0].to_bits(), f64s(total.execute_in(&local)?.fetch_in(&local)?)[0].to_bits());
+    drop((x, total));
+    assert_eq!(settled_chunks(&c, 0), 0, "nothing is left held");
+    Ok(())
+}
+
+#[test]
+fn a_stopped_worker_is_removed_after_its_ttl() -> Result<()> {
+    let c = fragile_cluster(3);
+    let victim = c.pids().1[2];
+    let r = survives(&c, &long_reduction(13), &[(200, victim, "-STOP")]);
+    signal(victim, "-CONT");
+    r?;
+    // it comes back as a new worker (its late reports were ignored)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = mars_cluster::client::cluster_stats(c.address(), c.token()).expect("stats");
+        if s.workers.len() == 3 || Instant::now() > deadline {
+            assert_eq!(s.workers.len(), 3, "the stopped worker registers again");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}

@@ -9,8 +9,8 @@ use tonic::{Request, Status};
 pub fn token_matches(token: &str, given: &str) -> bool {
     let (a, b) = (token.as_bytes(), given.as_bytes());
     let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for i in 0..a.len() {
-        diff |= a[i] ^ b.get(i).copied().unwrap_or(0);
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
     }
     diff == 0
 }

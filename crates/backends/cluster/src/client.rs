@@ -148,6 +148,38 @@ impl RemoteBackend {
         Ok((result, reply.workers))
     }
 
+    /// Locate a result and read its chunks (or the one at `index`). A worker
+    /// that died since the supervisor named it fails the read: the result is
+    /// located again (its lost chunks are being made again elsewhere), for
+    /// up to [`CALL_TIMEOUT`].
+    fn read_located(&self, key: &Key, index: Option<usize>) -> BackendResult<(TileableResult, Vec<Arc<ChunkData>>)> {
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        loop {
+            let (res, workers) = self.locate(key)?;
+            let (chunks, workers) = match index {
+                None => (res.chunks.clone(), workers),
+                Some(i) => match (res.chunks.get(i), workers.get(i)) {
+                    (Some(c), Some(w)) => (vec![*c], vec![w.clone()]),
+                    _ => {
+                        return Err(BackendError::Other(format!(
+                            "{key} has {} chunks, there is no chunk {i}",
+                            res.chunks.len()
+                        )))
+                    }
+                },
+            };
+            match self.read_chunks(&chunks, &workers) {
+                Ok(data) => return Ok((res, data)),
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("reading {key} failed ({e}); locating it again");
+                    self.workers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn flight(&self, addr: &str) -> BackendResult<FlightClient> {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = workers.get(addr) {
@@ -275,8 +307,7 @@ impl Backend for RemoteBackend {
     }
 
     fn fetch(&self, key: &Key) -> BackendResult<ChunkData> {
-        let (res, workers) = self.locate(key)?;
-        let chunks = self.read_chunks(&res.chunks, &workers)?;
+        let (res, chunks) = self.read_located(key, None)?;
         let grid: Vec<usize> = res.nsplits.iter().map(|s| s.len()).collect();
         mars_exec::kernels::assemble(&chunks, &grid).map_err(|e| BackendError::Kernel {
             op: "Assemble".into(),
@@ -286,15 +317,8 @@ impl Backend for RemoteBackend {
     }
 
     fn fetch_chunk(&self, key: &Key, index: usize) -> BackendResult<ChunkData> {
-        let (res, workers) = self.locate(key)?;
-        let (Some(c), Some(w)) = (res.chunks.get(index), workers.get(index)) else {
-            return Err(BackendError::Other(format!(
-                "{key} has {} chunks, there is no chunk {index}",
-                res.chunks.len()
-            )));
-        };
-        let mut got = self.read_chunks(&[*c], std::slice::from_ref(w))?;
-        let data = got.pop().ok_or_else(|| BackendError::Other(format!("chunk {c} was not read")))?;
+        let (_, mut got) = self.read_located(key, Some(index))?;
+        let data = got.pop().ok_or_else(|| BackendError::Other(format!("chunk {index} of {key} was not read")))?;
         Ok(Arc::try_unwrap(data).unwrap_or_else(|a| ChunkData::clone(&a)))
     }
 

@@ -22,6 +22,21 @@ use tonic::Status;
 /// Body bytes per Flight message.
 pub const PIECE: usize = 1 << 20;
 
+/// The longest a chunk stream may stall (a peer that hangs, say stopped
+/// with SIGSTOP, must not hang its readers).
+pub const IDLE: Duration = Duration::from_secs(10);
+
+async fn next_within<S>(stream: &mut S) -> Result<Option<FlightData>, Status>
+where
+    S: Stream<Item = Result<FlightData, Status>> + Unpin,
+{
+    match tokio::time::timeout(IDLE, stream.next()).await {
+        Err(_) => Err(Status::deadline_exceeded(format!("a chunk stream stalled for {IDLE:?}"))),
+        Ok(None) => Ok(None),
+        Ok(Some(m)) => m.map(Some),
+    }
+}
+
 pub type FlightClient = FlightServiceClient<InterceptedService<Channel, AddToken>>;
 
 /// A channel to `addr` (`host:port`), connected on first use.
@@ -72,7 +87,7 @@ pub async fn decode<S>(mut stream: S) -> Result<(Option<FlightDescriptor>, Chunk
 where
     S: Stream<Item = Result<FlightData, Status>> + Unpin,
 {
-    let first = stream.next().await.ok_or_else(|| Status::invalid_argument("an empty chunk stream"))??;
+    let first = next_within(&mut stream).await?.ok_or_else(|| Status::invalid_argument("an empty chunk stream"))?;
     let total: [u8; 8] = first.app_metadata.as_ref().try_into().map_err(|_| {
         Status::invalid_argument("the first message of a chunk must give its length (8 bytes of app_metadata)")
     })?;
@@ -86,9 +101,9 @@ where
             return Err(Status::invalid_argument(format!("a chunk stream sent more than its {total} bytes")));
         }
         buf.extend_from_slice(&body);
-        match stream.next().await {
+        match next_within(&mut stream).await? {
             None => break,
-            Some(m) => body = m?.data_body,
+            Some(m) => body = m.data_body,
         }
     }
     if buf.len() != total {
@@ -101,7 +116,10 @@ where
 /// Read chunk `key` from the worker `client` talks to.
 pub async fn get(client: &mut FlightClient, key: &Key) -> Result<ChunkData, Status> {
     let ticket = Ticket { ticket: Bytes::from(wire::key_bytes(key)) };
-    let stream = client.do_get(ticket).await?.into_inner();
+    let stream = tokio::time::timeout(IDLE, client.do_get(ticket))
+        .await
+        .map_err(|_| Status::deadline_exceeded(format!("no answer within {IDLE:?}")))??
+        .into_inner();
     Ok(decode(stream).await?.1)
 }
 

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod client;
 pub mod flight;
 pub mod process;
+pub mod schedule;
 pub mod supervisor;
 pub mod wire;
 pub mod worker;

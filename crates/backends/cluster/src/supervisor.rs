@@ -13,13 +13,15 @@ use crate::auth::{AddToken, CheckToken};
 use crate::proto::supervisor_server::{Supervisor, SupervisorServer};
 use crate::proto::worker_client::WorkerClient;
 use crate::proto::{self, Empty};
-use crate::wire::{self, Task};
+pub use crate::schedule::Lineage;
+use crate::schedule::Stage;
+use crate::wire;
 use mars_backends::driver::{self, ChunkExecutor};
 use mars_backends::executor::Progress;
 use mars_backends::store::ChunkStore;
 use mars_backends::{check_data_refs, BackendError, BackendResult, ChunkData, TileableResult};
 use mars_exec::{ExecError, ExecResult};
-use mars_ir::{ChunkGraph, ChunkOp, FastMap, FastSet, Key, TileableGraph};
+use mars_ir::{ChunkGraph, FastMap, FastSet, Key, TileableGraph};
 use mars_tiler::{PassManager, TileOptions};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -57,7 +59,7 @@ impl Default for Timing {
 /// launch is applied before it (a chunk freed and then made again on the
 /// same worker must not be freed after it was made).
 #[derive(Debug)]
-enum Outgoing {
+pub(crate) enum Outgoing {
     Launch {
         stage: u64,
         tasks: Vec<u8>,
@@ -68,22 +70,25 @@ enum Outgoing {
 }
 
 #[derive(Debug)]
-struct WorkerEntry {
+pub(crate) struct WorkerEntry {
     address: String,
-    outbox: mpsc::UnboundedSender<Outgoing>,
+    pub(crate) outbox: mpsc::UnboundedSender<Outgoing>,
     last_seen: Instant,
     info: proto::WorkerInfo,
     /// Chunks sent and not reported yet.
     queued: Arc<AtomicUsize>,
 }
 
-/// Where a chunk is, as the supervisor knows it.
+/// Where a chunk is, as the supervisor knows it. A held chunk whose last
+/// holder was lost keeps its entry (no holders, its pins) while it is remade.
 #[derive(Debug)]
 struct Loc {
     holders: Vec<u64>,
     shape: Vec<usize>,
     nbytes: usize,
     pins: u32,
+    /// How to make it again.
+    lineage: Option<Arc<Lineage>>,
 }
 
 /// The chunk table: which workers hold which chunk. The driver sees it as its
@@ -97,14 +102,14 @@ pub struct ChunkTable {
     workers: Arc<Mutex<FastMap<u64, WorkerEntry>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ChunkTable {
     /// Queue the release of `key` on each of `workers` (called without the
     /// table's lock: the workers' lock is taken before it elsewhere).
-    fn release_on(&self, workers: &[u64], key: Key) {
+    pub(crate) fn release_on(&self, workers: &[u64], key: Key) {
         let entries = lock(&self.workers);
         for w in workers {
             if let Some(e) = entries.get(w) {
@@ -113,71 +118,80 @@ impl ChunkTable {
         }
     }
 
-    /// `worker` now holds `key` (computed there, or fetched as an input).
-    /// False when the chunk is no longer wanted (the worker should drop it).
-    fn add_holder(&self, key: Key, worker: u64, shape: Option<Vec<usize>>, nbytes: usize) -> bool {
+    /// `worker` now holds `key` (computed there, or fetched as an input:
+    /// then `made` is `None`). False when the chunk is no longer wanted (the
+    /// worker should drop it).
+    pub(crate) fn add_holder(&self, key: Key, worker: u64, made: Option<(Vec<usize>, usize, Arc<Lineage>)>) -> bool {
         let mut map = lock(&self.map);
-        match (map.get_mut(&key), shape) {
-            (Some(loc), _) => {
+        match (map.get_mut(&key), made) {
+            (Some(loc), made) => {
                 if !loc.holders.contains(&worker) {
                     loc.holders.push(worker);
                 }
+                if let (None, Some((_, _, l))) = (&loc.lineage, made) {
+                    loc.lineage = Some(l);
+                }
                 true
             }
-            (None, Some(shape)) => {
-                map.insert(key, Loc { holders: vec![worker], shape, nbytes, pins: 0 });
+            (None, Some((shape, nbytes, lineage))) => {
+                map.insert(key, Loc { holders: vec![worker], shape, nbytes, pins: 0, lineage: Some(lineage) });
                 true
             }
             (None, None) => false,
         }
     }
 
+    /// How a chunk the table knows (held, or lost and held by pins) was made.
+    pub(crate) fn lineage(&self, key: &Key) -> Option<Arc<Lineage>> {
+        lock(&self.map).get(key).and_then(|l| l.lineage.clone())
+    }
+
     /// Whether `worker` is listed as holding `key`.
-    fn held_by(&self, key: &Key, worker: u64) -> bool {
+    pub(crate) fn held_by(&self, key: &Key, worker: u64) -> bool {
         lock(&self.map).get(key).is_some_and(|l| l.holders.contains(&worker))
     }
 
-    fn holder_address(&self, key: &Key) -> Option<(u64, String)> {
+    pub(crate) fn holder_address(&self, key: &Key) -> Option<(u64, String)> {
         let w = *lock(&self.map).get(key)?.holders.first()?;
         lock(&self.workers).get(&w).map(|e| (w, e.address.clone()))
     }
 
-    /// A worker is gone: it holds nothing any more. Returns the chunks that
-    /// were held only there.
+    /// A worker is gone: it holds nothing any more. Chunks held only there
+    /// go, except pinned ones (held results), which stay without holders to
+    /// be remade; those are returned.
     fn forget_worker(&self, worker: u64) -> Vec<Key> {
         let mut map = lock(&self.map);
         let mut lost = Vec::new();
         map.retain(|k, loc| {
+            let had = loc.holders.len();
             loc.holders.retain(|&w| w != worker);
-            if loc.holders.is_empty() {
+            if loc.holders.is_empty() && loc.pins > 0 && had > 0 {
                 lost.push(*k);
-                false
-            } else {
-                true
             }
+            !loc.holders.is_empty() || loc.pins > 0
         });
         lost
     }
 
     fn len(&self) -> usize {
-        lock(&self.map).len()
+        lock(&self.map).values().filter(|l| !l.holders.is_empty()).count()
     }
 
     fn bytes(&self) -> usize {
-        lock(&self.map).values().map(|l| l.nbytes).sum()
+        lock(&self.map).values().filter(|l| !l.holders.is_empty()).map(|l| l.nbytes).sum()
     }
 }
 
 impl ChunkStore for ChunkTable {
     fn contains(&self, key: &Key) -> bool {
-        lock(&self.map).contains_key(key)
+        lock(&self.map).get(key).is_some_and(|l| !l.holders.is_empty())
     }
     fn contains_each(&self, keys: &mut dyn Iterator<Item = Key>) -> Vec<bool> {
         let map = lock(&self.map);
-        keys.map(|k| map.contains_key(&k)).collect()
+        keys.map(|k| map.get(&k).is_some_and(|l| !l.holders.is_empty())).collect()
     }
     fn shape(&self, key: &Key) -> Option<Vec<usize>> {
-        lock(&self.map).get(key).map(|l| l.shape.clone())
+        lock(&self.map).get(key).filter(|l| !l.holders.is_empty()).map(|l| l.shape.clone())
     }
     fn pin(&self, key: &Key) -> bool {
         match lock(&self.map).get_mut(key) {
@@ -252,7 +266,7 @@ impl ChunkStore for ChunkTable {
                 crate::flight::put(&mut c, &key, &data).await
             })
             .map_err(|e| ExecError::Other(format!("cannot store chunk {key}: {}", e.message())))?;
-        self.add_holder(key, w, Some(shape), nbytes);
+        self.add_holder(key, w, Some((shape, nbytes, Lineage::data(key))));
         Ok(())
     }
     fn limit(&self) -> Option<usize> {
@@ -296,7 +310,7 @@ pub struct ExecRecord {
     pub outcome: String,
 }
 
-enum StageEvent {
+pub(crate) enum StageEvent {
     Done(u64, proto::ChunkDone),
     LaunchFailed(u64, String),
     WorkerLost(u64),
@@ -306,15 +320,15 @@ enum StageEvent {
 #[derive(Debug)]
 pub struct SupState {
     token: Arc<str>,
-    timing: Timing,
-    workers: Arc<Mutex<FastMap<u64, WorkerEntry>>>,
-    chunks: ChunkTable,
+    pub(crate) timing: Timing,
+    pub(crate) workers: Arc<Mutex<FastMap<u64, WorkerEntry>>>,
+    pub(crate) chunks: ChunkTable,
     results: Mutex<FastMap<Key, (TileableResult, usize)>>,
     /// Results of puts stored on a worker, waiting for the client's commit.
     put_results: Mutex<FastMap<Key, TileableResult>>,
     sessions: Mutex<FastMap<u64, SessionState>>,
     tasks: Mutex<FastMap<u64, Arc<TaskState>>>,
-    stages: Mutex<FastMap<u64, std_mpsc::Sender<StageEvent>>>,
+    pub(crate) stages: Mutex<FastMap<u64, std_mpsc::Sender<StageEvent>>>,
     history: Mutex<VecDeque<ExecRecord>>,
     passes: PassManager,
     next_id: AtomicU64,
@@ -347,6 +361,14 @@ impl SupState {
 
     fn next(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next()
+    }
+
+    pub(crate) fn count_run(&self) {
+        self.chunks_run.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The executions run so far, newest last (at most 100).
@@ -457,11 +479,12 @@ impl SupState {
         let state = self.clone();
         let spawned = std::thread::Builder::new().name(format!("mars-task-{id}")).spawn(move || {
             let started = (SystemTime::now(), Instant::now());
-            let exec = ClusterExec { state: &state, progress: &progress };
+            let exec = ClusterExec { state: &state, progress: &progress, kept: Mutex::default() };
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 driver::run(graph, &keep, &tile, &state.passes, &exec)
             }))
             .unwrap_or_else(|_| Err(BackendError::Other("the driver panicked".into())));
+            exec.unpin_kept();
             let r = match r {
                 Err(BackendError::Cancelled(_)) => Err(BackendError::Cancelled(id)),
                 Ok(results) => {
@@ -521,21 +544,43 @@ impl SupState {
         }
     }
 
-    /// Remove a worker that stopped heartbeating; running stages hear of it.
-    fn remove_worker(&self, id: u64) {
+    /// Remove a worker that stopped heartbeating: running stages hear of it,
+    /// and held results it alone held are made again on the others.
+    fn remove_worker(self: &Arc<Self>, id: u64) {
         let Some(entry) = lock(&self.workers).remove(&id) else {
             return;
         };
         let lost = self.chunks.forget_worker(id);
-        tracing::warn!("worker {id} at {} removed; {} chunks were held only there", entry.address, lost.len());
+        tracing::warn!("worker {id} at {} removed; {} held chunks were only there", entry.address, lost.len());
         for tx in lock(&self.stages).values() {
             let _ = tx.send(StageEvent::WorkerLost(id));
+        }
+        if lost.is_empty() {
+            return;
+        }
+        let state = self.clone();
+        let spawned = std::thread::Builder::new().name("mars-remake".into()).spawn(move || {
+            let keep: FastSet<Key> = lost.iter().copied().collect();
+            let progress = Progress::default();
+            let r = Stage::remake(&state, &lost, &keep, &progress).and_then(Stage::run);
+            match r {
+                Ok((_, kept)) => {
+                    for k in kept {
+                        state.chunks.unpin(&k);
+                    }
+                    tracing::info!("made {} held chunks again after losing worker {id}", lost.len());
+                }
+                Err(e) => tracing::error!("cannot make the held chunks of worker {id} again: {e}"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start remaking worker {id}'s chunks: {e}");
         }
     }
 
     /// Choose the worker for a chunk with these inputs: the one holding most
     /// of their bytes, then the one with the fewest chunks queued.
-    fn place(&self, inputs: &[Key]) -> Option<(u64, String, Arc<AtomicUsize>)> {
+    pub(crate) fn place(&self, inputs: &[Key]) -> Option<(u64, Arc<AtomicUsize>)> {
         let workers = lock(&self.workers);
         let mut local: FastMap<u64, usize> = FastMap::default();
         {
@@ -558,214 +603,30 @@ impl SupState {
                     std::cmp::Reverse(**w),
                 )
             })
-            .map(|(&w, e)| (w, e.address.clone(), e.queued.clone()))
-    }
-
-    /// Run every node of a stage's chunk graph on the workers.
-    fn run_stage(
-        &self,
-        graph: &ChunkGraph,
-        keep: &FastSet<Key>,
-        progress: &Progress,
-    ) -> BackendResult<FastMap<Key, Vec<usize>>> {
-        let ids = graph.topo_order()?;
-        let n = ids.len();
-        let mut pos = vec![usize::MAX; graph.id_bound()];
-        for (i, id) in ids.iter().enumerate() {
-            pos[id.0 as usize] = i;
-        }
-        let distinct = |i: usize| {
-            let mut v: Vec<usize> = graph.node(ids[i]).inputs.iter().map(|c| pos[c.0 as usize]).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        let inputs: Vec<Vec<usize>> = (0..n).map(distinct).collect();
-        let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, ins) in inputs.iter().enumerate() {
-            for &j in ins {
-                consumers[j].push(i);
-            }
-        }
-        let mut waiting: Vec<usize> = inputs.iter().map(Vec::len).collect();
-        let mut uses_left: Vec<usize> = consumers.iter().map(Vec::len).collect();
-        let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-        let mut assigned: Vec<u64> = vec![0; n];
-        let mut queued_on: FastMap<u64, Arc<AtomicUsize>> = FastMap::default();
-        let by_key: FastMap<Key, usize> = (0..n).map(|i| (graph.node(ids[i]).key, i)).collect();
-        progress.total.fetch_add(n as u64, Ordering::Relaxed);
-
-        let stage = self.next();
-        let (tx, rx) = std_mpsc::channel();
-        lock(&self.stages).insert(stage, tx.clone());
-        let mut produced: Vec<Key> = Vec::new();
-        let mut shapes: FastMap<Key, Vec<usize>> = FastMap::default();
-        let mut outstanding = 0usize;
-        let is_fetch = |i: usize| matches!(*graph.node(ids[i]).op, ChunkOp::Fetch);
-
-        let result = (|| -> BackendResult<()> {
-            loop {
-                // hand out what is ready, one message per worker
-                let mut batches: FastMap<u64, (String, Vec<Task>)> = FastMap::default();
-                while let Some(i) = ready.pop() {
-                    let node = graph.node(ids[i]);
-                    if is_fetch(i) {
-                        if !self.chunks.contains(&node.key) {
-                            return Err(BackendError::Kernel {
-                                op: "Fetch".into(),
-                                chunk: node.key.short(),
-                                msg: "the chunk is no longer held (was its tileable released, or its worker lost?)"
-                                    .into(),
-                            });
-                        }
-                        progress.done.fetch_add(1, Ordering::Relaxed);
-                        for &c in &consumers[i] {
-                            waiting[c] -= 1;
-                            if waiting[c] == 0 {
-                                ready.push(c);
-                            }
-                        }
-                        continue;
-                    }
-                    let in_keys: Vec<Key> = node.inputs.iter().map(|c| graph.node(*c).key).collect();
-                    let (w, _, queued) =
-                        self.place(&in_keys).ok_or_else(|| BackendError::Other("no worker is alive".into()))?;
-                    let mut task_inputs = Vec::with_capacity(in_keys.len());
-                    for k in in_keys {
-                        let from = if self.chunks.held_by(&k, w) {
-                            String::new()
-                        } else {
-                            self.chunks.holder_address(&k).map(|(_, a)| a).ok_or_else(|| {
-                                BackendError::Other(format!(
-                                    "input chunk {} of {} is held nowhere",
-                                    k.short(),
-                                    node.key.short()
-                                ))
-                            })?
-                        };
-                        task_inputs.push((k, from));
-                    }
-                    queued.fetch_add(1, Ordering::Relaxed);
-                    queued_on.entry(w).or_insert(queued);
-                    assigned[i] = w;
-                    outstanding += 1;
-                    let entry = batches.entry(w).or_insert_with(|| (String::new(), Vec::new()));
-                    entry.1.push(Task {
-                        key: node.key,
-                        op: node.op.clone(),
-                        shape: node.shape.clone(),
-                        dtype: node.dtype,
-                        index: node.index.clone(),
-                        inputs: task_inputs,
-                    });
-                }
-                for (w, (_, tasks)) in batches {
-                    let Some(outbox) = lock(&self.workers).get(&w).map(|e| e.outbox.clone()) else {
-                        return Err(BackendError::Other(format!("worker {w} went away")));
-                    };
-                    for part in tasks.chunks(4096) {
-                        let bytes = wire::encode_tasks(part).map_err(BackendError::Other)?;
-                        if outbox.send(Outgoing::Launch { stage, tasks: bytes }).is_err() {
-                            return Err(BackendError::Other(format!("worker {w} went away")));
-                        }
-                    }
-                }
-                if outstanding == 0 {
-                    return Ok(());
-                }
-                let event = match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(e) => e,
-                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                        if progress.cancelled.load(Ordering::Relaxed) {
-                            return Err(BackendError::Cancelled(0));
-                        }
-                        continue;
-                    }
-                    Err(std_mpsc::RecvTimeoutError::Disconnected) => {
-                        return Err(BackendError::Other("the stage's status channel closed".into()))
-                    }
-                };
-                match event {
-                    StageEvent::LaunchFailed(w, msg) => {
-                        return Err(BackendError::Other(format!("cannot send chunks to worker {w}: {msg}")))
-                    }
-                    StageEvent::WorkerLost(w) => {
-                        if assigned.iter().any(|&a| a == w) {
-                            return Err(BackendError::Other(format!("worker {w} was lost while this graph ran on it")));
-                        }
-                    }
-                    StageEvent::Done(w, done) => {
-                        let key = wire::key_of(&done.key).map_err(|e| BackendError::Other(e.message().into()))?;
-                        let Some(&i) = by_key.get(&key) else { continue };
-                        if assigned[i] != w {
-                            continue;
-                        }
-                        assigned[i] = 0;
-                        outstanding -= 1;
-                        if let Some(q) = queued_on.get(&w) {
-                            q.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        if !done.ok {
-                            let f = done.failure.unwrap_or_default();
-                            return Err(wire::error_of(f));
-                        }
-                        let shape: Vec<usize> = done.shape.iter().map(|&d| d as usize).collect();
-                        self.chunks.add_holder(key, w, Some(shape.clone()), done.nbytes as usize);
-                        produced.push(key);
-                        for f in &done.fetched {
-                            if let Ok(k) = wire::key_of(f) {
-                                if !self.chunks.add_holder(k, w, None, 0) {
-                                    self.chunks.release_on(&[w], k);
-                                }
-                            }
-                        }
-                        if keep.contains(&key) {
-                            shapes.insert(key, shape);
-                        }
-                        progress.done.fetch_add(1, Ordering::Relaxed);
-                        progress.chunks_run.fetch_add(1, Ordering::Relaxed);
-                        self.chunks_run.fetch_add(1, Ordering::Relaxed);
-                        for &j in &inputs[i] {
-                            uses_left[j] -= 1;
-                            let k = graph.node(ids[j]).key;
-                            if uses_left[j] == 0 && !keep.contains(&k) && !is_fetch(j) {
-                                self.chunks.discard(&k);
-                            }
-                        }
-                        for &c in &consumers[i] {
-                            waiting[c] -= 1;
-                            if waiting[c] == 0 {
-                                ready.push(c);
-                            }
-                        }
-                    }
-                }
-            }
-        })();
-        lock(&self.stages).remove(&stage);
-        for (w, q) in &queued_on {
-            let left = assigned.iter().filter(|&&a| a == *w).count();
-            q.fetch_sub(left.min(q.load(Ordering::Relaxed)), Ordering::Relaxed);
-        }
-        if let Err(e) = result {
-            // what this stage made is of no use now (unless a held result pins it)
-            for k in produced {
-                self.chunks.discard(&k);
-            }
-            return Err(e);
-        }
-        Ok(shapes)
+            .map(|(&w, e)| (w, e.queued.clone()))
     }
 }
 
 struct ClusterExec<'a> {
     state: &'a Arc<SupState>,
     progress: &'a Progress,
+    /// Kept chunks stages still pin: unpinned once the driver's results hold them.
+    kept: Mutex<Vec<Key>>,
+}
+
+impl ClusterExec<'_> {
+    fn unpin_kept(&self) {
+        for k in std::mem::take(&mut *lock(&self.kept)) {
+            self.state.chunks.unpin(&k);
+        }
+    }
 }
 
 impl ChunkExecutor for ClusterExec<'_> {
     fn execute(&self, graph: &ChunkGraph, keep: &FastSet<Key>) -> BackendResult<FastMap<Key, Vec<usize>>> {
-        self.state.run_stage(graph, keep, self.progress)
+        let (shapes, kept) = Stage::of_graph(self.state, graph, keep, self.progress)?.run()?;
+        lock(&self.kept).extend(kept);
+        Ok(shapes)
     }
     fn store(&self) -> &dyn ChunkStore {
         &self.state.chunks
@@ -801,7 +662,8 @@ async fn deliver(state: Arc<SupState>, w: u64, mut conn: WorkerConn, mut rx: mps
                 }
                 let keys = keys.iter().map(wire::key_bytes).collect();
                 if let Err(e) = conn.release(proto::ReleaseChunks { keys }).await {
-                    tracing::warn!("cannot release chunks on worker {w}: {e}");
+                    // (a dead worker holds nothing; its removal follows)
+                    tracing::debug!("cannot release chunks on worker {w}: {e}");
                 }
             }
         }
@@ -1001,10 +863,18 @@ impl Supervisor for SupervisorService {
         };
         let result = result.ok_or_else(|| Status::not_found(key.to_string()))?;
         let mut workers = Vec::with_capacity(result.chunks.len());
+        let deadline = Instant::now() + Duration::from_secs(30);
         for c in &result.chunks {
-            let (_, addr) = self.0.chunks.holder_address(c).ok_or_else(|| {
-                Status::unavailable(format!("chunk {} of {key} is held by no live worker", c.short()))
-            })?;
+            // a chunk lost with a worker is being made again: wait for it
+            let addr = loop {
+                if let Some((_, a)) = self.0.chunks.holder_address(c) {
+                    break a;
+                }
+                if Instant::now() > deadline || self.0.chunks.lineage(c).is_none() {
+                    return Err(Status::unavailable(format!("chunk {} of {key} is held by no live worker", c.short())));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             workers.push(addr);
         }
         Ok(Response::new(proto::LocateReply { result_json: wire::result_json(&result)?, workers }))
@@ -1119,7 +989,7 @@ impl Supervisor for SupervisorService {
             return Err(Status::invalid_argument("a put's result must be the one chunk put"));
         }
         let shape: Vec<usize> = result.nsplits.iter().map(|s| s.iter().map(|d| d.known().unwrap_or(0)).sum()).collect();
-        self.0.chunks.add_holder(key, req.worker, Some(shape), req.nbytes as usize);
+        self.0.chunks.add_holder(key, req.worker, Some((shape, req.nbytes as usize, Lineage::data(key))));
         lock(&self.0.put_results).insert(key, result);
         Ok(Response::new(Empty {}))
     }

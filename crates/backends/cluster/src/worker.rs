@@ -257,7 +257,7 @@ pub async fn report_statuses(state: Arc<WorkerState>, mut rx: mpsc::UnboundedRec
             }
         }
         if let Err(e) = sup.task_status(proto::StatusBatch { worker: state.id(), done }).await {
-            tracing::warn!("cannot report chunk statuses: {e}");
+            tracing::debug!("cannot report chunk statuses: {e}");
         }
     }
 }
