@@ -193,7 +193,8 @@ def mars_binary():
     """The release build of the bench_workloads example, built if missing."""
     path = os.path.join(TARGET_DIR, "release", "examples", "bench_workloads" + EXE)
     if ARGS.rebuild or not os.path.exists(path):
-        cmd = ["cargo", "build", "--release", "-q", "-p", "mars", "--example", "bench_workloads"]
+        # the cluster rows start supervisor and worker processes of the mars binary beside it
+        cmd = ["cargo", "build", "--release", "-q", "-p", "mars", "--example", "bench_workloads", "--bin", "mars"]
         print(f"building {path}: {' '.join(cmd)}", file=sys.stderr, flush=True)
         env = dict(os.environ, CARGO_TARGET_DIR=TARGET_DIR)
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)

@@ -105,6 +105,49 @@ fn value(t: &mt::Tensor, s: &Session) -> Result<f64> {
     Ok(t.execute_in(s)?.fetch_in(s)?.to_f64_vec()[0])
 }
 
+/// The cluster rows: a supervisor and two one-thread worker processes on
+/// 127.0.0.1 (the `mars` binary beside this example, or `MARS_BIN`).
+fn cluster_rows(rows: usize, repeats: usize) -> Result<()> {
+    let opts = mars_cluster::LocalClusterOptions { threads: Some(1), ..Default::default() };
+    let c = mars::LocalCluster::start(2, &opts)?;
+    let s = c.session()?;
+    // distinct chunks: W7 with random data (ones would share one key per chunk)
+    time("W7_cluster", repeats, || {
+        value(&(mt::random::RandomState::new(2).rand(&[1000, 1000]).rechunk(10) + 1.0).sum(), &s)
+    })?;
+    let x_of = || mt::random::RandomState::new(0).rand(&[rows, 5000]).rechunk(&[2000.min(rows), 5000]);
+    time("W1_gen+compute_cluster", repeats, || value(&((&x_of() + 1.0) * 2.0).sum(), &s))?;
+    let x = x_of();
+    if selected("W1_compute_cluster") {
+        x.execute_in(&s)?;
+    }
+    time("W1_compute_cluster", repeats, || value(&((&x + 1.0) * 2.0).sum(), &s))?;
+    drop(x);
+    if selected("flight_2GB_w2w") {
+        // 2 GiB held in 16 chunks of 128 MiB over both workers; each chunk of
+        // x + x[::-1] reads two of them, so about half move worker to worker.
+        // The rate is the workers' own: bytes read from peers over the time
+        // spent reading them.
+        let moved = |c: &mars::LocalCluster| -> Result<(u64, u64)> {
+            let st = mars_cluster::client::cluster_stats(c.address(), c.token())?;
+            Ok(st.workers.iter().fold((0, 0), |(b, t), w| (b + w.bytes_fetched, t + w.fetch_micros)))
+        };
+        let x = mt::random::RandomState::new(3).rand(&[32768, 8192]).rechunk(&[2048, 8192]);
+        x.execute_in(&s)?;
+        let before = moved(&c)?;
+        let y = (&x + &x.slice(mars::ndarray::s![..;-1, ..])).sum();
+        let check = value(&y, &s)?;
+        // heartbeats carry the counters: wait for one
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let after = moved(&c)?;
+        let (bytes, micros) = (after.0 - before.0, (after.1 - before.1).max(1));
+        let rate = bytes as f64 / (micros as f64 / 1e6);
+        println!("flight_2GB_w2w mars-rs {:.4}", 2e9 / rate);
+        println!("# check flight_2GB_w2w {check} ({:.2} GB moved at {:.2} GB/s)", bytes as f64 / 1e9, rate / 1e9);
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     if std::env::args().any(|a| a == "--phases") {
         tracing_subscriber::fmt()
@@ -238,6 +281,9 @@ fn main() -> Result<()> {
             continue;
         }
         timed(name, 1, false, || value(&(mt::arange(0.0, n as f64 * 10.0, 1.0).rechunk(10) * 3.0).sum(), &s))?;
+    }
+    if ["W7_cluster", "W1_gen+compute_cluster", "W1_compute_cluster", "flight_2GB_w2w"].iter().any(|n| selected(n)) {
+        cluster_rows(rows, repeats)?;
     }
     // the process's peak resident memory (Linux), for single-workload runs (`--only`)
     if let Some(kb) = std::fs::read_to_string("/proc/self/status")

@@ -144,7 +144,7 @@ mod tests {
     }
 
     fn roundtrip(messages: Vec<FlightData>) -> Result<ChunkData, Status> {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         rt.block_on(decode(futures::stream::iter(messages.into_iter().map(Ok)))).map(|(_, d)| d)
     }
 

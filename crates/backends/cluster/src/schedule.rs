@@ -529,7 +529,7 @@ impl<'a> Stage<'a> {
             match rx.recv_timeout(wait) {
                 Ok(StageEvent::Done(w, d)) => self.done(w, d)?,
                 Ok(StageEvent::LaunchFailed(w, msg)) => {
-                    tracing::warn!("cannot send chunks to worker {w}: {msg}");
+                    tracing::debug!("cannot send chunks to worker {w}: {msg}");
                     // a dead worker's removal reassigns them; a live one that refuses fails the stage
                     self.suspects.push((Instant::now(), w, msg));
                 }

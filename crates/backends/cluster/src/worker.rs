@@ -45,6 +45,8 @@ pub struct WorkerState {
     /// One fetch per missing input at a time: a second task needing it waits.
     fetching: Mutex<FastMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     chunks_run: AtomicU64,
+    bytes_fetched: AtomicU64,
+    fetch_micros: AtomicU64,
     stopping: AtomicBool,
 }
 
@@ -89,6 +91,8 @@ impl WorkerState {
             peers: Mutex::new(FastMap::default()),
             fetching: Mutex::new(FastMap::default()),
             chunks_run: AtomicU64::new(0),
+            bytes_fetched: AtomicU64::new(0),
+            fetch_micros: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         })
     }
@@ -113,6 +117,8 @@ impl WorkerState {
             chunks_restored: spill.chunks_restored,
             chunks_on_disk: spill.chunks_on_disk as u64,
             chunks_run: self.chunks_run.load(Ordering::Relaxed),
+            bytes_fetched: self.bytes_fetched.load(Ordering::Relaxed),
+            fetch_micros: self.fetch_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -151,12 +157,17 @@ impl WorkerState {
         let r = if self.store.contains(&key) {
             Ok(false)
         } else {
+            let started = Instant::now();
             let got = match self.peer(from) {
                 Ok(mut c) => flight::get(&mut c, &key).await,
                 Err(e) => Err(e),
             };
             match got {
-                Ok(data) => self.store.put(key, Arc::new(data)).map(|_| true).map_err(|e| e.to_string()),
+                Ok(data) => {
+                    self.bytes_fetched.fetch_add(data.nbytes() as u64, Ordering::Relaxed);
+                    self.fetch_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    self.store.put(key, Arc::new(data)).map(|_| true).map_err(|e| e.to_string())
+                }
                 Err(e) => Err(format!("cannot read input chunk {} from worker {from}: {}", key.short(), e.message())),
             }
         };
