@@ -123,27 +123,45 @@ fn cluster_rows(rows: usize, repeats: usize) -> Result<()> {
     }
     time("W1_compute_cluster", repeats, || value(&((&x + 1.0) * 2.0).sum(), &s))?;
     drop(x);
-    if selected("flight_2GB_w2w") {
-        // 2 GiB held in 16 chunks of 128 MiB over both workers; each chunk of
-        // x + x[::-1] reads two of them, so about half move worker to worker.
-        // The rate is the workers' own: bytes read from peers over the time
-        // spent reading them.
-        let moved = |c: &mars::LocalCluster| -> Result<(u64, u64)> {
-            let st = mars_cluster::client::cluster_stats(c.address(), c.token())?;
-            Ok(st.workers.iter().fold((0, 0), |(b, t), w| (b + w.bytes_fetched, t + w.fetch_micros)))
-        };
+    if selected("flight_2GB") {
+        use mars_backends::Backend;
+        // 2 GiB held in 16 chunks of 128 MiB over both workers
+        let remote = Arc::new(mars_cluster::RemoteBackend::connect(
+            c.address(),
+            c.token(),
+            &mars_tiler::TileOptions::default(),
+            "bench",
+        )?);
+        let s2 = Session::with_backend(remote.clone());
         let x = mt::random::RandomState::new(3).rand(&[32768, 8192]).rechunk(&[2048, 8192]);
-        x.execute_in(&s)?;
-        let before = moved(&c)?;
+        x.execute_in(&s2)?;
+        // worker -> client: each chunk read over Flight, one at a time
+        let chunks = remote.meta(&x.key())?.chunks.len();
+        let t0 = Instant::now();
+        let mut bytes = 0;
+        for i in 0..chunks {
+            bytes += remote.fetch_chunk(&x.key(), i)?.nbytes();
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        println!("flight_2GB_to_client mars-rs {:.4}", secs * 2e9 / bytes as f64);
+        println!("# check flight_2GB_to_client {bytes} bytes in {secs:.3} s: {:.2} GB/s", bytes as f64 / secs / 1e9);
+        // worker -> worker: each chunk of x + x[::-1] reads two of x's, so
+        // about half move between the workers; the rate is over the whole
+        // execute (compute included), a lower bound
+        let moved = || -> Result<u64> {
+            let st = mars_cluster::client::cluster_stats(c.address(), c.token())?;
+            Ok(st.workers.iter().map(|w| w.bytes_fetched).sum())
+        };
+        let before = moved()?;
         let y = (&x + &x.slice(mars::ndarray::s![..;-1, ..])).sum();
-        let check = value(&y, &s)?;
+        let t0 = Instant::now();
+        let check = value(&y, &s2)?;
+        let secs = t0.elapsed().as_secs_f64();
         // heartbeats carry the counters: wait for one
         std::thread::sleep(std::time::Duration::from_millis(1200));
-        let after = moved(&c)?;
-        let (bytes, micros) = (after.0 - before.0, (after.1 - before.1).max(1));
-        let rate = bytes as f64 / (micros as f64 / 1e6);
-        println!("flight_2GB_w2w mars-rs {:.4}", 2e9 / rate);
-        println!("# check flight_2GB_w2w {check} ({:.2} GB moved at {:.2} GB/s)", bytes as f64 / 1e9, rate / 1e9);
+        let bytes = moved()? - before;
+        println!("flight_2GB_w2w mars-rs {:.4}", secs * 2e9 / bytes.max(1) as f64);
+        println!("# check flight_2GB_w2w {check}: {bytes} bytes moved during an execute of {secs:.3} s");
     }
     Ok(())
 }
@@ -282,7 +300,7 @@ fn main() -> Result<()> {
         }
         timed(name, 1, false, || value(&(mt::arange(0.0, n as f64 * 10.0, 1.0).rechunk(10) * 3.0).sum(), &s))?;
     }
-    if ["W7_cluster", "W1_gen+compute_cluster", "W1_compute_cluster", "flight_2GB_w2w"].iter().any(|n| selected(n)) {
+    if ["W7_cluster", "W1_gen+compute_cluster", "W1_compute_cluster", "flight_2GB"].iter().any(|n| selected(n)) {
         cluster_rows(rows, repeats)?;
     }
     // the process's peak resident memory (Linux), for single-workload runs (`--only`)

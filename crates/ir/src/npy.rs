@@ -25,8 +25,9 @@ fn descr(t: &TensorData) -> &'static str {
 }
 
 /// The whole `.npy` file of `t`.
-pub fn to_npy(t: &TensorData) -> Vec<u8> {
-    use TensorData as T;
+/// The `.npy` header of `t`: magic, version, length, the dict padded so
+/// the data starts 64-byte aligned.
+fn npy_header(t: &TensorData) -> Vec<u8> {
     let shape = match t.shape() {
         [n] => format!("({n},)"),
         s => format!("({})", s.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")),
@@ -36,15 +37,28 @@ pub fn to_npy(t: &TensorData) -> Vec<u8> {
         header.push(' ');
     }
     header.push('\n');
-    let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len() + t.nbytes());
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
+    out
+}
+
+pub fn to_npy(t: &TensorData) -> Vec<u8> {
+    use TensorData as T;
+    let mut out = npy_header(t);
+    out.reserve(t.nbytes());
     macro_rules! le {
         ($a:expr) => {
-            for v in $a.iter() {
-                out.extend_from_slice(&v.to_le_bytes());
+            match $a.as_slice() {
+                // a standard-layout array on a little-endian machine: its bytes are the file's
+                Some(values) if cfg!(target_endian = "little") => out.extend_from_slice(bytemuck::cast_slice(values)),
+                _ => {
+                    for v in $a.iter() {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
             }
         };
     }
@@ -70,16 +84,47 @@ fn bad(msg: impl std::fmt::Display) -> IrError {
 
 /// The value of a `.npy` file written by [`to_npy`] (or by numpy in C order).
 pub fn from_npy(bytes: &[u8]) -> IrResult<TensorData> {
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+    from_npy_parts(&[bytes])
+}
+
+/// Bytes `at..at + dst.len()` of the concatenation of `parts`, into `dst`.
+fn copy_out(parts: &[&[u8]], mut at: usize, dst: &mut [u8]) {
+    let mut filled = 0;
+    for p in parts {
+        if filled == dst.len() {
+            break;
+        }
+        if at >= p.len() {
+            at -= p.len();
+            continue;
+        }
+        let n = (p.len() - at).min(dst.len() - filled);
+        dst[filled..filled + n].copy_from_slice(&p[at..at + n]);
+        filled += n;
+        at = 0;
+    }
+}
+
+/// [`from_npy`] of the concatenation of `parts` (as they came off the
+/// wire): the data is copied once, straight into the array's memory.
+pub fn from_npy_parts(parts: &[&[u8]]) -> IrResult<TensorData> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut pre = [0u8; 12];
+    copy_out(parts, 0, &mut pre[..total.min(12)]);
+    if total < 10 || &pre[..6] != MAGIC {
         return Err(bad("the magic string is missing"));
     }
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+    let (hlen, start) = match pre[6] {
+        1 => (u16::from_le_bytes([pre[8], pre[9]]) as usize, 10),
+        2 | 3 if total >= 12 => (u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as usize, 12),
         v => return Err(bad(format!("unknown version {v}"))),
     };
-    let header = bytes.get(start..start + hlen).ok_or_else(|| bad("the header is cut short"))?;
-    let header = std::str::from_utf8(header).map_err(bad)?;
+    if hlen > (1 << 20) || start + hlen > total {
+        return Err(bad("the header is cut short"));
+    }
+    let mut header = vec![0u8; hlen];
+    copy_out(parts, start, &mut header);
+    let header = std::str::from_utf8(&header).map_err(bad)?;
     let field = |name: &str| -> IrResult<&str> {
         let at = header.find(&format!("'{name}':")).ok_or_else(|| bad(format!("no '{name}' in the header")))?;
         Ok(header[at + name.len() + 3..].trim_start())
@@ -97,16 +142,22 @@ pub fn from_npy(bytes: &[u8]) -> IrResult<TensorData> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| bad(format!("shape entry {s:?}"))))
         .collect::<IrResult<_>>()?;
-    let n: usize = shape.iter().product();
-    let body = &bytes[start + hlen..];
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("the shape overflows"))?;
+    let (at, body_len) = (start + hlen, total - start - hlen);
     macro_rules! read {
         ($t:ty, $var:ident) => {{
             const W: usize = std::mem::size_of::<$t>();
-            if body.len() != n * W {
-                return Err(bad(format!("{} data bytes for shape {:?} of {}", body.len(), shape, descr)));
+            if n.checked_mul(W) != Some(body_len) {
+                return Err(bad(format!("{body_len} data bytes for shape {shape:?} of {descr}")));
             }
-            let v: Vec<$t> =
-                body.chunks_exact(W).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; W]))).collect();
+            // (allocated only now that the bytes are known to be there)
+            let mut v: Vec<$t> = vec![<$t>::default(); n];
+            copy_out(parts, at, bytemuck::cast_slice_mut(&mut v));
+            if cfg!(target_endian = "big") {
+                for x in v.iter_mut() {
+                    *x = <$t>::from_le_bytes(x.to_ne_bytes());
+                }
+            }
             TensorData::$var(ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(bad)?)
         }};
     }
@@ -122,15 +173,39 @@ pub fn from_npy(bytes: &[u8]) -> IrResult<TensorData> {
         "<u2" => read!(u16, U16),
         "|u1" => read!(u8, U8),
         "|b1" => {
-            if body.len() != n {
-                return Err(bad(format!("{} data bytes for shape {shape:?} of |b1", body.len())));
+            if body_len != n {
+                return Err(bad(format!("{body_len} data bytes for shape {shape:?} of |b1")));
             }
-            TensorData::Bool(
-                ArrayD::from_shape_vec(IxDyn(&shape), body.iter().map(|&b| b != 0).collect()).map_err(bad)?,
-            )
+            let mut raw = vec![0u8; n];
+            copy_out(parts, at, &mut raw);
+            TensorData::Bool(ArrayD::from_shape_vec(IxDyn(&shape), raw.iter().map(|&b| b != 0).collect()).map_err(bad)?)
         }
-        d => return Err(bad(format!("unsupported dtype {d:?}"))),
+        other => return Err(bad(format!("unsupported dtype {other:?}"))),
     })
+}
+
+/// A tensor's `.npy` encoding as its header (magic, version, dict) and its
+/// data bytes borrowed from the array, when the array is in standard layout
+/// on a little-endian machine (else `None`: use [`to_npy`]).
+pub fn npy_split(t: &TensorData) -> Option<(Vec<u8>, &[u8])> {
+    use TensorData as T;
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let data: &[u8] = match t {
+        T::F64(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::F32(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::I64(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::I32(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::I16(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::I8(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::U64(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::U32(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::U16(a) => bytemuck::cast_slice(a.as_slice()?),
+        T::U8(a) => a.as_slice()?,
+        T::Bool(_) => return None,
+    };
+    Some((npy_header(t), data))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use mars_exec::{codec, ChunkData};
 use mars_ir::Key;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -54,6 +55,8 @@ pub fn channel(addr: &str) -> Result<Channel, Status> {
         .keep_alive_timeout(Duration::from_secs(10))
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
+        // big frames: a 1 MiB piece in a few frames, not 64
+        .max_frame_size(Some(1 << 20))
         .connect_lazy())
 }
 
@@ -61,25 +64,43 @@ pub fn client(addr: &str, token: &AddToken) -> Result<FlightClient, Status> {
     Ok(FlightServiceClient::with_interceptor(channel(addr)?, token.clone()))
 }
 
-/// A chunk's value as Flight messages (the first with `descriptor`, if any).
-pub fn encode(data: &ChunkData, descriptor: Option<FlightDescriptor>) -> Result<Vec<FlightData>, Status> {
-    let bytes = Bytes::from(codec::encode(data).map_err(|e| Status::internal(e.to_string()))?);
-    let total = bytes.len();
-    let mut out = Vec::with_capacity(total / PIECE + 1);
-    let mut at = 0;
-    loop {
-        let end = (at + PIECE).min(total);
-        let mut m = FlightData { data_body: bytes.slice(at..end), ..Default::default() };
-        if at == 0 {
-            m.app_metadata = Bytes::copy_from_slice(&(total as u64).to_le_bytes());
-            m.flight_descriptor = descriptor.clone();
-        }
-        out.push(m);
-        at = end;
-        if at >= total {
-            return Ok(out);
-        }
+/// A tensor's data, borrowed from the held value (sent without a copy).
+struct TensorBody(Arc<ChunkData>);
+
+impl AsRef<[u8]> for TensorBody {
+    fn as_ref(&self) -> &[u8] {
+        codec::encode_split(&self.0).map_or(&[], |(_, body)| body)
     }
+}
+
+/// A chunk's value as Flight messages (the first with `descriptor`, if any).
+/// A tensor's data goes out from the array itself, with no copy.
+pub fn encode(data: &Arc<ChunkData>, descriptor: Option<FlightDescriptor>) -> Result<Vec<FlightData>, Status> {
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut cut = |bytes: Bytes| {
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + PIECE).min(bytes.len());
+            pieces.push(bytes.slice(at..end));
+            at = end;
+        }
+    };
+    match codec::encode_split(data) {
+        Some((prefix, _)) => {
+            cut(Bytes::from(prefix));
+            cut(Bytes::from_owner(TensorBody(data.clone())));
+        }
+        None => cut(Bytes::from(codec::encode(data).map_err(|e| Status::internal(e.to_string()))?)),
+    }
+    let total: usize = pieces.iter().map(Bytes::len).sum();
+    let mut out: Vec<FlightData> =
+        pieces.into_iter().map(|b| FlightData { data_body: b, ..Default::default() }).collect();
+    if out.is_empty() {
+        out.push(FlightData::default());
+    }
+    out[0].app_metadata = Bytes::copy_from_slice(&(total as u64).to_le_bytes());
+    out[0].flight_descriptor = descriptor;
+    Ok(out)
 }
 
 /// The chunk [`encode`] sent, and the first message's descriptor.
@@ -92,24 +113,28 @@ where
         Status::invalid_argument("the first message of a chunk must give its length (8 bytes of app_metadata)")
     })?;
     let total = u64::from_le_bytes(total) as usize;
-    // grow with what arrives; the stated length only bounds it
-    let mut buf = Vec::with_capacity(total.min(64 << 20));
+    // the pieces are kept as they came (no copy) and decoded at the end,
+    // a tensor's data copied once, into its array
     let descriptor = first.flight_descriptor;
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut got = 0usize;
     let mut body = first.data_body;
     loop {
-        if buf.len() + body.len() > total {
+        got += body.len();
+        if got > total {
             return Err(Status::invalid_argument(format!("a chunk stream sent more than its {total} bytes")));
         }
-        buf.extend_from_slice(&body);
+        pieces.push(body);
         match next_within(&mut stream).await? {
             None => break,
             Some(m) => body = m.data_body,
         }
     }
-    if buf.len() != total {
-        return Err(Status::invalid_argument(format!("a chunk stream ended after {} of {total} bytes", buf.len())));
+    if got != total {
+        return Err(Status::invalid_argument(format!("a chunk stream ended after {got} of {total} bytes")));
     }
-    let data = codec::decode(&buf).map_err(|e| Status::invalid_argument(format!("malformed chunk: {e}")))?;
+    let parts: Vec<&[u8]> = pieces.iter().map(|b| b.as_ref()).collect();
+    let data = codec::decode_parts(&parts).map_err(|e| Status::invalid_argument(format!("malformed chunk: {e}")))?;
     Ok((descriptor, data))
 }
 
@@ -124,7 +149,7 @@ pub async fn get(client: &mut FlightClient, key: &Key) -> Result<ChunkData, Stat
 }
 
 /// Store `data` as chunk `key` on the worker `client` talks to.
-pub async fn put(client: &mut FlightClient, key: &Key, data: &ChunkData) -> Result<(), Status> {
+pub async fn put(client: &mut FlightClient, key: &Key, data: &Arc<ChunkData>) -> Result<(), Status> {
     let descriptor = FlightDescriptor::new_cmd(wire::key_bytes(key));
     let messages = encode(data, Some(descriptor))?;
     let mut replies = client.do_put(futures::stream::iter(messages)).await?.into_inner();
@@ -150,20 +175,20 @@ mod tests {
 
     #[test]
     fn chunks_cross_in_pieces_and_truncation_is_an_error() {
-        let data = tensor(300_000); // 2.4 MB: three messages
+        let data = Arc::new(tensor(300_000)); // 2.4 MB: a header, then three pieces of data
         let messages = encode(&data, None).unwrap();
-        assert_eq!(messages.len(), 3);
+        assert_eq!(messages.len(), 4);
         match roundtrip(messages.clone()).unwrap() {
             ChunkData::Tensor(t) => assert_eq!(
                 t,
-                match &data {
+                match &*data {
                     ChunkData::Tensor(t) => t.clone(),
                     _ => unreachable!(),
                 }
             ),
             other => panic!("{other:?}"),
         }
-        let short = roundtrip(messages[..2].to_vec()).unwrap_err();
+        let short = roundtrip(messages[..3].to_vec()).unwrap_err();
         assert!(short.message().contains("ended after"), "{short}");
         let mut long = messages.clone();
         long.push(messages[1].clone());
@@ -172,7 +197,7 @@ mod tests {
         no_len[0].app_metadata = Bytes::new();
         assert!(roundtrip(no_len).unwrap_err().message().contains("length"));
         let mut garbage = encode(&data, None).unwrap();
-        garbage[0].data_body = Bytes::from(vec![9u8; garbage[0].data_body.len()]);
+        garbage[0].data_body = Bytes::from(vec![0u8; garbage[0].data_body.len()]);
         assert!(roundtrip(garbage).unwrap_err().message().contains("malformed"));
     }
 }

@@ -188,6 +188,7 @@ pub fn run_worker(opts: WorkerOptions) -> Result<(), String> {
                 .tcp_nodelay(true)
                 .initial_stream_window_size(Some(8 << 20))
                 .initial_connection_window_size(Some(32 << 20))
+                .max_frame_size(Some(1 << 20))
                 .add_service(wsvc)
                 .add_service(fsvc)
                 .serve_with_incoming_shutdown(incoming(listener), async {

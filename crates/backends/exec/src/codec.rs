@@ -56,6 +56,32 @@ pub fn encode(data: &ChunkData) -> ExecResult<Vec<u8>> {
     Ok(bytes)
 }
 
+/// [`encode`]'s bytes as a prefix and a body borrowed from the value, when
+/// the value is a tensor in standard layout (its data is then sent or
+/// written without a copy): `None` otherwise.
+pub fn encode_split(data: &ChunkData) -> Option<(Vec<u8>, &[u8])> {
+    let ChunkData::Tensor(t) = data else { return None };
+    let (header, body) = mars_ir::npy::npy_split(t)?;
+    let mut prefix = Vec::with_capacity(header.len() + 1);
+    prefix.push(TENSOR);
+    prefix.extend_from_slice(&header);
+    Some((prefix, body))
+}
+
+/// [`decode`] of the concatenation of `parts` (as they came off the wire):
+/// a tensor's data is copied once, straight into its array.
+pub fn decode_parts(parts: &[&[u8]]) -> Result<ChunkData, String> {
+    match parts.iter().position(|p| !p.is_empty()) {
+        Some(i) if parts[i][0] == TENSOR => {
+            let mut rest: Vec<&[u8]> = Vec::with_capacity(parts.len() - i);
+            rest.push(&parts[i][1..]);
+            rest.extend_from_slice(&parts[i + 1..]);
+            Ok(ChunkData::Tensor(mars_ir::npy::from_npy_parts(&rest).map_err(|e| e.to_string())?))
+        }
+        _ => decode(&parts.concat()),
+    }
+}
+
 /// A chunk's value from [`encode`]'s bytes; malformed bytes are an error
 /// (saying what is wrong), never a panic.
 pub fn decode(bytes: &[u8]) -> Result<ChunkData, String> {
