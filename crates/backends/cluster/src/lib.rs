@@ -6,6 +6,8 @@
 //!   chunks (spilling above its limit), serves them to peers and clients.
 //! - [`client`]: [`RemoteBackend`], the [`Backend`](mars_backends::Backend) a
 //!   session at `http://host:port` holds.
+//! - [`dashboard`]: the supervisor's HTML page (workers, sessions,
+//!   executions, a graph picture), behind the token.
 //! - [`process`]: `mars supervisor` / `mars worker` entry points and
 //!   [`ClusterProcesses`], a supervisor and workers started as child processes.
 //!
@@ -15,6 +17,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod dashboard;
 pub mod flight;
 pub mod process;
 pub mod schedule;

@@ -151,9 +151,14 @@ pub fn run_supervisor(opts: SupervisorOptions) -> Result<(), String> {
         let state = SupState::new(token.into(), opts.timing.clone(), tokio::runtime::Handle::current());
         println!("mars supervisor listening on http://{addr}");
         let _ = std::io::stdout().flush();
+        // one port: gRPC for clients and workers, HTTP/1.1 for the dashboard
+        let router = tonic::service::Routes::new(supervisor::service(state.clone()))
+            .into_axum_router()
+            .merge(crate::dashboard::router(state));
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(supervisor::service(state))
+            .accept_http1(true)
+            .add_routes(tonic::service::Routes::from(router))
             .serve_with_incoming_shutdown(incoming(listener), shutdown(opts.watch_stdin))
             .await
             .map_err(|e| format!("the supervisor stopped: {e}"))

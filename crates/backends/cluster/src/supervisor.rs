@@ -294,9 +294,21 @@ type Outcome = Option<BackendResult<HashMap<Key, TileableResult>>>;
 #[derive(Debug)]
 struct TaskState {
     session: u64,
+    started: Instant,
     progress: Arc<Progress>,
     outcome: Mutex<Outcome>,
     done: watch::Sender<bool>,
+}
+
+/// A running execution, for the dashboard.
+#[derive(Clone, Debug)]
+pub struct RunningExec {
+    pub task: u64,
+    pub session: u64,
+    pub fraction: f64,
+    pub done: u64,
+    pub total: u64,
+    pub seconds: f64,
 }
 
 /// A finished execution, for the dashboard.
@@ -330,6 +342,8 @@ pub struct SupState {
     tasks: Mutex<FastMap<u64, Arc<TaskState>>>,
     pub(crate) stages: Mutex<FastMap<u64, std_mpsc::Sender<StageEvent>>>,
     history: Mutex<VecDeque<ExecRecord>>,
+    /// The tileable graphs of the last executions, for the dashboard.
+    graphs: Mutex<VecDeque<(u64, Arc<TileableGraph>)>>,
     passes: PassManager,
     next_id: AtomicU64,
     chunks_run: AtomicU64,
@@ -351,6 +365,7 @@ impl SupState {
             tasks: Mutex::default(),
             stages: Mutex::default(),
             history: Mutex::default(),
+            graphs: Mutex::default(),
             passes: PassManager::default(),
             next_id: AtomicU64::new(1),
             chunks_run: AtomicU64::new(0),
@@ -369,6 +384,37 @@ impl SupState {
 
     pub(crate) fn count_run(&self) {
         self.chunks_run.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The tileable graph of a recent execution.
+    pub fn graph_of(&self, task: u64) -> Option<Arc<TileableGraph>> {
+        lock(&self.graphs).iter().find(|(t, _)| *t == task).map(|(_, g)| g.clone())
+    }
+
+    /// Executions running now.
+    pub fn running(&self) -> Vec<RunningExec> {
+        let mut v: Vec<RunningExec> = lock(&self.tasks)
+            .iter()
+            .filter(|(_, t)| !*t.done.borrow())
+            .map(|(&task, t)| {
+                let total = t.progress.total.load(Ordering::Relaxed);
+                let done = t.progress.done.load(Ordering::Relaxed);
+                RunningExec {
+                    task,
+                    session: t.session,
+                    fraction: (done as f64 / total.max(1) as f64).min(1.0),
+                    done,
+                    total,
+                    seconds: t.started.elapsed().as_secs_f64(),
+                }
+            })
+            .collect();
+        v.sort_by_key(|r| r.task);
+        v
     }
 
     /// The executions run so far, newest last (at most 100).
@@ -474,7 +520,20 @@ impl SupState {
         let id = self.next();
         let progress = Arc::new(Progress::default());
         let (done, _) = watch::channel(false);
-        let task = Arc::new(TaskState { session, progress: progress.clone(), outcome: Mutex::new(None), done });
+        let task = Arc::new(TaskState {
+            session,
+            started: Instant::now(),
+            progress: progress.clone(),
+            outcome: Mutex::new(None),
+            done,
+        });
+        {
+            let mut graphs = lock(&self.graphs);
+            graphs.push_back((id, Arc::new(graph.clone())));
+            while graphs.len() > 100 {
+                graphs.pop_front();
+            }
+        }
         lock(&self.tasks).insert(id, task.clone());
         let state = self.clone();
         let spawned = std::thread::Builder::new().name(format!("mars-task-{id}")).spawn(move || {
