@@ -292,20 +292,9 @@ impl ClusterProcesses {
     /// Start a supervisor and `workers` workers, and wait until every worker
     /// has registered.
     pub fn start(workers: usize, opts: &LocalClusterOptions) -> Result<ClusterProcesses, String> {
-        let bin = mars_binary();
         let token = auth::generate_token().map_err(|e| e.to_string())?;
         let timing = opts.timing.clone().unwrap_or_default();
-        let spawn = |args: &[String]| {
-            Command::new(&bin)
-                .args(args)
-                .env("MARS_TOKEN", &token)
-                .env("MARS_LOG", std::env::var("MARS_LOG").unwrap_or_else(|_| "warn".into()))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .map_err(|e| format!("cannot start {} (set MARS_BIN to the mars binary): {e}", bin.display()))
-        };
+        let spawn = |args: &[String]| spawn_child(&token, args);
         let mut supervisor = spawn(&[
             "supervisor".into(),
             "--bind".into(),
@@ -329,16 +318,7 @@ impl ClusterProcesses {
         let address = line.rsplit(' ').next().unwrap_or_default().to_string();
         let mut cluster = ClusterProcesses { supervisor, workers: Vec::new(), address, token: token.clone() };
         for _ in 0..workers {
-            let mut args: Vec<String> =
-                vec!["worker".into(), "--supervisor".into(), cluster.address.clone(), "--watch-stdin".into()];
-            args.extend(["--threads".into(), opts.threads.unwrap_or(1).to_string()]);
-            if let Some(m) = opts.memory_limit {
-                args.extend(["--memory-limit".into(), m.to_string()]);
-            }
-            let mut w = spawn(&args)?;
-            let ready = first_line(&mut w, "a worker", Duration::from_secs(20));
-            cluster.workers.push(w);
-            ready?;
+            cluster.add_worker(opts)?;
         }
         Ok(cluster)
     }
@@ -362,20 +342,30 @@ impl ClusterProcesses {
         let mut args: Vec<String> =
             vec!["worker".into(), "--supervisor".into(), self.address.clone(), "--watch-stdin".into()];
         args.extend(["--threads".into(), opts.threads.unwrap_or(1).to_string()]);
-        let mut w = Command::new(mars_binary())
-            .args(&args)
-            .env("MARS_TOKEN", &self.token)
-            .env("MARS_LOG", std::env::var("MARS_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start a worker: {e}"))?;
+        if let Some(m) = opts.memory_limit {
+            args.extend(["--memory-limit".into(), m.to_string()]);
+        }
+        let mut w = spawn_child(&self.token, &args)?;
         let ready = first_line(&mut w, "a worker", Duration::from_secs(20));
         let pid = w.id();
         self.workers.push(w);
         ready.map(|_| pid)
     }
+}
+
+/// A `mars` child process with the token in its environment (not on its
+/// command line) and pipes for stdin (closing it stops the child) and stdout.
+fn spawn_child(token: &str, args: &[String]) -> Result<Child, String> {
+    let bin = mars_binary();
+    Command::new(&bin)
+        .args(args)
+        .env("MARS_TOKEN", token)
+        .env("MARS_LOG", std::env::var("MARS_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {} (set MARS_BIN to the mars binary): {e}", bin.display()))
 }
 
 fn stop(children: &mut [&mut Child]) {
