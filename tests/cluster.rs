@@ -254,3 +254,185 @@ fn a_stopped_worker_is_removed_after_its_ttl() -> Result<()> {
     }
     Ok(())
 }
+
+// ---- TLS, the supervisor lost, the retry limit, results past memory ---------
+
+/// A fresh self-signed certificate for 127.0.0.1 and localhost, written to
+/// `dir` as cert.pem and key.pem.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).expect("a temp dir");
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("a certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    (cert, key)
+}
+
+#[test]
+fn tls_serves_the_whole_cluster_over_https() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("mars-tls-test-{}", std::process::id()));
+    let (cert, key) = self_signed(&dir);
+    let opts = mars_cluster::LocalClusterOptions {
+        threads: Some(1),
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key),
+        ..Default::default()
+    };
+    let c = mars::LocalCluster::start(2, &opts)?;
+    assert!(c.address().starts_with("https://"), "{}", c.address());
+    // client -> supervisor, supervisor -> workers, worker -> worker (the
+    // reversed operand lives on the other worker), worker -> client: all TLS
+    let s = c.session()?;
+    let x = mt::random::RandomState::new(21).rand(&[400, 300]).rechunk(&[50, 300]);
+    let y = (&x + &x.slice(mars::ndarray::s![..;-1, ..])) * 0.5;
+    let local = mars::new_session()?;
+    let want = f64s(y.execute_in(&local)?.fetch_in(&local)?);
+    let got = f64s(y.execute_in(&s)?.fetch_in(&s)?);
+    assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let st = mars_cluster::client::cluster_stats(c.address(), c.token());
+    // (cluster_stats trusts MARS_TLS_CA, unset here: the certificate is unknown)
+    let err = st.unwrap_err().to_string();
+    assert!(err.contains("certificate") || err.contains("tls") || err.contains("TLS"), "{err}");
+
+    // a client trusting another certificate is refused, within seconds
+    let (other, _) = self_signed(&dir.join("other"));
+    let t = Instant::now();
+    let err = Session::builder().address(c.address()).token(c.token()).tls_ca(&other).build().unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(err.to_string().contains(c.address()), "{err}");
+    // plain http to the TLS port is no session either
+    let plain = c.address().replace("https://", "http://");
+    let err = Session::builder().address(&plain).token(c.token()).build().unwrap_err();
+    assert!(err.to_string().contains(&plain), "{err}");
+    // a certificate file that is not PEM is named
+    let junk = dir.join("junk.pem");
+    std::fs::write(&junk, "not a certificate").expect("write");
+    let err = Session::builder().address(c.address()).token(c.token()).tls_ca(&junk).build().unwrap_err();
+    assert!(err.to_string().contains("junk.pem"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn losing_the_supervisor_is_an_error_within_seconds() -> Result<()> {
+    let c = fragile_cluster(2);
+    let s = c.session()?;
+    let x = mt::random::RandomState::new(4).rand(&[100, 100]).rechunk(&[50, 50]);
+    x.execute_in(&s)?;
+    let long = long_reduction(14);
+    let (sup, _) = c.pids();
+    let t = std::thread::scope(|scope| {
+        let h = scope.spawn(|| {
+            // kill it once the execute is under way
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                let run = mars_cluster::client::cluster_stats(c.address(), c.token()).map_or(0, |s| s.chunks_run);
+                if run >= 100 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            signal(sup, "-KILL");
+            Instant::now()
+        });
+        let r = long.execute_in(&s);
+        let killed = h.join().expect("the killing thread");
+        (r, killed)
+    });
+    let (r, killed) = t;
+    let err = r.unwrap_err();
+    assert!(killed.elapsed() < Duration::from_secs(10), "the execute noticed after {:?}", killed.elapsed());
+    assert!(err.to_string().contains(c.address()), "{err}");
+    // later calls fail fast too, naming the address
+    let t = Instant::now();
+    let err = x.fetch_in(&s).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(err.to_string().contains(c.address()), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_chunk_that_keeps_killing_its_worker_fails_the_execute_naming_its_op() -> Result<()> {
+    // workers whose address space is capped: a chunk of 4 GiB aborts each one
+    // that tries to make it (as a task that crashes its worker in Dask)
+    let timing = mars_cluster::supervisor::Timing {
+        heartbeat: Duration::from_millis(100),
+        worker_ttl: Duration::from_millis(1000),
+        lease: Duration::from_secs(30),
+    };
+    let opts = mars_cluster::LocalClusterOptions { timing: Some(timing), ..Default::default() };
+    let c = mars_cluster::ClusterProcesses::start(0, &opts).expect("a supervisor");
+    let bin = mars_cluster::process::mars_binary();
+    let mut workers = Vec::new();
+    for _ in 0..mars_cluster::schedule::LOSS_RETRIES + 2 {
+        let cmd = format!(
+            "ulimit -v 1500000; exec '{}' worker --supervisor {} --threads 1 --watch-stdin",
+            bin.display(),
+            c.address()
+        );
+        let w = std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .env("MARS_TOKEN", c.token())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("a worker");
+        workers.push(w);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mars_cluster::client::cluster_stats(c.address(), c.token()).map_or(0, |s| s.workers.len()) < workers.len() {
+        assert!(Instant::now() < deadline, "the workers did not register");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = Session::builder().address(c.address()).token(c.token()).chunk_bytes(8 << 30).build()?;
+    let small = mt::random::RandomState::new(2).rand(&[10, 10]) + 1.0;
+    small.execute_in(&s)?;
+    let huge = mt::ones(&[1 << 16, 1 << 13]) * 2.0;
+    let t = Instant::now();
+    let err = huge.sum().execute_in(&s).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    let msg = err.to_string();
+    assert!(msg.contains("lost with its worker 4 times") && msg.contains("Full"), "{msg}");
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    Ok(())
+}
+
+#[test]
+fn a_result_larger_than_a_workers_memory_limit_spills_and_fetches() -> Result<()> {
+    let limit = 8 << 20;
+    let opts = mars_cluster::LocalClusterOptions { threads: Some(1), memory_limit: Some(limit), ..Default::default() };
+    let c = mars::LocalCluster::start(2, &opts)?;
+    let s = c.session()?;
+    // 32 MiB held over two workers of 8 MiB each: most of it on disk
+    let x = mt::random::RandomState::new(8).rand(&[2048, 2048]).rechunk(&[256, 2048]) * 2.0;
+    let local = mars::new_session()?;
+    let want = f64s(x.execute_in(&local)?.fetch_in(&local)?);
+    x.execute_in(&s)?;
+    // (workers report their counters with each heartbeat)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let st = loop {
+        let st = mars_cluster::client::cluster_stats(c.address(), c.token()).expect("stats");
+        let spilled: u64 = st.workers.iter().map(|w| w.bytes_spilled).sum();
+        if spilled >= 8 << 20 || Instant::now() > deadline {
+            assert!(spilled >= 8 << 20, "only {spilled} bytes spilled: {:?}", st.workers);
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for w in &st.workers {
+        assert!(w.bytes_held <= limit as u64 + (4 << 20), "worker {} holds {} in memory", w.address, w.bytes_held);
+    }
+    let got = f64s(x.fetch_in(&s)?);
+    assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+    // and a reduction over it reads the spilled chunks back
+    let total = x.sum();
+    let a = f64s(total.execute_in(&s)?.fetch_in(&s)?);
+    let b = f64s(total.execute_in(&local)?.fetch_in(&local)?);
+    assert_eq!(a[0].to_bits(), b[0].to_bits());
+    Ok(())
+}

@@ -129,6 +129,7 @@ fn cluster_rows(rows: usize, repeats: usize) -> Result<()> {
         let remote = Arc::new(mars_cluster::RemoteBackend::connect(
             c.address(),
             c.token(),
+            &mars_cluster::ClientTls::default(),
             &mars_tiler::TileOptions::default(),
             "bench",
         )?);

@@ -124,9 +124,14 @@ impl LocalCluster {
     pub fn add_worker(&mut self, opts: &mars_cluster::LocalClusterOptions) -> Result<u32> {
         self.procs.add_worker(opts).map_err(Error::Io)
     }
-    /// A session on this cluster (its address and token).
+    /// A session on this cluster (its address and token; with TLS, trusting
+    /// the cluster's certificate).
     pub fn session(&self) -> Result<Session> {
-        Session::builder().address(self.address()).token(self.token()).build()
+        let mut b = Session::builder().address(self.address()).token(self.token());
+        if let Some(ca) = self.procs.tls_ca() {
+            b = b.tls_ca(ca);
+        }
+        b.build()
     }
     /// The supervisor's address, `http://127.0.0.1:PORT`.
     pub fn address(&self) -> &str {
@@ -144,6 +149,7 @@ impl LocalCluster {
 pub struct SessionBuilder {
     address: Option<String>,
     token: Option<String>,
+    tls_ca: Option<std::path::PathBuf>,
     threads: Option<usize>,
     memory_limit: Option<usize>,
     chunk_bytes: Option<usize>,
@@ -161,6 +167,12 @@ impl SessionBuilder {
     /// The cluster token (default: `MARS_TOKEN`).
     pub fn token(mut self, t: &str) -> Self {
         self.token = Some(t.to_string());
+        self
+    }
+    /// For an `https://` address: trust the certificates in this PEM file
+    /// (default: `MARS_TLS_CA`, else the public web roots).
+    pub fn tls_ca(mut self, pem_file: impl AsRef<Path>) -> Self {
+        self.tls_ca = Some(pem_file.as_ref().to_path_buf());
         self
     }
     /// Worker threads of the local backend (default: one per core).
@@ -206,7 +218,8 @@ impl SessionBuilder {
                 })?,
             };
             let name = format!("pid {}", std::process::id());
-            let backend = mars_cluster::RemoteBackend::connect(a, &token, &tile, &name)?;
+            let tls = mars_cluster::ClientTls::resolve(self.tls_ca.as_deref(), None).map_err(Error::Invalid)?;
+            let backend = mars_cluster::RemoteBackend::connect(a, &token, &tls, &tile, &name)?;
             let mut session = Session::with_backend(Arc::new(backend));
             if let (Some(show), Some(inner)) = (self.progress, Arc::get_mut(&mut session.inner)) {
                 inner.progress = show;

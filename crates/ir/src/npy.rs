@@ -87,44 +87,41 @@ pub fn from_npy(bytes: &[u8]) -> IrResult<TensorData> {
     from_npy_parts(&[bytes])
 }
 
-/// Bytes `at..at + dst.len()` of the concatenation of `parts`, into `dst`.
-fn copy_out(parts: &[&[u8]], mut at: usize, dst: &mut [u8]) {
-    let mut filled = 0;
-    for p in parts {
-        if filled == dst.len() {
-            break;
-        }
-        if at >= p.len() {
-            at -= p.len();
-            continue;
-        }
-        let n = (p.len() - at).min(dst.len() - filled);
-        dst[filled..filled + n].copy_from_slice(&p[at..at + n]);
-        filled += n;
-        at = 0;
-    }
+/// The parsed header of a `.npy` file: what the data bytes are.
+#[derive(Clone, Debug)]
+struct Header {
+    descr: String,
+    shape: Vec<usize>,
+    /// Bytes before the data (magic, version, length, dict).
+    data_at: usize,
+    /// Bytes of data the shape and dtype call for.
+    data_len: usize,
 }
 
-/// [`from_npy`] of the concatenation of `parts` (as they came off the
-/// wire): the data is copied once, straight into the array's memory.
-pub fn from_npy_parts(parts: &[&[u8]]) -> IrResult<TensorData> {
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    let mut pre = [0u8; 12];
-    copy_out(parts, 0, &mut pre[..total.min(12)]);
-    if total < 10 || &pre[..6] != MAGIC {
+/// The header at the start of `pre` (the first bytes of a file), or `None`
+/// when `pre` is too short to hold all of it.
+fn parse_header(pre: &[u8]) -> IrResult<Option<Header>> {
+    if pre.len() < 12 {
+        if !MAGIC.starts_with(&pre[..pre.len().min(6)]) {
+            return Err(bad("the magic string is missing"));
+        }
+        return Ok(None);
+    }
+    if &pre[..6] != MAGIC {
         return Err(bad("the magic string is missing"));
     }
     let (hlen, start) = match pre[6] {
         1 => (u16::from_le_bytes([pre[8], pre[9]]) as usize, 10),
-        2 | 3 if total >= 12 => (u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as usize, 12),
+        2 | 3 => (u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as usize, 12),
         v => return Err(bad(format!("unknown version {v}"))),
     };
-    if hlen > (1 << 20) || start + hlen > total {
-        return Err(bad("the header is cut short"));
+    if hlen > (1 << 20) {
+        return Err(bad("the header is too long"));
     }
-    let mut header = vec![0u8; hlen];
-    copy_out(parts, start, &mut header);
-    let header = std::str::from_utf8(&header).map_err(bad)?;
+    if pre.len() < start + hlen {
+        return Ok(None);
+    }
+    let header = std::str::from_utf8(&pre[start..start + hlen]).map_err(bad)?;
     let field = |name: &str| -> IrResult<&str> {
         let at = header.find(&format!("'{name}':")).ok_or_else(|| bad(format!("no '{name}' in the header")))?;
         Ok(header[at + name.len() + 3..].trim_start())
@@ -143,45 +140,191 @@ pub fn from_npy_parts(parts: &[&[u8]]) -> IrResult<TensorData> {
         .map(|s| s.parse().map_err(|_| bad(format!("shape entry {s:?}"))))
         .collect::<IrResult<_>>()?;
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("the shape overflows"))?;
-    let (at, body_len) = (start + hlen, total - start - hlen);
-    macro_rules! read {
-        ($t:ty, $var:ident) => {{
-            const W: usize = std::mem::size_of::<$t>();
-            if n.checked_mul(W) != Some(body_len) {
-                return Err(bad(format!("{body_len} data bytes for shape {shape:?} of {descr}")));
+    let width = match descr {
+        "<f8" | "<i8" | "<u8" => 8,
+        "<f4" | "<i4" | "<u4" => 4,
+        "<i2" | "<u2" => 2,
+        "|i1" | "|u1" | "|b1" => 1,
+        other => return Err(bad(format!("unsupported dtype {other:?}"))),
+    };
+    let data_len = n.checked_mul(width).ok_or_else(|| bad("the shape overflows"))?;
+    Ok(Some(Header { descr: descr.to_string(), shape, data_at: start + hlen, data_len }))
+}
+
+/// A tensor's elements while its bytes arrive.
+#[derive(Debug)]
+enum Buf {
+    F64(Vec<f64>),
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+    I16(Vec<i16>),
+    I8(Vec<i8>),
+    U64(Vec<u64>),
+    U32(Vec<u32>),
+    U16(Vec<u16>),
+    /// `|u1` and `|b1` (bools become `bool`s at the end).
+    U8(Vec<u8>),
+}
+
+macro_rules! each_buf {
+    ($b:expr, $v:ident => $e:expr) => {
+        match $b {
+            Buf::F64($v) => $e,
+            Buf::F32($v) => $e,
+            Buf::I64($v) => $e,
+            Buf::I32($v) => $e,
+            Buf::I16($v) => $e,
+            Buf::I8($v) => $e,
+            Buf::U64($v) => $e,
+            Buf::U32($v) => $e,
+            Buf::U16($v) => $e,
+            Buf::U8($v) => $e,
+        }
+    };
+}
+
+impl Buf {
+    /// Room for the data `h` describes (zeroed: fresh pages from the OS).
+    fn new(h: &Header) -> Buf {
+        let n = h.shape.iter().product();
+        match h.descr.as_str() {
+            "<f8" => Buf::F64(vec![0.0; n]),
+            "<f4" => Buf::F32(vec![0.0; n]),
+            "<i8" => Buf::I64(vec![0; n]),
+            "<i4" => Buf::I32(vec![0; n]),
+            "<i2" => Buf::I16(vec![0; n]),
+            "|i1" => Buf::I8(vec![0; n]),
+            "<u8" => Buf::U64(vec![0; n]),
+            "<u4" => Buf::U32(vec![0; n]),
+            "<u2" => Buf::U16(vec![0; n]),
+            _ => Buf::U8(vec![0; n]),
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        each_buf!(self, v => bytemuck::cast_slice_mut(v.as_mut_slice()))
+    }
+
+    fn into_tensor(mut self, h: &Header) -> IrResult<TensorData> {
+        if cfg!(target_endian = "big") {
+            // the file is little-endian: reverse each element's bytes
+            let width = each_buf!(&self, v => std::mem::size_of_val(&v[..]) / v.len().max(1));
+            for x in self.bytes_mut().chunks_exact_mut(width.max(1)) {
+                x.reverse();
             }
-            // (allocated only now that the bytes are known to be there)
-            let mut v: Vec<$t> = vec![<$t>::default(); n];
-            copy_out(parts, at, bytemuck::cast_slice_mut(&mut v));
-            if cfg!(target_endian = "big") {
-                for x in v.iter_mut() {
-                    *x = <$t>::from_le_bytes(x.to_ne_bytes());
+        }
+        let shape = IxDyn(&h.shape);
+        Ok(match self {
+            Buf::F64(v) => TensorData::F64(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::F32(v) => TensorData::F32(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::I64(v) => TensorData::I64(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::I32(v) => TensorData::I32(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::I16(v) => TensorData::I16(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::I8(v) => TensorData::I8(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::U64(v) => TensorData::U64(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::U32(v) => TensorData::U32(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::U16(v) => TensorData::U16(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+            Buf::U8(v) if h.descr == "|b1" => {
+                TensorData::Bool(ArrayD::from_shape_vec(shape, v.iter().map(|&b| b != 0).collect()).map_err(bad)?)
+            }
+            Buf::U8(v) => TensorData::U8(ArrayD::from_shape_vec(shape, v).map_err(bad)?),
+        })
+    }
+}
+
+/// A `.npy` file read as its bytes arrive (off the wire, in pieces): the
+/// header is gathered first, then the array is allocated once and each later
+/// piece is copied straight into it, so a piece can be dropped as soon as it
+/// has been pushed.
+#[derive(Debug, Default)]
+pub struct NpyReader {
+    /// The whole file's length, when known: a header asking for more data
+    /// is refused before anything is allocated.
+    len: Option<usize>,
+    /// The first bytes, until the header is complete.
+    head: Vec<u8>,
+    body: Option<(Header, Buf)>,
+    /// Data bytes written so far.
+    filled: usize,
+}
+
+impl NpyReader {
+    pub fn new() -> NpyReader {
+        NpyReader::default()
+    }
+
+    /// A reader of a file of exactly `len` bytes.
+    pub fn with_len(len: usize) -> NpyReader {
+        NpyReader { len: Some(len), ..NpyReader::default() }
+    }
+
+    /// The next bytes of the file. More bytes than the header announces
+    /// are an error (and nothing is allocated before the header is read).
+    pub fn push(&mut self, mut piece: &[u8]) -> IrResult<()> {
+        if self.body.is_none() {
+            // header bytes come in small: take at most what a header can be
+            let want = (12 + (1 << 20)).min(self.head.len() + piece.len()) - self.head.len();
+            self.head.extend_from_slice(&piece[..want]);
+            piece = &piece[want..];
+            let Some(h) = parse_header(&self.head)? else {
+                return Ok(());
+            };
+            if let Some(len) = self.len {
+                if h.data_at.checked_add(h.data_len) != Some(len) {
+                    return Err(bad(format!(
+                        "shape {:?} of {} needs {} data bytes, but the file has {}",
+                        h.shape,
+                        h.descr,
+                        h.data_len,
+                        len.saturating_sub(h.data_at)
+                    )));
                 }
             }
-            TensorData::$var(ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(bad)?)
-        }};
-    }
-    Ok(match descr {
-        "<f8" => read!(f64, F64),
-        "<f4" => read!(f32, F32),
-        "<i8" => read!(i64, I64),
-        "<i4" => read!(i32, I32),
-        "<i2" => read!(i16, I16),
-        "|i1" => read!(i8, I8),
-        "<u8" => read!(u64, U64),
-        "<u4" => read!(u32, U32),
-        "<u2" => read!(u16, U16),
-        "|u1" => read!(u8, U8),
-        "|b1" => {
-            if body_len != n {
-                return Err(bad(format!("{body_len} data bytes for shape {shape:?} of |b1")));
+            let mut buf = Buf::new(&h);
+            // bytes of the data already gathered with the header
+            let extra = &self.head[h.data_at..];
+            if extra.len() > h.data_len {
+                return Err(bad(format!("more than {} data bytes for shape {:?}", h.data_len, h.shape)));
             }
-            let mut raw = vec![0u8; n];
-            copy_out(parts, at, &mut raw);
-            TensorData::Bool(ArrayD::from_shape_vec(IxDyn(&shape), raw.iter().map(|&b| b != 0).collect()).map_err(bad)?)
+            buf.bytes_mut()[..extra.len()].copy_from_slice(extra);
+            self.filled = extra.len();
+            self.head = Vec::new();
+            self.body = Some((h, buf));
         }
-        other => return Err(bad(format!("unsupported dtype {other:?}"))),
-    })
+        let Some((h, buf)) = &mut self.body else { return Ok(()) };
+        if self.filled + piece.len() > h.data_len {
+            return Err(bad(format!("more than {} data bytes for shape {:?}", h.data_len, h.shape)));
+        }
+        buf.bytes_mut()[self.filled..self.filled + piece.len()].copy_from_slice(piece);
+        self.filled += piece.len();
+        Ok(())
+    }
+
+    /// The array, once every byte has come.
+    pub fn finish(self) -> IrResult<TensorData> {
+        let Some((h, buf)) = self.body else {
+            return Err(if self.head.len() < 10 {
+                bad("the magic string is missing")
+            } else {
+                bad("the header is cut short")
+            });
+        };
+        if self.filled != h.data_len {
+            return Err(bad(format!("{} data bytes for shape {:?} of {}", self.filled, h.shape, h.descr)));
+        }
+        buf.into_tensor(&h)
+    }
+}
+
+/// [`from_npy`] of the concatenation of `parts` (as they came off the
+/// wire): the data is copied once, straight into the array's memory.
+pub fn from_npy_parts(parts: &[&[u8]]) -> IrResult<TensorData> {
+    let mut r = NpyReader::new();
+    for p in parts {
+        r.push(p)?;
+    }
+    r.finish()
 }
 
 /// A tensor's `.npy` encoding as its header (magic, version, dict) and its

@@ -69,6 +69,8 @@ enum Command {
         /// A session whose client was silent this long is closed.
         #[arg(long, default_value_t = 30000, value_name = "MS")]
         lease_ms: u64,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Stop when standard input closes (set by the process that started it).
         #[arg(long, hide = true)]
         watch_stdin: bool,
@@ -93,9 +95,26 @@ enum Command {
         /// Keep held chunks under this many bytes in memory by spilling to disk.
         #[arg(long, value_name = "BYTES")]
         memory_limit: Option<usize>,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[arg(long, hide = true)]
         watch_stdin: bool,
     },
+}
+
+/// TLS for `mars supervisor` and `mars worker`.
+#[derive(clap::Args, Debug)]
+struct TlsArgs {
+    /// Serve TLS with this certificate (PEM); clients then use https://.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Trust these certificates (PEM) when connecting to https:// peers
+    /// (default: MARS_TLS_CA, else --tls-cert, else the public web roots).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 fn serve(run: impl FnOnce() -> Result<(), String>) -> ExitCode {
@@ -128,7 +147,7 @@ fn main() -> ExitCode {
             tool::inspect(&g, &InspectOptions { tile, chunk_size, format, passes, stats })
         }),
         Command::Run { graph, out } => tool::load_graph(&graph).and_then(|g| tool::run(&g, out.as_deref())),
-        Command::Supervisor { bind, token, token_file, heartbeat_ms, worker_ttl_ms, lease_ms, watch_stdin } => {
+        Command::Supervisor { bind, token, token_file, heartbeat_ms, worker_ttl_ms, lease_ms, tls, watch_stdin } => {
             use mars_cluster::supervisor::Timing;
             use std::time::Duration;
             let timing = Timing {
@@ -136,12 +155,31 @@ fn main() -> ExitCode {
                 worker_ttl: Duration::from_millis(worker_ttl_ms.max(50)),
                 lease: Duration::from_millis(lease_ms.max(50)),
             };
-            let opts = mars_cluster::SupervisorOptions { bind, token, token_file, timing, watch_stdin };
+            let opts = mars_cluster::SupervisorOptions {
+                bind,
+                token,
+                token_file,
+                timing,
+                tls_cert: tls.tls_cert,
+                tls_key: tls.tls_key,
+                tls_ca: tls.tls_ca,
+                watch_stdin,
+            };
             return serve(|| mars_cluster::process::run_supervisor(opts));
         }
-        Command::Worker { supervisor, bind, advertise, token, threads, memory_limit, watch_stdin } => {
-            let opts =
-                mars_cluster::WorkerOptions { supervisor, bind, advertise, token, threads, memory_limit, watch_stdin };
+        Command::Worker { supervisor, bind, advertise, token, threads, memory_limit, tls, watch_stdin } => {
+            let opts = mars_cluster::WorkerOptions {
+                supervisor,
+                bind,
+                advertise,
+                token,
+                threads,
+                memory_limit,
+                tls_cert: tls.tls_cert,
+                tls_key: tls.tls_key,
+                tls_ca: tls.tls_ca,
+                watch_stdin,
+            };
             return serve(|| mars_cluster::process::run_worker(opts));
         }
     };

@@ -12,6 +12,7 @@ use crate::auth::AddToken;
 use crate::flight::{self, FlightClient};
 use crate::proto::supervisor_client::SupervisorClient;
 use crate::proto::{self};
+use crate::tls::ClientTls;
 use crate::wire;
 use mars_backends::{Backend, BackendError, BackendResult, ChunkData, SpillStats, Stats, TaskId, TileableResult};
 use mars_ir::{Key, TileableGraph};
@@ -34,6 +35,7 @@ pub struct RemoteBackend {
     rt: tokio::runtime::Runtime,
     sup: SupervisorConn,
     token: AddToken,
+    tls: ClientTls,
     session: u64,
     address: String,
     tile: proto::TileOptions,
@@ -53,8 +55,15 @@ fn other(what: &str, s: Status) -> BackendError {
 }
 
 impl RemoteBackend {
-    /// Open a session on the supervisor at `address` (`http://host:port`).
-    pub fn connect(address: &str, token: &str, tile: &TileOptions, name: &str) -> BackendResult<RemoteBackend> {
+    /// Open a session on the supervisor at `address` (`http://host:port`, or
+    /// `https://` trusting what `tls` says).
+    pub fn connect(
+        address: &str,
+        token: &str,
+        tls: &ClientTls,
+        tile: &TileOptions,
+        name: &str,
+    ) -> BackendResult<RemoteBackend> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mars-client")
@@ -70,7 +79,7 @@ impl RemoteBackend {
         }
         let channel = {
             let _g = rt.enter();
-            flight::channel(url).map_err(|e| other(address, e))?
+            flight::channel(url, tls).map_err(|e| other(address, e))?
         };
         let sup = SupervisorClient::with_interceptor(channel, add.clone())
             .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
@@ -96,6 +105,7 @@ impl RemoteBackend {
             rt,
             sup,
             token: add,
+            tls: tls.clone(),
             session,
             address: address.to_string(),
             tile: proto::TileOptions {
@@ -186,7 +196,7 @@ impl RemoteBackend {
             return Ok(c.clone());
         }
         let _g = self.rt.enter();
-        let c = flight::client(addr, &self.token)
+        let c = flight::client(addr, &self.token, &self.tls)
             .map_err(|e| other(addr, e))?
             .max_decoding_message_size(wire::MAX_MESSAGE_BYTES);
         workers.insert(addr.to_string(), c.clone());
@@ -352,9 +362,11 @@ impl Backend for RemoteBackend {
     }
 }
 
-/// The whole cluster's counters (every session's), for tests and tools.
+/// The whole cluster's counters (every session's), for tests and tools
+/// (`https://` trusts `MARS_TLS_CA`).
 pub fn cluster_stats(address: &str, token: &str) -> BackendResult<proto::StatsReply> {
-    let b = RemoteBackend::connect(address, token, &TileOptions::default(), "stats")?;
+    let tls = ClientTls::resolve(None, None).map_err(BackendError::Other)?;
+    let b = RemoteBackend::connect(address, token, &tls, &TileOptions::default(), "stats")?;
     let session = b.session;
     b.call("stats", CALL_TIMEOUT, |mut s| async move { s.stats(proto::SessionRef { session }).await })
 }

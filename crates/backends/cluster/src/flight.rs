@@ -7,6 +7,7 @@
 //! got exactly that and never allocates more than it was sent.
 
 use crate::auth::AddToken;
+use crate::tls::ClientTls;
 use crate::wire;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightData, FlightDescriptor, Ticket};
@@ -40,15 +41,22 @@ where
 
 pub type FlightClient = FlightServiceClient<InterceptedService<Channel, AddToken>>;
 
-/// A channel to `addr` (`host:port`), connected on first use.
-pub fn channel(addr: &str) -> Result<Channel, Status> {
+/// A channel to `addr` (`http://host:port`, `https://host:port` or
+/// `host:port`), connected on first use; `https` trusts what `tls` says.
+pub fn channel(addr: &str, tls: &ClientTls) -> Result<Channel, Status> {
     let url = if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
     } else {
         format!("http://{addr}")
     };
-    Ok(Endpoint::from_shared(url)
-        .map_err(|e| Status::invalid_argument(format!("bad address {addr:?}: {e}")))?
+    let mut endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|e| Status::invalid_argument(format!("bad address {addr:?}: {e}")))?;
+    if url.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(tls.config())
+            .map_err(|e| Status::invalid_argument(format!("TLS for {addr:?}: {e}")))?;
+    }
+    Ok(endpoint
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
@@ -60,8 +68,8 @@ pub fn channel(addr: &str) -> Result<Channel, Status> {
         .connect_lazy())
 }
 
-pub fn client(addr: &str, token: &AddToken) -> Result<FlightClient, Status> {
-    Ok(FlightServiceClient::with_interceptor(channel(addr)?, token.clone()))
+pub fn client(addr: &str, token: &AddToken, tls: &ClientTls) -> Result<FlightClient, Status> {
+    Ok(FlightServiceClient::with_interceptor(channel(addr, tls)?, token.clone()))
 }
 
 /// A tensor's data, borrowed from the held value (sent without a copy).
@@ -103,7 +111,14 @@ pub fn encode(data: &Arc<ChunkData>, descriptor: Option<FlightDescriptor>) -> Re
     Ok(out)
 }
 
-/// The chunk [`encode`] sent, and the first message's descriptor.
+/// The most bytes one chunk may announce: this machine's memory.
+fn chunk_limit() -> usize {
+    mars_exec::store::physical_memory().unwrap_or(usize::MAX)
+}
+
+/// The chunk [`encode`] sent, and the first message's descriptor. Each
+/// piece is decoded as it arrives (a tensor's data copied once, straight
+/// into its array) and then dropped.
 pub async fn decode<S>(mut stream: S) -> Result<(Option<FlightDescriptor>, ChunkData), Status>
 where
     S: Stream<Item = Result<FlightData, Status>> + Unpin,
@@ -112,30 +127,21 @@ where
     let total: [u8; 8] = first.app_metadata.as_ref().try_into().map_err(|_| {
         Status::invalid_argument("the first message of a chunk must give its length (8 bytes of app_metadata)")
     })?;
-    let total = u64::from_le_bytes(total) as usize;
-    // the pieces are kept as they came (no copy) and decoded at the end,
-    // a tensor's data copied once, into its array
+    let total = usize::try_from(u64::from_le_bytes(total)).unwrap_or(usize::MAX);
+    if total > chunk_limit() {
+        return Err(Status::resource_exhausted(format!(
+            "a chunk of {total} bytes is more than this machine's memory ({} bytes)",
+            chunk_limit()
+        )));
+    }
     let descriptor = first.flight_descriptor;
-    let mut pieces: Vec<Bytes> = Vec::new();
-    let mut got = 0usize;
-    let mut body = first.data_body;
-    loop {
-        got += body.len();
-        if got > total {
-            return Err(Status::invalid_argument(format!("a chunk stream sent more than its {total} bytes")));
-        }
-        pieces.push(body);
-        match next_within(&mut stream).await? {
-            None => break,
-            Some(m) => body = m.data_body,
-        }
+    let mut reader = codec::ChunkReader::new(total);
+    let malformed = |e: String| Status::invalid_argument(format!("malformed chunk: {e}"));
+    reader.push(&first.data_body).map_err(malformed)?;
+    while let Some(m) = next_within(&mut stream).await? {
+        reader.push(&m.data_body).map_err(malformed)?;
     }
-    if got != total {
-        return Err(Status::invalid_argument(format!("a chunk stream ended after {got} of {total} bytes")));
-    }
-    let parts: Vec<&[u8]> = pieces.iter().map(|b| b.as_ref()).collect();
-    let data = codec::decode_parts(&parts).map_err(|e| Status::invalid_argument(format!("malformed chunk: {e}")))?;
-    Ok((descriptor, data))
+    Ok((descriptor, reader.finish().map_err(malformed)?))
 }
 
 /// Read chunk `key` from the worker `client` talks to.
@@ -189,7 +195,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let short = roundtrip(messages[..3].to_vec()).unwrap_err();
-        assert!(short.message().contains("ended after"), "{short}");
+        assert!(short.message().contains("bytes announced"), "{short}");
         let mut long = messages.clone();
         long.push(messages[1].clone());
         assert!(roundtrip(long).unwrap_err().message().contains("more than"));

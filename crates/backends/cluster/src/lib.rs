@@ -22,6 +22,7 @@ pub mod flight;
 pub mod process;
 pub mod schedule;
 pub mod supervisor;
+pub mod tls;
 pub mod wire;
 pub mod worker;
 
@@ -32,3 +33,4 @@ pub mod proto {
 
 pub use client::RemoteBackend;
 pub use process::{ClusterProcesses, LocalClusterOptions, SupervisorOptions, WorkerOptions};
+pub use tls::{ClientTls, ServerTls};

@@ -5,6 +5,7 @@
 use crate::auth::{self, AddToken};
 use crate::proto::supervisor_client::SupervisorClient;
 use crate::supervisor::{self, SupState, Timing};
+use crate::tls::{ClientTls, ServerTls};
 use crate::worker::{self, WorkerState};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,12 @@ pub struct SupervisorOptions {
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
     pub timing: Timing,
+    /// Serve TLS with this certificate and key (PEM).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The roots trusted for `https://` workers (default: `MARS_TLS_CA`,
+    /// else `tls_cert`, else the public web roots).
+    pub tls_ca: Option<PathBuf>,
     /// Stop when standard input closes (the parent that started it is gone).
     pub watch_stdin: bool,
 }
@@ -32,6 +39,9 @@ impl Default for SupervisorOptions {
             token: None,
             token_file: None,
             timing: Timing::default(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
             watch_stdin: false,
         }
     }
@@ -49,6 +59,13 @@ pub struct WorkerOptions {
     pub token: Option<String>,
     pub threads: Option<usize>,
     pub memory_limit: Option<usize>,
+    /// Serve TLS with this certificate and key (PEM); the advertised address
+    /// is then `https://…`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The roots trusted for an `https://` supervisor and peers (default:
+    /// `MARS_TLS_CA`, else `tls_cert`, else the public web roots).
+    pub tls_ca: Option<PathBuf>,
     pub watch_stdin: bool,
 }
 
@@ -143,19 +160,23 @@ pub fn run_supervisor(opts: SupervisorOptions) -> Result<(), String> {
         }
     };
     AddToken::new(&token)?;
+    let server_tls = ServerTls::from_options(opts.tls_cert.as_deref(), opts.tls_key.as_deref())?;
+    let client_tls = ClientTls::resolve(opts.tls_ca.as_deref(), server_tls.as_ref().map(ServerTls::cert_path))?;
+    let scheme = if server_tls.is_some() { "https" } else { "http" };
     let rt = runtime("mars-supervisor")?;
     rt.block_on(async move {
         let listener =
             TcpListener::bind(&opts.bind).await.map_err(|e| format!("cannot listen on {}: {e}", opts.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let state = SupState::new(token.into(), opts.timing.clone(), tokio::runtime::Handle::current());
-        println!("mars supervisor listening on http://{addr}");
+        let state = SupState::new(token.into(), opts.timing.clone(), client_tls, tokio::runtime::Handle::current());
+        let server = ServerTls::apply(server_tls.as_ref(), tonic::transport::Server::builder())?;
+        println!("mars supervisor listening on {scheme}://{addr}");
         let _ = std::io::stdout().flush();
         // one port: gRPC for clients and workers, HTTP/1.1 for the dashboard
         let router = tonic::service::Routes::new(supervisor::service(state.clone()))
             .into_axum_router()
             .merge(crate::dashboard::router(state));
-        tonic::transport::Server::builder()
+        server
             .tcp_nodelay(true)
             .accept_http1(true)
             .add_routes(tonic::service::Routes::from(router))
@@ -173,6 +194,8 @@ pub fn run_worker(opts: WorkerOptions) -> Result<(), String> {
     let token = given_token(&opts.token, &None)?
         .ok_or("a worker needs the cluster's token: --token, or MARS_TOKEN in the environment")?;
     let add = AddToken::new(&token)?;
+    let server_tls = ServerTls::from_options(opts.tls_cert.as_deref(), opts.tls_key.as_deref())?;
+    let client_tls = ClientTls::resolve(opts.tls_ca.as_deref(), server_tls.as_ref().map(ServerTls::cert_path))?;
     let threads = opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let rt = runtime("mars-worker")?;
     rt.block_on(async move {
@@ -180,16 +203,22 @@ pub fn run_worker(opts: WorkerOptions) -> Result<(), String> {
             TcpListener::bind(&opts.bind).await.map_err(|e| format!("cannot listen on {}: {e}", opts.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let address = opts.advertise.clone().unwrap_or_else(|| addr.to_string());
-        let channel = crate::flight::channel(&opts.supervisor).map_err(|e| e.message().to_string())?;
+        // with TLS, peers must connect with https
+        let address = match (&server_tls, address.contains("://")) {
+            (Some(_), false) => format!("https://{address}"),
+            _ => address,
+        };
+        let channel = crate::flight::channel(&opts.supervisor, &client_tls).map_err(|e| e.message().to_string())?;
         let sup = SupervisorClient::with_interceptor(channel, add.clone())
             .max_decoding_message_size(crate::wire::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(crate::wire::MAX_MESSAGE_BYTES);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let state = Arc::new(WorkerState::new(address.clone(), &add, sup, threads, opts.memory_limit, tx)?);
+        let state = Arc::new(WorkerState::new(address.clone(), &add, client_tls, sup, threads, opts.memory_limit, tx)?);
         let (wsvc, fsvc) = worker::services(state.clone(), token.into());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = ServerTls::apply(server_tls.as_ref(), tonic::transport::Server::builder())?;
         let server = tokio::spawn(
-            tonic::transport::Server::builder()
+            server
                 .tcp_nodelay(true)
                 .initial_stream_window_size(Some(8 << 20))
                 .initial_connection_window_size(Some(32 << 20))
@@ -258,6 +287,8 @@ pub struct ClusterProcesses {
     workers: Vec<Child>,
     address: String,
     token: String,
+    /// The certificate the processes serve (what clients must trust).
+    tls_ca: Option<PathBuf>,
 }
 
 /// Options of [`ClusterProcesses::start`].
@@ -269,6 +300,25 @@ pub struct LocalClusterOptions {
     pub memory_limit: Option<usize>,
     /// Heartbeat / worker TTL / lease, as `--heartbeat-ms` etc.
     pub timing: Option<Timing>,
+    /// Serve TLS everywhere with this certificate and key (PEM); the
+    /// processes trust the certificate, and so do sessions from
+    /// `LocalCluster::session`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl LocalClusterOptions {
+    fn tls_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(c) = &self.tls_cert {
+            let c = c.display().to_string();
+            args.extend(["--tls-cert".into(), c.clone(), "--tls-ca".into(), c]);
+        }
+        if let Some(k) = &self.tls_key {
+            args.extend(["--tls-key".into(), k.display().to_string()]);
+        }
+        args
+    }
 }
 
 /// The first line of a child's stdout, within `limit`; the rest is drained.
@@ -294,8 +344,7 @@ impl ClusterProcesses {
     pub fn start(workers: usize, opts: &LocalClusterOptions) -> Result<ClusterProcesses, String> {
         let token = auth::generate_token().map_err(|e| e.to_string())?;
         let timing = opts.timing.clone().unwrap_or_default();
-        let spawn = |args: &[String]| spawn_child(&token, args);
-        let mut supervisor = spawn(&[
+        let mut args: Vec<String> = vec![
             "supervisor".into(),
             "--bind".into(),
             "127.0.0.1:0".into(),
@@ -306,7 +355,9 @@ impl ClusterProcesses {
             "--lease-ms".into(),
             timing.lease.as_millis().to_string(),
             "--watch-stdin".into(),
-        ])?;
+        ];
+        args.extend(opts.tls_args());
+        let mut supervisor = spawn_child(&token, &args)?;
         let line = match first_line(&mut supervisor, "the supervisor", Duration::from_secs(20)) {
             Ok(l) => l,
             Err(e) => {
@@ -316,16 +367,27 @@ impl ClusterProcesses {
             }
         };
         let address = line.rsplit(' ').next().unwrap_or_default().to_string();
-        let mut cluster = ClusterProcesses { supervisor, workers: Vec::new(), address, token: token.clone() };
+        let mut cluster = ClusterProcesses {
+            supervisor,
+            workers: Vec::new(),
+            address,
+            token: token.clone(),
+            tls_ca: opts.tls_cert.clone(),
+        };
         for _ in 0..workers {
             cluster.add_worker(opts)?;
         }
         Ok(cluster)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The certificate clients must trust, when the cluster serves TLS.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
     }
 
     pub fn token(&self) -> &str {
@@ -345,6 +407,7 @@ impl ClusterProcesses {
         if let Some(m) = opts.memory_limit {
             args.extend(["--memory-limit".into(), m.to_string()]);
         }
+        args.extend(opts.tls_args());
         let mut w = spawn_child(&self.token, &args)?;
         let ready = first_line(&mut w, "a worker", Duration::from_secs(20));
         let pid = w.id();

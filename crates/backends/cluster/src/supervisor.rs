@@ -15,6 +15,7 @@ use crate::proto::worker_client::WorkerClient;
 use crate::proto::{self, Empty};
 pub use crate::schedule::Lineage;
 use crate::schedule::Stage;
+use crate::tls::ClientTls;
 use crate::wire;
 use mars_backends::driver::{self, ChunkExecutor};
 use mars_backends::executor::Progress;
@@ -99,6 +100,7 @@ pub struct ChunkTable {
     /// For `get`/`put` from the driver's side (it runs on its own thread).
     rt: tokio::runtime::Handle,
     token: AddToken,
+    tls: ClientTls,
     workers: Arc<Mutex<FastMap<u64, WorkerEntry>>>,
 }
 
@@ -238,10 +240,10 @@ impl ChunkStore for ChunkTable {
         let Some((_, addr)) = self.holder_address(key) else {
             return Ok(None);
         };
-        let token = self.token.clone();
+        let (token, tls) = (self.token.clone(), self.tls.clone());
         let key = *key;
         let got = self.rt.block_on(async move {
-            let mut c = crate::flight::client(&addr, &token)?;
+            let mut c = crate::flight::client(&addr, &token, &tls)?;
             crate::flight::get(&mut c, &key).await
         });
         got.map(|d| Some(Arc::new(d)))
@@ -258,11 +260,11 @@ impl ChunkStore for ChunkTable {
             .min_by_key(|(_, e)| e.info.bytes_held)
             .map(|(&w, e)| (w, e.address.clone()))
             .ok_or_else(|| ExecError::Other("no worker is alive".into()))?;
-        let token = self.token.clone();
+        let (token, tls) = (self.token.clone(), self.tls.clone());
         let (shape, nbytes) = (data.shape(), data.nbytes());
         self.rt
             .block_on(async move {
-                let mut c = crate::flight::client(&addr, &token)?;
+                let mut c = crate::flight::client(&addr, &token, &tls)?;
                 crate::flight::put(&mut c, &key, &data).await
             })
             .map_err(|e| ExecError::Other(format!("cannot store chunk {key}: {}", e.message())))?;
@@ -351,11 +353,18 @@ pub struct SupState {
 
 impl SupState {
     /// The state; its liveness watcher runs on `rt`.
-    pub fn new(token: Arc<str>, timing: Timing, rt: tokio::runtime::Handle) -> Arc<SupState> {
+    /// Connections to workers at `https://` addresses trust what `tls` says.
+    pub fn new(token: Arc<str>, timing: Timing, tls: ClientTls, rt: tokio::runtime::Handle) -> Arc<SupState> {
         let workers: Arc<Mutex<FastMap<u64, WorkerEntry>>> = Arc::default();
         let add_token = AddToken::new(&token).unwrap_or_else(|_| AddToken::new("invalid").expect("ascii"));
         let state = Arc::new(SupState {
-            chunks: ChunkTable { map: Mutex::default(), rt: rt.clone(), token: add_token, workers: workers.clone() },
+            chunks: ChunkTable {
+                map: Mutex::default(),
+                rt: rt.clone(),
+                token: add_token,
+                tls,
+                workers: workers.clone(),
+            },
             token,
             timing,
             workers,
@@ -964,7 +973,7 @@ impl Supervisor for SupervisorService {
     async fn register(&self, req: Request<proto::RegisterRequest>) -> Result<Response<proto::RegisterReply>, Status> {
         let req = req.into_inner();
         let add = AddToken::new(&self.0.token).map_err(Status::internal)?;
-        let channel = crate::flight::channel(&req.address)?;
+        let channel = crate::flight::channel(&req.address, &self.0.chunks.tls)?;
         let conn = WorkerClient::with_interceptor(channel, add)
             .max_decoding_message_size(wire::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(wire::MAX_MESSAGE_BYTES);

@@ -8,6 +8,7 @@ use crate::flight::{self, FlightClient};
 use crate::proto::supervisor_client::SupervisorClient;
 use crate::proto::worker_server::{Worker, WorkerServer};
 use crate::proto::{self, Empty};
+use crate::tls::ClientTls;
 use crate::wire::{self, Task};
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
@@ -35,6 +36,7 @@ pub struct WorkerState {
     /// Where peers and clients reach this worker (`host:port`).
     pub address: String,
     token: AddToken,
+    tls: ClientTls,
     store: Store,
     pool: rayon::ThreadPool,
     threads: usize,
@@ -68,6 +70,7 @@ impl WorkerState {
     pub fn new(
         address: String,
         token: &AddToken,
+        tls: ClientTls,
         sup: SupervisorConn,
         threads: usize,
         memory_limit: Option<usize>,
@@ -82,6 +85,7 @@ impl WorkerState {
             id: AtomicU64::new(0),
             address,
             token: token.clone(),
+            tls,
             store: Store::with_limit(memory_limit),
             pool,
             threads: threads.max(1),
@@ -145,7 +149,7 @@ impl WorkerState {
         if let Some(c) = peers.get(addr) {
             return Ok(c.clone());
         }
-        let c = flight::client(addr, &self.token)?.max_decoding_message_size(wire::MAX_MESSAGE_BYTES);
+        let c = flight::client(addr, &self.token, &self.tls)?.max_decoding_message_size(wire::MAX_MESSAGE_BYTES);
         peers.insert(addr.to_string(), c.clone());
         Ok(c)
     }

@@ -68,18 +68,82 @@ pub fn encode_split(data: &ChunkData) -> Option<(Vec<u8>, &[u8])> {
     Some((prefix, body))
 }
 
+/// [`decode`] of `len` bytes read as they arrive (off the wire, in pieces):
+/// a tensor's array is allocated once its header has come (and only if the
+/// header agrees with `len`), and each piece is copied straight into it, so
+/// pieces need not be kept; other values are gathered and decoded at the end.
+#[derive(Debug)]
+pub struct ChunkReader {
+    len: usize,
+    got: usize,
+    state: Reading,
+}
+
+#[derive(Debug)]
+enum Reading {
+    Start,
+    Tensor(mars_ir::npy::NpyReader),
+    Other(Vec<u8>),
+}
+
+impl ChunkReader {
+    /// A reader of exactly `len` bytes of [`encode`] output.
+    pub fn new(len: usize) -> ChunkReader {
+        ChunkReader { len, got: 0, state: Reading::Start }
+    }
+
+    /// The next bytes; more than `len` in all is an error.
+    pub fn push(&mut self, piece: &[u8]) -> Result<(), String> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        self.got += piece.len();
+        if self.got > self.len {
+            return Err(format!("more than the {} bytes announced", self.len));
+        }
+        if let Reading::Start = self.state {
+            self.state = if piece[0] == TENSOR {
+                let mut r = mars_ir::npy::NpyReader::with_len(self.len - 1);
+                r.push(&piece[1..]).map_err(|e| e.to_string())?;
+                Reading::Tensor(r)
+            } else {
+                let mut v = Vec::with_capacity(self.len);
+                v.extend_from_slice(piece);
+                Reading::Other(v)
+            };
+            return Ok(());
+        }
+        match &mut self.state {
+            Reading::Tensor(r) => r.push(piece).map_err(|e| e.to_string()),
+            Reading::Other(v) => {
+                v.extend_from_slice(piece);
+                Ok(())
+            }
+            Reading::Start => Ok(()),
+        }
+    }
+
+    /// The value, once all `len` bytes have come.
+    pub fn finish(self) -> Result<ChunkData, String> {
+        if self.got != self.len {
+            return Err(format!("{} of the {} bytes announced", self.got, self.len));
+        }
+        match self.state {
+            Reading::Start => decode(&[]),
+            Reading::Tensor(r) => Ok(ChunkData::Tensor(r.finish().map_err(|e| e.to_string())?)),
+            Reading::Other(v) => decode(&v),
+        }
+    }
+}
+
 /// [`decode`] of the concatenation of `parts` (as they came off the wire):
 /// a tensor's data is copied once, straight into its array.
 pub fn decode_parts(parts: &[&[u8]]) -> Result<ChunkData, String> {
-    match parts.iter().position(|p| !p.is_empty()) {
-        Some(i) if parts[i][0] == TENSOR => {
-            let mut rest: Vec<&[u8]> = Vec::with_capacity(parts.len() - i);
-            rest.push(&parts[i][1..]);
-            rest.extend_from_slice(&parts[i + 1..]);
-            Ok(ChunkData::Tensor(mars_ir::npy::from_npy_parts(&rest).map_err(|e| e.to_string())?))
-        }
-        _ => decode(&parts.concat()),
+    let mut r = ChunkReader::new(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        r.push(p)?;
     }
+    r.finish()
 }
 
 /// A chunk's value from [`encode`]'s bytes; malformed bytes are an error

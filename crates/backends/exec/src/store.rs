@@ -132,6 +132,20 @@ impl ChunkStore for Store {
     }
 }
 
+/// This machine's physical memory in bytes (Linux: `MemTotal` of
+/// `/proc/meminfo`), or `None` where it cannot be read. Nothing one chunk
+/// needs can be larger: a chunk announced bigger is refused before anything
+/// is allocated for it.
+pub fn physical_memory() -> Option<usize> {
+    static MEMORY: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    })
+}
+
 #[derive(Debug, Default)]
 pub struct Store {
     map: Mutex<Map>,

@@ -52,8 +52,51 @@ fn tensor<'a>(d: &'a ChunkData, what: &str) -> Result<&'a TensorData, KernelErro
     d.tensor().ok_or_else(|| KernelError(format!("{what} needs tensor inputs")))
 }
 
+/// The shape `node` declares, when every length is known.
+fn declared_shape(node: &ChunkNode) -> Option<Vec<usize>> {
+    node.shape.iter().map(|d| d.known()).collect()
+}
+
+/// A tensor chunk is checked before anything is allocated for it: a source
+/// op must make the shape its node declares, and the chunk must fit in this
+/// machine's memory. (A chunk asking for more is an error naming it, never
+/// an allocation that aborts the process.)
+fn check_size(node: &ChunkNode) -> Result<(), KernelError> {
+    let Some(dtype) = node.dtype else { return Ok(()) };
+    let declared = declared_shape(node);
+    let made = match &*node.op {
+        ChunkOp::Full { shape, .. } => Some(shape.clone()),
+        ChunkOp::Arange { n, .. } => Some(vec![*n]),
+        ChunkOp::Random(r) => Some(r.shape.clone()),
+        _ => None,
+    };
+    if let (Some(m), Some(d)) = (&made, &declared) {
+        if m != d {
+            return Err(KernelError(format!(
+                "chunk {}: {} makes shape {m:?}, but the chunk's shape is {d:?}",
+                node.key.short(),
+                node.op
+            )));
+        }
+    }
+    let Some(shape) = made.or(declared) else { return Ok(()) };
+    let bytes = shape.iter().try_fold(dtype.itemsize(), |a, &d| a.checked_mul(d));
+    let memory = crate::store::physical_memory();
+    match (bytes, memory) {
+        (Some(b), Some(m)) if b <= m => Ok(()),
+        (Some(_), None) => Ok(()),
+        (b, m) => Err(KernelError(format!(
+            "chunk {} of shape {shape:?} ({dtype}) needs {} bytes, more than this machine's memory ({} bytes); use smaller chunks",
+            node.key.short(),
+            b.map_or("more than 2^64".to_string(), |b| b.to_string()),
+            m.unwrap_or(0)
+        ))),
+    }
+}
+
 /// Run one chunk op.
 pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, KernelError> {
+    check_size(node)?;
     let t = |i: usize| tensor(&inputs[i], "this op");
     Ok(ChunkData::Tensor(match &*node.op {
         ChunkOp::Fetch => return Err(KernelError("fetch chunks are read from the store, not run".into())),
@@ -67,7 +110,15 @@ pub fn run(node: &ChunkNode, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ker
         ChunkOp::Frame(op) => return frame::run(op, inputs),
         ChunkOp::Map { expr, dtype } => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
-            eval::map(expr, &ins, &eval::expr_shape(expr, &ins)?, *dtype)?
+            let shape = eval::expr_shape(expr, &ins)?;
+            if declared_shape(node).is_some_and(|d| d != shape) {
+                return Err(KernelError(format!(
+                    "chunk {}: the expression makes shape {shape:?}, but the chunk's shape is {:?}",
+                    node.key.short(),
+                    node.shape
+                )));
+            }
+            eval::map(expr, &ins, &shape, *dtype)?
         }
         ChunkOp::ReduceMap(r) => {
             let ins: Vec<&TensorData> = (0..inputs.len()).map(t).collect::<Result<_, _>>()?;
