@@ -54,6 +54,20 @@ impl Lineage {
     }
 }
 
+impl Drop for Lineage {
+    /// Unlinks the ancestors one by one: a lineage thousands of ops deep (an
+    /// iterative algorithm's) would otherwise drop recursively, one stack
+    /// frame per op, and overflow the stack.
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.inputs);
+        while let Some(l) = stack.pop() {
+            if let Ok(mut inner) = Arc::try_unwrap(l) {
+                stack.append(&mut inner.inputs);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum St {
     /// Waiting for inputs, or ready to send.
@@ -549,5 +563,30 @@ impl<'a> Stage<'a> {
                 return Err(BackendError::Other(format!("cannot send chunks to worker {w}: {msg}")));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_very_deep_lineage_drops_without_recursion() {
+        let mut l = Lineage::data(Key::of(&0u64, &[]));
+        for i in 1..1_000_000u64 {
+            l = Arc::new(Lineage {
+                key: Key::of(&i, &[]),
+                op: Arc::new(ChunkOp::Fetch),
+                shape: Default::default(),
+                dtype: None,
+                index: Default::default(),
+                inputs: vec![l],
+            });
+        }
+        // a shared ancestor stays alive for whoever else holds it
+        let mid = l.inputs[0].inputs[0].clone();
+        drop(l);
+        assert_eq!(Arc::strong_count(&mid), 1);
+        assert_eq!(mid.inputs.len(), 1);
     }
 }
