@@ -257,3 +257,29 @@ fn user_data_is_saved_beside_the_graph_not_in_it() {
     let (ok, _, err) = mars(&["run", &path]);
     assert!(!ok && err.contains("is missing") && err.contains(".chunk"), "{err}");
 }
+
+#[test]
+fn non_finite_constants_survive_a_saved_graph() {
+    // JSON has no NaN or infinity: they are written as strings and read back
+    let x = mt::arange(0.0, 6.0, 1.0).rechunk(4);
+    // -inf, -inf, NaN, NaN, inf, inf
+    let (neg, nan) = (mt::full(&[6], f64::NEG_INFINITY).rechunk(4), mt::full(&[6], f64::NAN).rechunk(4));
+    let t = mt::where_(&x.gt(3.5), &((&x - 2.0) * f64::INFINITY), &mt::where_(&x.lt(1.5), &neg, &nan));
+    let path = saved("nonfinite", &t);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"NaN\"") && text.contains("\"inf\"") && text.contains("\"-inf\""), "{text}");
+    let g = mars::load_graph(&path).expect("loads");
+    assert_eq!(g.roots, vec![t.key()], "the same keys after the round trip");
+    let out = tmp("nonfinite").join("out.npy");
+    let (ok, _, err) = mars(&["run", &path, "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&out).unwrap();
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let got: Vec<f64> = bytes[10 + hlen..].chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+    let sess = mars::new_session().unwrap();
+    let want = t.execute_in(&sess).unwrap().fetch_in(&sess).unwrap().to_f64_vec();
+    assert_eq!(got.len(), 6);
+    assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())));
+    assert_eq!((got[0], got[1], got[4], got[5]), (f64::NEG_INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::INFINITY));
+    assert!(got[2].is_nan() && got[3].is_nan());
+}

@@ -149,20 +149,41 @@ fn cluster_rows(rows: usize, repeats: usize) -> Result<()> {
         // worker -> worker: each chunk of x + x[::-1] reads two of x's, so
         // about half move between the workers; the rate is over the whole
         // execute (compute included), a lower bound
-        let moved = || -> Result<u64> {
+        let moved = || -> Result<(u64, u64)> {
             let st = mars_cluster::client::cluster_stats(c.address(), c.token())?;
-            Ok(st.workers.iter().map(|w| w.bytes_fetched).sum())
+            Ok((st.workers.iter().map(|w| w.bytes_fetched).sum(), st.workers.iter().map(|w| w.fetch_micros).sum()))
         };
-        let before = moved()?;
+        let (before, micros_before) = moved()?;
         let y = (&x + &x.slice(mars::ndarray::s![..;-1, ..])).sum();
         let t0 = Instant::now();
         let check = value(&y, &s2)?;
         let secs = t0.elapsed().as_secs_f64();
         // heartbeats carry the counters: wait for one
         std::thread::sleep(std::time::Duration::from_millis(1200));
-        let bytes = moved()? - before;
+        let (after, micros_after) = moved()?;
+        // the same execute on the local backend (2 threads, as the 2
+        // one-thread workers): what the cluster adds is the moves
+        let local = mars::new_session()?;
+        let xl = mt::random::RandomState::new(3).rand(&[32768, 8192]).rechunk(&[2048, 8192]);
+        xl.execute_in(&local)?;
+        let yl = (&xl + &xl.slice(mars::ndarray::s![..;-1, ..])).sum();
+        let t0 = Instant::now();
+        let check_local = value(&yl, &local)?;
+        let local_secs = t0.elapsed().as_secs_f64();
+        drop((xl, yl, local));
+        println!(
+            "# check flight_2GB_w2w local {check_local}: the same execute in {local_secs:.3} s on the local backend"
+        );
+        let (bytes, fetch_secs) = (after - before, (micros_after - micros_before) as f64 / 1e6);
         println!("flight_2GB_w2w mars-rs {:.4}", secs * 2e9 / bytes.max(1) as f64);
         println!("# check flight_2GB_w2w {check}: {bytes} bytes moved during an execute of {secs:.3} s");
+        // the transfer alone: bytes over the time during which a worker was
+        // reading (both workers' times added: a lower bound of the rate)
+        println!("flight_w2w_transfer mars-rs {:.4}", fetch_secs * 2e9 / bytes.max(1) as f64);
+        println!(
+            "# check flight_w2w_transfer {bytes} bytes in {fetch_secs:.3} s of reads: {:.2} GB/s",
+            bytes as f64 / fetch_secs.max(1e-9) / 1e9
+        );
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::fmt;
 /// A literal operand of a column expression.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Lit {
-    F64(f64),
+    F64(#[serde(with = "crate::serde_f64")] f64),
     I64(i64),
     Str(String),
     Bool(bool),

@@ -72,7 +72,7 @@ impl BinaryFn {
 pub enum Expr {
     Input(usize),
     /// A Python-style float scalar (NEP 50: it does not widen float32 arrays).
-    Const(f64),
+    Const(#[serde(with = "crate::serde_f64")] f64),
     Unary(UnaryFn, #[serde(deserialize_with = "nested")] Box<Expr>),
     Binary(BinaryFn, #[serde(deserialize_with = "nested")] Box<Expr>, #[serde(deserialize_with = "nested")] Box<Expr>),
     Cast(DType, #[serde(deserialize_with = "nested")] Box<Expr>),

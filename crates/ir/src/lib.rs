@@ -29,6 +29,7 @@ pub mod join;
 pub mod key;
 pub mod npy;
 pub mod op;
+pub mod serde_f64;
 pub mod shape;
 pub mod validate;
 

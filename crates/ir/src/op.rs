@@ -163,6 +163,7 @@ pub enum TensorOp {
     /// `ones`, `zeros`, `full`.
     Full {
         shape: Vec<usize>,
+        #[serde(with = "crate::serde_f64")]
         value: f64,
         dtype: DType,
         chunks: Option<Vec<usize>>,
@@ -436,6 +437,7 @@ pub enum ChunkOp {
     Fetch,
     Full {
         shape: Vec<usize>,
+        #[serde(with = "crate::serde_f64")]
         value: f64,
         dtype: DType,
     },

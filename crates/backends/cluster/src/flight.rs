@@ -3,8 +3,11 @@
 //! command stores one there. A chunk travels as the bytes of the one
 //! [`codec`](mars_exec::codec) spilling uses (Arrow IPC for frames, `.npy`
 //! for tensors), cut into messages of at most [`PIECE`] bytes; the first
-//! message's `app_metadata` gives the total length, so a receiver checks it
-//! got exactly that and never allocates more than it was sent.
+//! message's `app_metadata` gives the total length. A receiver refuses a
+//! length larger than its machine's memory, decodes each piece as it arrives
+//! (a tensor's array is allocated once its header, checked against the
+//! length, has come; each piece is copied into it and dropped), and checks
+//! it got exactly that many bytes.
 
 use crate::auth::AddToken;
 use crate::tls::ClientTls;

@@ -49,6 +49,8 @@ pub struct WorkerState {
     chunks_run: AtomicU64,
     bytes_fetched: AtomicU64,
     fetch_micros: AtomicU64,
+    /// Reads from peers running now, and when the first of them started.
+    reads: Mutex<(usize, Instant)>,
     stopping: AtomicBool,
 }
 
@@ -64,6 +66,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn failed(op: &str, chunk: &Key, msg: String) -> proto::Failure {
     proto::Failure { kind: "kernel".into(), op: op.into(), chunk: chunk.short(), message: msg, task: 0 }
+}
+
+/// A read from a peer while it runs (also when its future is dropped):
+/// `fetch_micros` counts the time during which at least one read runs.
+struct Reading<'a>(&'a WorkerState);
+
+impl<'a> Reading<'a> {
+    fn start(w: &'a WorkerState) -> Reading<'a> {
+        let mut r = lock(&w.reads);
+        if r.0 == 0 {
+            r.1 = Instant::now();
+        }
+        r.0 += 1;
+        Reading(w)
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut r = lock(&self.0.reads);
+        r.0 -= 1;
+        if r.0 == 0 {
+            self.0.fetch_micros.fetch_add(r.1.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 impl WorkerState {
@@ -97,6 +124,7 @@ impl WorkerState {
             chunks_run: AtomicU64::new(0),
             bytes_fetched: AtomicU64::new(0),
             fetch_micros: AtomicU64::new(0),
+            reads: Mutex::new((0, Instant::now())),
             stopping: AtomicBool::new(false),
         })
     }
@@ -161,15 +189,15 @@ impl WorkerState {
         let r = if self.store.contains(&key) {
             Ok(false)
         } else {
-            let started = Instant::now();
+            let reading = Reading::start(self);
             let got = match self.peer(from) {
                 Ok(mut c) => flight::get(&mut c, &key).await,
                 Err(e) => Err(e),
             };
+            drop(reading);
             match got {
                 Ok(data) => {
                     self.bytes_fetched.fetch_add(data.nbytes() as u64, Ordering::Relaxed);
-                    self.fetch_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     self.store.put(key, Arc::new(data)).map(|_| true).map_err(|e| e.to_string())
                 }
                 Err(e) => Err(format!("cannot read input chunk {} from worker {from}: {}", key.short(), e.message())),
