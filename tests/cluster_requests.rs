@@ -321,3 +321,44 @@ fn after_the_mutations_the_cluster_still_answers_right() {
     let f = fixture();
     still_healthy(f);
 }
+
+#[test]
+fn every_endpoint_needs_the_token() {
+    let f = fixture();
+    let tls = ClientTls::default();
+    let _in_rt = f.rt.enter();
+    let wrong = AddToken::new("not-the-token").expect("token");
+    let sup_ch = mars_cluster::flight::channel(f.cluster.address(), &tls).expect("channel");
+    let wrk_ch = mars_cluster::flight::channel(&f.worker_address, &tls).expect("channel");
+    let unauthenticated = |what: &str, r: std::result::Result<(), tonic::Status>| {
+        let s = r.expect_err(what);
+        assert_eq!(s.code(), Code::Unauthenticated, "{what}: {s:?}");
+    };
+    let open = proto::OpenSessionRequest { name: "intruder".into() };
+    let launch = proto::LaunchBatch { stage: 1, tasks: f.batch.clone() };
+    let ticket = arrow_flight::Ticket { ticket: f.root.clone().into() };
+    f.rt.block_on(async {
+        // the supervisor's client API
+        let mut none = SupervisorClient::new(sup_ch.clone());
+        unauthenticated("supervisor, no token", none.open_session(open.clone()).await.map(|_| ()));
+        let mut bad = SupervisorClient::with_interceptor(sup_ch.clone(), wrong.clone());
+        unauthenticated("supervisor, wrong token", bad.open_session(open.clone()).await.map(|_| ()));
+        // a worker's gRPC service
+        let mut none = WorkerClient::new(wrk_ch.clone());
+        unauthenticated("worker, no token", none.launch(launch.clone()).await.map(|_| ()));
+        let mut bad = WorkerClient::with_interceptor(wrk_ch.clone(), wrong.clone());
+        unauthenticated("worker, wrong token", bad.launch(launch.clone()).await.map(|_| ()));
+        // a worker's Flight service
+        use arrow_flight::flight_service_client::FlightServiceClient;
+        let mut none = FlightServiceClient::new(wrk_ch.clone());
+        unauthenticated("flight, no token", none.do_get(ticket.clone()).await.map(|_| ()));
+        let mut bad = FlightServiceClient::with_interceptor(wrk_ch.clone(), wrong.clone());
+        unauthenticated("flight, wrong token", bad.do_get(ticket.clone()).await.map(|_| ()));
+        // and with the token, the same calls are served
+        let mut good = f.sup.clone();
+        assert!(good.open_session(open.clone()).await.is_ok());
+        let mut good = FlightServiceClient::with_interceptor(wrk_ch.clone(), f.token.clone());
+        let r = good.do_get(ticket.clone()).await;
+        assert!(!matches!(&r, Err(s) if s.code() == Code::Unauthenticated), "{r:?}");
+    });
+}
