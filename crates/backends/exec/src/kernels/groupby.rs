@@ -88,29 +88,69 @@ fn as_f64(col: &ArrayRef) -> Result<ArrayRef, KernelError> {
     super::cast_column(col, &DataType::Float64)
 }
 
-/// Sums and counts of the present values.
+/// Sums and counts of the present values (not null, not NaN), as floats.
+/// Decimals are summed exactly as their integers and divided once at the
+/// end; floats in one pass that skips NaNs as it goes.
 fn sum_count_f64(g: &Groups, col: &ArrayRef) -> Result<(Vec<f64>, Vec<i64>), KernelError> {
+    match col.data_type() {
+        DataType::Decimal64(_, scale) => {
+            let d = col.as_primitive::<arrow::datatypes::Decimal64Type>();
+            return Ok(sum_count_decimal(g, d.values(), d.logical_nulls().as_ref(), *scale));
+        }
+        DataType::Decimal128(_, scale) => {
+            let d = col.as_primitive::<arrow::datatypes::Decimal128Type>();
+            return Ok(sum_count_decimal(g, d.values(), d.logical_nulls().as_ref(), *scale));
+        }
+        _ => {}
+    }
     let floats = as_f64(col)?;
     let v = floats.as_primitive::<Float64Type>().values();
-    let ok = present(&floats);
-    if single(g) && ok.is_none() {
-        // one group, every value present: independent lanes the compiler vectorizes
-        let mut lanes = [0f64; 8];
+    let nulls = floats.logical_nulls();
+    if single(g) && nulls.is_none() {
+        // one group, no nulls: independent lanes the compiler vectorizes
+        let (mut lanes, mut counts) = ([0f64; 8], [0i64; 8]);
         let chunks = v.chunks_exact(8);
-        let tail: f64 = chunks.remainder().iter().sum();
-        for c in chunks {
-            for (l, x) in lanes.iter_mut().zip(c) {
-                *l += x;
+        let (mut tail, mut tail_n) = (0.0, 0);
+        for &x in chunks.remainder() {
+            if !x.is_nan() {
+                tail += x;
+                tail_n += 1;
             }
         }
-        return Ok((vec![lanes.iter().sum::<f64>() + tail], vec![v.len() as i64]));
+        for c in chunks {
+            for ((l, n), &x) in lanes.iter_mut().zip(counts.iter_mut()).zip(c) {
+                let ok = !x.is_nan();
+                *l += if ok { x } else { 0.0 };
+                *n += i64::from(ok);
+            }
+        }
+        return Ok((vec![lanes.iter().sum::<f64>() + tail], vec![counts.iter().sum::<i64>() + tail_n]));
     }
     let (mut sum, mut count) = (vec![0f64; g.len()], vec![0i64; g.len()]);
-    each(g, ok.as_ref(), |id, i| {
-        sum[id] += v[i];
-        count[id] += 1;
+    each(g, nulls.as_ref(), |id, i| {
+        let x = v[i];
+        let ok = !x.is_nan();
+        sum[id] += if ok { x } else { 0.0 };
+        count[id] += i64::from(ok);
     });
     Ok((sum, count))
+}
+
+/// [`sum_count_f64`] of decimals: the stored integers summed exactly (in
+/// i128), then scaled once.
+fn sum_count_decimal<T: Copy + Into<i128>>(
+    g: &Groups,
+    v: &[T],
+    nulls: Option<&NullBuffer>,
+    scale: i8,
+) -> (Vec<f64>, Vec<i64>) {
+    let (mut sum, mut count) = (vec![0i128; g.len()], vec![0i64; g.len()]);
+    each(g, nulls, |id, i| {
+        sum[id] = sum[id].wrapping_add(v[i].into());
+        count[id] += 1;
+    });
+    let unit = 10f64.powi(i32::from(scale));
+    (sum.into_iter().map(|s| s as f64 / unit).collect(), count)
 }
 
 fn count_present(g: &Groups, col: &ArrayRef) -> Vec<i64> {

@@ -122,7 +122,7 @@ fn group_one(key: &ArrayRef) -> Result<Groups, KernelError> {
         let views = view.views();
         if views.iter().all(|&v| (v as u32) <= 7) {
             // inline data is zero-padded: (bytes, length) is unique per string
-            let codes: Vec<i64> = views.iter().map(|&v| ((((v >> 32) as u64) << 3) | (v as u64 & 7)) as i64).collect();
+            let codes: Vec<i64> = views.iter().map(|&v| short_code(v) as i64).collect();
             let n = codes.len();
             if n > NO_GROUP as usize {
                 return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
@@ -142,6 +142,9 @@ fn group_one(key: &ArrayRef) -> Result<Groups, KernelError> {
 /// stay numbered in order of first appearance; a row with any key missing
 /// has no group.
 fn group_columns(keys: &[ArrayRef]) -> Result<Groups, KernelError> {
+    if let Some(g) = group_short_strings(keys)? {
+        return Ok(g);
+    }
     let mut acc = group_one(&keys[0])?;
     for k in &keys[1..] {
         let g = group_one(k)?;
@@ -170,6 +173,109 @@ fn group_columns(keys: &[ArrayRef]) -> Result<Groups, KernelError> {
         acc = next;
     }
     Ok(acc)
+}
+
+/// The code of a Utf8View string held inline in at most 7 bytes: its bytes
+/// and length (inline data is zero-padded, so equal codes, equal strings).
+#[inline]
+fn short_code(view: u128) -> u64 {
+    (((view >> 32) as u64) << 3) | (view as u64 & 7)
+}
+
+/// How one short-string key's codes index a combined table: codes of
+/// strings of at most one byte (below [`TINY`]) through a table of the codes
+/// seen, numbered densely; longer ones by their offset in the key's range.
+enum CodeIndex {
+    Tiny(Vec<u32>),
+    Range(u64),
+}
+
+/// Codes of strings of at most one byte are below this.
+const TINY: usize = 1 << 11;
+
+impl CodeIndex {
+    #[inline]
+    fn at(&self, code: u64) -> usize {
+        match self {
+            CodeIndex::Tiny(map) => map[code as usize] as usize,
+            CodeIndex::Range(lo) => (code - lo) as usize,
+        }
+    }
+}
+
+/// Several key columns that are all short strings (flags, codes, modes:
+/// Utf8View, every value inline in at most 7 bytes) with few combinations
+/// of codes: each row's group found in one pass, by indexing a direct table
+/// with the keys' code indexes (no per-key id arrays, no hashing). `None`
+/// when the keys are not like that.
+fn group_short_strings(keys: &[ArrayRef]) -> Result<Option<Groups>, KernelError> {
+    let n = keys[0].len();
+    if n > NO_GROUP as usize {
+        return Err(KernelError(format!("a chunk of {n} rows is too long to group (at most {NO_GROUP})")));
+    }
+    let valid = key_validity(keys);
+    let mut views = Vec::with_capacity(keys.len());
+    let mut index = Vec::with_capacity(keys.len());
+    let mut slots = 1usize;
+    for k in keys {
+        let Some(v) = k.as_string_view_opt().map(|v| v.views()) else { return Ok(None) };
+        // one pass: every value inline, and which one-byte codes occur (a
+        // missing row marks its code too: an unused slot, harmless)
+        let (mut seen, mut tiny) = (vec![false; TINY], true);
+        for &x in v.iter() {
+            match x as u32 {
+                0 | 1 => seen[short_code(x) as usize] = true,
+                2..=7 => tiny = false,
+                _ => return Ok(None),
+            }
+        }
+        let (ix, width) = if tiny {
+            let mut map = vec![0u32; TINY];
+            let mut d = 0u32;
+            for (c, _) in seen.iter().enumerate().filter(|(_, &s)| s) {
+                map[c] = d;
+                d += 1;
+            }
+            (CodeIndex::Tiny(map), d.max(1) as usize)
+        } else {
+            let (mut lo, mut hi) = (u64::MAX, 0u64);
+            for (i, &x) in v.iter().enumerate() {
+                if valid.as_ref().is_none_or(|b| b.is_valid(i)) {
+                    let c = short_code(x);
+                    lo = lo.min(c);
+                    hi = hi.max(c);
+                }
+            }
+            if lo > hi {
+                (lo, hi) = (0, 0);
+            }
+            (CodeIndex::Range(lo), usize::try_from(hi - lo + 1).unwrap_or(usize::MAX))
+        };
+        slots = match slots.checked_mul(width) {
+            Some(s) if s <= (2 * n).max(1 << 16) => s,
+            _ => return Ok(None),
+        };
+        views.push(v);
+        index.push((ix, width));
+    }
+    let mut table = vec![NO_GROUP; slots];
+    let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };
+    for i in 0..n {
+        if valid.as_ref().is_some_and(|b| b.is_null(i)) {
+            continue;
+        }
+        let mut at = 0usize;
+        for (v, (ix, width)) in views.iter().zip(&index) {
+            at = at * width + ix.at(short_code(v[i]));
+        }
+        let s = &mut table[at];
+        if *s == NO_GROUP {
+            *s = g.first.len() as u32;
+            g.first.push(i as u32);
+        }
+        g.ids[i] = *s;
+    }
+    Ok(Some(g))
 }
 
 /// The first row of each distinct key of `keys` (several columns), in
@@ -574,5 +680,35 @@ mod tests {
             );
             assert_eq!(g.ids, w.ids, "{values:?} with an int key");
         }
+    }
+
+    /// Several short-string keys go through one pass over a direct table;
+    /// the groups are those of the same keys as Utf8 (by arrow-row), with
+    /// a missing value in any key meaning no group.
+    #[test]
+    fn several_short_string_keys_group_as_utf8_does() {
+        // one-letter flags span a small table; a 7-byte value spans too much
+        // for it (the keys then go the general way): both agree with Utf8
+        for (flags, fused) in [(["A", "N", "R", "", "O"], true), (["A", "N", "R", "", "abcdefg"], false)] {
+            let a: Vec<Option<&str>> = (0..300).map(|i| (i % 17 != 3).then_some(flags[i * 7 % 5])).collect();
+            let b: Vec<Option<&str>> = (0..300).map(|i| (i % 23 != 5).then_some(flags[i * 3 % 4])).collect();
+            let c: Vec<Option<&str>> = (0..300).map(|i| Some(flags[(i / 50) % 5])).collect();
+            let views: Vec<ArrayRef> = vec![
+                Arc::new(StringViewArray::from(a.clone())),
+                Arc::new(StringViewArray::from(b.clone())),
+                Arc::new(StringViewArray::from(c.clone())),
+            ];
+            let plain: Vec<ArrayRef> =
+                vec![Arc::new(StringArray::from(a)), Arc::new(StringArray::from(b)), Arc::new(StringArray::from(c))];
+            assert_eq!(group_short_strings(&views).unwrap().is_some(), fused, "{flags:?}");
+            let (g, w) = (group_rows(&views, 300).unwrap(), group_rows(&plain, 300).unwrap());
+            assert_eq!(g.ids, w.ids, "{flags:?}");
+            assert_eq!(g.first, w.first, "{flags:?}");
+            assert!(g.has_none && g.ids.contains(&NO_GROUP));
+        }
+        // a long string in any key: not this path
+        let short: ArrayRef = Arc::new(StringViewArray::from(vec!["A"; 300]));
+        let long: ArrayRef = Arc::new(StringViewArray::from(vec!["a string longer than seven"; 300]));
+        assert!(group_short_strings(&[short, long]).unwrap().is_none());
     }
 }
