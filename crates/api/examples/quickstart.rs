@@ -1,14 +1,32 @@
 //! The main job: the seed's examples, then a computation on 800 MB of random
-//! numbers (generated chunk by chunk, never materialised whole), with timings.
+//! numbers (generated chunk by chunk, never materialised whole), with
+//! timings; dataframes; and a cluster of a supervisor and two worker
+//! processes on 127.0.0.1 (this program run again as `supervisor` /
+//! `worker`).
 //!
 //! `cargo run --release -p mars --example quickstart`
 
 use mars::dataframe as md;
 use mars::prelude::*;
 use mars::tensor as mt;
+use std::process::ExitCode;
 use std::time::Instant;
 
-fn main() -> mars::Result<()> {
+fn main() -> ExitCode {
+    // the cluster below starts this program again as its supervisor and workers
+    if let Some(code) = mars::serve::serve_from_args() {
+        return code;
+    }
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> mars::Result<()> {
     // md.DataFrame([[1, 2], [3, 4]]).execute()
     let df = md::DataFrame::from_rows(vec![vec![1, 2], vec![3, 4]])?;
     println!(">>> md.DataFrame([[1, 2], [3, 4]]).execute().fetch()\n{}\n", df.execute()?.fetch()?);
@@ -69,7 +87,55 @@ fn main() -> mars::Result<()> {
         st.spill.chunks_restored,
         st.bytes_held >> 20
     );
-    frames()
+    frames()?;
+    cluster()
+}
+
+/// A supervisor and two one-thread worker processes on 127.0.0.1: the same
+/// computation as above, the same number, and a worker-to-worker move.
+fn cluster() -> mars::Result<()> {
+    let opts = mars_cluster::LocalClusterOptions {
+        threads: Some(1),
+        binary: Some(std::env::current_exe()?),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let c = mars::LocalCluster::start(2, &opts)?;
+    let (sup, workers) = c.pids();
+    println!(
+        "\ncluster: supervisor (pid {sup}) and 2 workers (pids {workers:?}) at {} in {:.3} s; dashboard: {}/?token=<token>",
+        c.address(),
+        start.elapsed().as_secs_f64(),
+        c.address()
+    );
+    let remote = c.session()?;
+    let local = mars::new_session()?;
+    let x = mt::random::RandomState::new(0).rand(&[20_000, 5_000]).rechunk(&[2_000, 5_000]);
+    let y = ((&x + 1.0) * 2.0).sum();
+    let start = Instant::now();
+    let on_cluster = y.execute_in(&remote)?.fetch_in(&remote)?;
+    let secs = start.elapsed().as_secs_f64();
+    let here = y.execute_in(&local)?.fetch_in(&local)?;
+    println!(
+        ">>> ((x + 1) * 2).sum() on the cluster = {on_cluster} in {secs:.3} s (locally {here}: {})",
+        if on_cluster.to_f64_vec() == here.to_f64_vec() { "the same number" } else { "DIFFERENT" }
+    );
+    // x held on both workers; x + x[::-1] reads half its chunks from the other worker
+    x.execute_in(&remote)?;
+    let z = (&x + &x.slice(mars::ndarray::s![..;-1, ..])).sum();
+    let start = Instant::now();
+    let v = z.execute_in(&remote)?.fetch_in(&remote)?;
+    let secs = start.elapsed().as_secs_f64();
+    // (workers report their counters with each heartbeat, every 0.5 s)
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let st = mars_cluster::client::cluster_stats(c.address(), c.token())?;
+    let moved: u64 = st.workers.iter().map(|w| w.bytes_fetched).sum();
+    println!(
+        ">>> (x + x[::-1]).sum() = {v} in {secs:.3} s; {} chunks run on the cluster so far, {} MB moved between workers",
+        st.chunks_run,
+        moved >> 20
+    );
+    Ok(())
 }
 
 /// Dataframes: 5M sales rows to parquet and back, a groupby, a join with a

@@ -66,6 +66,7 @@ pub mod dataframe;
 mod error;
 mod frame_display;
 mod node;
+pub mod serve;
 mod session;
 pub mod tensor;
 pub mod tool;

@@ -305,9 +305,17 @@ pub struct LocalClusterOptions {
     /// `LocalCluster::session`.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The program to run as `… supervisor` / `… worker` (default: the
+    /// `mars` binary, see [`mars_binary`]); a program may name itself, if
+    /// it serves those arguments (`mars::serve::serve_from_args`).
+    pub binary: Option<PathBuf>,
 }
 
 impl LocalClusterOptions {
+    fn binary(&self) -> PathBuf {
+        self.binary.clone().unwrap_or_else(mars_binary)
+    }
+
     fn tls_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(c) = &self.tls_cert {
@@ -357,7 +365,7 @@ impl ClusterProcesses {
             "--watch-stdin".into(),
         ];
         args.extend(opts.tls_args());
-        let mut supervisor = spawn_child(&token, &args)?;
+        let mut supervisor = spawn_child(&opts.binary(), &token, &args)?;
         let line = match first_line(&mut supervisor, "the supervisor", Duration::from_secs(20)) {
             Ok(l) => l,
             Err(e) => {
@@ -408,7 +416,7 @@ impl ClusterProcesses {
             args.extend(["--memory-limit".into(), m.to_string()]);
         }
         args.extend(opts.tls_args());
-        let mut w = spawn_child(&self.token, &args)?;
+        let mut w = spawn_child(&opts.binary(), &self.token, &args)?;
         let ready = first_line(&mut w, "a worker", Duration::from_secs(20));
         let pid = w.id();
         self.workers.push(w);
@@ -418,9 +426,8 @@ impl ClusterProcesses {
 
 /// A `mars` child process with the token in its environment (not on its
 /// command line) and pipes for stdin (closing it stops the child) and stdout.
-fn spawn_child(token: &str, args: &[String]) -> Result<Child, String> {
-    let bin = mars_binary();
-    Command::new(&bin)
+fn spawn_child(bin: &Path, token: &str, args: &[String]) -> Result<Child, String> {
+    Command::new(bin)
         .args(args)
         .env("MARS_TOKEN", token)
         .env("MARS_LOG", std::env::var("MARS_LOG").unwrap_or_else(|_| "warn".into()))
