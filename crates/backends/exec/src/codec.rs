@@ -101,26 +101,21 @@ impl ChunkReader {
         if self.got > self.len {
             return Err(format!("more than the {} bytes announced", self.len));
         }
-        if let Reading::Start = self.state {
-            self.state = if piece[0] == TENSOR {
+        match &mut self.state {
+            Reading::Start if piece[0] == TENSOR => {
                 let mut r = mars_ir::npy::NpyReader::with_len(self.len - 1);
                 r.push(&piece[1..]).map_err(|e| e.to_string())?;
-                Reading::Tensor(r)
-            } else {
+                self.state = Reading::Tensor(r);
+            }
+            Reading::Start => {
                 let mut v = Vec::with_capacity(self.len);
                 v.extend_from_slice(piece);
-                Reading::Other(v)
-            };
-            return Ok(());
-        }
-        match &mut self.state {
-            Reading::Tensor(r) => r.push(piece).map_err(|e| e.to_string()),
-            Reading::Other(v) => {
-                v.extend_from_slice(piece);
-                Ok(())
+                self.state = Reading::Other(v);
             }
-            Reading::Start => Ok(()),
+            Reading::Tensor(r) => r.push(piece).map_err(|e| e.to_string())?,
+            Reading::Other(v) => v.extend_from_slice(piece),
         }
+        Ok(())
     }
 
     /// The value, once all `len` bytes have come.

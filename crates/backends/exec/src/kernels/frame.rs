@@ -526,8 +526,8 @@ impl<'a> Fused<'a> {
                 let t = c.data_type().clone();
                 let f = match &t {
                     DataType::Float64 => Fused::F64(c.as_primitive::<Float64Type>().values()),
-                    DataType::Decimal64(p, s) if *p <= 15 && (0..=22).contains(s) => {
-                        Fused::Dec(c.as_primitive::<Decimal64Type>().values(), 10_f64.powi(i32::from(*s)))
+                    DataType::Decimal64(p, s) => {
+                        Fused::Dec(c.as_primitive::<Decimal64Type>().values(), super::decimal_divisor(*p, *s)?)
                     }
                     DataType::Int64 => Fused::I64(c.as_primitive::<Int64Type>().values()),
                     DataType::Int32 => Fused::I32(c.as_primitive::<Int32Type>().values()),

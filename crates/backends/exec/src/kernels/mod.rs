@@ -20,6 +20,14 @@ use mars_ir::{map_tensor, with_dtype, with_tensor, ChunkNode, ChunkOp, DType, Te
 use ndarray::{ArrayD, Axis, IxDyn, SliceInfo, SliceInfoElem};
 use std::sync::Arc;
 
+/// The power of ten a decimal of precision `p` and scale `s` divides its
+/// unscaled integer by to become the Float64 arrow's cast gives, when the
+/// fast path applies (at most 15 digits: exact in i64 and f64, so
+/// `x / 10^s` rounds once); `None` otherwise.
+pub fn decimal_divisor(p: u8, s: i8) -> Option<f64> {
+    (p <= 15 && (0..=22).contains(&s)).then(|| 10_f64.powi(i32::from(s)))
+}
+
 /// `col` as type `to`, as `arrow::compute::cast` gives it; a decimal of at
 /// most 15 digits to Float64 takes a faster path with the same values (its
 /// unscaled integers are exact in both i64 and f64, so `x / 10^scale` rounds
@@ -30,20 +38,18 @@ pub fn cast_column(
 ) -> Result<arrow::array::ArrayRef, KernelError> {
     use arrow::array::{Array, AsArray, Float64Array};
     use arrow::datatypes::{DataType, Decimal128Type, Decimal64Type};
-    match (col.data_type(), to) {
-        (DataType::Decimal128(p, s), DataType::Float64) if *p <= 15 && (0..=22).contains(s) => {
-            let pow = 10_f64.powi(i32::from(*s));
-            let d = col.as_primitive::<Decimal128Type>();
-            let values: Vec<f64> = d.values().iter().map(|&x| (x as i64) as f64 / pow).collect();
-            return Ok(std::sync::Arc::new(Float64Array::new(values.into(), d.nulls().cloned())));
-        }
-        (DataType::Decimal64(p, s), DataType::Float64) if *p <= 15 && (0..=22).contains(s) => {
-            let pow = 10_f64.powi(i32::from(*s));
-            let d = col.as_primitive::<Decimal64Type>();
-            let values: Vec<f64> = d.values().iter().map(|&x| x as f64 / pow).collect();
-            return Ok(std::sync::Arc::new(Float64Array::new(values.into(), d.nulls().cloned())));
-        }
-        _ => {}
+    let pow = match (col.data_type(), to) {
+        (DataType::Decimal128(p, s) | DataType::Decimal64(p, s), DataType::Float64) => decimal_divisor(*p, *s),
+        _ => None,
+    };
+    if let Some(pow) = pow {
+        let values: Vec<f64> = match col.data_type() {
+            DataType::Decimal128(..) => {
+                col.as_primitive::<Decimal128Type>().values().iter().map(|&x| (x as i64) as f64 / pow).collect()
+            }
+            _ => col.as_primitive::<Decimal64Type>().values().iter().map(|&x| x as f64 / pow).collect(),
+        };
+        return Ok(std::sync::Arc::new(Float64Array::new(values.into(), col.nulls().cloned())));
     }
     Ok(arrow::compute::cast(col, to)?)
 }
