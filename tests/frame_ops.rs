@@ -945,13 +945,16 @@ fn sort_values_large_chunks_match_a_stable_sort() -> Result<()> {
         })
         .collect();
     let t: Vec<i64> = (0..n).map(|i| ((i * 31) % 5000) as i64 - 2500).collect();
+    // floats with none missing (the sort that decodes its key column)
+    let f: Vec<f64> = (0..n).map(|i| ((i * 613) % 3001) as f64 / 4.0 - 300.0).collect();
     let cols = vec![
         ("a", Arc::new(Float64Array::from(a.clone())) as ArrayRef),
         ("t", Arc::new(Int64Array::from(t.clone())) as ArrayRef),
+        ("f", Arc::new(Float64Array::from(f.clone())) as ArrayRef),
         ("row", Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())) as ArrayRef),
     ];
     let present = |x: Option<f64>| x.filter(|v| !v.is_nan());
-    for (by, asc) in [("a", true), ("a", false), ("t", true), ("t", false)] {
+    for (by, asc) in [("a", true), ("a", false), ("t", true), ("t", false), ("f", true), ("f", false)] {
         let mut idx: Vec<usize> = (0..n).collect();
         if by == "a" {
             idx.sort_by(|&x, &y| match (present(a[x]), present(a[y])) {
@@ -961,6 +964,8 @@ fn sort_values_large_chunks_match_a_stable_sort() -> Result<()> {
                 (Some(p), Some(q)) if asc => p.partial_cmp(&q).unwrap(),
                 (Some(p), Some(q)) => q.partial_cmp(&p).unwrap(),
             });
+        } else if by == "f" {
+            idx.sort_by(|&x, &y| if asc { f[x].total_cmp(&f[y]) } else { f[y].total_cmp(&f[x]) });
         } else if asc {
             idx.sort_by_key(|&x| t[x]);
         } else {
@@ -970,10 +975,10 @@ fn sort_values_large_chunks_match_a_stable_sort() -> Result<()> {
         for rows in [3000, 20_000] {
             let df = md::DataFrame::from_columns(cols.clone())?.rechunk(rows);
             let got = df.sort_values(&[by], asc)?.execute_in(&sess)?.fetch_in(&sess)?;
-            let order = got.record_batch().column(2).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+            let order = got.record_batch().column(3).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
             assert_eq!(order, want, "by {by} ascending {asc}, {rows}-row chunks");
             let top = df.sort_values(&[by], asc)?.head(10).execute_in(&sess)?.fetch_in(&sess)?;
-            let top = top.record_batch().column(2).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+            let top = top.record_batch().column(3).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
             assert_eq!(top, want[..10].to_vec(), "head(10) by {by} ascending {asc}, {rows}-row chunks");
         }
     }

@@ -525,8 +525,15 @@ pub enum FrameChunkOp {
     JoinBuild { keys: Vec<usize> },
     /// Input 0's rows (the probe side) matched against input 1 (a `JoinBuild`).
     JoinProbe(Box<JoinProbeChunk>),
-    /// Its inputs' rows, concatenated and sorted stably by the columns `by`.
-    SortLocal { by: Vec<usize>, descending: Vec<bool> },
+    /// Its inputs' rows, concatenated and sorted stably by the columns `by`;
+    /// with `part`, piece `part` of each input (`RangePartition` outputs),
+    /// sorted together without gathering them first.
+    SortLocal {
+        by: Vec<usize>,
+        descending: Vec<bool>,
+        #[serde(default)]
+        part: Option<usize>,
+    },
     /// `per` rows at regular positions of chunk `chunk`: the `by` columns and
     /// the chunk and row numbers (a sort's tie-breakers).
     SortSample { by: Vec<usize>, per: usize, chunk: usize },
@@ -661,7 +668,13 @@ impl fmt::Display for FrameChunkOp {
                 }
             }
             FrameChunkOp::JoinBuild { keys } => write!(f, "JoinBuild keys={keys:?}"),
-            FrameChunkOp::SortLocal { by, descending } => write!(f, "SortLocal by={by:?} descending={descending:?}"),
+            FrameChunkOp::SortLocal { by, descending, part } => {
+                write!(f, "SortLocal by={by:?} descending={descending:?}")?;
+                match part {
+                    Some(p) => write!(f, " of part {p}"),
+                    None => Ok(()),
+                }
+            }
             FrameChunkOp::SortSample { by, per, chunk } => write!(f, "SortSample by={by:?} {per} of chunk {chunk}"),
             FrameChunkOp::SortPivots { parts, .. } => write!(f, "SortPivots for {parts} ranges"),
             FrameChunkOp::Distinct => f.write_str("Distinct"),

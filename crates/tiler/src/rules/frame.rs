@@ -317,18 +317,20 @@ pub(super) fn sampled_pivots(
 
 /// `sort_values`: one chunk sorts alone; several sort by regular sampling:
 /// a sample of each chunk, pivots from all samples, each chunk split by the
-/// pivots into ranges, and range `p` of every chunk gathered and sorted into
+/// pivots into ranges, and range `p` of every chunk sorted together into
 /// output chunk `p` (so the chunks are in order).
 pub(super) fn sort(ctx: &mut Ctx, by: &[(String, bool)], input: &Layout, in_meta: &Meta) -> TileResult<Tiled> {
     let (cols, descending) = sort_keys(by, in_meta)?;
     let width = input.nsplits.get(1).and_then(|s| s.first()).copied().unwrap_or(Dim::Unknown);
-    let local = |by: Vec<usize>| ChunkOp::Frame(FrameChunkOp::SortLocal { by, descending: descending.clone() });
+    let local = |by: Vec<usize>, part: Option<usize>| {
+        ChunkOp::Frame(FrameChunkOp::SortLocal { by, descending: descending.clone(), part })
+    };
     let n = input.chunks.len();
     if n <= 1 {
         let chunks: Vec<_> = input
             .chunks
             .iter()
-            .map(|&c| ctx.add(local(cols.clone()), &[c][..], ctx_shape(ctx, c), None, vec![0, 0]))
+            .map(|&c| ctx.add(local(cols.clone(), None), &[c][..], ctx_shape(ctx, c), None, vec![0, 0]))
             .collect();
         return Ok(Tiled::Done(Layout { nsplits: input.nsplits.clone(), chunks }));
     }
@@ -347,18 +349,10 @@ pub(super) fn sort(ctx: &mut Ctx, by: &[(String, bool)], input: &Layout, in_meta
             ctx.add(op, &[c, pivots][..], vec![Dim::Unknown, width], None, vec![i, 0])
         })
         .collect();
-    let sort_op = Arc::new(local(cols.clone()));
-    let mut chunks = Vec::with_capacity(n);
-    for p in 0..n {
-        let g = ctx.add(
-            ChunkOp::Frame(FrameChunkOp::GatherPart { part: p }),
-            maps.clone(),
-            vec![Dim::Unknown, width],
-            None,
-            vec![p, 0],
-        );
-        chunks.push(ctx.add(sort_op.clone(), &[g][..], vec![Dim::Unknown, width], None, vec![p, 0]));
-    }
+    // range `p`: piece `p` of every map, sorted together
+    let chunks = (0..n)
+        .map(|p| ctx.add(local(cols.clone(), Some(p)), maps.clone(), vec![Dim::Unknown, width], None, vec![p, 0]))
+        .collect();
     Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Unknown; n], vec![width]], chunks }))
 }
 

@@ -10,7 +10,8 @@ use mars_ir::colexpr::{operand_type, ColExpr, Lit, StrFn};
 use mars_ir::{BinaryFn, FrameChunkOp};
 use std::sync::Arc;
 
-/// The batches of a frame op's inputs (a piece of each, for `GatherPart`).
+/// The batches of a frame op's inputs (a piece of each, for `GatherPart`
+/// and a `SortLocal` of one part).
 fn batches<'a>(op: &FrameChunkOp, inputs: &'a [Arc<ChunkData>]) -> Result<Vec<&'a RecordBatch>, KernelError> {
     // a probe's build side is its last input, read as a table
     let n = if matches!(op, FrameChunkOp::JoinProbe(_)) { inputs.len().saturating_sub(1) } else { inputs.len() };
@@ -18,9 +19,10 @@ fn batches<'a>(op: &FrameChunkOp, inputs: &'a [Arc<ChunkData>]) -> Result<Vec<&'
         .iter()
         .enumerate()
         .map(|(i, d)| match (&**d, op) {
-            (ChunkData::Parts(parts), FrameChunkOp::GatherPart { part }) => {
-                parts.get(*part).ok_or_else(|| err(format!("input {i} has {} pieces, not piece {part}", parts.len())))
-            }
+            (
+                ChunkData::Parts(parts),
+                FrameChunkOp::GatherPart { part } | FrameChunkOp::SortLocal { part: Some(part), .. },
+            ) => parts.get(*part).ok_or_else(|| err(format!("input {i} has {} pieces, not piece {part}", parts.len()))),
             (ChunkData::Frame(b), _) => Ok(b),
             _ => Err(err(format!("{} needs frame inputs; input {i} is not one", op.name()))),
         })
@@ -80,7 +82,7 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             ([probe], Some(ChunkData::Table(table))) => one(super::join::probe(probe, table, p)?),
             _ => Err(err("JoinProbe takes a frame and a join table")),
         },
-        FrameChunkOp::SortLocal { by, descending } => one(super::sort::sort(&concat(&ins)?, by, descending)?),
+        FrameChunkOp::SortLocal { by, descending, .. } => one(super::sort::sort_pieces(&ins, by, descending)?),
         FrameChunkOp::SortSample { by, per, chunk } => {
             want(1)?;
             one(super::sort::sample(ins[0], by, *per, *chunk)?)

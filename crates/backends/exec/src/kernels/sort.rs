@@ -112,64 +112,86 @@ fn encode(cols: &[ArrayRef], descending: &[bool]) -> Result<Keys, KernelError> {
     Ok(Keys::Rows(RowConverter::new(fields)?.convert_columns(&cols)?))
 }
 
-/// Sort `idx` by `keys[idx]`, ties in index order: a bucket sort on the
-/// keys' actual range (one counting pass, one scatter; uniform keys land a
-/// few to a bucket, each then sorted in cache by (key, index)).
-fn radix_sort(keys: &[u64], idx: &mut Vec<u32>) {
-    let n = idx.len();
-    if n < 2048 {
-        idx.sort_unstable_by_key(|&i| (keys[i as usize], i));
+/// `idx` (increasing) sorted by `keys[idx]`, ties in index order, each
+/// with its key.
+fn radix_sort(keys: &[u64], idx: &[u32]) -> Vec<(u64, u32)> {
+    let mut pairs: Vec<(u64, u32)> = idx.iter().map(|&i| (keys[i as usize], i)).collect();
+    let mut scratch = vec![(0u64, 0u32); pairs.len()];
+    sort_pairs(&mut pairs, &mut scratch);
+    pairs
+}
+
+/// Sorts `v` by (key, index), where equal keys are already in index order:
+/// an MSD bucket sort on the keys' actual range. Each pass scatters to at
+/// most 1024 buckets (few enough write streams to stay in cache), then
+/// sorts each bucket in cache the same way; uniform keys end a few to a
+/// bucket after two passes. `scratch` is as long as `v`.
+fn sort_pairs(v: &mut [(u64, u32)], scratch: &mut [(u64, u32)]) {
+    let n = v.len();
+    if n <= 32 {
+        v.sort_unstable();
         return;
     }
     let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for &i in idx.iter() {
-        let k = keys[i as usize];
+    for &(k, _) in v.iter() {
         lo = lo.min(k);
         hi = hi.max(k);
     }
     if lo == hi {
         return; // all equal: already in index order
     }
-    // about 8 keys a bucket: the top `bits` bits of (k - lo)
     let span_bits = 64 - (hi - lo).leading_zeros();
-    let bucket_bits = (usize::BITS - (n / 8).leading_zeros()).clamp(1, 24).min(span_bits);
+    // about 4 keys a bucket, at most 1024 buckets a pass
+    let bucket_bits = (usize::BITS - (n / 4).leading_zeros()).clamp(1, 10).min(span_bits);
     let shift = span_bits - bucket_bits;
-    let buckets = 1usize << bucket_bits;
     let bucket = |k: u64| ((k - lo) >> shift) as usize;
-    let mut starts = vec![0u32; buckets + 1];
-    for &i in idx.iter() {
-        starts[bucket(keys[i as usize]) + 1] += 1;
+    let mut starts = vec![0usize; (1 << bucket_bits) + 1];
+    for &(k, _) in v.iter() {
+        starts[bucket(k) + 1] += 1;
     }
     for b in 1..starts.len() {
         starts[b] += starts[b - 1];
     }
     let mut at = starts.clone();
-    let mut pairs = vec![(0u64, 0u32); n];
-    for &i in idx.iter() {
-        let k = keys[i as usize];
-        let b = bucket(k);
-        pairs[at[b] as usize] = (k, i);
+    for &p in v.iter() {
+        let b = bucket(p.0);
+        scratch[at[b]] = p;
         at[b] += 1;
     }
+    // each bucket sorted in `scratch` (with `v`'s range as its scratch),
+    // then copied back while still in cache
     for w in starts.windows(2) {
-        let run = &mut pairs[w[0] as usize..w[1] as usize];
-        if run.len() > 1 {
-            run.sort_unstable();
+        let (s, e) = (w[0], w[1]);
+        if e - s > 1 {
+            sort_pairs(&mut scratch[s..e], &mut v[s..e]);
+        }
+        v[s..e].copy_from_slice(&scratch[s..e]);
+    }
+}
+
+/// The present rows of `keys` (a numeric key) sorted, ties in row order,
+/// with their keys; then the missing rows in row order.
+fn sorted_u64(k: &[u64], nulls: Option<&arrow::buffer::NullBuffer>, n: usize) -> (Vec<(u64, u32)>, Vec<u32>) {
+    match nulls {
+        Some(nb) => {
+            let (idx, missing): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&i| nb.is_valid(i as usize));
+            (radix_sort(k, &idx), missing)
+        }
+        None => {
+            let mut pairs: Vec<(u64, u32)> = k.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+            let mut scratch = vec![(0u64, 0u32); n];
+            sort_pairs(&mut pairs, &mut scratch);
+            (pairs, vec![])
         }
     }
-    idx.clear();
-    idx.extend(pairs.iter().map(|p| p.1));
 }
 
 /// The rows of `keys` in sorted order, ties in row order.
 fn sorted_indices(keys: &Keys, n: usize) -> Vec<u32> {
     match keys {
         Keys::U64(k, nulls) => {
-            let (mut idx, missing): (Vec<u32>, Vec<u32>) = match nulls {
-                Some(nb) => (0..n as u32).partition(|&i| nb.is_valid(i as usize)),
-                None => ((0..n as u32).collect(), vec![]),
-            };
-            radix_sort(k, &mut idx);
+            let (pairs, missing) = sorted_u64(k, nulls.as_ref(), n);
+            let mut idx: Vec<u32> = pairs.iter().map(|p| p.1).collect();
             idx.extend(missing);
             idx
         }
@@ -190,6 +212,24 @@ pub fn sort(b: &RecordBatch, by: &[usize], descending: &[bool]) -> Result<Record
     let keys = encode(&key_columns(b, by)?, descending)?;
     let idx = UInt32Array::from(sorted_indices(&keys, b.num_rows()));
     Ok(arrow::compute::take_record_batch(b, &idx)?)
+}
+
+/// The column of type `dt` whose keys (as [`numeric_u64`] encodes them,
+/// complemented when `descending`) are `sorted`'s, for the types whose
+/// encoding is one-to-one.
+fn decode_keys(dt: &DataType, sorted: &[(u64, u32)], descending: bool) -> Option<ArrayRef> {
+    use arrow::array::{Float64Array, Int64Array, UInt64Array};
+    let raw = |k: u64| if descending { !k } else { k };
+    let sign = 1u64 << 63;
+    Some(match dt {
+        DataType::Float64 => Arc::new(Float64Array::from_iter_values(sorted.iter().map(|p| {
+            let k = raw(p.0);
+            f64::from_bits(if k & sign != 0 { k & !sign } else { !k })
+        }))),
+        DataType::Int64 => Arc::new(Int64Array::from_iter_values(sorted.iter().map(|p| (raw(p.0) ^ sign) as i64))),
+        DataType::UInt64 => Arc::new(UInt64Array::from_iter_values(sorted.iter().map(|p| raw(p.0)))),
+        _ => return None,
+    })
 }
 
 /// The first `n` rows of `pieces` (one schema, concatenated) in the order
@@ -272,6 +312,28 @@ pub fn range_partition(
     // keys land in one piece
     let tie = |i: usize| chunk.map_or((u32::MAX, u32::MAX), |c| (c as u32, i as u32));
     let mut part = vec![0u32; b.num_rows()];
+    if let (Keys::U64(k, None), Keys::U64(pk, _)) = (&keys, &pkeys) {
+        if np <= 64 && (0..np).all(|j| pkeys.present(j)) {
+            // no key missing, few pivots: count the pivot keys below each
+            // row's key without branches, then settle ties with a pivot's
+            // key by (chunk, row)
+            let pk = &pk[..np];
+            for (i, p) in part.iter_mut().enumerate() {
+                let key = k[i];
+                let (mut below, mut upto) = (0usize, 0usize);
+                for &x in pk {
+                    below += usize::from(x < key);
+                    upto += usize::from(x <= key);
+                }
+                if upto > below {
+                    let t = tie(i);
+                    below += (below..upto).filter(|&j| (pc[j], pr[j]) < t).count();
+                }
+                *p = below as u32;
+            }
+            return split_by(b, &part, np + 1);
+        }
+    }
     if let (Keys::U64(k, _), Keys::U64(pk, _)) = (&keys, &pkeys) {
         // one numeric key: compare plain integer tuples (missing last)
         let tuple = |present: bool, key: u64, c: u32, r: u32| (!present, if present { key } else { 0 }, c, r);
@@ -301,26 +363,423 @@ pub fn range_partition(
 }
 
 /// The rows of `b` in `parts` pieces, row `i` in piece `part[i]`, each
-/// piece keeping row order (a counting sort by piece); string views are
-/// compacted, so a piece does not hold the whole column's bytes.
+/// piece keeping row order; string views are compacted, so a piece does not
+/// hold the whole column's bytes. Fixed-width columns without nulls are
+/// scattered straight into their pieces (one pass); the rest are gathered
+/// by a counting sort of the rows by piece.
 pub(crate) fn split_by(b: &RecordBatch, part: &[u32], parts: usize) -> Result<Vec<RecordBatch>, KernelError> {
     let mut starts = vec![0usize; parts + 1];
     for &p in part {
-        starts[p as usize + 1] += 1;
+        let slot = starts.get_mut(p as usize + 1).ok_or_else(|| err(format!("row for piece {p} of {parts}")))?;
+        *slot += 1;
     }
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
     }
-    let mut order = vec![0u32; part.len()];
-    let mut at = starts.clone();
-    for (i, &p) in part.iter().enumerate() {
-        order[at[p as usize]] = i as u32;
-        at[p as usize] += 1;
+    let mut order: Option<UInt32Array> = None;
+    let mut pieces: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(b.num_columns()); parts];
+    for c in b.columns() {
+        if let Some(split) = scatter_fixed(c, part, &starts) {
+            for (piece, a) in pieces.iter_mut().zip(split?) {
+                piece.push(a);
+            }
+            continue;
+        }
+        let order = order.get_or_insert_with(|| {
+            let mut order = vec![0u32; part.len()];
+            let mut at = starts.clone();
+            for (i, &p) in part.iter().enumerate() {
+                order[at[p as usize]] = i as u32;
+                at[p as usize] += 1;
+            }
+            UInt32Array::from(order)
+        });
+        for (p, piece) in pieces.iter_mut().enumerate() {
+            let idx = order.slice(starts[p], starts[p + 1] - starts[p]);
+            piece.push(arrow::compute::take(c, &idx, None)?);
+        }
     }
-    (0..parts)
-        .map(|p| {
-            let idx = UInt32Array::from(order[starts[p]..starts[p + 1]].to_vec());
-            Ok(mars_ir::frame::compact_views(&arrow::compute::take_record_batch(b, &idx)?))
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(p, cols)| {
+            let opts = RecordBatchOptions::new().with_row_count(Some(starts[p + 1] - starts[p]));
+            Ok(mars_ir::frame::compact_views(&RecordBatch::try_new_with_options(b.schema(), cols, &opts)?))
         })
         .collect()
+}
+
+/// The values of `c` as `T`s, when they are fixed-width values of `T`'s
+/// size, none is null, and its buffer is aligned for `T`.
+fn fixed_values<T: arrow::datatypes::ArrowNativeType>(c: &ArrayRef) -> Option<arrow::buffer::ScalarBuffer<T>> {
+    if c.null_count() != 0 || c.logical_null_count() != 0 {
+        return None;
+    }
+    if c.data_type().primitive_width()? != std::mem::size_of::<T>() {
+        return None;
+    }
+    let data = c.to_data();
+    let buf = match (data.buffers(), data.child_data()) {
+        ([buf], []) => buf,
+        _ => return None,
+    };
+    if buf.len() < (data.offset() + data.len()) * std::mem::size_of::<T>()
+        || buf.as_ptr().align_offset(std::mem::align_of::<T>()) != 0
+    {
+        return None;
+    }
+    Some(arrow::buffer::ScalarBuffer::<T>::new(buf.clone(), data.offset(), data.len()))
+}
+
+/// An array of type `dt` holding `values` (no nulls).
+fn fixed_array<T: arrow::datatypes::ArrowNativeType>(dt: &DataType, values: Vec<T>) -> Result<ArrayRef, KernelError> {
+    let data = arrow::array::ArrayData::builder(dt.clone())
+        .len(values.len())
+        .add_buffer(arrow::buffer::Buffer::from_vec(values))
+        .build()?;
+    Ok(arrow::array::make_array(data))
+}
+
+/// Runs `$body` with `$t` bound to the unsigned integer type as wide as
+/// the fixed-width values of type `$dt`, or evaluates to `None`.
+macro_rules! by_width {
+    ($dt:expr, $t:ident => $body:expr) => {
+        match $dt.primitive_width() {
+            Some(1) => {
+                type $t = u8;
+                $body
+            }
+            Some(2) => {
+                type $t = u16;
+                $body
+            }
+            Some(4) => {
+                type $t = u32;
+                $body
+            }
+            Some(8) => {
+                type $t = u64;
+                $body
+            }
+            Some(16) => {
+                type $t = i128;
+                $body
+            }
+            _ => None,
+        }
+    };
+}
+
+/// Column `c` split into pieces by `part` (as [`split_by`]) with one
+/// scatter pass, when its values are fixed-width and none is null.
+fn scatter_fixed(c: &ArrayRef, part: &[u32], starts: &[usize]) -> Option<Result<Vec<ArrayRef>, KernelError>> {
+    fn scatter<T: arrow::datatypes::ArrowNativeType>(
+        c: &ArrayRef,
+        part: &[u32],
+        starts: &[usize],
+    ) -> Option<Result<Vec<ArrayRef>, KernelError>> {
+        let values = fixed_values::<T>(c).filter(|v| v.len() == part.len())?;
+        let mut out: Vec<Vec<T>> = starts.windows(2).map(|w| Vec::with_capacity(w[1] - w[0])).collect();
+        for (&v, &p) in values.iter().zip(part) {
+            out[p as usize].push(v);
+        }
+        Some(out.into_iter().map(|v| fixed_array(c.data_type(), v)).collect())
+    }
+    by_width!(c.data_type(), T => scatter::<T>(c, part, starts))
+}
+
+/// The rows of `pieces` (one schema), concatenated and sorted stably by
+/// the columns `by` (as [`sort`]).
+pub fn sort_pieces(pieces: &[&RecordBatch], by: &[usize], descending: &[bool]) -> Result<RecordBatch, KernelError> {
+    let first = pieces.first().ok_or_else(|| err("sorting no batches"))?;
+    if let ([at], [desc]) = (by, descending) {
+        if let Some(sorted) = sort_one_key(pieces, *at, *desc)? {
+            return Ok(sorted);
+        }
+    }
+    if pieces.len() == 1 {
+        return sort(first, by, descending);
+    }
+    let owned: Vec<RecordBatch> = pieces.iter().map(|b| (*b).clone()).collect();
+    sort(&arrow::compute::concat_batches(&first.schema(), &owned)?, by, descending)
+}
+
+/// [`sort_pieces`] by one Float64, Int64 or UInt64 column with no value
+/// missing (null or NaN), without concatenating the pieces: the sorted
+/// (key, piece·row) pairs decode back into the key column and index the
+/// other columns' values in their pieces. `None` when that does not apply.
+fn sort_one_key(pieces: &[&RecordBatch], at: usize, descending: bool) -> Result<Option<RecordBatch>, KernelError> {
+    let Some(first) = pieces.first() else { return Ok(None) };
+    let longest = pieces.iter().map(|p| p.num_rows()).max().unwrap_or(0);
+    // a pair's index is (piece << shift) | row, which orders as the concatenation
+    let shift = usize::BITS - longest.leading_zeros();
+    let piece_bits = usize::BITS - (pieces.len() - 1).leading_zeros();
+    if shift + piece_bits > 32 {
+        return Ok(None);
+    }
+    let n: usize = pieces.iter().map(|p| p.num_rows()).sum();
+    let flip = if descending { u64::MAX } else { 0 };
+    let sign = 1u64 << 63;
+    let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(n);
+    let mut cols = Vec::with_capacity(pieces.len());
+    for (p, b) in pieces.iter().enumerate() {
+        let col = b.columns().get(at).ok_or_else(|| err(format!("no column #{at} to sort by")))?;
+        if col.data_type() != first.column(at).data_type() || col.logical_null_count() != 0 {
+            return Ok(None);
+        }
+        let base = (p as u32) << shift;
+        let rows = 0u32..;
+        match col.data_type() {
+            DataType::Float64 => {
+                let v = col.as_primitive::<arrow::datatypes::Float64Type>().values();
+                if v.iter().any(|x| x.is_nan()) {
+                    return Ok(None);
+                }
+                pairs.extend(v.iter().zip(rows).map(|(&x, r)| {
+                    let b = x.to_bits();
+                    ((if b & sign != 0 { !b } else { b | sign }) ^ flip, base | r)
+                }));
+            }
+            DataType::Int64 => {
+                let v = col.as_primitive::<arrow::datatypes::Int64Type>().values();
+                pairs.extend(v.iter().zip(rows).map(|(&x, r)| (((x as u64) ^ sign) ^ flip, base | r)));
+            }
+            DataType::UInt64 => {
+                let v = col.as_primitive::<arrow::datatypes::UInt64Type>().values();
+                pairs.extend(v.iter().zip(rows).map(|(&x, r)| (x ^ flip, base | r)));
+            }
+            _ => return Ok(None),
+        }
+        cols.push(col);
+    }
+    let sorted = bucket_sort(pairs);
+    let key = decode_keys(first.column(at).data_type(), &sorted.pairs, descending)
+        .ok_or_else(|| err("a sort key type without a decoding"))?;
+    let row_mask = (1u32 << shift).wrapping_sub(1);
+    let columns = (0..first.num_columns())
+        .map(|c| {
+            if c == at {
+                return Ok(key.clone());
+            }
+            let parts: Vec<ArrayRef> = pieces.iter().map(|b| b.column(c).clone()).collect();
+            if let Some(col) = permute_fixed(&parts, &sorted) {
+                return col;
+            }
+            let idx: Vec<(usize, usize)> = sorted
+                .pairs
+                .iter()
+                .map(|p| sorted.orig[p.1 as usize])
+                .map(|g| ((g >> shift) as usize, (g & row_mask) as usize))
+                .collect();
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            Ok(arrow::compute::interleave(&refs, &idx)?)
+        })
+        .collect::<Result<Vec<_>, KernelError>>()?;
+    let opts = RecordBatchOptions::new().with_row_count(Some(n));
+    Ok(Some(RecordBatch::try_new_with_options(first.schema(), columns, &opts)?))
+}
+
+/// Rows sorted by [`bucket_sort`].
+struct BucketSorted {
+    /// (key, position after the first pass), in sorted order.
+    pairs: Vec<(u64, u32)>,
+    /// The position the first pass gave each row (rows in input order).
+    dest: Vec<u32>,
+    /// The row (its input index) at each position after the first pass.
+    orig: Vec<u32>,
+}
+
+/// `pairs` (key, index), indices increasing, sorted by (key, index): one
+/// stable pass scatters them into at most 1024 buckets by their keys' top
+/// bits, then each bucket is sorted in cache ([`sort_pairs`]). The pairs
+/// come back holding their position after that first pass, so the other
+/// columns can be scattered into bucket order in the same streaming way
+/// and then gathered within a bucket, in cache, instead of at random
+/// across the whole input.
+fn bucket_sort(mut pairs: Vec<(u64, u32)>) -> BucketSorted {
+    let n = pairs.len();
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for &(k, _) in &pairs {
+        lo = lo.min(k);
+        hi = hi.max(k);
+    }
+    lo = lo.min(hi);
+    let span_bits = 64 - (hi - lo).leading_zeros();
+    let bucket_bits = (usize::BITS - (n / 4).leading_zeros()).clamp(1, 8).min(span_bits);
+    let shift = span_bits - bucket_bits;
+    let bucket = |k: u64| ((k - lo) >> shift) as usize;
+    let mut starts = vec![0usize; (1 << bucket_bits) + 1];
+    for &(k, _) in &pairs {
+        starts[bucket(k) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut at = starts.clone();
+    let (mut sorted, mut dest, mut orig) = (vec![(0u64, 0u32); n], vec![0u32; n], vec![0u32; n]);
+    for (i, &(k, row)) in pairs.iter().enumerate() {
+        let b = bucket(k);
+        let j = at[b];
+        at[b] += 1;
+        sorted[j] = (k, j as u32);
+        orig[j] = row;
+        dest[i] = j as u32;
+    }
+    // positions increase with the index within a bucket, so (key,
+    // position) orders ties as (key, index) does
+    for w in starts.windows(2) {
+        if w[1] - w[0] > 1 {
+            sort_pairs(&mut sorted[w[0]..w[1]], &mut pairs[w[0]..w[1]]);
+        }
+    }
+    BucketSorted { pairs: sorted, dest, orig }
+}
+
+/// Column `parts` (in pieces, concatenated) in the order of `sorted`, when
+/// every piece is fixed-width with no nulls: scattered into first-pass
+/// order (a streaming pass), then gathered bucket by bucket.
+fn permute_fixed(parts: &[ArrayRef], sorted: &BucketSorted) -> Option<Result<ArrayRef, KernelError>> {
+    fn permute<T: arrow::datatypes::ArrowNativeType>(
+        parts: &[ArrayRef],
+        sorted: &BucketSorted,
+    ) -> Option<Result<ArrayRef, KernelError>> {
+        let values: Vec<arrow::buffer::ScalarBuffer<T>> = parts.iter().map(fixed_values::<T>).collect::<Option<_>>()?;
+        let mut placed = vec![T::default(); sorted.dest.len()];
+        let rows = values.iter().flat_map(|v| v.iter());
+        for (&d, &v) in sorted.dest.iter().zip(rows) {
+            placed[d as usize] = v;
+        }
+        let out: Vec<T> = sorted.pairs.iter().map(|p| placed[p.1 as usize]).collect();
+        Some(fixed_array(parts[0].data_type(), out))
+    }
+    by_width!(parts.first()?.data_type(), T => permute::<T>(parts, sorted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
+
+    /// A xorshift stream (no rand dependency in this crate).
+    fn stream(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    #[test]
+    fn bucket_sort_matches_a_comparison_sort() {
+        let mut next = stream(7);
+        // uniform, few distinct, skewed (one huge outlier), all equal, tiny
+        let cases: Vec<Vec<u64>> = vec![
+            (0..100_000).map(|_| next()).collect(),
+            (0..50_000).map(|_| next() % 7).collect(),
+            (0..20_000).map(|i| if i == 500 { u64::MAX } else { next() % 1000 }).collect(),
+            vec![42; 3000],
+            (0..33).map(|_| next() % 5).collect(),
+            vec![],
+        ];
+        for keys in cases {
+            let idx: Vec<u32> = (0..keys.len() as u32).collect();
+            let got = radix_sort(&keys, &idx);
+            let mut want: Vec<(u64, u32)> = keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+            want.sort();
+            assert_eq!(got, want, "{} keys", keys.len());
+            let pairs: Vec<(u64, u32)> = keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+            let b = bucket_sort(pairs);
+            let got: Vec<(u64, u32)> = b.pairs.iter().map(|&(k, j)| (k, b.orig[j as usize])).collect();
+            assert_eq!(got, want, "bucket_sort of {} keys", keys.len());
+            assert!(b.dest.iter().enumerate().all(|(i, &d)| b.orig[d as usize] == i as u32));
+        }
+    }
+
+    #[test]
+    fn sort_decodes_the_key_column_and_gathers_the_rest() {
+        let mut next = stream(3);
+        let n = 5000;
+        let mut a: Vec<f64> = (0..n).map(|_| (next() % 2000) as f64 / 7.0 - 100.0).collect();
+        a[17] = -0.0;
+        a[18] = 0.0;
+        a[19] = f64::INFINITY;
+        a[20] = f64::NEG_INFINITY;
+        let b: Vec<i64> = (0..n as i64).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("b", Arc::new(Int64Array::from(b)) as ArrayRef),
+            ("a", Arc::new(Float64Array::from(a.clone())) as ArrayRef),
+        ])
+        .unwrap();
+        for desc in [false, true] {
+            let got =
+                sort_pieces(&[&batch.slice(0, 1000), &batch.slice(1000, 0), &batch.slice(1000, 4000)], &[1], &[desc])
+                    .unwrap();
+            let mut want: Vec<(f64, i64)> = a.iter().enumerate().map(|(i, &x)| (x, i as i64)).collect();
+            // stable by key (total order on bits keeps -0.0 before 0.0)
+            want.sort_by(|x, y| if desc { y.0.total_cmp(&x.0) } else { x.0.total_cmp(&y.0) }.then(x.1.cmp(&y.1)));
+            let ga = got.column(1).as_primitive::<arrow::datatypes::Float64Type>();
+            let gb = got.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+            for (i, (x, row)) in want.iter().enumerate() {
+                assert_eq!(ga.value(i).to_bits(), x.to_bits(), "row {i} desc={desc}");
+                assert_eq!(gb.value(i), *row, "row {i} desc={desc}");
+            }
+        }
+        // with a string column (gathered by interleave) and with a NaN
+        // (not decodable: the general path), the pieces sort as their
+        // concatenation does
+        let words: Vec<Option<String>> = (0..n).map(|i| (i % 5 != 0).then(|| format!("w{}", i % 13))).collect();
+        for nan in [false, true] {
+            let mut a = a.clone();
+            if nan {
+                a[21] = f64::NAN;
+            }
+            let batch = RecordBatch::try_from_iter([
+                ("a", Arc::new(Float64Array::from(a)) as ArrayRef),
+                ("s", Arc::new(StringArray::from(words.clone())) as ArrayRef),
+            ])
+            .unwrap();
+            let pieces = [batch.slice(0, 2500), batch.slice(2500, 2500)];
+            for desc in [false, true] {
+                let got = sort_pieces(&[&pieces[0], &pieces[1]], &[0], &[desc]).unwrap();
+                assert_eq!(got, sort(&batch, &[0], &[desc]).unwrap(), "nan={nan} desc={desc}");
+            }
+        }
+        // ints, descending
+        let ints: Vec<i64> = (0..n).map(|_| (next() % 100) as i64 - 50).collect();
+        let batch = RecordBatch::try_from_iter([("k", Arc::new(Int64Array::from(ints.clone())) as ArrayRef)]).unwrap();
+        let got = sort_pieces(&[&batch], &[0], &[true]).unwrap();
+        let mut want = ints;
+        want.sort_by(|x, y| y.cmp(x));
+        assert_eq!(got.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().as_ref(), want.as_slice());
+    }
+
+    #[test]
+    fn split_by_scatters_and_gathers_alike() {
+        let n = 1000;
+        let part: Vec<u32> = (0..n).map(|i| (i * 7 % 5) as u32).collect();
+        let strings: Vec<Option<String>> = (0..n).map(|i| (i % 9 != 0).then(|| format!("s{i}"))).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("i", Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())) as ArrayRef),
+            ("n", Arc::new(Int32Array::from((0..n).map(|i| (i % 4 != 0).then_some(i as i32)).collect::<Vec<_>>()))),
+            ("s", Arc::new(StringArray::from(strings))),
+        ])
+        .unwrap();
+        // a sliced batch: offsets into the buffers
+        let batch = batch.slice(0, n);
+        let pieces = split_by(&batch, &part, 5).unwrap();
+        for (p, piece) in pieces.iter().enumerate() {
+            let rows: Vec<u32> = (0..n as u32).filter(|&i| part[i as usize] == p as u32).collect();
+            let want = arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows)).unwrap();
+            assert_eq!(piece, &want, "piece {p}");
+        }
+        let sliced = batch.slice(3, 500);
+        let pieces = split_by(&sliced, &part[..500], 5).unwrap();
+        assert_eq!(pieces.iter().map(|p| p.num_rows()).sum::<usize>(), 500);
+        let back = arrow::compute::concat_batches(&sliced.schema(), &pieces).unwrap();
+        let mut firsts: Vec<i64> = back.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+        firsts.sort_unstable();
+        assert_eq!(firsts, (3..503).collect::<Vec<i64>>());
+        assert!(split_by(&sliced, &vec![9; 500], 5).is_err(), "a piece out of range is an error");
+    }
 }
