@@ -327,13 +327,40 @@ fn distinct(ids: &[u32], ngroups: usize, values: &ArrayRef) -> Result<ArrayRef, 
 }
 
 /// The state columns of one aggregation of `col` over the groups.
-fn partial_state(g: &Groups, func: AggFn, col: &ArrayRef) -> Result<Vec<ArrayRef>, KernelError> {
+/// Float sums and counts per group of the columns at these positions,
+/// computed once for all the aggregations of one partial that need them (a
+/// sum and a mean of one column are one pass).
+#[derive(Default)]
+struct SumCounts(Vec<(usize, Arc<Float64Array>, Arc<Int64Array>)>);
+
+impl SumCounts {
+    fn of(&mut self, g: &Groups, at: usize, col: &ArrayRef) -> Result<(ArrayRef, ArrayRef), KernelError> {
+        let i = match self.0.iter().position(|(c, ..)| *c == at) {
+            Some(i) => i,
+            None => {
+                let (sum, count) = sum_count_f64(g, col)?;
+                self.0.push((at, Arc::new(Float64Array::from(sum)), Arc::new(Int64Array::from(count))));
+                self.0.len() - 1
+            }
+        };
+        let (_, sum, count) = &self.0[i];
+        Ok((sum.clone(), count.clone()))
+    }
+}
+
+fn partial_state(
+    g: &Groups,
+    func: AggFn,
+    at: usize,
+    col: &ArrayRef,
+    shared: &mut SumCounts,
+) -> Result<Vec<ArrayRef>, KernelError> {
     Ok(match func {
         AggFn::Sum if agg::sums_as_int(col.data_type()) => vec![Arc::new(Int64Array::from(sum_i64(g, col)?))],
-        AggFn::Sum => vec![Arc::new(Float64Array::from(sum_count_f64(g, col)?.0))],
+        AggFn::Sum => vec![shared.of(g, at, col)?.0],
         AggFn::Mean => {
-            let (sum, count) = sum_count_f64(g, col)?;
-            vec![Arc::new(Float64Array::from(sum)), Arc::new(Int64Array::from(count))]
+            let (sum, count) = shared.of(g, at, col)?;
+            vec![sum, count]
         }
         AggFn::Count => vec![Arc::new(Int64Array::from(count_present(g, &col.clone())))],
         AggFn::Size => {
@@ -379,10 +406,11 @@ pub fn partial(b: &RecordBatch, keys: &[usize], aggs: &[(usize, AggFn)]) -> Resu
     let schema = b.schema();
     let mut fields: Vec<Field> = keys.iter().map(|&k| schema.field(k).clone().with_nullable(true)).collect();
     let mut columns = key_columns(b, keys, &g)?;
+    let mut shared = SumCounts::default();
     for (i, &(c, func)) in aggs.iter().enumerate() {
         let col = column(b, c)?;
         fields.extend(agg::state_fields(func, schema.field(c), &format!("a{i}")));
-        columns.extend(partial_state(&g, func, col)?);
+        columns.extend(partial_state(&g, func, c, col, &mut shared)?);
     }
     batch(fields, columns, g.len())
 }

@@ -193,16 +193,6 @@ enum CodeIndex {
 /// Codes of strings of at most one byte are below this.
 const TINY: usize = 1 << 11;
 
-impl CodeIndex {
-    #[inline]
-    fn at(&self, code: u64) -> usize {
-        match self {
-            CodeIndex::Tiny(map) => map[code as usize] as usize,
-            CodeIndex::Range(lo) => (code - lo) as usize,
-        }
-    }
-}
-
 /// Several key columns that are all short strings (flags, codes, modes:
 /// Utf8View, every value inline in at most 7 bytes) with few combinations
 /// of codes: each row's group found in one pass, by indexing a direct table
@@ -258,17 +248,30 @@ fn group_short_strings(keys: &[ArrayRef]) -> Result<Option<Groups>, KernelError>
         views.push(v);
         index.push((ix, width));
     }
+    // each row's slot, a key column at a time (tight loops, one kind of
+    // code index each); a missing row's slot is garbage, and skipped
+    let mut at = vec![0usize; n];
+    for (v, (ix, width)) in views.iter().zip(&index) {
+        match ix {
+            CodeIndex::Tiny(map) => {
+                for (a, &x) in at.iter_mut().zip(v.iter()) {
+                    *a = a.wrapping_mul(*width).wrapping_add(map[short_code(x) as usize & (TINY - 1)] as usize);
+                }
+            }
+            CodeIndex::Range(lo) => {
+                for (a, &x) in at.iter_mut().zip(v.iter()) {
+                    *a = a.wrapping_mul(*width).wrapping_add(short_code(x).wrapping_sub(*lo) as usize);
+                }
+            }
+        }
+    }
     let mut table = vec![NO_GROUP; slots];
     let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };
-    for i in 0..n {
+    for (i, &a) in at.iter().enumerate() {
         if valid.as_ref().is_some_and(|b| b.is_null(i)) {
             continue;
         }
-        let mut at = 0usize;
-        for (v, (ix, width)) in views.iter().zip(&index) {
-            at = at * width + ix.at(short_code(v[i]));
-        }
-        let s = &mut table[at];
+        let s = &mut table[a];
         if *s == NO_GROUP {
             *s = g.first.len() as u32;
             g.first.push(i as u32);
@@ -706,6 +709,16 @@ mod tests {
             assert_eq!(g.first, w.first, "{flags:?}");
             assert!(g.has_none && g.ids.contains(&NO_GROUP));
         }
+        // two-byte codes indexed by their range (with missing rows, whose
+        // codes lie outside it) beside a one-byte key
+        let two: Vec<Option<&str>> = (0..400).map(|i| (i % 13 != 2).then_some(["AB", "AD", "AC"][i * 5 % 3])).collect();
+        let one: Vec<Option<&str>> = (0..400).map(|i| (i % 11 != 7).then_some(["x", "", "y"][i % 3])).collect();
+        let views: Vec<ArrayRef> =
+            vec![Arc::new(StringViewArray::from(two.clone())), Arc::new(StringViewArray::from(one.clone()))];
+        let plain: Vec<ArrayRef> = vec![Arc::new(StringArray::from(two)), Arc::new(StringArray::from(one))];
+        let g = group_short_strings(&views).unwrap().expect("a small range of two-byte codes");
+        let w = group_rows(&plain, 400).unwrap();
+        assert_eq!((g.ids, g.first), (w.ids, w.first));
         // a long string in any key: not this path
         let short: ArrayRef = Arc::new(StringViewArray::from(vec!["A"; 300]));
         let long: ArrayRef = Arc::new(StringViewArray::from(vec!["a string longer than seven"; 300]));
