@@ -11,7 +11,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mars_ir::{ReadFilter, SourceFile};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
 use parquet::arrow::ProjectionMask;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -167,7 +167,8 @@ fn describe(s: &Schema) -> String {
 /// Row groups `row_groups` of `file`, the `columns` in this order; with a
 /// `filter`, the row groups its statistics rule out are skipped and the rest
 /// filtered while decoding (its columns first, the others only for the rows
-/// it keeps).
+/// it keeps, in one batch when it keeps many and in cache-sized ones when it
+/// keeps few).
 pub fn read_parquet(
     file: &SourceFile,
     row_groups: &[usize],
@@ -190,6 +191,7 @@ pub fn read_parquet(
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
         let mut row_groups = row_groups.to_vec();
         let mut builder = builder;
+        let mut kept = None;
         if let Some(f) = filter {
             // statistics that cannot be read rule nothing out
             row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
@@ -204,20 +206,44 @@ pub fn read_parquet(
             sorted.dedup();
             let positions: Vec<usize> = at.iter().map(|a| sorted.binary_search(a).unwrap_or(0)).collect();
             let pmask = ProjectionMask::roots(builder.parquet_schema(), sorted.iter().copied());
-            let expr = f.expr.clone();
-            let predicate = ArrowPredicateFn::new(pmask, move |batch: RecordBatch| {
-                let cols: Vec<arrow::array::ArrayRef> = positions.iter().map(|&p| batch.column(p).clone()).collect();
-                crate::kernels::frame::eval_mask(&expr, &cols).map_err(|e| arrow::error::ArrowError::ComputeError(e.0))
-            });
-            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+            // the predicate first, over its own columns in cache-sized
+            // batches; how many rows it keeps then decides how the rest is
+            // read
+            let pre = reader_of(open(file)?, &file.path)?
+                .with_row_groups(row_groups.clone())
+                .with_projection(pmask)
+                .with_batch_size(FILTERED_BATCH_ROWS)
+                .build()
+                .map_err(ctx)?;
+            let mut masks = Vec::new();
+            for b in pre {
+                let b = b.map_err(|e| err(format!("{}: {e}", file.path)))?;
+                let cols: Vec<arrow::array::ArrayRef> = positions.iter().map(|&p| b.column(p).clone()).collect();
+                let m = crate::kernels::frame::eval_mask(&f.expr, &cols)?;
+                // a missing answer keeps no row
+                masks.push(if arrow::array::Array::null_count(&m) > 0 {
+                    arrow::compute::prep_null_mask_filter(&m)
+                } else {
+                    m
+                });
+            }
+            kept = Some(masks.iter().map(|m| m.true_count()).sum::<usize>());
+            builder = builder.with_row_selection(RowSelection::from_filters(&masks));
         }
-        // one batch of all the rows: decoded straight into the chunk's
-        // arrays, not into pieces concatenated after
         let rows: i64 = row_groups.iter().map(|&g| builder.metadata().row_group(g).num_rows().max(0)).sum();
+        // one batch of all the rows it keeps when they are many: decoded
+        // straight into the chunk's arrays, not into pieces concatenated
+        // after; when a filter keeps few, cache-sized batches (then the
+        // pieces are small)
+        let batch_rows = match kept {
+            Some(k) if k * 4 < rows as usize => FILTERED_BATCH_ROWS,
+            Some(k) => k.max(1),
+            None => (rows as usize).max(1),
+        };
         let reader = builder
             .with_row_groups(row_groups)
             .with_projection(mask)
-            .with_batch_size((rows as usize).max(1))
+            .with_batch_size(batch_rows)
             .build()
             .map_err(ctx)?;
         let read_schema = arrow::record_batch::RecordBatchReader::schema(&reader);
@@ -234,6 +260,9 @@ pub fn read_parquet(
         Ok(RecordBatch::try_new_with_options(plain(&batch.schema()), batch.columns().to_vec(), &opts)?)
     })
 }
+
+/// Rows a filtered parquet read decodes at a time.
+const FILTERED_BATCH_ROWS: usize = 64 * 1024;
 
 /// The row groups of `groups` whose statistics do not rule `filter` out.
 fn may_match(
