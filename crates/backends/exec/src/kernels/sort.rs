@@ -505,57 +505,50 @@ pub fn sort_pieces(pieces: &[&RecordBatch], by: &[usize], descending: &[bool]) -
 }
 
 /// [`sort_pieces`] by one Float64, Int64 or UInt64 column with no value
-/// missing (null or NaN), without concatenating the pieces: the sorted
-/// (key, piece·row) pairs decode back into the key column and index the
-/// other columns' values in their pieces. `None` when that does not apply.
+/// missing (null or NaN), without concatenating the pieces: the sorted keys
+/// decode back into the key column, and the other columns are carried
+/// into the same order ([`bucket_sort`]). `None` when that does not apply.
 fn sort_one_key(pieces: &[&RecordBatch], at: usize, descending: bool) -> Result<Option<RecordBatch>, KernelError> {
     let Some(first) = pieces.first() else { return Ok(None) };
-    let longest = pieces.iter().map(|p| p.num_rows()).max().unwrap_or(0);
-    // a pair's index is (piece << shift) | row, which orders as the concatenation
-    let shift = usize::BITS - longest.leading_zeros();
-    let piece_bits = usize::BITS - (pieces.len() - 1).leading_zeros();
-    if shift + piece_bits > 32 {
+    let n: usize = pieces.iter().map(|p| p.num_rows()).sum();
+    if n > u32::MAX as usize {
         return Ok(None);
     }
-    let n: usize = pieces.iter().map(|p| p.num_rows()).sum();
     let flip = if descending { u64::MAX } else { 0 };
     let sign = 1u64 << 63;
-    let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(n);
-    let mut cols = Vec::with_capacity(pieces.len());
-    for (p, b) in pieces.iter().enumerate() {
+    // the rows' keys in the order of the pieces' concatenation
+    let mut keys: Vec<(u64, u32)> = Vec::with_capacity(n);
+    for b in pieces {
         let col = b.columns().get(at).ok_or_else(|| err(format!("no column #{at} to sort by")))?;
         if col.data_type() != first.column(at).data_type() || col.logical_null_count() != 0 {
             return Ok(None);
         }
-        let base = (p as u32) << shift;
-        let rows = 0u32..;
         match col.data_type() {
             DataType::Float64 => {
                 let v = col.as_primitive::<arrow::datatypes::Float64Type>().values();
                 if v.iter().any(|x| x.is_nan()) {
                     return Ok(None);
                 }
-                pairs.extend(v.iter().zip(rows).map(|(&x, r)| {
+                keys.extend(v.iter().map(|&x| {
                     let b = x.to_bits();
-                    ((if b & sign != 0 { !b } else { b | sign }) ^ flip, base | r)
+                    ((if b & sign != 0 { !b } else { b | sign }) ^ flip, 0)
                 }));
             }
             DataType::Int64 => {
                 let v = col.as_primitive::<arrow::datatypes::Int64Type>().values();
-                pairs.extend(v.iter().zip(rows).map(|(&x, r)| (((x as u64) ^ sign) ^ flip, base | r)));
+                keys.extend(v.iter().map(|&x| (((x as u64) ^ sign) ^ flip, 0)));
             }
             DataType::UInt64 => {
                 let v = col.as_primitive::<arrow::datatypes::UInt64Type>().values();
-                pairs.extend(v.iter().zip(rows).map(|(&x, r)| (x ^ flip, base | r)));
+                keys.extend(v.iter().map(|&x| (x ^ flip, 0)));
             }
             _ => return Ok(None),
         }
-        cols.push(col);
     }
-    let sorted = bucket_sort(pairs);
+    let sorted = bucket_sort(keys);
     let key = decode_keys(first.column(at).data_type(), &sorted.pairs, descending)
         .ok_or_else(|| err("a sort key type without a decoding"))?;
-    let row_mask = (1u32 << shift).wrapping_sub(1);
+    let mut orig: Option<Vec<(usize, usize)>> = None;
     let columns = (0..first.num_columns())
         .map(|c| {
             if c == at {
@@ -565,12 +558,16 @@ fn sort_one_key(pieces: &[&RecordBatch], at: usize, descending: bool) -> Result<
             if let Some(col) = permute_fixed(&parts, &sorted) {
                 return col;
             }
-            let idx: Vec<(usize, usize)> = sorted
-                .pairs
-                .iter()
-                .map(|p| sorted.orig[p.1 as usize])
-                .map(|g| ((g >> shift) as usize, (g & row_mask) as usize))
-                .collect();
+            // the (piece, row) at each position after the first pass
+            let at_pos = orig.get_or_insert_with(|| {
+                let mut o = vec![(0usize, 0usize); n];
+                let rows = pieces.iter().enumerate().flat_map(|(p, b)| (0..b.num_rows()).map(move |r| (p, r)));
+                for (&d, pr) in sorted.dest.iter().zip(rows) {
+                    o[d as usize] = pr;
+                }
+                o
+            });
+            let idx: Vec<(usize, usize)> = sorted.pairs.iter().map(|p| at_pos[p.1 as usize]).collect();
             let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
             Ok(arrow::compute::interleave(&refs, &idx)?)
         })
@@ -585,13 +582,12 @@ struct BucketSorted {
     pairs: Vec<(u64, u32)>,
     /// The position the first pass gave each row (rows in input order).
     dest: Vec<u32>,
-    /// The row (its input index) at each position after the first pass.
-    orig: Vec<u32>,
 }
 
-/// `pairs` (key, index), indices increasing, sorted by (key, index): one
-/// stable pass scatters them into at most 1024 buckets by their keys' top
-/// bits, then each bucket is sorted in cache ([`sort_pairs`]). The pairs
+/// The rows whose keys are `keys` (the second fields are ignored: the
+/// vector is reused as scratch) sorted stably: one stable pass scatters
+/// them into at most 256 buckets by their keys' top bits, then each bucket
+/// is sorted in cache by (key, position) ([`sort_pairs`]). The pairs
 /// come back holding their position after that first pass, so the other
 /// columns can be scattered into bucket order in the same streaming way
 /// and then gathered within a bucket, in cache, instead of at random
@@ -616,15 +612,15 @@ fn bucket_sort(mut pairs: Vec<(u64, u32)>) -> BucketSorted {
         starts[b] += starts[b - 1];
     }
     let mut at = starts.clone();
-    let (mut sorted, mut dest, mut orig) = (vec![(0u64, 0u32); n], vec![0u32; n], vec![0u32; n]);
-    for (i, &(k, row)) in pairs.iter().enumerate() {
+    let (mut sorted, mut dest) = (vec![(0u64, 0u32); n], vec![0u32; n]);
+    for (i, &(k, _)) in pairs.iter().enumerate() {
         let b = bucket(k);
         let j = at[b];
         at[b] += 1;
         sorted[j] = (k, j as u32);
-        orig[j] = row;
         dest[i] = j as u32;
     }
+
     // positions increase with the index within a bucket, so (key,
     // position) orders ties as (key, index) does
     for w in starts.windows(2) {
@@ -632,7 +628,7 @@ fn bucket_sort(mut pairs: Vec<(u64, u32)>) -> BucketSorted {
             sort_pairs(&mut sorted[w[0]..w[1]], &mut pairs[w[0]..w[1]]);
         }
     }
-    BucketSorted { pairs: sorted, dest, orig }
+    BucketSorted { pairs: sorted, dest }
 }
 
 /// Column `parts` (in pieces, concatenated) in the order of `sorted`, when
@@ -690,9 +686,12 @@ mod tests {
             assert_eq!(got, want, "{} keys", keys.len());
             let pairs: Vec<(u64, u32)> = keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
             let b = bucket_sort(pairs);
-            let got: Vec<(u64, u32)> = b.pairs.iter().map(|&(k, j)| (k, b.orig[j as usize])).collect();
+            let mut orig = vec![0u32; keys.len()];
+            for (i, &d) in b.dest.iter().enumerate() {
+                orig[d as usize] = i as u32;
+            }
+            let got: Vec<(u64, u32)> = b.pairs.iter().map(|&(k, j)| (k, orig[j as usize])).collect();
             assert_eq!(got, want, "bucket_sort of {} keys", keys.len());
-            assert!(b.dest.iter().enumerate().all(|(i, &d)| b.orig[d as usize] == i as u32));
         }
     }
 
