@@ -10,12 +10,14 @@ the same files.
 
     # the benchmark (SF 1): mars-rs, then DuckDB, answers compared
     cargo run --release --example tpch -- gen --sf 1 --dir /tmp/tpch-sf1
-    .venv/bin/python bench/tpch.py bench --dir /tmp/tpch-sf1 [--repeats 3] [--threads 2]
+    .venv/bin/python bench/tpch.py bench --dir /tmp/tpch-sf1 [--repeats 3] [--rounds 3] [--threads 2]
 
 `bench` runs the mars-rs example (`run --answers`), then each query in
 DuckDB (best of --repeats after a warm-up, views over the parquet files, so
 both read the files every time), checks that the two answers agree (numbers
-to a relative 1e-9) and prints one table with the ratio per query.
+to a relative 1e-9) and prints one table with the ratio per query. With
+--rounds N the two alternate N times and each keeps its best time per query
+(on a shared machine whose speed drifts, both see the same drift).
 """
 import argparse
 import datetime
@@ -159,6 +161,7 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--out", help="answers: the JSON file to write")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=1, help="bench: alternate mars-rs and DuckDB this many times")
     p.add_argument("--threads", type=int, default=0, help="DuckDB threads (default: all cores)")
     a = p.parse_args()
     con = connect(a.dir, a.threads)
@@ -175,21 +178,26 @@ def main():
     if not os.path.exists(exe):
         subprocess.run(["cargo", "build", "--release", "--example", "tpch"], cwd=ROOT, check=True)
     mars_json = os.path.join(a.dir, "mars_answers.json")
-    subprocess.run([exe, "run", "--dir", a.dir, "--repeat", str(a.repeats), "--answers", mars_json], check=True)
-    with open(mars_json) as f:
-        mars = json.load(f)
+    # rounds alternate the two systems, so a machine that slows down for a
+    # while slows both; each query's time is its best over every round
+    mars_best, duck_best, wants, mars = {}, {}, {}, {}
+    for _ in range(max(1, a.rounds)):
+        subprocess.run([exe, "run", "--dir", a.dir, "--repeat", str(a.repeats), "--answers", mars_json], check=True)
+        with open(mars_json) as f:
+            mars = json.load(f)
+        for q in QUERIES:
+            mars_best[q] = min(mars_best.get(q, float("inf")), mars[q]["seconds"])
+            answer(con, q)  # warm-up
+            for _ in range(a.repeats):
+                t0 = time.perf_counter()
+                wants[q] = answer(con, q)
+                duck_best[q] = min(duck_best.get(q, float("inf")), time.perf_counter() - t0)
     print(f"\n{'query':<6} {'mars-rs s':>10} {'DuckDB s':>10} {'DuckDB/mars':>12}  answers")
     bad = 0
     for q in QUERIES:
-        answer(con, q)  # warm-up
-        best = float("inf")
-        for _ in range(a.repeats):
-            t0 = time.perf_counter()
-            want = answer(con, q)
-            best = min(best, time.perf_counter() - t0)
-        diff = same(mars[q], want)
+        diff = same(mars[q], wants[q])
         bad += diff is not None
-        m = mars[q]["seconds"]
+        m, best = mars_best[q], duck_best[q]
         print(f"{q:<6} {m:>10.3f} {best:>10.3f} {best / m:>12.2f}  {'agree' if diff is None else 'DIFFER: ' + diff}")
     sys.exit(1 if bad else 0)
 

@@ -3,10 +3,14 @@
 //! them, sort each range).
 //!
 //! One numeric key (ints, floats, dates, times) sorts as order-preserving
-//! `u64`s with an LSD radix sort; any other key (several columns, strings,
-//! decimals) as arrow-row bytes. Missing values (and NaN, as pandas) go last
-//! whatever the direction. Rows are totally ordered by (key, chunk, row),
-//! so ties are split between ranges without breaking stability.
+//! `u64`s with an MSD bucket sort on the keys' range; any other key (several
+//! columns, strings, decimals) as arrow-row bytes. A range of a Float64,
+//! Int64 or UInt64 key with nothing missing is sorted without gathering at
+//! random: the other columns are carried through the bucket pass and the
+//! key column decodes from the sorted keys. Missing values (and NaN, as
+//! pandas) go last whatever the direction. Rows are totally ordered by
+//! (key, chunk, row), so ties are split between ranges without breaking
+//! stability.
 
 use super::groupby::present_mask;
 use super::KernelError;
