@@ -116,13 +116,53 @@ fn encode(cols: &[ArrayRef], descending: &[bool]) -> Result<Keys, KernelError> {
     Ok(Keys::Rows(RowConverter::new(fields)?.convert_columns(&cols)?))
 }
 
-/// `idx` (increasing) sorted by `keys[idx]`, ties in index order, each
-/// with its key.
-fn radix_sort(keys: &[u64], idx: &[u32]) -> Vec<(u64, u32)> {
-    let mut pairs: Vec<(u64, u32)> = idx.iter().map(|&i| (keys[i as usize], i)).collect();
+/// The rows `idx` (increasing) sorted by `keys[idx]`, ties in index order,
+/// each with its key.
+fn radix_sort(keys: &[u64], idx: impl Iterator<Item = u32>) -> Vec<(u64, u32)> {
+    let mut pairs: Vec<(u64, u32)> = idx.map(|i| (keys[i as usize], i)).collect();
     let mut scratch = vec![(0u64, 0u32); pairs.len()];
     sort_pairs(&mut pairs, &mut scratch);
     pairs
+}
+
+/// How one pass of an MSD bucket sort splits pairs: the top `bits` bits of
+/// each key's offset from the smallest key, and where each bucket starts.
+struct BucketPlan {
+    lo: u64,
+    shift: u32,
+    /// Bucket `b` is positions `starts[b]..starts[b + 1]`.
+    starts: Vec<usize>,
+}
+
+impl BucketPlan {
+    /// The plan for `v` in at most `2^max_bits` buckets of about 4 keys;
+    /// `None` when the keys are all equal (or there are none).
+    fn of(v: &[(u64, u32)], max_bits: u32) -> Option<BucketPlan> {
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for &(k, _) in v {
+            lo = lo.min(k);
+            hi = hi.max(k);
+        }
+        if lo >= hi {
+            return None;
+        }
+        let span_bits = 64 - (hi - lo).leading_zeros();
+        let bits = (usize::BITS - (v.len() / 4).leading_zeros()).clamp(1, max_bits).min(span_bits);
+        let mut plan = BucketPlan { lo, shift: span_bits - bits, starts: vec![0usize; (1 << bits) + 1] };
+        for &(k, _) in v {
+            let b = plan.bucket(k);
+            plan.starts[b + 1] += 1;
+        }
+        for b in 1..plan.starts.len() {
+            plan.starts[b] += plan.starts[b - 1];
+        }
+        Some(plan)
+    }
+
+    #[inline]
+    fn bucket(&self, k: u64) -> usize {
+        ((k - self.lo) >> self.shift) as usize
+    }
 }
 
 /// Sorts `v` by (key, index), where equal keys are already in index order:
@@ -131,40 +171,21 @@ fn radix_sort(keys: &[u64], idx: &[u32]) -> Vec<(u64, u32)> {
 /// sorts each bucket in cache the same way; uniform keys end a few to a
 /// bucket after two passes. `scratch` is as long as `v`.
 fn sort_pairs(v: &mut [(u64, u32)], scratch: &mut [(u64, u32)]) {
-    let n = v.len();
-    if n <= 32 {
+    if v.len() <= 32 {
         v.sort_unstable();
         return;
     }
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for &(k, _) in v.iter() {
-        lo = lo.min(k);
-        hi = hi.max(k);
-    }
-    if lo == hi {
-        return; // all equal: already in index order
-    }
-    let span_bits = 64 - (hi - lo).leading_zeros();
-    // about 4 keys a bucket, at most 1024 buckets a pass
-    let bucket_bits = (usize::BITS - (n / 4).leading_zeros()).clamp(1, 10).min(span_bits);
-    let shift = span_bits - bucket_bits;
-    let bucket = |k: u64| ((k - lo) >> shift) as usize;
-    let mut starts = vec![0usize; (1 << bucket_bits) + 1];
-    for &(k, _) in v.iter() {
-        starts[bucket(k) + 1] += 1;
-    }
-    for b in 1..starts.len() {
-        starts[b] += starts[b - 1];
-    }
-    let mut at = starts.clone();
+    // all equal: already in index order
+    let Some(plan) = BucketPlan::of(v, 10) else { return };
+    let mut at = plan.starts.clone();
     for &p in v.iter() {
-        let b = bucket(p.0);
+        let b = plan.bucket(p.0);
         scratch[at[b]] = p;
         at[b] += 1;
     }
     // each bucket sorted in `scratch` (with `v`'s range as its scratch),
     // then copied back while still in cache
-    for w in starts.windows(2) {
+    for w in plan.starts.windows(2) {
         let (s, e) = (w[0], w[1]);
         if e - s > 1 {
             sort_pairs(&mut scratch[s..e], &mut v[s..e]);
@@ -179,14 +200,9 @@ fn sorted_u64(k: &[u64], nulls: Option<&arrow::buffer::NullBuffer>, n: usize) ->
     match nulls {
         Some(nb) => {
             let (idx, missing): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&i| nb.is_valid(i as usize));
-            (radix_sort(k, &idx), missing)
+            (radix_sort(k, idx.into_iter()), missing)
         }
-        None => {
-            let mut pairs: Vec<(u64, u32)> = k.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
-            let mut scratch = vec![(0u64, 0u32); n];
-            sort_pairs(&mut pairs, &mut scratch);
-            (pairs, vec![])
-        }
+        None => (radix_sort(k, 0..n as u32), vec![]),
     }
 }
 
@@ -598,36 +614,23 @@ struct BucketSorted {
 /// across the whole input.
 fn bucket_sort(mut pairs: Vec<(u64, u32)>) -> BucketSorted {
     let n = pairs.len();
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for &(k, _) in &pairs {
-        lo = lo.min(k);
-        hi = hi.max(k);
-    }
-    lo = lo.min(hi);
-    let span_bits = 64 - (hi - lo).leading_zeros();
-    let bucket_bits = (usize::BITS - (n / 4).leading_zeros()).clamp(1, 8).min(span_bits);
-    let shift = span_bits - bucket_bits;
-    let bucket = |k: u64| ((k - lo) >> shift) as usize;
-    let mut starts = vec![0usize; (1 << bucket_bits) + 1];
-    for &(k, _) in &pairs {
-        starts[bucket(k) + 1] += 1;
-    }
-    for b in 1..starts.len() {
-        starts[b] += starts[b - 1];
-    }
-    let mut at = starts.clone();
+    let Some(plan) = BucketPlan::of(&pairs, 8) else {
+        // all keys equal: already in order
+        let sorted = pairs.iter().zip(0u32..).map(|(&(k, _), j)| (k, j)).collect();
+        return BucketSorted { pairs: sorted, dest: (0..n as u32).collect() };
+    };
+    let mut at = plan.starts.clone();
     let (mut sorted, mut dest) = (vec![(0u64, 0u32); n], vec![0u32; n]);
     for (i, &(k, _)) in pairs.iter().enumerate() {
-        let b = bucket(k);
+        let b = plan.bucket(k);
         let j = at[b];
         at[b] += 1;
         sorted[j] = (k, j as u32);
         dest[i] = j as u32;
     }
-
     // positions increase with the index within a bucket, so (key,
     // position) orders ties as (key, index) does
-    for w in starts.windows(2) {
+    for w in plan.starts.windows(2) {
         if w[1] - w[0] > 1 {
             sort_pairs(&mut sorted[w[0]..w[1]], &mut pairs[w[0]..w[1]]);
         }
@@ -684,7 +687,7 @@ mod tests {
         ];
         for keys in cases {
             let idx: Vec<u32> = (0..keys.len() as u32).collect();
-            let got = radix_sort(&keys, &idx);
+            let got = radix_sort(&keys, idx.iter().copied());
             let mut want: Vec<(u64, u32)> = keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
             want.sort();
             assert_eq!(got, want, "{} keys", keys.len());
