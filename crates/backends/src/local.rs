@@ -69,9 +69,11 @@ impl ChunkExecutor for Exec<'_> {
 }
 
 impl LocalBackend {
-    pub fn new(opts: LocalOptions) -> BackendResult<Self> {
+    pub fn new(mut opts: LocalOptions) -> BackendResult<Self> {
         let threads =
             opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        // reads are cut so that every thread has a chunk in the last round
+        opts.tile.parallelism = threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("mars-local-{i}"))

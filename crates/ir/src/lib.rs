@@ -43,7 +43,8 @@ pub use graph::{ChunkGraph, ChunkId, ChunkInputs, ChunkNode, GraphNode, Tileable
 pub use key::Key;
 pub use op::{
     quantile_ranks, AssembleChunk, ChunkOp, CsvChunk, CsvFormat, FrameChunkOp, FrameOp, GroupMethod, JoinProbeChunk,
-    Op, RandomChunk, ReadFilter, ReduceFn, ReduceMapChunk, SliceElem, SourceFile, TensorOp,
+    Op, PipeArg, PipeStage, PipelineChunk, RandomChunk, ReadFilter, ReduceFn, ReduceMapChunk, SliceElem, SourceFile,
+    TensorOp,
 };
 pub use shape::{fmt_shape, ChunkIndex, ChunkShape, Dim, Meta};
 pub use smallvec;

@@ -558,6 +558,56 @@ pub enum FrameChunkOp {
     /// `describe()`'s table from a stats row and quantile columns (as
     /// [`FrameOp::Describe`]'s inputs).
     Describe { columns: Vec<String> },
+    /// A chain of row-wise ops run over cache-sized batches of one source's
+    /// rows (fused by the `frame_pipeline` pass); the result is the last
+    /// stage's, over all the rows.
+    Pipeline(Box<PipelineChunk>),
+}
+
+/// The parameters of [`FrameChunkOp::Pipeline`].
+///
+/// The source's rows are cut into batches of `batch_rows`; each batch runs
+/// through the stages in order, each stage's arguments naming the source
+/// batch, an earlier stage's output for that batch, or a whole input of the
+/// chunk (a join's table). Row-wise stages (`Project`, `Eval`, `Filter`,
+/// `WithColumn`, a `JoinProbe` that emits no unmatched build rows) give the
+/// same rows as over the whole chunk, batch by batch. A last `GroupPartial`
+/// keeps its groups across batches: the batches' partial states are merged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineChunk {
+    /// A reader (`ReadParquet`, `ReadCsv`) run by the pipeline itself, or
+    /// `None`: the source is the chunk's input 0.
+    pub source: Option<FrameChunkOp>,
+    pub stages: Vec<PipeStage>,
+    pub batch_rows: usize,
+}
+
+/// One stage of a [`PipelineChunk`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipeStage {
+    pub op: FrameChunkOp,
+    pub args: Vec<PipeArg>,
+}
+
+/// What a pipeline stage reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PipeArg {
+    /// The current batch of the source.
+    Source,
+    /// Stage `i`'s output for the current batch.
+    Stage(usize),
+    /// The chunk's input `i`, whole (not cut into batches).
+    Input(usize),
+}
+
+impl fmt::Display for PipeArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipeArg::Source => f.write_str("src"),
+            PipeArg::Stage(i) => write!(f, "s{i}"),
+            PipeArg::Input(i) => write!(f, "in{i}"),
+        }
+    }
 }
 
 /// The sorted distinct ranks whose values the quantiles `qs` of `n` sorted
@@ -632,6 +682,7 @@ impl FrameChunkOp {
             FrameChunkOp::TakeRows { .. } => "TakeRows",
             FrameChunkOp::Quantiles { .. } => "Quantiles",
             FrameChunkOp::Describe { .. } => "Describe",
+            FrameChunkOp::Pipeline(_) => "Pipeline",
         }
     }
 }
@@ -697,6 +748,18 @@ impl fmt::Display for FrameChunkOp {
             }
             FrameChunkOp::ReadCsv(c) => {
                 write!(f, "ReadCsv {:?} bytes {}..{} columns {:?}", file_name(&c.file.path), c.start, c.end, c.columns)
+            }
+            FrameChunkOp::Pipeline(p) => {
+                write!(f, "Pipeline by {} rows: src = ", p.batch_rows)?;
+                match &p.source {
+                    Some(op) => write!(f, "{op}")?,
+                    None => f.write_str("in0")?,
+                }
+                for (i, s) in p.stages.iter().enumerate() {
+                    let args: Vec<String> = s.args.iter().map(|a| a.to_string()).collect();
+                    write!(f, "; s{i} = {}({})", s.op, args.join(", "))?;
+                }
+                Ok(())
             }
         }
     }

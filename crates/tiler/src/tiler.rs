@@ -19,6 +19,9 @@ pub struct TileOptions {
     /// more is almost surely a mistake (a chunk size of 1 on a huge axis), and
     /// each chunk costs memory in the graph itself.
     pub max_chunks: usize,
+    /// Chunks the backend runs at once (its threads). Reads whose chunks
+    /// would leave some of them idle in the last round are cut finer.
+    pub parallelism: usize,
 }
 
 /// Default of [`TileOptions::max_chunks`]: 16 Mi chunks.
@@ -26,7 +29,7 @@ pub const DEFAULT_MAX_CHUNKS: usize = 1 << 24;
 
 impl Default for TileOptions {
     fn default() -> Self {
-        TileOptions { chunk_bytes: 128 << 20, combine_size: 4, max_chunks: DEFAULT_MAX_CHUNKS }
+        TileOptions { chunk_bytes: 128 << 20, combine_size: 4, max_chunks: DEFAULT_MAX_CHUNKS, parallelism: 1 }
     }
 }
 

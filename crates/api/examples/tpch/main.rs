@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --example tpch -- gen --sf 1 --dir /tmp/tpch-sf1
 //! cargo run --release --example tpch -- run --dir /tmp/tpch-sf1 [--repeat 3] [--queries q1,q6] [--answers a.json]
+//! cargo run --release --example tpch -- explain --dir /tmp/tpch-sf1 --query q1
 //! ```
 
 #[allow(dead_code)] // in_memory and check serve tests/tpch.rs
@@ -47,7 +48,11 @@ fn real_main() -> Result<(), Box<dyn std::error::Error>> {
         Some("run") => {
             let repeat: usize = arg(&args, "--repeat").unwrap_or_else(|| "3".into()).parse()?;
             let wanted = arg(&args, "--queries");
-            let session = mars::Session::builder().progress(false).build()?;
+            let mut builder = mars::Session::builder().progress(false);
+            if let Some(b) = arg(&args, "--chunk-bytes") {
+                builder = builder.chunk_bytes(b.parse()?);
+            }
+            let session = builder.build()?;
             let tables = Tables::parquet(&dir)?;
             let mut answers = serde_json::Map::new();
             for q in QUERIES {
@@ -73,8 +78,19 @@ fn real_main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("answers -> {path}");
             }
         }
+        Some("explain") => {
+            let tables = Tables::parquet(&dir)?;
+            let q = arg(&args, "--query").unwrap_or_else(|| "q1".into());
+            let text = match q.as_str() {
+                "q1" => mars::explain_tiled(&queries::q1(&tables)?, None, true)?,
+                "q3" => mars::explain_tiled(&queries::q3(&tables)?, None, true)?,
+                "q6" => mars::explain_tiled(&queries::q6_revenue(&tables)?, None, true)?,
+                other => return Err(format!("explain knows q1, q3 and q6, not {other:?}").into()),
+            };
+            println!("{text}");
+        }
         _ => return Err(
-            "usage: tpch gen --sf SF --dir DIR | tpch run --dir DIR [--repeat N] [--queries q1,..] [--answers FILE]"
+            "usage: tpch gen --sf SF --dir DIR | tpch run --dir DIR [--repeat N] [--queries q1,..] [--answers FILE] | tpch explain --dir DIR --query q1"
                 .into(),
         ),
     }

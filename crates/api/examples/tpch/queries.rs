@@ -225,15 +225,19 @@ pub fn q5(t: &Tables) -> Result<DataFrame> {
 
 /// Forecasting revenue change: one number.
 pub fn q6(t: &Tables, session: &Session) -> Result<Answer> {
+    let value = q6_revenue(t)?.execute_in(session)?.fetch_in(session)?;
+    Ok(Answer { columns: vec!["revenue".into()], rows: vec![vec![num(value.as_f64())]] })
+}
+
+/// Q6's one value, unexecuted.
+pub fn q6_revenue(t: &Tables) -> Result<md::Scalar> {
     let l = &t.lineitem;
     let d = l.col("l_shipdate")?;
     let mask = &(&(&d.ge(date("1994-01-01")?) & &d.lt(date("1995-01-01")?))
         & &l.col("l_discount")?.between(0.05, 0.07))
         & &l.col("l_quantity")?.lt(24.0);
     let l = l.filter(&mask)?;
-    let revenue = (&l.col("l_extendedprice")? * &l.col("l_discount")?).sum();
-    let value = revenue.execute_in(session)?.fetch_in(session)?;
-    Ok(Answer { columns: vec!["revenue".into()], rows: vec![vec![num(value.as_f64())]] })
+    Ok((&l.col("l_extendedprice")? * &l.col("l_discount")?).sum())
 }
 
 /// Returned item reporting: the twenty customers who returned most.

@@ -782,6 +782,7 @@ fn tile_options(t: Option<proto::TileOptions>) -> Result<TileOptions, Status> {
         chunk_bytes: pick(t.chunk_bytes, d.chunk_bytes),
         combine_size: pick(t.combine_size, d.combine_size),
         max_chunks: pick(t.max_chunks, d.max_chunks),
+        ..d
     };
     if opts.combine_size < 2 {
         return Err(Status::invalid_argument(format!("combine_size must be at least 2, not {}", opts.combine_size)));

@@ -175,90 +175,147 @@ pub fn read_parquet(
     columns: &[String],
     filter: Option<&ReadFilter>,
 ) -> Result<RecordBatch, KernelError> {
-    let f = open(file)?;
-    guarded(&file.path, || {
-        let ctx = |e: parquet::errors::ParquetError| err(format!("{}: {e}", file.path));
-        let builder = reader_of(f, &file.path)?;
-        let full = builder.schema().clone();
-        let have = builder.metadata().num_row_groups();
-        if let Some(g) = row_groups.iter().find(|&&g| g >= have) {
-            return Err(err(format!("{} has {have} row groups, not row group {g}", file.path)));
-        }
-        let roots: Vec<usize> = columns
-            .iter()
-            .map(|c| full.index_of(c).map_err(|_| err(format!("{} has no column {c:?}", file.path))))
-            .collect::<Result<_, _>>()?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        let mut row_groups = row_groups.to_vec();
-        let mut builder = builder;
-        let mut kept = None;
-        if let Some(f) = filter {
-            // statistics that cannot be read rule nothing out
-            row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
-            let at: Vec<usize> = f
-                .columns
+    let scan = ParquetBatches::open(file, row_groups, columns, filter, None)?;
+    let schema = scan.schema.clone();
+    let batches: Vec<RecordBatch> = scan.collect::<Result<_, _>>()?;
+    match <[RecordBatch; 1]>::try_from(batches) {
+        Ok([one]) => Ok(one),
+        Err(batches) if batches.is_empty() => Ok(RecordBatch::new_empty(schema)),
+        Err(batches) => Ok(arrow::compute::concat_batches(&schema, &batches)?),
+    }
+}
+
+/// The rows of a parquet read (as [`read_parquet`]'s) in batches, each with
+/// the asked-for columns in the asked-for order.
+pub struct ParquetBatches {
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    /// The asked-for columns' positions in the reader's batches (file order).
+    order: Vec<usize>,
+    schema: SchemaRef,
+    path: String,
+}
+
+impl ParquetBatches {
+    /// Open the read; `batch_rows: None` reads all the rows in one batch, or
+    /// in cache-sized batches when a filter keeps fewer than a quarter.
+    pub fn open(
+        file: &SourceFile,
+        row_groups: &[usize],
+        columns: &[String],
+        filter: Option<&ReadFilter>,
+        batch_rows: Option<usize>,
+    ) -> Result<ParquetBatches, KernelError> {
+        let f = open(file)?;
+        guarded(&file.path, || {
+            let ctx = |e: parquet::errors::ParquetError| err(format!("{}: {e}", file.path));
+            let builder = reader_of(f, &file.path)?;
+            let full = builder.schema().clone();
+            let have = builder.metadata().num_row_groups();
+            if let Some(g) = row_groups.iter().find(|&&g| g >= have) {
+                return Err(err(format!("{} has {have} row groups, not row group {g}", file.path)));
+            }
+            let roots: Vec<usize> = columns
                 .iter()
                 .map(|c| full.index_of(c).map_err(|_| err(format!("{} has no column {c:?}", file.path))))
                 .collect::<Result<_, _>>()?;
-            // the predicate's batch has its columns in file order
-            let mut sorted = at.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            let positions: Vec<usize> = at.iter().map(|a| sorted.binary_search(a).unwrap_or(0)).collect();
-            let pmask = ProjectionMask::roots(builder.parquet_schema(), sorted.iter().copied());
-            // the predicate first, over its own columns in cache-sized
-            // batches; how many rows it keeps then decides how the rest is
-            // read
-            let pre = reader_of(open(file)?, &file.path)?
-                .with_row_groups(row_groups.clone())
-                .with_projection(pmask)
-                .with_batch_size(FILTERED_BATCH_ROWS)
+            let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+            let mut row_groups = row_groups.to_vec();
+            let mut builder = builder;
+            let mut kept = None;
+            if let Some(f) = filter {
+                // statistics that cannot be read rule nothing out
+                row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
+                let masks = predicate_masks(file, &builder, &row_groups, f)?;
+                kept = Some(masks.iter().map(|m| m.true_count()).sum::<usize>());
+                builder = builder.with_row_selection(RowSelection::from_filters(&masks));
+            }
+            let rows: i64 = row_groups.iter().map(|&g| builder.metadata().row_group(g).num_rows().max(0)).sum();
+            // one batch of all the rows it keeps when they are many: decoded
+            // straight into the chunk's arrays, not into pieces concatenated
+            // after; when a filter keeps few, cache-sized batches (then the
+            // pieces are small)
+            let batch_rows = match (batch_rows, kept) {
+                (Some(b), _) => b.max(1),
+                (None, Some(k)) if k * 4 < rows as usize => FILTERED_BATCH_ROWS,
+                (None, Some(k)) => k.max(1),
+                (None, None) => (rows as usize).max(1),
+            };
+            let reader = builder
+                .with_row_groups(row_groups)
+                .with_projection(mask)
+                .with_batch_size(batch_rows)
                 .build()
                 .map_err(ctx)?;
-            let mut masks = Vec::new();
-            for b in pre {
-                let b = b.map_err(|e| err(format!("{}: {e}", file.path)))?;
-                let cols: Vec<arrow::array::ArrayRef> = positions.iter().map(|&p| b.column(p).clone()).collect();
-                let m = crate::kernels::frame::eval_mask(&f.expr, &cols)?;
-                // a missing answer keeps no row
-                masks.push(if arrow::array::Array::null_count(&m) > 0 {
-                    arrow::compute::prep_null_mask_filter(&m)
-                } else {
-                    m
-                });
-            }
-            kept = Some(masks.iter().map(|m| m.true_count()).sum::<usize>());
-            builder = builder.with_row_selection(RowSelection::from_filters(&masks));
-        }
-        let rows: i64 = row_groups.iter().map(|&g| builder.metadata().row_group(g).num_rows().max(0)).sum();
-        // one batch of all the rows it keeps when they are many: decoded
-        // straight into the chunk's arrays, not into pieces concatenated
-        // after; when a filter keeps few, cache-sized batches (then the
-        // pieces are small)
-        let batch_rows = match kept {
-            Some(k) if k * 4 < rows as usize => FILTERED_BATCH_ROWS,
-            Some(k) => k.max(1),
-            None => (rows as usize).max(1),
-        };
-        let reader = builder
-            .with_row_groups(row_groups)
-            .with_projection(mask)
-            .with_batch_size(batch_rows)
-            .build()
-            .map_err(ctx)?;
-        let read_schema = arrow::record_batch::RecordBatchReader::schema(&reader);
-        let batches: Vec<RecordBatch> =
-            reader.collect::<Result<_, _>>().map_err(|e| err(format!("{}: {e}", file.path)))?;
-        let batch = match <[RecordBatch; 1]>::try_from(batches) {
-            Ok([one]) => one,
-            Err(batches) => arrow::compute::concat_batches(&read_schema, &batches)?,
-        };
-        // the reader keeps file order; the frame has the asked-for order
-        let order: Vec<usize> = columns.iter().map(|c| batch.schema().index_of(c)).collect::<Result<_, _>>()?;
-        let batch = batch.project(&order)?;
-        let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        Ok(RecordBatch::try_new_with_options(plain(&batch.schema()), batch.columns().to_vec(), &opts)?)
-    })
+            let read_schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+            // the reader keeps file order; the frame has the asked-for order
+            let order: Vec<usize> = columns.iter().map(|c| read_schema.index_of(c)).collect::<Result<_, _>>()?;
+            let schema = plain(&read_schema.project(&order)?);
+            Ok(ParquetBatches { reader, order, schema, path: file.path.clone() })
+        })
+    }
+
+    /// The batches' schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+}
+
+impl std::fmt::Debug for ParquetBatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ParquetBatches({})", self.path)
+    }
+}
+
+impl Iterator for ParquetBatches {
+    type Item = Result<RecordBatch, KernelError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let path = self.path.clone();
+        guarded(&path, || {
+            let Some(batch) = self.reader.next() else { return Ok(None) };
+            let batch = batch.map_err(|e| err(format!("{path}: {e}")))?;
+            let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            let columns = self.order.iter().map(|&i| batch.column(i).clone()).collect();
+            Ok(Some(RecordBatch::try_new_with_options(self.schema.clone(), columns, &opts)?))
+        })
+        .transpose()
+    }
+}
+
+/// The masks of `filter` over `row_groups`, evaluated over its own columns
+/// in cache-sized batches (a missing answer keeps no row).
+fn predicate_masks(
+    file: &SourceFile,
+    builder: &ParquetRecordBatchReaderBuilder<std::fs::File>,
+    row_groups: &[usize],
+    f: &ReadFilter,
+) -> Result<Vec<arrow::array::BooleanArray>, KernelError> {
+    let full = builder.schema();
+    let at: Vec<usize> = f
+        .columns
+        .iter()
+        .map(|c| full.index_of(c).map_err(|_| err(format!("{} has no column {c:?}", file.path))))
+        .collect::<Result<_, _>>()?;
+    // the predicate's batch has its columns in file order
+    let mut sorted = at.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let positions: Vec<usize> = at.iter().map(|a| sorted.binary_search(a).unwrap_or(0)).collect();
+    let pmask = ProjectionMask::roots(builder.parquet_schema(), sorted.iter().copied());
+    let pre = reader_of(open(file)?, &file.path)?
+        .with_row_groups(row_groups.to_vec())
+        .with_projection(pmask)
+        .with_batch_size(FILTERED_BATCH_ROWS)
+        .build()
+        .map_err(|e| err(format!("{}: {e}", file.path)))?;
+    let mut masks = Vec::new();
+    for b in pre {
+        let b = b.map_err(|e| err(format!("{}: {e}", file.path)))?;
+        let cols: Vec<arrow::array::ArrayRef> = positions.iter().map(|&p| b.column(p).clone()).collect();
+        let m = crate::kernels::frame::eval_mask(&f.expr, &cols)?;
+        masks.push(if arrow::array::Array::null_count(&m) > 0 { arrow::compute::prep_null_mask_filter(&m) } else { m });
+    }
+    Ok(masks)
 }
 
 /// Rows a filtered parquet read decodes at a time.

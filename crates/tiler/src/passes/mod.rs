@@ -5,8 +5,10 @@
 //! produced once, with the same shape and dtype; the graph acyclic), naming the
 //! pass in any error.
 
+mod frame_pipeline;
 mod fusion;
 
+pub use frame_pipeline::{FramePipeline, PIPELINE_BATCH_ROWS};
 pub use fusion::Fusion;
 
 use crate::error::{TileError, TileResult};
@@ -31,6 +33,8 @@ pub fn default_passes() -> Vec<Box<dyn Pass>> {
     vec![
         // element-wise chains (and a trailing reduction) become one chunk op
         Box::new(Fusion),
+        // row-wise frame ops over one chunk run batch by batch
+        Box::new(FramePipeline::default()),
     ]
 }
 

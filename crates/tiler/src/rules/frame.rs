@@ -198,7 +198,8 @@ pub(super) fn with_column(
 }
 
 /// Parquet files: a chunk per run of whole row groups of one file, as many
-/// rows as the chunk budget holds (at least one group).
+/// rows as the chunk budget holds (at least one group), cut finer when the
+/// runs would leave threads idle in the last round ([`balance`]).
 pub(super) fn read_parquet(
     ctx: &mut Ctx,
     files: &[mars_ir::SourceFile],
@@ -231,6 +232,12 @@ pub(super) fn read_parquet(
             runs.push((f, run, rows));
         }
     }
+    balance(&mut runs, ctx.opts.parallelism, budget / 8, |f, g| {
+        let file = &files[f];
+        let per_row = file.len / file.rows().max(1) as u64;
+        let n = file.row_groups.get(g).copied().unwrap_or(0);
+        (n, file.row_group_bytes.get(g).copied().unwrap_or(per_row.saturating_mul(n as u64)))
+    });
     if runs.is_empty() {
         runs.push((0, vec![], 0)); // no row groups at all: one empty chunk keeps the schema
     }
@@ -246,6 +253,39 @@ pub(super) fn read_parquet(
         nsplit.push(rows);
     }
     Ok(Tiled::Done(Layout { nsplits: vec![nsplit, vec![width]], chunks }))
+}
+
+/// Runs of row groups cut until their number is a multiple of `parallelism`
+/// (every thread has a chunk in the last round), halving the run of most row
+/// groups each time; runs smaller than `min_bytes` or of one row group are
+/// not cut. `size(file, group)` gives a row group's rows and bytes.
+///
+/// Three runs of two row groups on two threads take four rounds of one run;
+/// cut into 2, 2, 1 and 1 row groups, they take three.
+fn balance(
+    runs: &mut Vec<(usize, Vec<usize>, usize)>,
+    parallelism: usize,
+    min_bytes: u64,
+    size: impl Fn(usize, usize) -> (usize, u64),
+) {
+    if parallelism < 2 {
+        return;
+    }
+    while !runs.len().is_multiple_of(parallelism) {
+        let bytes = |r: &(usize, Vec<usize>, usize)| r.1.iter().map(|&g| size(r.0, g).1).sum::<u64>();
+        let Some(at) = (0..runs.len())
+            .filter(|&i| runs[i].1.len() > 1 && bytes(&runs[i]) >= min_bytes)
+            .max_by_key(|&i| (runs[i].1.len(), std::cmp::Reverse(i)))
+        else {
+            return;
+        };
+        let (f, mut first, _) = runs[at].clone();
+        let second = first.split_off(first.len() / 2);
+        let rows = |groups: &[usize]| groups.iter().map(|&g| size(f, g).0).sum::<usize>();
+        let (a, b) = (rows(&first), rows(&second));
+        runs[at] = (f, first, a);
+        runs.insert(at + 1, (f, second, b));
+    }
 }
 
 /// CSV files: a chunk per byte range of about the chunk budget (the kernel
@@ -477,4 +517,44 @@ pub(super) fn describe(ctx: &mut Ctx, columns: &[String], inputs: &[Layout]) -> 
     let op = ChunkOp::Frame(FrameChunkOp::Describe { columns: columns.to_vec() });
     let out = ctx.add(op, ins, vec![Dim::Known(8), width], None, vec![0, 0]);
     Ok(Tiled::Done(Layout { nsplits: vec![vec![Dim::Known(8)], vec![width]], chunks: vec![out] }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balance;
+
+    /// Runs of (file, row groups, rows) from row group lists, 10 rows and
+    /// 100 bytes a group.
+    fn runs(groups: &[&[usize]]) -> Vec<(usize, Vec<usize>, usize)> {
+        groups.iter().map(|g| (0, g.to_vec(), g.len() * 10)).collect()
+    }
+
+    fn groups(runs: &[(usize, Vec<usize>, usize)]) -> Vec<Vec<usize>> {
+        runs.iter().map(|r| r.1.clone()).collect()
+    }
+
+    #[test]
+    fn runs_are_cut_until_every_thread_has_one_in_the_last_round() {
+        let size = |_: usize, _: usize| (10, 100);
+        // three runs of two groups on two threads: the first is halved
+        let mut r = runs(&[&[0, 1], &[2, 3], &[4, 5]]);
+        balance(&mut r, 2, 0, size);
+        assert_eq!(groups(&r), vec![vec![0], vec![1], vec![2, 3], vec![4, 5]]);
+        assert_eq!(r.iter().map(|x| x.2).collect::<Vec<_>>(), vec![10, 10, 20, 20]);
+        // the run of most groups goes first; three threads
+        let mut r = runs(&[&[0], &[1, 2, 3, 4]]);
+        balance(&mut r, 3, 0, size);
+        assert_eq!(groups(&r), vec![vec![0], vec![1, 2], vec![3, 4]]);
+        // one thread, a multiple already, single groups, or runs too small: unchanged
+        for (p, min, rs) in [
+            (1, 0, runs(&[&[0, 1], &[2, 3], &[4, 5]])),
+            (2, 0, runs(&[&[0, 1], &[2, 3]])),
+            (2, 0, runs(&[&[0], &[1], &[2]])),
+            (2, 1000, runs(&[&[0, 1], &[2, 3], &[4, 5]])),
+        ] {
+            let mut r = rs.clone();
+            balance(&mut r, p, min, size);
+            assert_eq!(r, rs, "{p} threads, runs of at least {min} bytes cut");
+        }
+    }
 }

@@ -13,8 +13,13 @@ use std::sync::Arc;
 /// The batches of a frame op's inputs (a piece of each, for `GatherPart`
 /// and a `SortLocal` of one part).
 fn batches<'a>(op: &FrameChunkOp, inputs: &'a [Arc<ChunkData>]) -> Result<Vec<&'a RecordBatch>, KernelError> {
-    // a probe's build side is its last input, read as a table
-    let n = if matches!(op, FrameChunkOp::JoinProbe(_)) { inputs.len().saturating_sub(1) } else { inputs.len() };
+    // a probe's build side is its last input, read as a table; a pipeline
+    // hands its inputs to its stages
+    let n = match op {
+        FrameChunkOp::JoinProbe(_) => inputs.len().saturating_sub(1),
+        FrameChunkOp::Pipeline(_) => 0,
+        _ => inputs.len(),
+    };
     inputs[..n]
         .iter()
         .enumerate()
@@ -107,6 +112,7 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             want(2)?;
             Ok(ChunkData::Parts(super::sort::range_partition(ins[0], by, descending, *chunk, ins[1])?))
         }
+        FrameChunkOp::Pipeline(p) => super::pipeline::run(p, inputs),
         FrameChunkOp::GatherPart { .. } => match ins.first() {
             Some(_) => one(concat(&ins)?),
             None => Err(err("GatherPart needs at least one input")),

@@ -8,6 +8,7 @@ pub mod groupby;
 pub mod hash;
 pub mod join;
 pub mod matmul;
+pub mod pipeline;
 pub mod random;
 pub mod reduce;
 pub mod simd;
