@@ -193,6 +193,9 @@ pub struct ParquetBatches {
     order: Vec<usize>,
     schema: SchemaRef,
     path: String,
+    /// A filter applied to each batch as it is read: the predicate and its
+    /// columns' positions in the reader's batches.
+    filter: Option<(mars_ir::colexpr::ColExpr, Vec<usize>)>,
 }
 
 impl ParquetBatches {
@@ -222,6 +225,42 @@ impl ParquetBatches {
             let mut row_groups = row_groups.to_vec();
             let mut builder = builder;
             let mut kept = None;
+            // given a batch size and a filter on some of the columns read,
+            // the filter's columns are read with the others and it is
+            // applied to each batch in cache, so each column is decoded
+            // once. (When they share no column, the two-pass read decodes
+            // no column twice, and arrow-rs's selection-aware decoding is
+            // the cheaper way to drop the rows.)
+            let shared = filter.is_some_and(|f| f.columns.iter().any(|c| columns.contains(c)));
+            if let (Some(f), Some(batch_rows), true) = (filter, batch_rows, shared) {
+                let row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
+                let named =
+                    |c: &String| full.index_of(c).map_err(|_| err(format!("{} has no column {c:?}", file.path)));
+                let mut all: Vec<usize> = roots.clone();
+                for c in &f.columns {
+                    all.push(named(c)?);
+                }
+                all.sort_unstable();
+                all.dedup();
+                let mask = ProjectionMask::roots(builder.parquet_schema(), all.iter().copied());
+                let reader = builder
+                    .with_row_groups(row_groups)
+                    .with_projection(mask)
+                    .with_batch_size(batch_rows.max(1))
+                    .build()
+                    .map_err(ctx)?;
+                let read_schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+                let order: Vec<usize> = columns.iter().map(|c| read_schema.index_of(c)).collect::<Result<_, _>>()?;
+                let at: Vec<usize> = f.columns.iter().map(|c| read_schema.index_of(c)).collect::<Result<_, _>>()?;
+                let schema = plain(&read_schema.project(&order)?);
+                return Ok(ParquetBatches {
+                    reader,
+                    order,
+                    schema,
+                    path: file.path.clone(),
+                    filter: Some((f.expr.clone(), at)),
+                });
+            }
             if let Some(f) = filter {
                 // statistics that cannot be read rule nothing out
                 row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
@@ -250,7 +289,7 @@ impl ParquetBatches {
             // the reader keeps file order; the frame has the asked-for order
             let order: Vec<usize> = columns.iter().map(|c| read_schema.index_of(c)).collect::<Result<_, _>>()?;
             let schema = plain(&read_schema.project(&order)?);
-            Ok(ParquetBatches { reader, order, schema, path: file.path.clone() })
+            Ok(ParquetBatches { reader, order, schema, path: file.path.clone(), filter: None })
         })
     }
 
@@ -271,12 +310,25 @@ impl Iterator for ParquetBatches {
 
     fn next(&mut self) -> Option<Self::Item> {
         let path = self.path.clone();
-        guarded(&path, || {
+        guarded(&path, || loop {
             let Some(batch) = self.reader.next() else { return Ok(None) };
             let batch = batch.map_err(|e| err(format!("{path}: {e}")))?;
+            let columns: Vec<arrow::array::ArrayRef> = self.order.iter().map(|&i| batch.column(i).clone()).collect();
             let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-            let columns = self.order.iter().map(|&i| batch.column(i).clone()).collect();
-            Ok(Some(RecordBatch::try_new_with_options(self.schema.clone(), columns, &opts)?))
+            let out = RecordBatch::try_new_with_options(self.schema.clone(), columns, &opts)?;
+            let Some((expr, at)) = &self.filter else { return Ok(Some(out)) };
+            let cols: Vec<arrow::array::ArrayRef> = at.iter().map(|&i| batch.column(i).clone()).collect();
+            let mask = crate::kernels::frame::eval_mask(expr, &cols)?;
+            // a missing answer keeps no row
+            let mask = match arrow::array::Array::null_count(&mask) {
+                0 => mask,
+                _ => arrow::compute::prep_null_mask_filter(&mask),
+            };
+            match mask.true_count() {
+                0 => continue,
+                n if n == out.num_rows() => return Ok(Some(out)),
+                _ => return Ok(Some(arrow::compute::filter_record_batch(&out, &mask)?)),
+            }
         })
         .transpose()
     }

@@ -397,7 +397,11 @@ mod tests {
         sink.finish().expect("finish");
         let file = crate::io::source_file(&path).expect("source file");
         let gt = |v| ColExpr::Binary(BinaryFn::Gt, Box::new(ColExpr::Input(0)), Box::new(ColExpr::Lit(Lit::I64(v))));
-        for (limit, columns) in [(50, vec!["k", "b", "a"]), (1000, vec!["b", "k", "a"])] {
+        // the filter's column read too (filtered batch by batch), or not
+        // (the reader's row selection)
+        for (limit, columns) in
+            [(50, vec!["k", "b", "a"]), (1000, vec!["b", "k", "a"]), (50, vec!["k", "b"]), (1000, vec!["b", "k"])]
+        {
             let filter = mars_ir::ReadFilter {
                 columns: vec!["a".into()],
                 schema: Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)])),
