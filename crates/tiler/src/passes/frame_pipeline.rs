@@ -225,15 +225,205 @@ fn result(graph: &ChunkGraph, ctx: &PassCtx, found: &Found) -> Option<ChunkId> {
     (outside.next().is_none() && found.nodes.last() == Some(&result)).then_some(result)
 }
 
-/// Whether batches pay: they do when the pipeline computes something (a
-/// filter or an expression) whose whole-chunk result it would otherwise
-/// make, and runs more than that one op (or reads its source itself).
-/// Reads, probes and partial aggregates alone keep their whole-chunk
-/// kernels: cut into batches they only gain a concatenation.
+/// Whether batches pay. A pipeline that filters, probes or ends in a
+/// partial aggregate pays when it computes something (a filter or an
+/// expression) besides, or reads its source itself: each batch's
+/// intermediate columns stay in cache and its result is small or made batch
+/// by batch anyway. A chain that only adds columns must make at least two
+/// (one column alone gains nothing from being cut and concatenated).
 fn worth_it(graph: &ChunkGraph, found: &Found, reader: bool) -> bool {
-    let computes = found
-        .nodes
-        .iter()
-        .any(|&id| matches!(*graph.node(id).op, ChunkOp::Frame(FrameChunkOp::Eval { .. } | FrameChunkOp::Filter)));
-    computes && (found.nodes.len() > 1 || reader)
+    let is = |id: ChunkId, f: fn(&FrameChunkOp) -> bool| matches!(&*graph.node(id).op, ChunkOp::Frame(op) if f(op));
+    let count = |f: fn(&FrameChunkOp) -> bool| found.nodes.iter().filter(|&&id| is(id, f)).count();
+    let evals = count(|op| matches!(op, FrameChunkOp::Eval { .. }));
+    let filters = count(|op| matches!(op, FrameChunkOp::Filter));
+    let shrinks =
+        count(|op| matches!(op, FrameChunkOp::Filter | FrameChunkOp::JoinProbe(_) | FrameChunkOp::GroupPartial { .. }));
+    match shrinks {
+        0 => evals >= 2,
+        _ => evals + filters > 0 && (found.nodes.len() > 1 || reader),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mars_ir::colexpr::{ColExpr, Lit};
+    use mars_ir::fast::FastSet;
+    use mars_ir::{BinaryFn, ChunkNode, Dim, Key};
+
+    /// Adds frame chunk nodes; keys from a counter.
+    struct G {
+        g: ChunkGraph,
+        n: u64,
+    }
+
+    impl G {
+        fn add(&mut self, op: FrameChunkOp, inputs: &[ChunkId]) -> ChunkId {
+            self.n += 1;
+            self.g.insert(ChunkNode {
+                key: Key::of(&self.n, &[]),
+                op: Arc::new(ChunkOp::Frame(op)),
+                inputs: inputs.iter().copied().collect(),
+                shape: vec![Dim::Unknown, Dim::Known(2)].into(),
+                dtype: None,
+                index: vec![0, 0].into(),
+            })
+        }
+        fn held(&mut self) -> ChunkId {
+            self.n += 1;
+            self.g.insert(ChunkNode {
+                key: Key::of(&self.n, &[]),
+                op: Arc::new(ChunkOp::Fetch),
+                inputs: Default::default(),
+                shape: vec![Dim::Known(10), Dim::Known(2)].into(),
+                dtype: None,
+                index: vec![0, 0].into(),
+            })
+        }
+        fn key(&self, id: ChunkId) -> Key {
+            self.g.node(id).key
+        }
+        /// Run the pass keeping `keep`; the stage ops of each pipeline left.
+        fn run(&mut self, keep: &[ChunkId]) -> Vec<Vec<&'static str>> {
+            let ctx = PassCtx { keep: keep.iter().map(|&k| self.key(k)).collect::<FastSet<Key>>() };
+            FramePipeline { batch_rows: 4 }.run(&mut self.g, &ctx).expect("pass");
+            let mut out = Vec::new();
+            for id in self.g.ids() {
+                if let ChunkOp::Frame(FrameChunkOp::Pipeline(p)) = &*self.g.node(id).op {
+                    out.push(p.stages.iter().map(|s| s.op.name()).collect());
+                }
+            }
+            out
+        }
+    }
+
+    fn graph() -> G {
+        G { g: ChunkGraph::new(), n: 0 }
+    }
+
+    fn gt(v: i64) -> FrameChunkOp {
+        let e = ColExpr::Binary(BinaryFn::Gt, Box::new(ColExpr::Input(0)), Box::new(ColExpr::Lit(Lit::I64(v))));
+        FrameChunkOp::Eval { expr: e, name: "m".into() }
+    }
+
+    fn partial() -> FrameChunkOp {
+        FrameChunkOp::GroupPartial { keys: vec![0], aggs: vec![(1, mars_ir::agg::AggFn::Sum)] }
+    }
+
+    #[test]
+    fn a_filter_and_its_partial_become_one_op() {
+        let mut g = graph();
+        let src = g.held();
+        let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[src]);
+        let mask = g.add(gt(3), &[col]);
+        let rows = g.add(FrameChunkOp::Filter, &[src, mask]);
+        let part = g.add(partial(), &[rows]);
+        let key = g.key(part);
+        assert_eq!(g.run(&[part]), vec![vec!["Project", "Eval", "FrameFilter", "GroupPartial"]]);
+        // the result keeps its key; the held source is its input; the rest is gone
+        let id = g.g.get(&key).expect("the result stays");
+        assert_eq!(g.g.node(id).inputs.to_vec(), vec![src]);
+        assert_eq!(g.g.len(), 2);
+    }
+
+    #[test]
+    fn two_results_from_one_source_are_left_alone() {
+        // the filtered rows are kept and also aggregated: two values needed outside
+        let mut g = graph();
+        let src = g.held();
+        let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[src]);
+        let mask = g.add(gt(3), &[col]);
+        let rows = g.add(FrameChunkOp::Filter, &[src, mask]);
+        let part = g.add(partial(), &[rows]);
+        assert!(g.run(&[rows, part]).is_empty());
+        assert_eq!(g.g.len(), 5);
+    }
+
+    #[test]
+    fn rows_of_different_filters_are_never_paired() {
+        // `with_column` of rows filtered one way and a column filtered another
+        let mut g = graph();
+        let src = g.held();
+        let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[src]);
+        let (m1, m2) = (g.add(gt(3), &[col]), g.add(gt(5), &[col]));
+        let a = g.add(FrameChunkOp::Filter, &[src, m1]);
+        let b = g.add(FrameChunkOp::Filter, &[col, m2]);
+        let both = g.add(FrameChunkOp::WithColumn { name: "x".into(), at: 2, replace: false }, &[a, b]);
+        // `both` cannot join (its inputs have different rows), so the two
+        // filters are both needed outside: nothing is fused
+        assert!(g.run(&[both]).is_empty());
+        assert!(g.g.get(&g.key(both)).is_some());
+    }
+
+    fn read() -> FrameChunkOp {
+        let file = mars_ir::SourceFile {
+            path: "t.parquet".into(),
+            len: 1,
+            modified_ns: 0,
+            row_groups: vec![10],
+            row_group_bytes: vec![],
+        };
+        FrameChunkOp::ReadParquet { file: Box::new(file), row_groups: vec![0], columns: vec!["a".into()], filter: None }
+    }
+
+    #[test]
+    fn a_reader_is_taken_in_unless_the_pipeline_waits_for_a_table() {
+        let mut g = graph();
+        let src = g.add(read(), &[]);
+        let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[src]);
+        let x = g.add(gt(3), &[col]);
+        let part = g.add(partial(), &[x]);
+        let key = g.key(part);
+        assert_eq!(g.run(&[part]), vec![vec!["Project", "Eval", "GroupPartial"]]);
+        let id = g.g.get(&key).expect("the result stays");
+        let ChunkOp::Frame(FrameChunkOp::Pipeline(p)) = &*g.g.node(id).op else { panic!("a pipeline") };
+        assert!(matches!(p.source, Some(FrameChunkOp::ReadParquet { .. })));
+        assert!(g.g.node(id).inputs.is_empty());
+        assert_eq!(g.g.len(), 1);
+        // probing a table: the read runs on its own while the table is built
+        let mut g = graph();
+        let src = g.add(read(), &[]);
+        let table = g.add(FrameChunkOp::JoinBuild { keys: vec![0] }, &[]);
+        let probe = mars_ir::JoinProbeChunk {
+            keys: vec![0],
+            probe: mars_ir::join::Side::Left,
+            keep_probe: false,
+            keep_build: false,
+            cols: vec![],
+            names: vec![],
+        };
+        let joined = g.add(FrameChunkOp::JoinProbe(Box::new(probe)), &[src, table]);
+        let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[joined]);
+        let x = g.add(gt(3), &[col]);
+        let part = g.add(partial(), &[x]);
+        let key = g.key(part);
+        assert_eq!(g.run(&[part]), vec![vec!["JoinProbe", "Project", "Eval", "GroupPartial"]]);
+        let id = g.g.get(&key).expect("the result stays");
+        let ChunkOp::Frame(FrameChunkOp::Pipeline(p)) = &*g.g.node(id).op else { panic!("a pipeline") };
+        assert!(p.source.is_none());
+        assert_eq!(g.g.node(id).inputs.to_vec(), vec![src, table]);
+        assert_eq!(p.stages[0].args, vec![PipeArg::Source, PipeArg::Input(1)]);
+    }
+
+    #[test]
+    fn what_batches_would_not_speed_up_stays() {
+        // a partial alone over a held chunk
+        let mut g = graph();
+        let src = g.held();
+        let part = g.add(partial(), &[src]);
+        assert!(g.run(&[part]).is_empty());
+        // one computed column
+        let mut g = graph();
+        let src = g.held();
+        let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[src]);
+        let mask = g.add(gt(3), &[col]);
+        assert!(g.run(&[mask]).is_empty());
+        // two are worth it
+        let mut g = graph();
+        let src = g.held();
+        let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[src]);
+        let mask = g.add(gt(3), &[col]);
+        let twice = g.add(gt(1), &[mask]);
+        assert_eq!(g.run(&[twice]), vec![vec!["Project", "Eval", "Eval"]]);
+    }
 }
