@@ -532,6 +532,16 @@ fn csv_reads_by_byte_ranges_and_errors_name_file_and_line() -> Result<()> {
         // column pruning reads the same values
         let some = md::read_csv(&path)?.select(&["d", "k"])?.execute_in(&sess)?.fetch_in(&sess)?;
         assert_eq!(some.record_batch().column(0), got.column(4));
+        // a computed column, a filter on it and sums per key read the CSV
+        // ranges inside one pipeline per chunk; the same as over the batch
+        let sums = |df: &md::DataFrame| -> Result<String> {
+            let df = df.with_column("j", &(&df.col("i")? * 2i64))?;
+            let df = df.filter(&df.col("j")?.gt(-4i64))?;
+            let g = df.groupby(&["k"])?.agg(&[("j", "sum"), ("i", "count")])?;
+            Ok(g.execute_in(&sess)?.fetch_in(&sess)?.to_string())
+        };
+        let want = sums(&md::DataFrame::from_record_batch(batch.clone()).rechunk(6))?;
+        assert_eq!(sums(&md::read_csv(&path)?)?, want, "chunk_bytes {chunk_bytes:?}");
     }
     // no header, another delimiter, given types and null markers (dates print as pandas' datetime64)
     let tbl = dir.0.join("t.tbl");
