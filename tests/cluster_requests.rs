@@ -362,3 +362,37 @@ fn every_endpoint_needs_the_token() {
         assert!(!matches!(&r, Err(s) if s.code() == Code::Unauthenticated), "{r:?}");
     });
 }
+
+#[test]
+fn two_sessions_putting_the_same_data_at_once_both_hold_it() {
+    // each session asks where to put, sends the bytes, then commits, in
+    // this interleaving: both commits succeed and both sessions hold it
+    let f = fixture();
+    let _in_rt = f.rt.enter();
+    let data = std::sync::Arc::new(mars_backends::ChunkData::Tensor(mars_ir::TensorData::F64(
+        ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[7]), |i| i[0] as f64 + 0.25),
+    )));
+    let key = mars_ir::Key::of(&"two sessions, one put", &[]);
+    let bytes = mars_cluster::wire::key_bytes(&key);
+    f.rt.block_on(async {
+        let mut sup = f.sup.clone();
+        let open = |name: &str| proto::OpenSessionRequest { name: name.into() };
+        let a = sup.open_session(open("put-a")).await.expect("session").into_inner().session;
+        let b = sup.open_session(open("put-b")).await.expect("session").into_inner().session;
+        let req = |session| proto::PutRequest { session, key: bytes.clone() };
+        let (ra, rb) =
+            (sup.put(req(a)).await.expect("put a").into_inner(), sup.put(req(b)).await.expect("put b").into_inner());
+        assert!(!ra.held && !rb.held, "nothing held yet");
+        for worker in [&ra.worker, &rb.worker] {
+            let mut c = mars_cluster::flight::client(worker, &f.token, &ClientTls::default()).expect("flight");
+            mars_cluster::flight::put(&mut c, &key, &data).await.expect("bytes sent");
+        }
+        sup.commit_put(req(a)).await.expect("commit a");
+        sup.commit_put(req(b)).await.expect("commit b");
+        for s in [a, b] {
+            let located = sup.locate(proto::LocateRequest { session: s, key: bytes.clone() }).await;
+            assert!(located.is_ok(), "session {s} holds the put: {located:?}");
+        }
+    });
+    still_healthy(f);
+}

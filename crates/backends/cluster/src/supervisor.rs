@@ -516,6 +516,10 @@ impl SupState {
             self.unhold(&k, n);
         }
         for k in s.pending {
+            // (unless another session is putting the same data)
+            if lock(&self.sessions).values().any(|o| o.pending.contains(&k)) {
+                continue;
+            }
             lock(&self.put_results).remove(&k);
             self.chunks.discard(&k);
         }
@@ -909,8 +913,21 @@ impl Supervisor for SupervisorService {
         let req = req.into_inner();
         self.0.session_touch(req.session)?;
         let key = wire::key_of(&req.key)?;
-        let pending = lock(&self.0.sessions).get_mut(&req.session).is_some_and(|s| s.pending.remove(&key));
-        let result = lock(&self.0.put_results).remove(&key);
+        // two sessions may put the same data at once (the same key): the
+        // worker's report serves both, so it stays until the last commits
+        let (pending, others) = {
+            let mut sessions = lock(&self.0.sessions);
+            let pending = sessions.get_mut(&req.session).is_some_and(|s| s.pending.remove(&key));
+            (pending, sessions.values().any(|s| s.pending.contains(&key)))
+        };
+        let result = {
+            let mut results = lock(&self.0.put_results);
+            if others {
+                results.get(&key).cloned()
+            } else {
+                results.remove(&key)
+            }
+        };
         let (true, Some(result)) = (pending, result) else {
             return Err(Status::failed_precondition(format!("no data was put for {key} in this session")));
         };
