@@ -884,12 +884,32 @@ impl Supervisor for SupervisorService {
         let req = req.into_inner();
         self.0.session_touch(req.session)?;
         let key = wire::key_of(&req.key)?;
-        let held = lock(&self.0.results).get(&key).map(|(r, _)| r.clone());
-        if let Some(res) = held {
-            for c in &res.chunks {
-                self.0.chunks.pin(c);
+        // held already (another session put the same data): hold it too,
+        // pinning its chunks under the results' lock so that a release
+        // racing with this cannot drop them in between; a chunk that is
+        // already gone means the data must be put again
+        let held = {
+            let mut results = lock(&self.0.results);
+            match results.get_mut(&key) {
+                Some((res, n)) => {
+                    let pinned = res.chunks.iter().take_while(|c| self.0.chunks.pin(c)).count();
+                    if pinned == res.chunks.len() {
+                        *n += 1;
+                        true
+                    } else {
+                        for c in &res.chunks[..pinned] {
+                            self.0.chunks.unpin(c);
+                        }
+                        false
+                    }
+                }
+                None => false,
             }
-            self.0.hold(req.session, &res);
+        };
+        if held {
+            if let Some(s) = lock(&self.0.sessions).get_mut(&req.session) {
+                *s.holds.entry(key).or_default() += 1;
+            }
             return Ok(Response::new(proto::PutReply { held: true, worker: String::new() }));
         }
         let (worker, outbox) = lock(&self.0.workers)
