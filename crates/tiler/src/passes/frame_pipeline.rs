@@ -310,14 +310,21 @@ mod tests {
         FrameChunkOp::GroupPartial { keys: vec![0], aggs: vec![(1, mars_ir::agg::AggFn::Sum)] }
     }
 
-    #[test]
-    fn a_filter_and_its_partial_become_one_op() {
+    /// A held chunk, its rows where column 0 > 3, and their partial sums:
+    /// (graph, source, filtered rows, partial).
+    fn filtered_partial() -> (G, ChunkId, ChunkId, ChunkId) {
         let mut g = graph();
         let src = g.held();
         let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[src]);
         let mask = g.add(gt(3), &[col]);
         let rows = g.add(FrameChunkOp::Filter, &[src, mask]);
         let part = g.add(partial(), &[rows]);
+        (g, src, rows, part)
+    }
+
+    #[test]
+    fn a_filter_and_its_partial_become_one_op() {
+        let (mut g, src, _, part) = filtered_partial();
         let key = g.key(part);
         assert_eq!(g.run(&[part]), vec![vec!["Project", "Eval", "FrameFilter", "GroupPartial"]]);
         // the result keeps its key; the held source is its input; the rest is gone
@@ -329,12 +336,7 @@ mod tests {
     #[test]
     fn two_results_from_one_source_are_left_alone() {
         // the filtered rows are kept and also aggregated: two values needed outside
-        let mut g = graph();
-        let src = g.held();
-        let col = g.add(FrameChunkOp::Project { columns: vec![0] }, &[src]);
-        let mask = g.add(gt(3), &[col]);
-        let rows = g.add(FrameChunkOp::Filter, &[src, mask]);
-        let part = g.add(partial(), &[rows]);
+        let (mut g, _, rows, part) = filtered_partial();
         assert!(g.run(&[rows, part]).is_empty());
         assert_eq!(g.g.len(), 5);
     }
