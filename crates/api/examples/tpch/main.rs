@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example tpch -- gen --sf 1 --dir /tmp/tpch-sf1
-//! cargo run --release --example tpch -- run --dir /tmp/tpch-sf1 [--repeat 3] [--queries q1,q6] [--answers a.json]
+//! cargo run --release --example tpch -- run --dir /tmp/tpch-sf1 [--repeat 3] [--queries q1,q6] [--answers a.json] [--phases|--chunks]
 //! cargo run --release --example tpch -- explain --dir /tmp/tpch-sf1 --query q1
 //! ```
 
@@ -29,6 +29,19 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 
 fn real_main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(level) = args.iter().find_map(|a| match a.as_str() {
+        "--phases" => Some(tracing::Level::DEBUG),
+        "--chunks" => Some(tracing::Level::TRACE),
+        _ => None,
+    }) {
+        // the driver's spans (tile, passes, execute per stage) with their
+        // times; `--chunks` adds the executor's span of every chunk
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let dir = PathBuf::from(arg(&args, "--dir").ok_or("--dir DIR is required")?);
     match args.first().map(String::as_str) {
         Some("gen") => {
