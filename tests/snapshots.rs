@@ -182,6 +182,22 @@ fn frame_merge_broadcast_and_shuffle() {
 }
 
 #[test]
+fn frame_merge_learns_the_smaller_looking_side_first() {
+    use mars::dataframe::{DataFrame, How};
+    let frame = |rows: i64| DataFrame::from_rows((0..rows).map(|i| vec![i % 3, i]).collect()).unwrap().rechunk(2);
+    let (left, right) = (frame(6), frame(3));
+    let kept = |df: &DataFrame| df.filter(&df.col("1").unwrap().gt(0i64)).unwrap();
+    // both sides' lengths unknown: only the right's filters run first (3
+    // rows before filtering against the left's 6)
+    let both = kept(&left).merge(&kept(&right), &["0"], How::Inner).unwrap();
+    insta::assert_snapshot!("frame_merge_smaller_first", tiled(&both));
+    // a side known to be small is broadcast at once: the left's filtered
+    // chunks probe it as they are made, their lengths never waited for
+    let small = kept(&left).merge(&right, &["0"], How::Inner).unwrap();
+    insta::assert_snapshot!("frame_merge_small_known", tiled(&small));
+}
+
+#[test]
 fn frame_sort_by_regular_sampling() {
     let df = mars::dataframe::DataFrame::from_rows((0..6).map(|i| vec![(i * 7) % 5, i]).collect()).unwrap().rechunk(2);
     // samples of each chunk, pivots, a range split of each chunk, a gather and sort per range

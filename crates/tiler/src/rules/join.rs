@@ -4,10 +4,21 @@
 //! both sides are hash-partitioned on their keys and each partition joined
 //! alone (a *shuffle* join), which also serves right and outer merges:
 //! a partition sees every row that could match its build rows.
+//!
+//! Learning both sides' sizes runs both before the merge can tile, so the
+//! big side is read whole and held before anything probes it. When the
+//! sides' sizes are not all known, the rule learns first the side that
+//! looks smaller (rows of its files through row-wise ops, every filter
+//! assumed to keep all), and broadcasts a side once it is known to be
+//! *small* (an eighth of the chunk budget) without learning the other: the
+//! other side's chunks then probe as they are made (a read, a filter, the
+//! probe and what follows run as one pipeline). A small side that turns out
+//! bigger than the other costs at most a small table's build.
 
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
 use crate::layout::Layout;
+use mars_ir::arrow_schema::Schema;
 use mars_ir::join::{How, Side};
 use mars_ir::{ChunkId, ChunkInputs, ChunkOp, Dim, FrameChunkOp, IrError, JoinProbeChunk, Meta};
 use std::sync::Arc;
@@ -20,14 +31,67 @@ fn schema(meta: &Meta) -> TileResult<&mars_ir::arrow_schema::SchemaRef> {
 }
 
 /// Bytes of a side, when its row counts are known.
-fn bytes(ctx: &Ctx, l: &Layout, s: &mars_ir::arrow_schema::Schema) -> Option<usize> {
-    let row = s.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1);
+fn bytes(ctx: &Ctx, l: &Layout, s: &Schema) -> Option<usize> {
     let rows = l.chunks.iter().map(|&c| ctx.shape(c).first().and_then(|d| d.known())).sum::<Option<usize>>()?;
-    Some(rows.saturating_mul(row))
+    Some(rows.saturating_mul(row_bytes(s)))
 }
 
 fn unknown(ctx: &Ctx, l: &Layout) -> Vec<ChunkId> {
     l.chunks.iter().copied().filter(|&c| !ctx.shape(c).first().is_some_and(|d| d.is_known())).collect()
+}
+
+/// A side's rows as far as can be told before running it: known counts,
+/// else the rows of the parquet row groups it reads through row-wise ops
+/// (a filter assumed to keep all, a probe its probe side's); `None` when
+/// something else lies in between.
+fn guess_rows(ctx: &Ctx, l: &Layout) -> Option<usize> {
+    fn chunk(ctx: &Ctx, c: ChunkId, depth: usize) -> Option<usize> {
+        let node = ctx.chunks.node(c);
+        if let Some(n) = node.shape.first().and_then(|d| d.known()) {
+            return Some(n);
+        }
+        match &*node.op {
+            ChunkOp::Frame(FrameChunkOp::ReadParquet { file, row_groups, .. }) => {
+                row_groups.iter().map(|&g| file.row_groups.get(g).copied()).sum()
+            }
+            ChunkOp::Frame(
+                FrameChunkOp::Filter
+                | FrameChunkOp::Project { .. }
+                | FrameChunkOp::Eval { .. }
+                | FrameChunkOp::WithColumn { .. }
+                | FrameChunkOp::JoinProbe(_),
+            ) if depth < 64 => chunk(ctx, *node.inputs.first()?, depth + 1),
+            _ => None,
+        }
+    }
+    l.chunks.iter().map(|&c| chunk(ctx, c, 0)).sum()
+}
+
+fn row_bytes(s: &Schema) -> usize {
+    s.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1)
+}
+
+/// Which side to broadcast, `Ok(None)` for a shuffle, or the chunks to run
+/// first (see the module's doc).
+fn choose_build(ctx: &Ctx, may: &[Side], sides: [(&Layout, &Schema); 2]) -> Result<Option<Side>, Vec<ChunkId>> {
+    let side = |s: Side| if s == Side::Left { sides[0] } else { sides[1] };
+    let budget = ctx.opts.chunk_bytes;
+    let known: Vec<(usize, Side)> = may.iter().filter_map(|&s| Some((bytes(ctx, side(s).0, side(s).1)?, s))).collect();
+    let smallest = known.iter().min_by_key(|(b, _)| *b).copied();
+    if known.len() == may.len() {
+        return Ok(smallest.filter(|(b, _)| *b <= budget).map(|(_, s)| s));
+    }
+    if let Some((_, s)) = smallest.filter(|(b, _)| *b <= budget / 8) {
+        return Ok(Some(s));
+    }
+    // learn the unknown side that looks smallest first, the others after
+    let open: Vec<Side> = may.iter().copied().filter(|&s| !known.iter().any(|(_, k)| *k == s)).collect();
+    let guess = |s: Side| guess_rows(ctx, side(s).0).map(|r| r.saturating_mul(row_bytes(side(s).1)));
+    let first = match open.iter().map(|&s| guess(s).map(|g| (g, s))).collect::<Option<Vec<_>>>() {
+        Some(guesses) => guesses.into_iter().min_by_key(|(g, _)| *g).map(|(_, s)| vec![s]),
+        None => None,
+    };
+    Err(first.unwrap_or(open).into_iter().flat_map(|s| unknown(ctx, side(s).0)).collect())
 }
 
 pub(super) fn merge(
@@ -52,20 +116,10 @@ pub(super) fn merge(
     if matches!(how, How::Inner | How::Right) {
         may.push(Side::Left);
     }
-    let need: Vec<ChunkId> =
-        may.iter().flat_map(|s| unknown(ctx, if *s == Side::Left { left } else { right })).collect();
-    if !need.is_empty() {
-        return Ok(Tiled::Need(need));
-    }
-    let budget = ctx.opts.chunk_bytes;
-    let broadcast = may
-        .iter()
-        .filter_map(|&s| {
-            let b = if s == Side::Left { bytes(ctx, left, ls) } else { bytes(ctx, right, rs) }?;
-            (b <= budget).then_some((b, s))
-        })
-        .min_by_key(|(b, _)| *b)
-        .map(|(_, s)| s);
+    let broadcast = match choose_build(ctx, &may, [(left, ls), (right, rs)]) {
+        Ok(side) => side,
+        Err(need) => return Ok(Tiled::Need(need)),
+    };
     let probe_op = |probe: Side, keep_probe: bool, keep_build: bool| {
         let keys = if probe == Side::Left { lk.clone() } else { rk.clone() };
         Arc::new(ChunkOp::Frame(FrameChunkOp::JoinProbe(Box::new(JoinProbeChunk {
