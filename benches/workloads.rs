@@ -8,6 +8,10 @@ use mars::prelude::*;
 use mars::tensor as mt;
 use std::time::Duration;
 
+/// mimalloc, as the `mars` binary (see there why)
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn scale() -> f64 {
     std::env::var("MARS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
 }

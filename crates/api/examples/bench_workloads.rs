@@ -14,6 +14,10 @@ use mars::tensor as mt;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// mimalloc, as the `mars` binary (see there why)
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A plain xorshift stream: the frame workloads' data (the same in every run).
 struct Xorshift(u64);
 

@@ -12,6 +12,10 @@ use mars::tensor as mt;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// mimalloc, as the `mars` binary (see there why)
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // the cluster below starts this program again as its supervisor and workers
     if let Some(code) = mars::serve::serve_from_args() {

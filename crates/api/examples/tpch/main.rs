@@ -16,6 +16,10 @@ use queries::{Answer, Cell, Tables, QUERIES};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// mimalloc, as the `mars` binary (see there why)
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if let Err(e) = real_main() {
         eprintln!("error: {e}");

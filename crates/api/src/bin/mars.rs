@@ -7,6 +7,13 @@ use mars::tool::{self, Format, InspectOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc rather than the system allocator: glibc hands every buffer over
+/// its mmap threshold (a whole parquet row group's column, a shuffle piece)
+/// fresh pages from the kernel, faulted in and zeroed on each use (TPC-H
+/// Q3 0.155 s -> 0.092 s, Q18 0.19 -> 0.13 on this machine)
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "mars", version, about = "Inspect, draw and run mars-rs graphs; run a cluster")]
 struct Cli {
