@@ -70,6 +70,48 @@ fn each(g: &Groups, ok: Option<&NullBuffer>, mut f: impl FnMut(usize, usize)) {
     }
 }
 
+/// Groups up to this many fold into four interleaved accumulators each.
+const FEW_GROUPS: usize = 4096;
+
+/// Per group, `add` folded over the values of its rows (`v` has a value per
+/// row; only rows with a group count). When groups are few, successive rows
+/// mostly update the same accumulator, and each update would wait for the
+/// last one's store: rows then go round-robin to four accumulators per group
+/// (beside each other in memory), merged at the end, so four chains run at
+/// once. A float sum's order then differs from the rows' order.
+fn fold_groups<T: Copy, A: Copy + Default>(
+    g: &Groups,
+    v: &[T],
+    add: impl Fn(A, T) -> A,
+    merge: impl Fn(A, A) -> A,
+) -> Vec<A> {
+    let n = g.len();
+    if g.has_none || n > FEW_GROUPS || v.len() != g.ids.len() {
+        let mut acc = vec![A::default(); n];
+        each(g, None, |id, i| acc[id] = add(acc[id], v[i]));
+        return acc;
+    }
+    let mut acc = vec![A::default(); 4 * n];
+    let (ids, vals) = (g.ids.chunks_exact(4), v.chunks_exact(4));
+    let (id_tail, v_tail) = (ids.remainder(), vals.remainder());
+    for (i4, v4) in ids.zip(vals) {
+        for lane in 0..4 {
+            let at = i4[lane] as usize * 4 + lane;
+            acc[at] = add(acc[at], v4[lane]);
+        }
+    }
+    for (&id, &x) in id_tail.iter().zip(v_tail) {
+        let at = id as usize * 4;
+        acc[at] = add(acc[at], x);
+    }
+    acc.chunks_exact(4).map(|c| merge(merge(c[0], c[1]), merge(c[2], c[3]))).collect()
+}
+
+/// Rows per group (rows without a group not counted).
+fn group_sizes(g: &Groups) -> Vec<i64> {
+    fold_groups(g, &g.ids, |n: i64, _| n + 1, |a, b| a + b)
+}
+
 /// Whether every row is in the one group (a whole-column reduction).
 fn single(g: &Groups) -> bool {
     g.len() == 1 && !g.has_none
@@ -79,6 +121,9 @@ fn sum_i64(g: &Groups, col: &ArrayRef) -> Result<Vec<i64>, KernelError> {
     let ints = arrow::compute::cast(col, &DataType::Int64)?;
     let v = ints.as_primitive::<Int64Type>().values();
     let ok = col.logical_nulls();
+    if ok.is_none() {
+        return Ok(fold_groups(g, v, i64::wrapping_add, i64::wrapping_add));
+    }
     let mut acc = vec![0i64; g.len()];
     each(g, ok.as_ref(), |id, i| acc[id] = acc[id].wrapping_add(v[i]));
     Ok(acc)
@@ -91,7 +136,8 @@ fn as_f64(col: &ArrayRef) -> Result<ArrayRef, KernelError> {
 /// Sums and counts of the present values (not null, not NaN), as floats.
 /// Decimals are summed exactly as their integers and divided once at the
 /// end; floats in one pass that skips NaNs as it goes.
-fn sum_count_f64(g: &Groups, col: &ArrayRef) -> Result<(Vec<f64>, Vec<i64>), KernelError> {
+/// A count of `None` is the group's size (every row counted).
+fn sum_count_f64(g: &Groups, col: &ArrayRef) -> Result<(Vec<f64>, Option<Vec<i64>>), KernelError> {
     match col.data_type() {
         DataType::Decimal64(_, scale) => {
             let d = col.as_primitive::<arrow::datatypes::Decimal64Type>();
@@ -124,7 +170,11 @@ fn sum_count_f64(g: &Groups, col: &ArrayRef) -> Result<(Vec<f64>, Vec<i64>), Ker
                 *n += i64::from(ok);
             }
         }
-        return Ok((vec![lanes.iter().sum::<f64>() + tail], vec![counts.iter().sum::<i64>() + tail_n]));
+        return Ok((vec![lanes.iter().sum::<f64>() + tail], Some(vec![counts.iter().sum::<i64>() + tail_n])));
+    }
+    if nulls.is_none() && !v.iter().fold(false, |nan, x| nan | x.is_nan()) {
+        // every row counts: the counts are the groups' sizes
+        return Ok((fold_groups(g, v, |a, x| a + x, |a, b| a + b), None));
     }
     let (mut sum, mut count) = (vec![0f64; g.len()], vec![0i64; g.len()]);
     each(g, nulls.as_ref(), |id, i| {
@@ -133,7 +183,7 @@ fn sum_count_f64(g: &Groups, col: &ArrayRef) -> Result<(Vec<f64>, Vec<i64>), Ker
         sum[id] += if ok { x } else { 0.0 };
         count[id] += i64::from(ok);
     });
-    Ok((sum, count))
+    Ok((sum, Some(count)))
 }
 
 /// [`sum_count_f64`] of decimals: the stored integers summed exactly (in
@@ -143,12 +193,17 @@ fn sum_count_decimal<T: Copy + Into<i128>>(
     v: &[T],
     nulls: Option<&NullBuffer>,
     scale: i8,
-) -> (Vec<f64>, Vec<i64>) {
-    let (mut sum, mut count) = (vec![0i128; g.len()], vec![0i64; g.len()]);
-    each(g, nulls, |id, i| {
-        sum[id] = sum[id].wrapping_add(v[i].into());
-        count[id] += 1;
-    });
+) -> (Vec<f64>, Option<Vec<i64>>) {
+    let (sum, count) = if nulls.is_none() {
+        (fold_groups(g, v, |a: i128, x| a.wrapping_add(x.into()), i128::wrapping_add), None)
+    } else {
+        let (mut sum, mut count) = (vec![0i128; g.len()], vec![0i64; g.len()]);
+        each(g, nulls, |id, i| {
+            sum[id] = sum[id].wrapping_add(v[i].into());
+            count[id] += 1;
+        });
+        (sum, Some(count))
+    };
     let unit = 10f64.powi(i32::from(scale));
     (sum.into_iter().map(|s| s as f64 / unit).collect(), count)
 }
@@ -164,6 +219,7 @@ fn count_present(g: &Groups, col: &ArrayRef) -> Vec<i64> {
 /// sums squared deviations from the group's mean, which keeps precision).
 fn moments(g: &Groups, col: &ArrayRef) -> Result<(Vec<i64>, Vec<f64>, Vec<f64>), KernelError> {
     let (sum, n) = sum_count_f64(g, col)?;
+    let n = n.unwrap_or_else(|| group_sizes(g));
     let mean: Vec<f64> = sum.iter().zip(&n).map(|(s, &c)| if c > 0 { s / c as f64 } else { 0.0 }).collect();
     let floats = as_f64(col)?;
     let v = floats.as_primitive::<Float64Type>().values();
@@ -331,20 +387,36 @@ fn distinct(ids: &[u32], ngroups: usize, values: &ArrayRef) -> Result<ArrayRef, 
 /// computed once for all the aggregations of one partial that need them (a
 /// sum and a mean of one column are one pass).
 #[derive(Default)]
-struct SumCounts(Vec<(usize, Arc<Float64Array>, Arc<Int64Array>)>);
+struct SumCounts {
+    /// Per column: its sums and counts (`None`: the groups' sizes).
+    of: Vec<(usize, Arc<Float64Array>, Option<Arc<Int64Array>>)>,
+    /// The groups' sizes, the counts of every column without missing values.
+    sizes: Option<Arc<Int64Array>>,
+}
 
 impl SumCounts {
-    fn of(&mut self, g: &Groups, at: usize, col: &ArrayRef) -> Result<(ArrayRef, ArrayRef), KernelError> {
-        let i = match self.0.iter().position(|(c, ..)| *c == at) {
-            Some(i) => i,
-            None => {
-                let (sum, count) = sum_count_f64(g, col)?;
-                self.0.push((at, Arc::new(Float64Array::from(sum)), Arc::new(Int64Array::from(count))));
-                self.0.len() - 1
-            }
+    fn sizes(&mut self, g: &Groups) -> Arc<Int64Array> {
+        self.sizes.get_or_insert_with(|| Arc::new(Int64Array::from(group_sizes(g)))).clone()
+    }
+    fn index(&mut self, g: &Groups, at: usize, col: &ArrayRef) -> Result<usize, KernelError> {
+        if let Some(i) = self.of.iter().position(|(c, ..)| *c == at) {
+            return Ok(i);
+        }
+        let (sum, count) = sum_count_f64(g, col)?;
+        self.of.push((at, Arc::new(Float64Array::from(sum)), count.map(|c| Arc::new(Int64Array::from(c)))));
+        Ok(self.of.len() - 1)
+    }
+    fn sum(&mut self, g: &Groups, at: usize, col: &ArrayRef) -> Result<ArrayRef, KernelError> {
+        let i = self.index(g, at, col)?;
+        Ok(self.of[i].1.clone())
+    }
+    fn sum_count(&mut self, g: &Groups, at: usize, col: &ArrayRef) -> Result<(ArrayRef, ArrayRef), KernelError> {
+        let i = self.index(g, at, col)?;
+        let count = match self.of[i].2.clone() {
+            Some(c) => c,
+            None => self.sizes(g),
         };
-        let (_, sum, count) = &self.0[i];
-        Ok((sum.clone(), count.clone()))
+        Ok((self.of[i].1.clone(), count))
     }
 }
 
@@ -357,17 +429,13 @@ fn partial_state(
 ) -> Result<Vec<ArrayRef>, KernelError> {
     Ok(match func {
         AggFn::Sum if agg::sums_as_int(col.data_type()) => vec![Arc::new(Int64Array::from(sum_i64(g, col)?))],
-        AggFn::Sum => vec![shared.of(g, at, col)?.0],
+        AggFn::Sum => vec![shared.sum(g, at, col)?],
         AggFn::Mean => {
-            let (sum, count) = shared.of(g, at, col)?;
+            let (sum, count) = shared.sum_count(g, at, col)?;
             vec![sum, count]
         }
         AggFn::Count => vec![Arc::new(Int64Array::from(count_present(g, &col.clone())))],
-        AggFn::Size => {
-            let mut count = vec![0i64; g.len()];
-            each(g, None, |id, _| count[id] += 1);
-            vec![Arc::new(Int64Array::from(count))]
-        }
+        AggFn::Size => vec![shared.sizes(g)],
         AggFn::Std | AggFn::Var => {
             let (n, mean, m2) = moments(g, col)?;
             vec![Arc::new(Int64Array::from(n)), Arc::new(Float64Array::from(mean)), Arc::new(Float64Array::from(m2))]
@@ -583,4 +651,49 @@ pub fn hash_partition(b: &RecordBatch, keys: &[usize], parts: usize) -> Result<V
     let hashes = hash::hash_rows(&key_cols)?;
     let part: Vec<u32> = hashes.iter().map(|&h| ((h as u128 * parts as u128) >> 64) as u32).collect();
     super::sort::split_by(b, &part, parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per group, the plain row-by-row sum and count.
+    fn plain(g: &Groups, v: &[i64]) -> (Vec<i64>, Vec<i64>) {
+        let (mut sum, mut n) = (vec![0; g.len()], vec![0; g.len()]);
+        for (&id, &x) in g.ids.iter().zip(v) {
+            if id != NO_GROUP {
+                sum[id as usize] += x;
+                n[id as usize] += 1;
+            }
+        }
+        (sum, n)
+    }
+
+    #[test]
+    fn interleaved_folds_agree_with_a_plain_pass() {
+        // lengths around the four lanes, few and many groups, rows without one
+        for rows in [0usize, 1, 3, 4, 5, 7, 8, 9, 31, 1000] {
+            for groups in [1usize, 2, 5, FEW_GROUPS + 1] {
+                for with_none in [false, true] {
+                    let mut ids: Vec<u32> = (0..rows).map(|i| ((i * 7 + i / 3) % groups) as u32).collect();
+                    if with_none && rows > 2 {
+                        ids[rows / 2] = NO_GROUP;
+                    }
+                    let len = ids.iter().filter(|&&i| i != NO_GROUP).map(|&i| i + 1).max().unwrap_or(0) as usize;
+                    let mut first = vec![0u32; len];
+                    for (r, &id) in ids.iter().enumerate().rev() {
+                        if id != NO_GROUP {
+                            first[id as usize] = r as u32;
+                        }
+                    }
+                    let g = Groups { has_none: ids.contains(&NO_GROUP), ids, first };
+                    let v: Vec<i64> = (0..rows as i64).map(|i| i * i - 40).collect();
+                    let (sum, n) = plain(&g, &v);
+                    let what = format!("{rows} rows, {groups} groups, none: {with_none}");
+                    assert_eq!(fold_groups(&g, &v, i64::wrapping_add, i64::wrapping_add), sum, "{what}");
+                    assert_eq!(group_sizes(&g), n, "{what}");
+                }
+            }
+        }
+    }
 }
