@@ -156,3 +156,30 @@ mod tests {
         assert!(y.iter().zip(&v).all(|(a, b)| *a == b * b + b));
     }
 }
+
+simd_op! {
+    /// Bit `i` set when `v[i] - lo`, as an unsigned number, is at most
+    /// `span` (`lo <= v[i] <= lo + span` without overflow), flipped with
+    /// `negate`: 64 values to a word.
+    RangeMask<'a> { v: &'a [i64], lo: i64, span: u64, negate: bool } -> Vec<u64> {
+        let flip = if negate { u64::MAX } else { 0 };
+        let mut words = Vec::with_capacity(v.len().div_ceil(64));
+        let mut whole = v.chunks_exact(64);
+        for c in &mut whole {
+            let mut m = 0u64;
+            for (j, &x) in c.iter().enumerate() {
+                m |= u64::from(x.wrapping_sub(lo) as u64 <= span) << j;
+            }
+            words.push(m ^ flip);
+        }
+        let rest = whole.remainder();
+        if !rest.is_empty() {
+            let mut m = 0u64;
+            for (j, &x) in rest.iter().enumerate() {
+                m |= u64::from(x.wrapping_sub(lo) as u64 <= span) << j;
+            }
+            words.push((m ^ flip) & (u64::MAX >> (64 - rest.len())));
+        }
+        words
+    }
+}
