@@ -351,6 +351,46 @@ fn groupby_auto_picks_tree_or_shuffle_from_partial_sizes() -> Result<()> {
     Ok(())
 }
 
+/// Partials of many groups that fit one chunk still merge on every thread:
+/// a reducer per thread (and one with a single thread).
+#[test]
+fn groupby_auto_merges_many_groups_on_every_thread() -> Result<()> {
+    use mars::arrow::array::AsArray;
+    use mars_backends::Backend;
+    let n = 300_001i64;
+    let k: Vec<i64> = (0..n).map(|i| (i * 7919) % (n - 7)).collect();
+    let v: Vec<f64> = (0..n).map(|i| (i % 101) as f64).collect();
+    let cols = vec![
+        ("k", Arc::new(Int64Array::from(k.clone())) as ArrayRef),
+        ("v", Arc::new(Float64Array::from(v.clone())) as ArrayRef),
+    ];
+    // per key in order: (sum, count)
+    let mut want: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+    for (&k, &v) in k.iter().zip(&v) {
+        let e = want.entry(k).or_default();
+        *e = (e.0 + v, e.1 + 1.0);
+    }
+    for threads in [1usize, 2] {
+        let opts = mars_backends::LocalOptions { threads: Some(threads), ..Default::default() };
+        let backend = Arc::new(mars_backends::LocalBackend::new(opts)?);
+        let sess = mars::Session::with_backend(backend.clone());
+        let df = md::DataFrame::from_columns(cols.clone())?.rechunk(100_000);
+        let g = df.groupby(&["k"])?.agg(&[("v", "sum"), ("v", "mean")])?;
+        let got = g.execute_in(&sess)?.fetch_in(&sess)?;
+        assert_eq!(backend.meta(&g.key())?.nsplits[0].len(), threads, "{threads} threads");
+        // reducers by key range: the groups come out in key order, as one merge gives them
+        let b = got.record_batch();
+        let keys = b.column(0).as_primitive::<mars::arrow::datatypes::Int64Type>().values();
+        let sums = b.column(1).as_primitive::<mars::arrow::datatypes::Float64Type>().values();
+        let means = b.column(2).as_primitive::<mars::arrow::datatypes::Float64Type>().values();
+        assert_eq!(keys.len(), want.len(), "{threads} threads: groups");
+        for (i, (&k, &(sum, count))) in want.iter().enumerate() {
+            assert_eq!((keys[i], sums[i], means[i]), (k, sum, sum / count), "{threads} threads: group {i}");
+        }
+    }
+    Ok(())
+}
+
 /// Series reductions against the row-by-row reference (one group of all
 /// rows), under several chunkings; over no rows: sum 0, count 0, mean missing.
 #[test]

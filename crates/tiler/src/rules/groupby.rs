@@ -8,7 +8,9 @@
 //!   and finalizes it (many groups: no chunk holds them all).
 //!
 //! `auto` runs the partials first and picks from their sizes: a tree when all
-//! partial rows fit one chunk's budget, else a shuffle sized to the budget.
+//! partial rows fit one chunk's budget, else a shuffle sized to the budget;
+//! and a shuffle with a reducer per thread when they fit but are many (one
+//! merge would leave the other threads idle).
 
 use super::{Ctx, Tiled};
 use crate::error::TileResult;
@@ -16,6 +18,11 @@ use crate::layout::Layout;
 use mars_ir::agg::Agg;
 use mars_ir::{ChunkId, ChunkInputs, ChunkOp, Dim, FrameChunkOp, GroupMethod, IrError, Meta};
 use std::sync::Arc;
+
+/// Partial rows from which `auto` shuffles even when they fit one chunk,
+/// so that the merge runs on every thread (a merge of this many groups
+/// takes some 15 ms on this machine's cores).
+const PARALLEL_COMBINE_ROWS: usize = 1 << 18;
 
 fn schema_of(meta: &Meta) -> TileResult<&mars_ir::arrow_schema::SchemaRef> {
     match meta {
@@ -79,7 +86,15 @@ pub(super) fn agg(
             let rows: usize = input.chunks.iter().filter_map(|&c| ctx.shape(c).first().and_then(|d| d.known())).sum();
             let bytes = rows.saturating_mul(row_bytes(schema));
             let budget = ctx.opts.chunk_bytes.max(1);
-            (bytes > budget).then(|| bytes.div_ceil(budget).clamp(2, input.chunks.len().max(2)))
+            if bytes > budget {
+                Some(bytes.div_ceil(budget).clamp(2, input.chunks.len().max(2)))
+            } else if rows >= PARALLEL_COMBINE_ROWS && ctx.opts.parallelism > 1 && input.chunks.len() > 1 {
+                // one chunk would hold them, but its merge would keep one
+                // thread busy while the others wait: a reducer per thread
+                Some(ctx.opts.parallelism.min(input.chunks.len()))
+            } else {
+                None
+            }
         }
     };
     match parts {
