@@ -17,9 +17,7 @@ pub(super) fn from_batch(
     rows_per_chunk: Option<usize>,
 ) -> TileResult<Tiled> {
     let ncols = schema.fields().len();
-    // bytes a row, for the chunk budget (variable-width columns count 16)
-    let row_bytes = schema.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1);
-    let per = rows_per_chunk.unwrap_or_else(|| (ctx.opts.chunk_bytes / row_bytes).max(1));
+    let per = rows_per_chunk.unwrap_or_else(|| (ctx.opts.chunk_bytes / super::row_bytes(schema)).max(1));
     let nsplit = splits(rows, per);
     ctx.check_grid(&[nsplit.len()], 1)?;
     let held = ctx.chunks.insert(ChunkNode {

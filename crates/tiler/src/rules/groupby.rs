@@ -12,7 +12,7 @@
 //! and a shuffle with a reducer per thread when they fit but are many (one
 //! merge would leave the other threads idle).
 
-use super::{Ctx, Tiled};
+use super::{row_bytes, Ctx, Tiled};
 use crate::error::TileResult;
 use crate::layout::Layout;
 use mars_ir::agg::Agg;
@@ -52,10 +52,6 @@ pub(super) fn partial(
 
 /// Bytes of one row of partial states, for the chunk budget (variable-width
 /// columns count 16).
-fn row_bytes(schema: &mars_ir::arrow_schema::Schema) -> usize {
-    schema.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1)
-}
-
 /// Merge the partials (`input`, a `GroupPartial` layout) by `method`.
 pub(super) fn agg(
     ctx: &mut Ctx,

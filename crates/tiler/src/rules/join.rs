@@ -15,7 +15,7 @@
 //! probe and what follows run as one pipeline). A small side that turns out
 //! bigger than the other costs at most a small table's build.
 
-use super::{Ctx, Tiled};
+use super::{row_bytes, Ctx, Tiled};
 use crate::error::TileResult;
 use crate::layout::Layout;
 use mars_ir::arrow_schema::Schema;
@@ -67,10 +67,6 @@ fn guess_rows(ctx: &Ctx, l: &Layout) -> Option<usize> {
     l.chunks.iter().map(|&c| chunk(ctx, c, 0)).sum()
 }
 
-fn row_bytes(s: &Schema) -> usize {
-    s.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1)
-}
-
 /// Which side to broadcast, `Ok(None)` for a shuffle, or the chunks to run
 /// first (see the module's doc).
 fn choose_build(ctx: &Ctx, may: &[Side], sides: [(&Layout, &Schema); 2]) -> Result<Option<Side>, Vec<ChunkId>> {
@@ -87,10 +83,8 @@ fn choose_build(ctx: &Ctx, may: &[Side], sides: [(&Layout, &Schema); 2]) -> Resu
     // learn the unknown side that looks smallest first, the others after
     let open: Vec<Side> = may.iter().copied().filter(|&s| !known.iter().any(|(_, k)| *k == s)).collect();
     let guess = |s: Side| guess_rows(ctx, side(s).0).map(|r| r.saturating_mul(row_bytes(side(s).1)));
-    let first = match open.iter().map(|&s| guess(s).map(|g| (g, s))).collect::<Option<Vec<_>>>() {
-        Some(guesses) => guesses.into_iter().min_by_key(|(g, _)| *g).map(|(_, s)| vec![s]),
-        None => None,
-    };
+    let first = open.iter().map(|&s| guess(s).map(|g| (g, s))).collect::<Option<Vec<_>>>();
+    let first = first.and_then(|g| g.into_iter().min_by_key(|(g, _)| *g)).map(|(_, s)| vec![s]);
     Err(first.unwrap_or(open).into_iter().flat_map(|s| unknown(ctx, side(s).0)).collect())
 }
 

@@ -99,6 +99,12 @@ pub(crate) fn tensor_dtype(meta: &Meta) -> DType {
     meta.dtype().unwrap_or(DType::Float64)
 }
 
+/// Bytes a frame row takes, for chunk budgets: fixed widths as they are,
+/// variable-width columns counted as 16.
+pub(super) fn row_bytes(schema: &mars_ir::arrow_schema::Schema) -> usize {
+    schema.fields().iter().map(|f| f.data_type().primitive_width().unwrap_or(16)).sum::<usize>().max(1)
+}
+
 /// A reduction whose input is an element-wise `expr` (of dtype `in_dtype`)
 /// over the chunks of `source`, folded at tiling time.
 pub fn tile_reduce_of_map(

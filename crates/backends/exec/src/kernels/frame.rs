@@ -278,16 +278,12 @@ fn decimal_cmp(f: BinaryFn, a: &Val, b: &Val, cols: &[ArrayRef]) -> Result<Optio
         DataType::Decimal64(..) => {
             let v =
                 col.as_any().downcast_ref::<arrow::array::Decimal64Array>().ok_or_else(|| err("a Decimal64 column"))?;
-            let words = if empty {
-                let mut w = vec![if negate { u64::MAX } else { 0 }; n.div_ceil(64)];
-                if let (Some(last), rest @ 1..) = (w.last_mut(), n % 64) {
-                    *last &= u64::MAX >> (64 - rest);
-                }
-                w
+            if empty {
+                mask_of(v.values(), test)
             } else {
-                super::simd::RangeMask { v: v.values(), lo, span, negate }.run()
-            };
-            arrow::buffer::BooleanBuffer::new(arrow::buffer::Buffer::from_vec(words), 0, n)
+                let words = super::simd::RangeMask { v: v.values(), lo, span, negate }.run();
+                arrow::buffer::BooleanBuffer::new(arrow::buffer::Buffer::from_vec(words), 0, n)
+            }
         }
         _ => {
             let v = col
