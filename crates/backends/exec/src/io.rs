@@ -266,7 +266,7 @@ impl ParquetBatches {
                 row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
                 let masks = predicate_masks(file, &builder, &row_groups, f)?;
                 kept = Some(masks.iter().map(|m| m.true_count()).sum::<usize>());
-                builder = builder.with_row_selection(RowSelection::from_filters(&masks));
+                builder = builder.with_row_selection(selection(&masks));
             }
             let rows: i64 = row_groups.iter().map(|&g| builder.metadata().row_group(g).num_rows().max(0)).sum();
             // one batch of all the rows it keeps when they are many: decoded
@@ -368,6 +368,18 @@ fn predicate_masks(
         masks.push(if arrow::array::Array::null_count(&m) > 0 { arrow::compute::prep_null_mask_filter(&m) } else { m });
     }
     Ok(masks)
+}
+
+/// The rows `masks` keep as a reader's selection, backed by the masks
+/// themselves: the reader's policy turns them into runs to skip undecoded
+/// only when the runs are long, and a dense scatter of kept rows (a date
+/// range over unsorted rows) is not turned into runs and back into a mask.
+fn selection(masks: &[arrow::array::BooleanArray]) -> RowSelection {
+    let mut all = arrow::array::BooleanBufferBuilder::new(masks.iter().map(|m| m.len()).sum());
+    for m in masks {
+        all.append_buffer(m.values());
+    }
+    RowSelection::from_boolean_buffer(all.finish())
 }
 
 /// Rows a filtered parquet read decodes at a time.
