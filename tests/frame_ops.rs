@@ -1168,6 +1168,53 @@ fn parquet_filters_pushed_into_the_reader_match_the_filter_in_memory() -> Result
     Ok(())
 }
 
+/// Row groups of uneven sizes read by two and three threads are cut into
+/// even pieces, some taking part of a row group: the rows, filtered reads
+/// (the filter's column read or not) and a groupby over them equal the same
+/// over the frame in memory, under budgets that cut nothing, a little, and
+/// into pieces of a few rows.
+#[test]
+fn parquet_row_groups_cut_for_threads_read_as_in_memory() -> Result<()> {
+    let dir = TempDir::new("even");
+    let mut cols = sample(300);
+    cols.push(("r", Arc::new(Int64Array::from((0..300).collect::<Vec<i64>>()))));
+    let batch = RecordBatch::try_from_iter(cols)?;
+    let path = dir.0.join("t.parquet");
+    let mem = md::DataFrame::from_record_batch(batch.clone());
+    // row groups of 200 and 100 rows
+    mem.rechunk(200).to_parquet_in(&session()?, &path)?;
+    for threads in [2, 3] {
+        for chunk_bytes in [None, Some(16 << 10), Some(4 << 10), Some(64)] {
+            let mut opts = mars_backends::LocalOptions { threads: Some(threads), ..Default::default() };
+            if let Some(b) = chunk_bytes {
+                opts.tile.chunk_bytes = b;
+            }
+            let sess = mars::Session::with_backend(Arc::new(mars_backends::LocalBackend::new(opts)?));
+            let file = md::read_parquet(&path)?;
+            let what = format!("{threads} threads, chunk_bytes {chunk_bytes:?}");
+            let plan = mars::explain_tiled_for(&file, chunk_bytes, threads, false)?;
+            if chunk_bytes == Some(16 << 10) {
+                assert!(plan.contains(" rows "), "{what}: no row group cut:\n{plan}");
+            }
+            let fetch = |df: &md::DataFrame| -> Result<RecordBatch> {
+                Ok(df.execute_in(&sess)?.fetch_in(&sess)?.record_batch().clone())
+            };
+            assert_eq!(fetch(&file)?, batch, "{what}");
+            type Query = fn(&md::DataFrame) -> Result<md::DataFrame>;
+            let queries: Vec<(&str, Query)> = vec![
+                ("r between 150 and 260", |df| df.filter(&df.col("r")?.between(150i64, 260i64))),
+                ("k == 2, v and s", |df| df.filter(&df.col("k")?.eq(2i64))?.select(&["v", "s"])),
+                ("sums by k", |df| df.groupby(&["k"])?.agg(&[("r", "sum"), ("i", "sum"), ("v", "count")])),
+                ("head 7 of r > 190", |df| Ok(df.filter(&df.col("r")?.gt(190i64))?.head(7))),
+            ];
+            for (name, q) in &queries {
+                assert_eq!(fetch(&q(&file)?)?, fetch(&q(&mem)?)?, "{name}, {what}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// numpy's linear quantile of sorted values (NaN with none).
 fn ref_quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

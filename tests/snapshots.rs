@@ -237,6 +237,26 @@ fn frame_read_parquet_pruned_and_shared() {
     insta::assert_snapshot!("frame_read_parquet_pruned", renamed_keys(&text));
 }
 
+#[test]
+fn frame_read_parquet_evened_out_for_two_threads() {
+    use mars::dataframe as md;
+    let dir = std::env::temp_dir().join(format!("mars-snap-even-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.parquet");
+    // 8 rows of 3 columns in row groups of 6 and 2 rows
+    let df = md::DataFrame::from_rows((0..8).map(|i| vec![i, 10 * i, 100 * i]).collect()).unwrap().rechunk(6);
+    df.to_parquet(&path).unwrap();
+    let df = md::read_parquet(&path).unwrap();
+    // one thread reads a row group a chunk; two would finish 3x apart, so
+    // the rows are cut into even pieces instead (four of 2 rows: group 0 is
+    // over the 200-byte budget, and two threads want an even count)
+    let one = mars::explain_tiled_for(&df, Some(200), 1, false).expect("tiles");
+    let two = mars::explain_tiled_for(&df, Some(200), 2, false).expect("tiles");
+    std::fs::remove_dir_all(&dir).unwrap();
+    insta::assert_snapshot!("frame_read_parquet_one_thread", renamed_keys(&one));
+    insta::assert_snapshot!("frame_read_parquet_two_threads", renamed_keys(&two));
+}
+
 /// `text` with keys renamed k1, k2, … in order of appearance: a file's key
 /// holds its path and mtime, so this keeps a snapshot stable and still shows
 /// what is shared.

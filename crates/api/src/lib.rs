@@ -79,8 +79,8 @@ pub use mars_backends::Stats;
 pub use mars_ir::Key;
 pub use node::Tileable;
 pub use session::{
-    data_dir, explain_tiled, new_cluster, new_session, new_session_at, save_graph, LocalCluster, Session,
-    SessionBuilder,
+    data_dir, explain_tiled, explain_tiled_for, new_cluster, new_session, new_session_at, save_graph, LocalCluster,
+    Session, SessionBuilder,
 };
 pub use tool::{load_graph, SavedGraph};
 

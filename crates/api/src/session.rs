@@ -500,6 +500,14 @@ pub fn data_dir(path: &Path) -> std::path::PathBuf {
 /// The chunk graph of `t` after tiling with a per-chunk byte budget
 /// (`None`: 128 MiB) and, with `passes`, after the chunk passes.
 pub fn explain_tiled(t: &dyn Tileable, chunk_bytes: Option<usize>, passes: bool) -> Result<String> {
+    explain_tiled_for(t, chunk_bytes, 1, passes)
+}
+
+/// [`explain_tiled`] as a session of `threads` threads tiles it: reads are
+/// cut so that every thread gets an even share.
+pub fn explain_tiled_for(t: &dyn Tileable, chunk_bytes: Option<usize>, threads: usize, passes: bool) -> Result<String> {
     let (g, _) = lower(&[t.node()], &HashMap::new())?;
-    Ok(mars_tiler::explain_tiled(g, t.key(), TileOptions::for_budget(chunk_bytes, None)?, passes)?)
+    let mut opts = TileOptions::for_budget(chunk_bytes, None)?;
+    opts.parallelism = threads.max(1);
+    Ok(mars_tiler::explain_tiled(g, t.key(), opts, passes)?)
 }

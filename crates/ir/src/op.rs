@@ -346,6 +346,24 @@ impl SourceFile {
     pub fn rows(&self) -> usize {
         self.row_groups.iter().fold(0usize, |a, &r| a.saturating_add(r))
     }
+
+    /// The file's row where row group `g` starts (saturating).
+    pub fn group_start(&self, g: usize) -> usize {
+        self.row_groups.iter().take(g).fold(0usize, |a, &r| a.saturating_add(r))
+    }
+
+    /// Rows a read of `row_groups` (and of only the rows `start..end` of
+    /// them, given `range`) holds, before any filter.
+    pub fn rows_of(&self, row_groups: &[usize], range: Option<(usize, usize)>) -> usize {
+        row_groups
+            .iter()
+            .map(|&g| {
+                let (s, n) = (self.group_start(g), self.row_groups.get(g).copied().unwrap_or(0));
+                let (lo, hi) = range.map_or((s, s.saturating_add(n)), |(a, b)| (a.max(s), b.min(s.saturating_add(n))));
+                hi.saturating_sub(lo)
+            })
+            .fold(0usize, |a, r| a.saturating_add(r))
+    }
 }
 
 /// A row filter pushed into a read (`df[mask]` over a file's own columns):
@@ -515,8 +533,17 @@ pub enum FrameChunkOp {
     /// Piece `part` of each input (`HashPartition` outputs), concatenated in
     /// input order.
     GatherPart { part: usize },
-    /// These row groups of a parquet file, these columns in this order.
-    ReadParquet { file: Box<SourceFile>, row_groups: Vec<usize>, columns: Vec<String>, filter: Option<Box<ReadFilter>> },
+    /// These row groups of a parquet file, these columns in this order; with
+    /// `rows`, only the file's rows `start..end` of them (a large row group
+    /// cut so that threads get even shares).
+    ReadParquet {
+        file: Box<SourceFile>,
+        row_groups: Vec<usize>,
+        #[serde(default)]
+        rows: Option<(usize, usize)>,
+        columns: Vec<String>,
+        filter: Option<Box<ReadFilter>>,
+    },
     /// The lines of a CSV file starting in bytes `start..end`, parsed with
     /// `schema` (the file's columns), these columns kept.
     ReadCsv(Box<CsvChunk>),
@@ -711,8 +738,12 @@ impl fmt::Display for FrameChunkOp {
             }
             FrameChunkOp::HashPartition { keys, parts } => write!(f, "HashPartition keys={keys:?} into {parts}"),
             FrameChunkOp::GatherPart { part } => write!(f, "GatherPart {part}"),
-            FrameChunkOp::ReadParquet { file, row_groups, columns, filter } => {
-                write!(f, "ReadParquet {:?} row groups {row_groups:?} {columns:?}", file_name(&file.path))?;
+            FrameChunkOp::ReadParquet { file, row_groups, rows, columns, filter } => {
+                write!(f, "ReadParquet {:?} row groups {row_groups:?}", file_name(&file.path))?;
+                if let Some((start, end)) = rows {
+                    write!(f, " rows {start}..{end}")?;
+                }
+                write!(f, " {columns:?}")?;
                 match filter {
                     Some(r) => write!(f, " {r}"),
                     None => Ok(()),

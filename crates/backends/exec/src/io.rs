@@ -94,12 +94,23 @@ fn open(file: &SourceFile) -> Result<std::fs::File, KernelError> {
 
 /// A reader of parquet file `f`: its decimals stored as 64-bit integers are
 /// read as Decimal64 (the stored integers as they are) rather than widened
-/// to Decimal128, which would cost a conversion and twice the memory.
-fn reader_of(f: std::fs::File, path: &str) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, KernelError> {
+/// to Decimal128, which would cost a conversion and twice the memory. With
+/// `pages`, the pages' offsets are loaded (when the file has them), so a
+/// read of part of a row group skips the other pages undecoded.
+fn reader_of(
+    f: std::fs::File,
+    path: &str,
+    pages: bool,
+) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, KernelError> {
     use arrow::datatypes::DataType;
     use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    use parquet::file::metadata::PageIndexPolicy;
     let ctx = |e: parquet::errors::ParquetError| err(format!("{path}: {e}"));
-    let meta = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(ctx)?;
+    let options = match pages {
+        true => ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional),
+        false => ArrowReaderOptions::new(),
+    };
+    let meta = ArrowReaderMetadata::load(&f, options).map_err(ctx)?;
     let descr = meta.parquet_schema();
     let mut changed = false;
     let fields: Vec<Field> = meta
@@ -136,7 +147,7 @@ pub fn scan_parquet(path: &Path) -> Result<(SchemaRef, Vec<SourceFile>), KernelE
     for p in list_files(path, ".parquet")? {
         let mut file = source_file(&p)?;
         let f = open(&file)?;
-        let builder = guarded(&file.path, || reader_of(f, &file.path))?;
+        let builder = guarded(&file.path, || reader_of(f, &file.path, false))?;
         let groups = builder.metadata().row_groups();
         file.row_groups = groups.iter().map(|g| g.num_rows().max(0) as usize).collect();
         file.row_group_bytes = groups.iter().map(|g| g.total_byte_size().max(0) as u64).collect();
@@ -164,7 +175,8 @@ fn describe(s: &Schema) -> String {
     format!("[{}]", cols.join(", "))
 }
 
-/// Row groups `row_groups` of `file`, the `columns` in this order; with a
+/// Row groups `row_groups` of `file` (of them, only the file's rows
+/// `start..end` given `rows`), the `columns` in this order; with a
 /// `filter`, the row groups its statistics rule out are skipped and the rest
 /// filtered while decoding (its columns first, the others only for the rows
 /// it keeps, in one batch when it keeps many and in cache-sized ones when it
@@ -172,10 +184,11 @@ fn describe(s: &Schema) -> String {
 pub fn read_parquet(
     file: &SourceFile,
     row_groups: &[usize],
+    rows: Option<(usize, usize)>,
     columns: &[String],
     filter: Option<&ReadFilter>,
 ) -> Result<RecordBatch, KernelError> {
-    let scan = ParquetBatches::open(file, row_groups, columns, filter, None)?;
+    let scan = ParquetBatches::open(file, row_groups, rows, columns, filter, None)?;
     let schema = scan.schema.clone();
     let batches: Vec<RecordBatch> = scan.collect::<Result<_, _>>()?;
     match <[RecordBatch; 1]>::try_from(batches) {
@@ -204,6 +217,7 @@ impl ParquetBatches {
     pub fn open(
         file: &SourceFile,
         row_groups: &[usize],
+        rows: Option<(usize, usize)>,
         columns: &[String],
         filter: Option<&ReadFilter>,
         batch_rows: Option<usize>,
@@ -211,11 +225,14 @@ impl ParquetBatches {
         let f = open(file)?;
         guarded(&file.path, || {
             let ctx = |e: parquet::errors::ParquetError| err(format!("{}: {e}", file.path));
-            let builder = reader_of(f, &file.path)?;
+            let builder = reader_of(f, &file.path, rows.is_some())?;
             let full = builder.schema().clone();
             let have = builder.metadata().num_row_groups();
             if let Some(g) = row_groups.iter().find(|&&g| g >= have) {
                 return Err(err(format!("{} has {have} row groups, not row group {g}", file.path)));
+            }
+            if let Some((start, end)) = rows.filter(|(start, end)| start > end) {
+                return Err(err(format!("{}: rows {start}..{end} end before they start", file.path)));
             }
             let roots: Vec<usize> = columns
                 .iter()
@@ -234,6 +251,10 @@ impl ParquetBatches {
             let shared = filter.is_some_and(|f| f.columns.iter().any(|c| columns.contains(c)));
             if let (Some(f), Some(batch_rows), true) = (filter, batch_rows, shared) {
                 let row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
+                if let Some(range) = rows {
+                    let range = within(&builder, &row_groups, range);
+                    builder = builder.with_row_selection(range);
+                }
                 let named =
                     |c: &String| full.index_of(c).map_err(|_| err(format!("{} has no column {c:?}", file.path)));
                 let mut all: Vec<usize> = roots.clone();
@@ -264,20 +285,29 @@ impl ParquetBatches {
             if let Some(f) = filter {
                 // statistics that cannot be read rule nothing out
                 row_groups = may_match(&builder, &row_groups, f).unwrap_or(row_groups);
-                let masks = predicate_masks(file, &builder, &row_groups, f)?;
-                kept = Some(masks.iter().map(|m| m.true_count()).sum::<usize>());
-                builder = builder.with_row_selection(selection(&masks));
             }
-            let rows: i64 = row_groups.iter().map(|&g| builder.metadata().row_group(g).num_rows().max(0)).sum();
+            let range = rows.map(|r| within(&builder, &row_groups, r));
+            // the rows read before any filter
+            let rows = match &range {
+                Some(r) => r.row_count(),
+                None => row_groups.iter().map(|&g| builder.metadata().row_group(g).num_rows().max(0) as usize).sum(),
+            };
+            if let Some(f) = filter {
+                let masks = predicate_masks(file, &builder, &row_groups, range.clone(), f)?;
+                kept = Some(masks.iter().map(|m| m.true_count()).sum::<usize>());
+                builder = builder.with_row_selection(selection(&masks, range.as_ref()));
+            } else if let Some(range) = range {
+                builder = builder.with_row_selection(range);
+            }
             // one batch of all the rows it keeps when they are many: decoded
             // straight into the chunk's arrays, not into pieces concatenated
             // after; when a filter keeps few, cache-sized batches (then the
             // pieces are small)
             let batch_rows = match (batch_rows, kept) {
                 (Some(b), _) => b.max(1),
-                (None, Some(k)) if k * 4 < rows as usize => FILTERED_BATCH_ROWS,
+                (None, Some(k)) if k * 4 < rows => FILTERED_BATCH_ROWS,
                 (None, Some(k)) => k.max(1),
-                (None, None) => (rows as usize).max(1),
+                (None, None) => rows.max(1),
             };
             let reader = builder
                 .with_row_groups(row_groups)
@@ -340,6 +370,7 @@ fn predicate_masks(
     file: &SourceFile,
     builder: &ParquetRecordBatchReaderBuilder<std::fs::File>,
     row_groups: &[usize],
+    range: Option<RowSelection>,
     f: &ReadFilter,
 ) -> Result<Vec<arrow::array::BooleanArray>, KernelError> {
     let full = builder.schema();
@@ -354,7 +385,11 @@ fn predicate_masks(
     sorted.dedup();
     let positions: Vec<usize> = at.iter().map(|a| sorted.binary_search(a).unwrap_or(0)).collect();
     let pmask = ProjectionMask::roots(builder.parquet_schema(), sorted.iter().copied());
-    let pre = reader_of(open(file)?, &file.path)?
+    let mut pre = reader_of(open(file)?, &file.path, range.is_some())?;
+    if let Some(range) = range {
+        pre = pre.with_row_selection(range);
+    }
+    let pre = pre
         .with_row_groups(row_groups.to_vec())
         .with_projection(pmask)
         .with_batch_size(FILTERED_BATCH_ROWS)
@@ -374,12 +409,49 @@ fn predicate_masks(
 /// themselves: the reader's policy turns them into runs to skip undecoded
 /// only when the runs are long, and a dense scatter of kept rows (a date
 /// range over unsorted rows) is not turned into runs and back into a mask.
-fn selection(masks: &[arrow::array::BooleanArray]) -> RowSelection {
-    let mut all = arrow::array::BooleanBufferBuilder::new(masks.iter().map(|m| m.len()).sum());
+/// Given `range`, the masks are of the rows it selects, the others kept by none.
+fn selection(masks: &[arrow::array::BooleanArray], range: Option<&RowSelection>) -> RowSelection {
+    let mut kept = arrow::array::BooleanBufferBuilder::new(masks.iter().map(|m| m.len()).sum());
     for m in masks {
-        all.append_buffer(m.values());
+        kept.append_buffer(m.values());
+    }
+    let kept = kept.finish();
+    let Some(range) = range else { return RowSelection::from_boolean_buffer(kept) };
+    let mut all = arrow::array::BooleanBufferBuilder::new(range.total_row_count());
+    let mut at = 0;
+    for s in range.iter() {
+        if s.skip {
+            all.append_n(s.row_count, false);
+        } else {
+            let n = s.row_count.min(kept.len().saturating_sub(at));
+            all.append_buffer(&kept.slice(at, n));
+            all.append_n(s.row_count - n, false);
+            at += n;
+        }
     }
     RowSelection::from_boolean_buffer(all.finish())
+}
+
+/// The rows `start..end` of the file, as a selection over `row_groups`
+/// (the rows of the groups, in order, that a reader of them reads).
+fn within(
+    builder: &ParquetRecordBatchReaderBuilder<std::fs::File>,
+    row_groups: &[usize],
+    (start, end): (usize, usize),
+) -> RowSelection {
+    use parquet::arrow::arrow_reader::RowSelector;
+    let meta = builder.metadata();
+    let mut first = vec![0usize; meta.num_row_groups() + 1];
+    for g in 0..meta.num_row_groups() {
+        first[g + 1] = first[g] + meta.row_group(g).num_rows().max(0) as usize;
+    }
+    let mut out = Vec::new();
+    for &g in row_groups {
+        let (lo, hi) = (first[g], first[g + 1]);
+        let (a, b) = (start.clamp(lo, hi), end.clamp(lo, hi).max(start.clamp(lo, hi)));
+        out.extend([RowSelector::skip(a - lo), RowSelector::select(b - a), RowSelector::skip(hi - b)]);
+    }
+    RowSelection::from(out)
 }
 
 /// Rows a filtered parquet read decodes at a time.

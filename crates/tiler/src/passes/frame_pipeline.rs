@@ -365,7 +365,13 @@ mod tests {
             row_groups: vec![10],
             row_group_bytes: vec![],
         };
-        FrameChunkOp::ReadParquet { file: Box::new(file), row_groups: vec![0], columns: vec!["a".into()], filter: None }
+        FrameChunkOp::ReadParquet {
+            file: Box::new(file),
+            row_groups: vec![0],
+            rows: None,
+            columns: vec!["a".into()],
+            filter: None,
+        }
     }
 
     #[test]

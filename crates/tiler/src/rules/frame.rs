@@ -197,7 +197,8 @@ pub(super) fn with_column(
 
 /// Parquet files: a chunk per run of whole row groups of one file, as many
 /// rows as the chunk budget holds (at least one group), cut finer when the
-/// runs would leave threads idle in the last round ([`balance`]).
+/// runs would leave threads idle in the last round ([`balance`]) or load
+/// them unevenly ([`even_out`]: then a chunk may take part of a row group).
 pub(super) fn read_parquet(
     ctx: &mut Ctx,
     files: &[mars_ir::SourceFile],
@@ -212,12 +213,10 @@ pub(super) fn read_parquet(
     let budget = ctx.opts.chunk_bytes.max(1) as u64;
     let mut runs: Vec<(usize, Vec<usize>, usize)> = Vec::new();
     for (f, file) in files.iter().enumerate() {
-        // a graph from before sizes were kept: the file's length per row
-        let per_row = file.len / file.rows().max(1) as u64;
         let mut run: Vec<usize> = Vec::new();
         let (mut rows, mut bytes) = (0usize, 0u64);
         for (g, &n) in file.row_groups.iter().enumerate() {
-            let b = file.row_group_bytes.get(g).copied().unwrap_or(per_row.saturating_mul(n as u64));
+            let b = group_bytes(file, g);
             if !run.is_empty() && bytes.saturating_add(b) > budget {
                 runs.push((f, std::mem::take(&mut run), rows));
                 (rows, bytes) = (0, 0);
@@ -231,26 +230,185 @@ pub(super) fn read_parquet(
         }
     }
     balance(&mut runs, ctx.opts.parallelism, budget / 8, |f, g| {
-        let file = &files[f];
-        let per_row = file.len / file.rows().max(1) as u64;
-        let n = file.row_groups.get(g).copied().unwrap_or(0);
-        (n, file.row_group_bytes.get(g).copied().unwrap_or(per_row.saturating_mul(n as u64)))
+        (files[f].row_groups.get(g).copied().unwrap_or(0), group_bytes(&files[f], g))
     });
-    if runs.is_empty() {
-        runs.push((0, vec![], 0)); // no row groups at all: one empty chunk keeps the schema
+    let mut parts: Vec<Part> = match even_out(&runs, files, ctx.opts.parallelism, budget) {
+        Some(parts) => parts,
+        None => runs.into_iter().map(|(file, groups, rows)| Part { file, groups, rows, range: None }).collect(),
+    };
+    if parts.is_empty() {
+        // no row groups at all: one empty chunk keeps the schema
+        parts.push(Part { file: 0, groups: vec![], rows: 0, range: None });
     }
-    ctx.check_grid(&[runs.len()], 1)?;
-    let (mut chunks, mut nsplit) = (Vec::with_capacity(runs.len()), Vec::with_capacity(runs.len()));
-    for (i, (f, row_groups, rows)) in runs.into_iter().enumerate() {
-        let file = Box::new(files[f].clone());
+    ctx.check_grid(&[parts.len()], 1)?;
+    let (mut chunks, mut nsplit) = (Vec::with_capacity(parts.len()), Vec::with_capacity(parts.len()));
+    for (i, part) in parts.into_iter().enumerate() {
+        let file = Box::new(files[part.file].clone());
         let filter = filter.map(|f| Box::new(f.clone()));
         // a filtered read's rows are known once read
-        let rows = if filter.is_some() { Dim::Unknown } else { Dim::Known(rows) };
-        let op = ChunkOp::Frame(FrameChunkOp::ReadParquet { file, row_groups, columns: columns.to_vec(), filter });
+        let rows = if filter.is_some() { Dim::Unknown } else { Dim::Known(part.rows) };
+        let op = ChunkOp::Frame(FrameChunkOp::ReadParquet {
+            file,
+            row_groups: part.groups,
+            rows: part.range,
+            columns: columns.to_vec(),
+            filter,
+        });
         chunks.push(ctx.add(op, ChunkInputs::new(), vec![rows, width], None, vec![i, 0]));
         nsplit.push(rows);
     }
     Ok(Tiled::Done(Layout { nsplits: vec![nsplit, vec![width]], chunks }))
+}
+
+/// A row group's uncompressed bytes (all columns), or, in a graph from
+/// before sizes were kept, its rows' share of the file's length.
+fn group_bytes(file: &mars_ir::SourceFile, g: usize) -> u64 {
+    let n = file.row_groups.get(g).copied().unwrap_or(0);
+    match file.row_group_bytes.get(g) {
+        Some(&b) => b,
+        None => (file.len / file.rows().max(1) as u64).saturating_mul(n as u64),
+    }
+}
+
+/// A parquet read's chunk: row groups of one file and, with `range`, only
+/// the file's rows `start..end` of them; `rows` in all.
+#[derive(Debug, PartialEq)]
+struct Part {
+    file: usize,
+    groups: Vec<usize>,
+    rows: usize,
+    range: Option<(usize, usize)>,
+}
+
+/// When `runs` would load `parallelism` threads unevenly (the busiest of a
+/// longest-first assignment over 10% above an even share of the bytes),
+/// each file is cut instead into pieces of about equal bytes, as many in
+/// all as there are runs or the next multiple of `parallelism` (each file in
+/// no fewer pieces than it had runs, each piece within the chunk `budget`
+/// and one row at least), a cut within 10% of a piece from a row group's
+/// edge moved onto it. A file whose pieces would be under an eighth of the
+/// budget keeps its runs.
+///
+/// TPC-H's orders at SF 1 has row groups of 1M and 0.45M rows: two threads
+/// reading one each finish 2.2x apart; cut into two pieces of 0.73M rows,
+/// they finish together. `None` when the runs stay.
+fn even_out(
+    runs: &[(usize, Vec<usize>, usize)],
+    files: &[mars_ir::SourceFile],
+    parallelism: usize,
+    budget: u64,
+) -> Option<Vec<Part>> {
+    if parallelism < 2 || runs.is_empty() {
+        return None;
+    }
+    let bytes: Vec<u64> = runs.iter().map(|(f, gs, _)| gs.iter().map(|&g| group_bytes(&files[*f], g)).sum()).collect();
+    let total: u64 = bytes.iter().sum();
+    // the busiest thread when the biggest runs go first, each to the least loaded thread
+    let mut sorted = bytes.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let mut load = vec![0u64; parallelism];
+    for b in sorted {
+        let least = load.iter_mut().min().expect("parallelism >= 2");
+        *least += b;
+    }
+    let busiest = load.into_iter().max().unwrap_or(0);
+    let even = total.div_ceil(parallelism as u64);
+    if total == 0 || busiest.saturating_mul(10) <= even.saturating_mul(11) {
+        return None;
+    }
+    let pieces = runs.len().next_multiple_of(parallelism);
+    let share = (total / pieces as u64).max(1);
+    let min_bytes = budget / 8;
+    let file_bytes: Vec<u64> =
+        files.iter().map(|file| (0..file.row_groups.len()).map(|g| group_bytes(file, g)).sum()).collect();
+    // pieces per file: about its bytes in shares, never fewer than the file
+    // had runs nor any over the budget; `None` keeps its runs, as pieces this
+    // small would cost more than they even out
+    let mut runs_of: Vec<Vec<&(usize, Vec<usize>, usize)>> = vec![Vec::new(); files.len()];
+    for r in runs {
+        runs_of[r.0].push(r);
+    }
+    let mut counts: Vec<Option<usize>> = files
+        .iter()
+        .enumerate()
+        .map(|(f, file)| {
+            let had = runs_of[f].len() as u64;
+            let k = ((file_bytes[f] + share / 2) / share).max(file_bytes[f].div_ceil(budget.max(1))).max(had);
+            let k = k.clamp(1, file.rows().max(1) as u64);
+            (file.rows() > 0 && file_bytes[f] / k >= min_bytes).then_some(k as usize)
+        })
+        .collect();
+    // then one more piece at a time for the file of the biggest pieces, until
+    // every thread has one in the last round (or no file can be cut finer)
+    let kept_runs: usize = (0..files.len()).filter(|&f| counts[f].is_none()).map(|f| runs_of[f].len()).sum();
+    while !(counts.iter().flatten().sum::<usize>() + kept_runs).is_multiple_of(parallelism) {
+        let finer = (0..files.len())
+            .filter_map(|f| Some((f, counts[f]?)))
+            .filter(|&(f, k)| k < files[f].rows() && file_bytes[f] / (k as u64 + 1) >= min_bytes)
+            .max_by_key(|&(f, k)| (file_bytes[f] / k as u64, std::cmp::Reverse(f)));
+        let Some((f, k)) = finer else { break };
+        counts[f] = Some(k + 1);
+    }
+    let mut parts = Vec::new();
+    for (f, file) in files.iter().enumerate() {
+        let rows = file.rows();
+        let Some(k) = counts[f] else {
+            let mine = runs_of[f].iter();
+            parts.extend(mine.map(|(file, groups, rows)| Part {
+                file: *file,
+                groups: groups.clone(),
+                rows: *rows,
+                range: None,
+            }));
+            continue;
+        };
+        let file_bytes = file_bytes[f];
+        // the rows where each group starts (and the end of the last)
+        let mut edges = vec![0usize; file.row_groups.len() + 1];
+        for (g, &n) in file.row_groups.iter().enumerate() {
+            edges[g + 1] = edges[g].saturating_add(n);
+        }
+        let mut cuts = vec![0usize];
+        for j in 1..k {
+            let want = file_bytes as u128 * j as u128 / k as u128;
+            cuts.push(row_at(file, &edges, want as u64, share / 10).max(cuts[j - 1]));
+        }
+        cuts.push(rows);
+        cuts.dedup();
+        for w in cuts.windows(2) {
+            let (start, end) = (w[0], w[1]);
+            let groups: Vec<usize> = (0..file.row_groups.len())
+                .filter(|&g| edges[g] < end && edges[g + 1] > start && file.row_groups[g] > 0)
+                .collect();
+            let whole = groups.first().is_some_and(|&g| edges[g] == start)
+                && groups.last().is_some_and(|&g| edges[g + 1] == end);
+            parts.push(Part { file: f, groups, rows: end - start, range: (!whole).then_some((start, end)) });
+        }
+    }
+    Some(parts)
+}
+
+/// The file's row where its first `bytes` (counted as row groups' bytes
+/// spread evenly over their rows) end; on a row group's edge when one is
+/// within `snap` bytes.
+fn row_at(file: &mars_ir::SourceFile, edges: &[usize], bytes: u64, snap: u64) -> usize {
+    let mut before = 0u64;
+    for (g, &n) in file.row_groups.iter().enumerate() {
+        let b = group_bytes(file, g);
+        if before + b <= bytes {
+            before += b;
+            continue;
+        }
+        let into = bytes - before;
+        if into <= snap {
+            return edges[g];
+        }
+        if b - into <= snap {
+            return edges[g + 1];
+        }
+        return edges[g] + (into as u128 * n as u128 / b.max(1) as u128) as usize;
+    }
+    edges.last().copied().unwrap_or(0)
 }
 
 /// Runs of row groups cut until their number is a multiple of `parallelism`
@@ -519,7 +677,7 @@ pub(super) fn describe(ctx: &mut Ctx, columns: &[String], inputs: &[Layout]) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::balance;
+    use super::{balance, even_out, Part};
 
     /// Runs of (file, row groups, rows) from row group lists, 10 rows and
     /// 100 bytes a group.
@@ -553,6 +711,97 @@ mod tests {
             let mut r = rs.clone();
             balance(&mut r, p, min, size);
             assert_eq!(r, rs, "{p} threads, runs of at least {min} bytes cut");
+        }
+    }
+
+    fn file(groups: &[usize], bytes: &[u64]) -> mars_ir::SourceFile {
+        mars_ir::SourceFile {
+            path: "t.parquet".into(),
+            len: 1,
+            modified_ns: 0,
+            row_groups: groups.to_vec(),
+            row_group_bytes: bytes.to_vec(),
+        }
+    }
+
+    /// Whole-group runs of each file, one group a run.
+    fn group_runs(files: &[mars_ir::SourceFile]) -> Vec<(usize, Vec<usize>, usize)> {
+        let mut runs = Vec::new();
+        for (f, file) in files.iter().enumerate() {
+            for (g, &n) in file.row_groups.iter().enumerate() {
+                runs.push((f, vec![g], n));
+            }
+        }
+        runs
+    }
+
+    #[test]
+    fn uneven_row_groups_are_cut_into_even_pieces() {
+        // TPC-H orders at SF 1: groups of 1M and 0.45M rows, 79 and 35 MB
+        let orders = [file(&[1_048_576, 451_424], &[79_000_000, 35_000_000])];
+        let parts = even_out(&group_runs(&orders), &orders, 2, 128 << 20).expect("cut");
+        let split = 1_048_576 * 57 / 79; // about half the bytes, within group 0
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert_eq!(parts[0].groups, vec![0]);
+        assert_eq!(parts[1].groups, vec![0, 1]);
+        let (a, b) = (parts[0].range.expect("part of group 0"), parts[1].range.expect("part of group 0"));
+        assert_eq!((a.0, a.1, b.0, b.1), (0, a.1, a.1, 1_500_000));
+        assert!(a.1.abs_diff(split) < 1000, "cut at row {}", a.1);
+        assert_eq!(parts[0].rows + parts[1].rows, 1_500_000);
+        // even enough already (lineitem: five groups of 65 MB, one of 46), or one thread: kept
+        let lineitem = [file(&[1_048_576; 6], &[65, 65, 65, 65, 65, 46].map(|b| b * 1_000_000))];
+        assert_eq!(even_out(&group_runs(&lineitem), &lineitem, 2, 128 << 20), None);
+        assert_eq!(even_out(&group_runs(&orders), &orders, 1, 128 << 20), None);
+        // pieces of at least an eighth of the budget: 40 bytes in two 20-byte
+        // pieces under a budget of 128, but not of 512 (the runs stay)
+        let small = [file(&[30, 10], &[30, 10])];
+        let parts = even_out(&group_runs(&small), &small, 2, 128).expect("uneven");
+        let piece = |groups: Vec<usize>, range| Part { file: 0, groups, rows: 20, range: Some(range) };
+        assert_eq!(parts, vec![piece(vec![0], (0, 20)), piece(vec![0, 1], (20, 40))]);
+        let parts = even_out(&group_runs(&small), &small, 2, 512).expect("uneven");
+        let run = |g: usize, rows| Part { file: 0, groups: vec![g], rows, range: None };
+        assert_eq!(parts, vec![run(0, 30), run(1, 10)]);
+    }
+
+    /// Over many files and row groups, the pieces cover every row of every
+    /// file once, in order, each naming exactly the groups its rows are in.
+    #[test]
+    fn even_pieces_cover_every_row_once() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..300 {
+            let files: Vec<mars_ir::SourceFile> = (0..1 + next(3))
+                .map(|_| {
+                    let groups: Vec<usize> = (0..1 + next(5)).map(|_| next(2000) as usize).collect();
+                    let bytes: Vec<u64> = groups.iter().map(|&n| n as u64 * (1 + next(20))).collect();
+                    file(&groups, &bytes)
+                })
+                .collect();
+            let (threads, budget) = (1 + next(4) as usize, 1 + next(40_000));
+            let Some(parts) = even_out(&group_runs(&files), &files, threads, budget) else { continue };
+            for (f, file) in files.iter().enumerate() {
+                let mut at = 0;
+                for p in parts.iter().filter(|p| p.file == f) {
+                    let (start, end) = p.range.unwrap_or((file.group_start(p.groups[0]), at + p.rows));
+                    assert_eq!(start, at, "{files:?} {parts:?}");
+                    assert!(end > start && p.rows == end - start);
+                    let overlapping: Vec<usize> = (0..file.row_groups.len())
+                        .filter(|&g| {
+                            let s = file.group_start(g);
+                            file.row_groups[g] > 0 && s < end && s + file.row_groups[g] > start
+                        })
+                        .collect();
+                    assert_eq!(p.groups, overlapping);
+                    assert_eq!(file.rows_of(&p.groups, p.range), p.rows);
+                    at = end;
+                }
+                assert_eq!(at, file.rows(), "{files:?} {parts:?}");
+            }
         }
     }
 }

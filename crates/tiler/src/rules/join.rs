@@ -51,8 +51,8 @@ fn guess_rows(ctx: &Ctx, l: &Layout) -> Option<usize> {
             return Some(n);
         }
         match &*node.op {
-            ChunkOp::Frame(FrameChunkOp::ReadParquet { file, row_groups, .. }) => {
-                row_groups.iter().map(|&g| file.row_groups.get(g).copied()).sum()
+            ChunkOp::Frame(FrameChunkOp::ReadParquet { file, row_groups, rows, .. }) => {
+                Some(file.rows_of(row_groups, *rows))
             }
             ChunkOp::Frame(
                 FrameChunkOp::Filter

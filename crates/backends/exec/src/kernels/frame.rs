@@ -71,9 +71,9 @@ pub fn run(op: &FrameChunkOp, inputs: &[Arc<ChunkData>]) -> Result<ChunkData, Ke
             want(1)?;
             Ok(ChunkData::Parts(super::groupby::hash_partition(ins[0], keys, *parts)?))
         }
-        FrameChunkOp::ReadParquet { file, row_groups, columns, filter } => {
+        FrameChunkOp::ReadParquet { file, row_groups, rows, columns, filter } => {
             want(0)?;
-            one(crate::io::read_parquet(file, row_groups, columns, filter.as_deref())?)
+            one(crate::io::read_parquet(file, row_groups, *rows, columns, filter.as_deref())?)
         }
         FrameChunkOp::ReadCsv(c) => {
             want(0)?;

@@ -33,8 +33,9 @@ fn slices(batch: RecordBatch, rows: usize) -> Batches<'static> {
 /// The source's rows in batches of about `rows`.
 fn source<'a>(p: &PipelineChunk, inputs: &'a [Arc<ChunkData>], rows: usize) -> Result<Batches<'a>, KernelError> {
     match &p.source {
-        Some(FrameChunkOp::ReadParquet { file, row_groups, columns, filter }) => {
-            let scan = crate::io::ParquetBatches::open(file, row_groups, columns, filter.as_deref(), Some(rows))?;
+        Some(FrameChunkOp::ReadParquet { file, row_groups, rows: range, columns, filter }) => {
+            let scan =
+                crate::io::ParquetBatches::open(file, row_groups, *range, columns, filter.as_deref(), Some(rows))?;
             // a read with no rows left still gives the columns
             let empty = RecordBatch::new_empty(scan.schema().clone());
             let mut scan = scan.peekable();
@@ -398,18 +399,26 @@ mod tests {
         let file = crate::io::source_file(&path).expect("source file");
         let gt = |v| ColExpr::Binary(BinaryFn::Gt, Box::new(ColExpr::Input(0)), Box::new(ColExpr::Lit(Lit::I64(v))));
         // the filter's column read too (filtered batch by batch), or not
-        // (the reader's row selection)
-        for (limit, columns) in
-            [(50, vec!["k", "b", "a"]), (1000, vec!["b", "k", "a"]), (50, vec!["k", "b"]), (1000, vec!["b", "k"])]
+        // (the reader's row selection); all rows, or the rows 30..95 (in all
+        // three groups) or 45..50 (in one)
+        let cases =
+            [(50, vec!["k", "b", "a"]), (1000, vec!["b", "k", "a"]), (50, vec!["k", "b"]), (1000, vec!["b", "k"])];
+        for ((limit, columns), range) in
+            cases.into_iter().flat_map(|c| [None, Some((30, 95)), Some((45, 50))].map(move |r| (c.clone(), r)))
         {
             let filter = mars_ir::ReadFilter {
                 columns: vec!["a".into()],
                 schema: Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)])),
                 expr: gt(limit),
             };
+            let groups = match range {
+                Some((45, 50)) => vec![1],
+                _ => vec![0, 1, 2],
+            };
             let read = FrameChunkOp::ReadParquet {
                 file: Box::new(file.clone()),
-                row_groups: vec![0, 1, 2],
+                row_groups: groups,
+                rows: range,
                 columns: columns.iter().map(|c| c.to_string()).collect(),
                 filter: Some(Box::new(filter)),
             };
@@ -425,10 +434,28 @@ mod tests {
             };
             let got = frame(run(&p, &[]).expect("pipeline"));
             let read_whole = frame(frame::run(&read, &[]).expect("read"));
-            assert_eq!(got, whole(&p, read_whole, &[]), "a > {limit}");
+            // the read is the rows of the range where a > limit, in memory
+            let (start, end) = range.unwrap_or((0, 105));
+            let want = src.slice(start, end - start);
+            let keep = arrow::compute::kernels::cmp::gt(want.column(0), &Int64Array::new_scalar(limit)).expect("cmp");
+            let want = arrow::compute::filter_record_batch(&want, &keep).expect("filter");
+            let at: Vec<usize> = columns.iter().map(|c| want.schema().index_of(c).expect("column")).collect();
+            assert_eq!(read_whole, want.project(&at).expect("project"), "a > {limit}, rows {range:?}");
+            assert_eq!(got, whole(&p, read_whole, &[]), "a > {limit}, rows {range:?}");
             // nothing passes a > 1000: no group, the columns kept
-            assert_eq!(got.num_rows() == 0, limit == 1000);
+            // (a > 50 keeps rows in all three groups, none of 45..50)
+            assert_eq!(got.num_rows() == 0, limit == 1000 || range == Some((45, 50)));
         }
+        // a range read without a filter, in one batch or in batches
+        let read = FrameChunkOp::ReadParquet {
+            file: Box::new(file.clone()),
+            row_groups: vec![0, 1],
+            rows: Some((39, 41)),
+            columns: vec!["a".into()],
+            filter: None,
+        };
+        let got = frame(frame::run(&read, &[]).expect("read"));
+        assert_eq!(got, src.slice(39, 2).project(&[0]).expect("project"));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
