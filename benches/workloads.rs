@@ -8,9 +8,9 @@ use mars::prelude::*;
 use mars::tensor as mt;
 use std::time::Duration;
 
-/// mimalloc, as the `mars` binary (see there why)
+/// mimalloc, freed pages kept a while: see [`mars::alloc`]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: mars::alloc::MiMalloc = mars::alloc::MiMalloc;
 
 fn scale() -> f64 {
     std::env::var("MARS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
@@ -25,6 +25,7 @@ fn run(t: &mt::Tensor, s: &Session) -> f64 {
 }
 
 fn workloads(c: &mut Criterion) {
+    mars::alloc::keep_freed_pages();
     let rows = scaled(20_000);
     let mut g = c.benchmark_group("tensor");
     g.sample_size(10).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_secs(1));

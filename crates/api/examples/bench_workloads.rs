@@ -14,9 +14,9 @@ use mars::tensor as mt;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// mimalloc, as the `mars` binary (see there why)
+/// mimalloc, freed pages kept a while: see [`mars::alloc`]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: mars::alloc::MiMalloc = mars::alloc::MiMalloc;
 
 /// A plain xorshift stream: the frame workloads' data (the same in every run).
 struct Xorshift(u64);
@@ -193,6 +193,7 @@ fn cluster_rows(rows: usize, repeats: usize) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    mars::alloc::keep_freed_pages();
     if std::env::args().any(|a| a == "--phases") {
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)

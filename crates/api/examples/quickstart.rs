@@ -12,11 +12,12 @@ use mars::tensor as mt;
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// mimalloc, as the `mars` binary (see there why)
+/// mimalloc, freed pages kept a while: see [`mars::alloc`]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: mars::alloc::MiMalloc = mars::alloc::MiMalloc;
 
 fn main() -> ExitCode {
+    mars::alloc::keep_freed_pages();
     // the cluster below starts this program again as its supervisor and workers
     if let Some(code) = mars::serve::serve_from_args() {
         return code;

@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod dataframe;
 mod error;
 mod frame_display;

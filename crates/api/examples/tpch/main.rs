@@ -16,11 +16,12 @@ use queries::{Answer, Cell, Tables, QUERIES};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// mimalloc, as the `mars` binary (see there why)
+/// mimalloc, freed pages kept a while: see [`mars::alloc`]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: mars::alloc::MiMalloc = mars::alloc::MiMalloc;
 
 fn main() {
+    mars::alloc::keep_freed_pages();
     if let Err(e) = real_main() {
         eprintln!("error: {e}");
         std::process::exit(1);

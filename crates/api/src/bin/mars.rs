@@ -7,12 +7,9 @@ use mars::tool::{self, Format, InspectOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc rather than the system allocator: glibc hands every buffer over
-/// its mmap threshold (a whole parquet row group's column, a shuffle piece)
-/// fresh pages from the kernel, faulted in and zeroed on each use (TPC-H
-/// Q3 0.155 s -> 0.092 s, Q18 0.19 -> 0.13 on this machine)
+/// mimalloc, freed pages kept a while: see [`mars::alloc`]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: mars::alloc::MiMalloc = mars::alloc::MiMalloc;
 
 #[derive(Parser, Debug)]
 #[command(name = "mars", version, about = "Inspect, draw and run mars-rs graphs; run a cluster")]
@@ -61,6 +58,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    mars::alloc::keep_freed_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect { graph, tile, chunk_size, format, passes, stats } => tool::load_graph(&graph).and_then(|g| {
