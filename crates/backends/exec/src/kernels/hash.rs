@@ -248,37 +248,61 @@ fn group_short_strings(keys: &[ArrayRef]) -> Result<Option<Groups>, KernelError>
         views.push(v);
         index.push((ix, width));
     }
+    if u32::try_from(slots).is_err() {
+        return Ok(None);
+    }
     // each row's slot, a key column at a time (tight loops, one kind of
-    // code index each); a missing row's slot is garbage, and skipped
-    let mut at = vec![0usize; n];
-    for (v, (ix, width)) in views.iter().zip(&index) {
-        match ix {
-            CodeIndex::Tiny(map) => {
-                for (a, &x) in at.iter_mut().zip(v.iter()) {
-                    *a = a.wrapping_mul(*width).wrapping_add(map[short_code(x) as usize & (TINY - 1)] as usize);
-                }
-            }
-            CodeIndex::Range(lo) => {
-                for (a, &x) in at.iter_mut().zip(v.iter()) {
-                    *a = a.wrapping_mul(*width).wrapping_add(short_code(x).wrapping_sub(*lo) as usize);
-                }
-            }
+    // code index each), the last column's loop also numbering the groups; a
+    // missing row's slot is garbage, and skipped
+    let (last, first_keys) = views.split_last().expect("at least two keys");
+    let mut at = vec![0u32; n];
+    fn add(at: &mut [u32], v: &[u128], width: u32, code: impl Fn(u128) -> u32) {
+        for (a, &x) in at.iter_mut().zip(v) {
+            *a = a.wrapping_mul(width).wrapping_add(code(x));
         }
     }
-    let mut table = vec![NO_GROUP; slots];
+    for (v, (ix, width)) in first_keys.iter().zip(&index) {
+        match ix {
+            CodeIndex::Tiny(map) => add(&mut at, v, *width as u32, |x| map[short_code(x) as usize & (TINY - 1)]),
+            CodeIndex::Range(lo) => add(&mut at, v, *width as u32, |x| short_code(x).wrapping_sub(*lo) as u32),
+        }
+    }
+    let (ix, width) = index.last().expect("at least two keys");
     let mut g = Groups { ids: vec![NO_GROUP; n], first: Vec::new(), has_none: valid.is_some() };
-    for (i, &a) in at.iter().enumerate() {
-        if valid.as_ref().is_some_and(|b| b.is_null(i)) {
-            continue;
-        }
-        let s = &mut table[a];
-        if *s == NO_GROUP {
-            *s = g.first.len() as u32;
-            g.first.push(i as u32);
-        }
-        g.ids[i] = *s;
+    let mut table = vec![NO_GROUP; slots];
+    let rows = Numbering { at: &at, last, valid: valid.as_ref(), width: *width as u32 };
+    match ix {
+        CodeIndex::Tiny(map) => rows.number(&mut g, &mut table, |x| map[short_code(x) as usize & (TINY - 1)]),
+        CodeIndex::Range(lo) => rows.number(&mut g, &mut table, |x| short_code(x).wrapping_sub(*lo) as u32),
     }
     Ok(Some(g))
+}
+
+/// The last pass of [`group_short_strings`]: each row's slot (`at`, the
+/// slot of its first keys, times `width`, plus the code of its `last` key)
+/// numbered in a table of slots, in order of first appearance.
+struct Numbering<'a> {
+    at: &'a [u32],
+    last: &'a [u128],
+    valid: Option<&'a NullBuffer>,
+    width: u32,
+}
+
+impl Numbering<'_> {
+    #[inline]
+    fn number(&self, g: &mut Groups, table: &mut [u32], code: impl Fn(u128) -> u32) {
+        for (i, ((id, &a), &x)) in g.ids.iter_mut().zip(self.at).zip(self.last).enumerate() {
+            if self.valid.is_some_and(|b| b.is_null(i)) {
+                continue;
+            }
+            let s = &mut table[a.wrapping_mul(self.width).wrapping_add(code(x)) as usize];
+            if *s == NO_GROUP {
+                *s = g.first.len() as u32;
+                g.first.push(i as u32);
+            }
+            *id = *s;
+        }
+    }
 }
 
 /// The first row of each distinct key of `keys` (several columns), in
@@ -796,6 +820,11 @@ mod tests {
         let views: Vec<ArrayRef> =
             vec![Arc::new(StringViewArray::from(two.clone())), Arc::new(StringViewArray::from(one.clone()))];
         let plain: Vec<ArrayRef> = vec![Arc::new(StringArray::from(two)), Arc::new(StringArray::from(one))];
+        let g = group_short_strings(&views).unwrap().expect("a small range of two-byte codes");
+        let w = group_rows(&plain, 400).unwrap();
+        assert_eq!((g.ids, g.first), (w.ids, w.first));
+        // the ranged key last (the pass that numbers the groups reads it)
+        let (views, plain) = ([views[1].clone(), views[0].clone()], [plain[1].clone(), plain[0].clone()]);
         let g = group_short_strings(&views).unwrap().expect("a small range of two-byte codes");
         let w = group_rows(&plain, 400).unwrap();
         assert_eq!((g.ids, g.first), (w.ids, w.first));
