@@ -337,7 +337,9 @@ pub enum KeyIndex {
     /// Several integer-like keys whose ranges multiply to under 2^62: each
     /// row's keys packed into one integer (`Σ (k_i - lo_i) · stride_i`),
     /// indexed as one integer key; a probe key outside a range matches none.
-    Packed { lo: Vec<i64>, hi: Vec<i64>, stride: Vec<i64>, inner: Box<KeyIndex> },
+    /// With `first`, the values of the first key present, tested before the
+    /// table (a probe whose first key no row has is a miss).
+    Packed { lo: Vec<i64>, hi: Vec<i64>, stride: Vec<i64>, first: Option<Present>, inner: Box<KeyIndex> },
 }
 
 /// Several integer-like key columns packed into one integer per row, with
@@ -410,7 +412,14 @@ impl KeyIndex {
             group_ints(ints.as_primitive::<arrow::datatypes::Int64Type>().values(), valid.as_ref(), &mut g)
         } else if let Some((lo, hi, stride, codes)) = packed(keys, valid.as_ref()) {
             let inner = Box::new(group_ints(&codes, valid.as_ref(), &mut g));
-            KeyIndex::Packed { lo, hi, stride, inner }
+            let first = match as_i64(&keys[..1]) {
+                Some(k) if Present::worth(lo[0], hi[0], g.len()) => {
+                    let v = k.as_primitive::<arrow::datatypes::Int64Type>().values();
+                    Some(Present::of(lo[0], hi[0], v, valid.as_ref()))
+                }
+                _ => None,
+            };
+            KeyIndex::Packed { lo, hi, stride, first, inner }
         } else if keys.len() == 1 && is_string(keys[0].data_type()) {
             let table = with_str_bytes!(keys[0], value => group_bytes(n, valid.as_ref(), value, &mut g));
             KeyIndex::Strings { table, col: keys[0].clone(), first: g.first.clone() }
@@ -436,13 +445,13 @@ impl KeyIndex {
             KeyIndex::Direct { .. } | KeyIndex::Ints { .. } => {
                 self.find_ints(ints()?.as_primitive::<arrow::datatypes::Int64Type>().values(), &mut out)
             }
-            KeyIndex::Packed { lo, hi, stride, inner } => {
+            KeyIndex::Packed { lo, hi, stride, first, inner } => {
                 if keys.len() != lo.len() {
                     return Err(KernelError(format!("{} keys probed an index of {}", keys.len(), lo.len())));
                 }
                 let mut codes = vec![0i64; n];
                 let mut inside = vec![true; n];
-                for (((k, &l), &top), &s) in keys.iter().zip(lo).zip(hi).zip(stride) {
+                for (j, (((k, &l), &top), &s)) in keys.iter().zip(lo).zip(hi).zip(stride).enumerate() {
                     let a = as_i64(std::slice::from_ref(k))
                         .ok_or_else(|| KernelError("an integer key probed with a key of another type".into()))?;
                     let v = a.as_primitive::<arrow::datatypes::Int64Type>().values();
@@ -450,11 +459,27 @@ impl KeyIndex {
                         *ok &= x >= l && x <= top;
                         *c = c.wrapping_add(x.wrapping_sub(l).wrapping_mul(s));
                     }
+                    if let (Some(p), 0) = (first, j) {
+                        for (ok, &x) in inside.iter_mut().zip(v.iter()) {
+                            *ok &= p.may_hold(x);
+                        }
+                    }
                 }
-                inner.find_ints(&codes, &mut out);
-                for (o, ok) in out.iter_mut().zip(inside) {
-                    if !ok {
-                        *o = NO_GROUP;
+                if first.is_some() {
+                    // only the rows whose first key is present are looked up
+                    let at: Vec<u32> = (0..n as u32).filter(|&i| inside[i as usize]).collect();
+                    let some: Vec<i64> = at.iter().map(|&i| codes[i as usize]).collect();
+                    let mut found = vec![NO_GROUP; at.len()];
+                    inner.find_ints(&some, &mut found);
+                    for (&i, f) in at.iter().zip(found) {
+                        out[i as usize] = f;
+                    }
+                } else {
+                    inner.find_ints(&codes, &mut out);
+                    for (o, ok) in out.iter_mut().zip(inside) {
+                        if !ok {
+                            *o = NO_GROUP;
+                        }
                     }
                 }
             }
@@ -504,7 +529,9 @@ impl KeyIndex {
             KeyIndex::Ints { table, present } => table.len() * 24 + present.as_ref().map_or(0, |p| p.bits.len() * 8),
             KeyIndex::Strings { table, .. } => table.len() * 24,
             KeyIndex::Rows { table, rows, .. } => table.len() * 24 + rows.size(),
-            KeyIndex::Packed { lo, inner, .. } => lo.len() * 24 + inner.nbytes(),
+            KeyIndex::Packed { lo, first, inner, .. } => {
+                lo.len() * 24 + first.as_ref().map_or(0, |p| p.bits.len() * 8) + inner.nbytes()
+            }
         }
     }
 
@@ -756,6 +783,31 @@ mod tests {
         }
         let hits = found.iter().filter(|&&f| f != NO_GROUP).count();
         assert!(hits > 1000 && hits < probe.len() / 2, "{hits} hits");
+        // two keys packed into one, the first sparse (its bitmap tested
+        // first): probes with the first key absent, present with another
+        // second key, or both present, find what a map finds
+        let second: Vec<i32> = (0..20_000).map(|i| i % 5).collect();
+        let keys: Vec<ArrayRef> = vec![
+            Arc::new(arrow::array::Int64Array::from(build.clone())),
+            Arc::new(arrow::array::Int32Array::from(second.clone())),
+        ];
+        let (index, g) = KeyIndex::build(&keys).unwrap();
+        assert!(matches!(index, KeyIndex::Packed { first: Some(_), .. }), "{index:?}");
+        let map: std::collections::HashMap<(i64, i32), u32> =
+            (0..20_000).filter_map(|i| Some(((build[i]?, second[i]), g.ids[i]))).collect();
+        let p0: Vec<Option<i64>> = probe.clone();
+        let p1: Vec<i32> = (0..p0.len() as i32).map(|i| i % 7 - 1).collect();
+        let found = index
+            .find(&[
+                Arc::new(arrow::array::Int64Array::from(p0.clone())) as ArrayRef,
+                Arc::new(arrow::array::Int32Array::from(p1.clone())),
+            ])
+            .unwrap();
+        for (i, k) in p0.iter().enumerate() {
+            let want = k.and_then(|k| map.get(&(k, p1[i])).copied()).unwrap_or(NO_GROUP);
+            assert_eq!(found[i], want, "probe ({k:?}, {})", p1[i]);
+        }
+        assert!(found.iter().filter(|&&f| f != NO_GROUP).count() > 100);
         // a dense range or few keys keep no bitmap
         let few: Vec<i64> = (0..1000).map(|i| i * 1_000_000).collect();
         let (index, _) = KeyIndex::build(&[Arc::new(arrow::array::Int64Array::from(few)) as ArrayRef]).unwrap();

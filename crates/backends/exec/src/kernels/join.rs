@@ -147,6 +147,13 @@ pub fn probe(probe: &RecordBatch, table: &JoinTable, p: &JoinProbeChunk) -> Resu
                 let all: Vec<u32> = (0..at.len() as u32).collect();
                 return assemble(probe, &d.batch, p, all, at);
             }
+            // an inner join: the matched rows, each with its slot
+            let (mut pi, mut bi) = (Vec::new(), Vec::new());
+            for (i, &a) in at.iter().enumerate().filter(|(_, &a)| a != NONE) {
+                pi.push(i as u32);
+                bi.push(a);
+            }
+            return assemble(probe, &d.batch, p, pi, bi);
         }
     }
     let found = table.index.find(&keys)?;
