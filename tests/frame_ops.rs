@@ -778,14 +778,31 @@ fn merge_matches_nested_loop() -> Result<()> {
         ("k", Arc::new(Int64Array::from(vec![3i64, 0, 8, 1, 7, 2, 6, 4, 5])) as ArrayRef),
         ("w", Arc::new(Float64Array::from((0..9).map(|i| 10.0 * i as f64).collect::<Vec<_>>()))),
     ])?;
+    // ... and a dimension table that lacks some keys, probed by keys with
+    // missing ones (the direct path keeps only the rows it finds)
+    let gappy_left = RecordBatch::try_from_iter(vec![
+        (
+            "k",
+            Arc::new(Int64Array::from((0..n as i64).map(|i| (i % 11 != 4).then_some(i * 7 % 9)).collect::<Vec<_>>()))
+                as ArrayRef,
+        ),
+        ("v", Arc::new(Float64Array::from((0..n).map(|i| i as f64).collect::<Vec<_>>()))),
+    ])?;
+    let gappy_dim = RecordBatch::try_from_iter(vec![
+        ("k", Arc::new(Int64Array::from(vec![3i64, 0, 1, 7, 2, 6, 5])) as ArrayRef),
+        ("w", Arc::new(Float64Array::from((0..7).map(|i| 10.0 * i as f64).collect::<Vec<_>>()))),
+    ])?;
     for (lr, rr) in [(1, 1), (5, 4), (23, 9)] {
         let (_, sess) = session_with(None)?;
         for how in [md::How::Inner, md::How::Left] {
-            let l = md::DataFrame::from_record_batch(full_left.clone()).rechunk(lr);
-            let r = md::DataFrame::from_record_batch(dim.clone()).rechunk(rr);
-            let got = l.merge(&r, &["k"], how)?.execute_in(&sess)?.fetch_in(&sess)?;
-            let got_cols: Vec<Vec<Val>> = got.record_batch().columns().iter().map(vals).collect();
-            assert_eq!(row_set(&got_cols), merge_reference(&full_left, &dim, &["k"], &["k"], how), "{how:?} {lr}/{rr}");
+            for (left, dim) in [(&full_left, &dim), (&gappy_left, &gappy_dim)] {
+                let l = md::DataFrame::from_record_batch(left.clone()).rechunk(lr);
+                let r = md::DataFrame::from_record_batch(dim.clone()).rechunk(rr);
+                let got = l.merge(&r, &["k"], how)?.execute_in(&sess)?.fetch_in(&sess)?;
+                let got_cols: Vec<Vec<Val>> = got.record_batch().columns().iter().map(vals).collect();
+                let want = merge_reference(left, dim, &["k"], &["k"], how);
+                assert_eq!(row_set(&got_cols), want, "{how:?} {lr}/{rr}");
+            }
         }
     }
     // names: shared keys once, other clashes suffixed; differently named keys both kept

@@ -201,22 +201,27 @@ fn dense_slots(d: &Dense, key: &ArrayRef) -> Result<Option<Vec<u32>>, KernelErro
     let ints = arrow::compute::cast(key, &Int64)?;
     let values = ints.as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.values().clone());
     let Some(values) = values else { return Ok(None) };
-    let nulls = key.logical_nulls();
     let len = d.exists.len() as u64;
-    let at = values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            // below `lo` wraps to a huge offset: out of range like above the top
-            let a = v.wrapping_sub(d.lo) as u64;
-            let hit = a < len && d.exists.value(a as usize) && nulls.as_ref().is_none_or(|n| n.is_valid(i));
-            if hit {
-                a as u32
-            } else {
-                NONE
+    // the exists bits as bytes, from bit `shift` of the first
+    let (bytes, shift) = (d.exists.inner().as_slice(), d.exists.offset() as u64);
+    let slot = |v: i64| {
+        // below `lo` wraps to a huge offset: out of range like above the top
+        let a = v.wrapping_sub(d.lo) as u64;
+        let b = a.wrapping_add(shift);
+        if a < len && (bytes[(b / 8) as usize] >> (b % 8)) & 1 == 1 {
+            a as u32
+        } else {
+            NONE
+        }
+    };
+    let mut at: Vec<u32> = values.iter().map(|&v| slot(v)).collect();
+    if let Some(nulls) = key.logical_nulls() {
+        for (a, ok) in at.iter_mut().zip(nulls.iter()) {
+            if !ok {
+                *a = NONE;
             }
-        })
-        .collect();
+        }
+    }
     Ok(Some(at))
 }
 
