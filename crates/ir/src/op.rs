@@ -347,22 +347,17 @@ impl SourceFile {
         self.row_groups.iter().fold(0usize, |a, &r| a.saturating_add(r))
     }
 
-    /// The file's row where row group `g` starts (saturating).
-    pub fn group_start(&self, g: usize) -> usize {
-        self.row_groups.iter().take(g).fold(0usize, |a, &r| a.saturating_add(r))
-    }
-
-    /// Rows a read of `row_groups` (and of only the rows `start..end` of
-    /// them, given `range`) holds, before any filter.
+    /// Rows a read of `row_groups` (and of only the file's rows
+    /// `start..end` of them, given `range`) holds, before any filter: a
+    /// range lies within its row groups, as the tiler makes them (else this
+    /// is at most the groups' rows).
     pub fn rows_of(&self, row_groups: &[usize], range: Option<(usize, usize)>) -> usize {
-        row_groups
-            .iter()
-            .map(|&g| {
-                let (s, n) = (self.group_start(g), self.row_groups.get(g).copied().unwrap_or(0));
-                let (lo, hi) = range.map_or((s, s.saturating_add(n)), |(a, b)| (a.max(s), b.min(s.saturating_add(n))));
-                hi.saturating_sub(lo)
-            })
-            .fold(0usize, |a, r| a.saturating_add(r))
+        let all =
+            row_groups.iter().fold(0usize, |a, &g| a.saturating_add(self.row_groups.get(g).copied().unwrap_or(0)));
+        match range {
+            Some((start, end)) => end.saturating_sub(start).min(all),
+            None => all,
+        }
     }
 }
 

@@ -363,22 +363,25 @@ fn even_out(
             continue;
         };
         let file_bytes = file_bytes[f];
-        // the rows where each group starts (and the end of the last)
-        let mut edges = vec![0usize; file.row_groups.len() + 1];
+        // the rows and bytes before each group (and in all, last)
+        let (mut edges, mut before) = (vec![0usize; file.row_groups.len() + 1], vec![0u64; file.row_groups.len() + 1]);
         for (g, &n) in file.row_groups.iter().enumerate() {
             edges[g + 1] = edges[g].saturating_add(n);
+            before[g + 1] = before[g].saturating_add(group_bytes(file, g));
         }
         let mut cuts = vec![0usize];
         for j in 1..k {
-            let want = file_bytes as u128 * j as u128 / k as u128;
-            cuts.push(row_at(file, &edges, want as u64, share / 10).max(cuts[j - 1]));
+            let want = (file_bytes as u128 * j as u128 / k as u128) as u64;
+            cuts.push(row_at(&edges, &before, want, share / 10).max(cuts[j - 1]));
         }
         cuts.push(rows);
         cuts.dedup();
         for w in cuts.windows(2) {
             let (start, end) = (w[0], w[1]);
-            let groups: Vec<usize> = (0..file.row_groups.len())
-                .filter(|&g| edges[g] < end && edges[g + 1] > start && file.row_groups[g] > 0)
+            // the groups with rows in start..end
+            let (from, to) = (edges.partition_point(|&e| e <= start), edges.partition_point(|&e| e < end));
+            let groups: Vec<usize> = (from.saturating_sub(1)..to)
+                .filter(|&g| edges[g] < end && edges[g + 1] > start.max(edges[g]))
                 .collect();
             let whole = groups.first().is_some_and(|&g| edges[g] == start)
                 && groups.last().is_some_and(|&g| edges[g + 1] == end);
@@ -388,27 +391,25 @@ fn even_out(
     Some(parts)
 }
 
-/// The file's row where its first `bytes` (counted as row groups' bytes
-/// spread evenly over their rows) end; on a row group's edge when one is
+/// The file's row where its first `bytes` end, each row group's bytes
+/// spread evenly over its rows (`edges` and `before`: the rows and bytes
+/// before each group, and in all); on a row group's edge when one is
 /// within `snap` bytes.
-fn row_at(file: &mars_ir::SourceFile, edges: &[usize], bytes: u64, snap: u64) -> usize {
-    let mut before = 0u64;
-    for (g, &n) in file.row_groups.iter().enumerate() {
-        let b = group_bytes(file, g);
-        if before + b <= bytes {
-            before += b;
-            continue;
-        }
-        let into = bytes - before;
-        if into <= snap {
-            return edges[g];
-        }
-        if b - into <= snap {
-            return edges[g + 1];
-        }
-        return edges[g] + (into as u128 * n as u128 / b.max(1) as u128) as usize;
+fn row_at(edges: &[usize], before: &[u64], bytes: u64, snap: u64) -> usize {
+    // the group where the bytes end: the last that starts at or before them
+    // and has any (an empty group ends where it starts)
+    let g = before.partition_point(|&b| b <= bytes).saturating_sub(1);
+    if g + 1 >= before.len() {
+        return edges.last().copied().unwrap_or(0);
     }
-    edges.last().copied().unwrap_or(0)
+    let (into, b, n) = (bytes - before[g], before[g + 1] - before[g], edges[g + 1] - edges[g]);
+    if into <= snap {
+        return edges[g];
+    }
+    if b - into <= snap {
+        return edges[g + 1];
+    }
+    edges[g] + (into as u128 * n as u128 / b.max(1) as u128) as usize
 }
 
 /// Runs of row groups cut until their number is a multiple of `parallelism`
@@ -785,14 +786,15 @@ mod tests {
             let (threads, budget) = (1 + next(4) as usize, 1 + next(40_000));
             let Some(parts) = even_out(&group_runs(&files), &files, threads, budget) else { continue };
             for (f, file) in files.iter().enumerate() {
+                let start_of = |g: usize| file.row_groups[..g].iter().sum::<usize>();
                 let mut at = 0;
                 for p in parts.iter().filter(|p| p.file == f) {
-                    let (start, end) = p.range.unwrap_or((file.group_start(p.groups[0]), at + p.rows));
+                    let (start, end) = p.range.unwrap_or((start_of(p.groups[0]), at + p.rows));
                     assert_eq!(start, at, "{files:?} {parts:?}");
                     assert!(end > start && p.rows == end - start);
                     let overlapping: Vec<usize> = (0..file.row_groups.len())
                         .filter(|&g| {
-                            let s = file.group_start(g);
+                            let s = start_of(g);
                             file.row_groups[g] > 0 && s < end && s + file.row_groups[g] > start
                         })
                         .collect();
@@ -803,5 +805,24 @@ mod tests {
                 assert_eq!(at, file.rows(), "{files:?} {parts:?}");
             }
         }
+    }
+
+    /// A file of 100k one-row groups of uneven bytes, cut into many pieces: every row once (each cut found by a search, each piece's
+    /// groups too, not by a walk over all the groups per piece).
+    #[test]
+    fn a_file_of_many_row_groups_is_cut_in_one_pass() {
+        let n = 100_000;
+        // one big group, then 99,999 of a few bytes
+        let bytes: Vec<u64> = (0..n).map(|g| if g == 0 { 1 << 20 } else { 1 + g as u64 % 3 }).collect();
+        let files = [file(&vec![1; n], &bytes)];
+        let parts = even_out(&group_runs(&files), &files, 2, 64).expect("uneven");
+        assert!(parts.len() > 1000, "{} pieces", parts.len());
+        let mut at = 0;
+        for p in &parts {
+            assert_eq!(p.groups.first().copied(), Some(at), "{p:?}");
+            at += p.rows;
+        }
+        assert_eq!(at, n);
+        assert_eq!(files[0].rows_of(&(0..n).collect::<Vec<_>>(), Some((10, n - 10))), n - 20);
     }
 }
