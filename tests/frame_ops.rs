@@ -1139,6 +1139,14 @@ fn drop_duplicates_keeps_first_occurrences() -> Result<()> {
     Ok(())
 }
 
+/// [`sample`]'s columns and `r`, the row's number (sorted, so a file's
+/// statistics can rule row groups out).
+fn sample_with_row_numbers(n: usize) -> Result<RecordBatch> {
+    let mut cols = sample(n);
+    cols.push(("r", Arc::new(Int64Array::from((0..n as i64).collect::<Vec<i64>>()))));
+    Ok(RecordBatch::try_from_iter(cols)?)
+}
+
 /// Filters of a parquet read by its own columns are pushed into the reader
 /// (row groups ruled out by their statistics skipped, the rest filtered while
 /// decoding): the rows equal the same filter over the frame in memory, for
@@ -1147,9 +1155,7 @@ fn drop_duplicates_keeps_first_occurrences() -> Result<()> {
 #[test]
 fn parquet_filters_pushed_into_the_reader_match_the_filter_in_memory() -> Result<()> {
     let dir = TempDir::new("pushdown");
-    let mut cols = sample(300);
-    cols.push(("r", Arc::new(Int64Array::from((0..300).collect::<Vec<i64>>()))));
-    let batch = RecordBatch::try_from_iter(cols)?;
+    let batch = sample_with_row_numbers(300)?;
     let path = dir.0.join("t.parquet");
     let sess = session()?;
     // 8 row groups of 40 rows: `r` is sorted, so its statistics rule groups out
@@ -1193,9 +1199,7 @@ fn parquet_filters_pushed_into_the_reader_match_the_filter_in_memory() -> Result
 #[test]
 fn parquet_row_groups_cut_for_threads_read_as_in_memory() -> Result<()> {
     let dir = TempDir::new("even");
-    let mut cols = sample(300);
-    cols.push(("r", Arc::new(Int64Array::from((0..300).collect::<Vec<i64>>()))));
-    let batch = RecordBatch::try_from_iter(cols)?;
+    let batch = sample_with_row_numbers(300)?;
     let path = dir.0.join("t.parquet");
     let mem = md::DataFrame::from_record_batch(batch.clone());
     // row groups of 200 and 100 rows

@@ -218,16 +218,22 @@ fn frame_drop_duplicates_tree() {
     insta::assert_snapshot!("frame_drop_duplicates", tiled(&df.drop_duplicates()));
 }
 
-#[test]
-fn frame_read_parquet_pruned_and_shared() {
+/// `rows` written as a parquet file of row groups of `group` rows in a fresh
+/// folder `name`, and the frame reading it; the folder goes when the test
+/// says so (`remove_dir_all`), before its snapshot.
+fn parquet_file(name: &str, rows: Vec<Vec<i64>>, group: usize) -> (std::path::PathBuf, mars::dataframe::DataFrame) {
     use mars::dataframe as md;
-    let dir = std::env::temp_dir().join(format!("mars-snap-parquet-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("mars-snap-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("t.parquet");
+    md::DataFrame::from_rows(rows).unwrap().rechunk(group).to_parquet(&path).unwrap();
+    (dir, md::read_parquet(&path).unwrap())
+}
+
+#[test]
+fn frame_read_parquet_pruned_and_shared() {
     // 10 rows of 3 columns in row groups of 4, 4 and 2 rows
-    let df = md::DataFrame::from_rows((0..10).map(|i| vec![i, 10 * i, 100 * i]).collect()).unwrap().rechunk(4);
-    df.to_parquet(&path).unwrap();
-    let df = md::read_parquet(&path).unwrap();
+    let (dir, df) = parquet_file("parquet", (0..10).map(|i| vec![i, 10 * i, 100 * i]).collect(), 4);
     // a chunk per row group; `df[df["0"] > 2]["1"]` reads column 1 filtered
     // on column 0 in the reader (row groups whose statistics rule the filter
     // out are skipped there), and never column 2
@@ -239,14 +245,8 @@ fn frame_read_parquet_pruned_and_shared() {
 
 #[test]
 fn frame_read_parquet_evened_out_for_two_threads() {
-    use mars::dataframe as md;
-    let dir = std::env::temp_dir().join(format!("mars-snap-even-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("t.parquet");
     // 8 rows of 3 columns in row groups of 6 and 2 rows
-    let df = md::DataFrame::from_rows((0..8).map(|i| vec![i, 10 * i, 100 * i]).collect()).unwrap().rechunk(6);
-    df.to_parquet(&path).unwrap();
-    let df = md::read_parquet(&path).unwrap();
+    let (dir, df) = parquet_file("even", (0..8).map(|i| vec![i, 10 * i, 100 * i]).collect(), 6);
     // one thread reads a row group a chunk; two would finish 3x apart, so
     // the rows are cut into even pieces instead (four of 2 rows: group 0 is
     // over the 200-byte budget, and two threads want an even count)
@@ -281,13 +281,8 @@ fn renamed_keys(text: &str) -> String {
 #[test]
 fn frame_pipeline_fuses_row_wise_ops_over_a_read() {
     use mars::dataframe as md;
-    let dir = std::env::temp_dir().join(format!("mars-snap-pipeline-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("t.parquet");
     // 10 rows of 3 columns in row groups of 4, 4 and 2 rows
-    let df = md::DataFrame::from_rows((0..10).map(|i| vec![i, 10 * i, i % 3]).collect()).unwrap().rechunk(4);
-    df.to_parquet(&path).unwrap();
-    let df = md::read_parquet(&path).unwrap();
+    let (dir, df) = parquet_file("pipeline", (0..10).map(|i| vec![i, 10 * i, i % 3]).collect(), 4);
     // a column computed, a filter on it (not one the reader can take), sums
     // per key: per chunk, one pipeline reads its row groups in batches and
     // runs the eval, the filter and the partial sums over each; only the
