@@ -301,15 +301,18 @@ fn even_out(
     if parallelism < 2 || runs.is_empty() {
         return None;
     }
-    let bytes: Vec<u64> = runs.iter().map(|(f, gs, _)| gs.iter().map(|&g| group_bytes(&files[*f], g)).sum()).collect();
-    let total: u64 = bytes.iter().sum();
+    // sizes from a graph file may be anything: sums saturate
+    let add = |a: u64, b: u64| a.saturating_add(b);
+    let bytes: Vec<u64> =
+        runs.iter().map(|(f, gs, _)| gs.iter().map(|&g| group_bytes(&files[*f], g)).fold(0, add)).collect();
+    let total: u64 = bytes.iter().copied().fold(0, add);
     // the busiest thread when the biggest runs go first, each to the least loaded thread
     let mut sorted = bytes.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     let mut load = vec![0u64; parallelism];
     for b in sorted {
         let least = load.iter_mut().min().expect("parallelism >= 2");
-        *least += b;
+        *least = least.saturating_add(b);
     }
     let busiest = load.into_iter().max().unwrap_or(0);
     let even = total.div_ceil(parallelism as u64);
@@ -320,7 +323,7 @@ fn even_out(
     let share = (total / pieces as u64).max(1);
     let min_bytes = budget / 8;
     let file_bytes: Vec<u64> =
-        files.iter().map(|file| (0..file.row_groups.len()).map(|g| group_bytes(file, g)).sum()).collect();
+        files.iter().map(|file| (0..file.row_groups.len()).map(|g| group_bytes(file, g)).fold(0, add)).collect();
     // pieces per file: about its bytes in shares, never fewer than the file
     // had runs nor any over the budget; `None` keeps its runs, as pieces this
     // small would cost more than they even out
@@ -333,7 +336,8 @@ fn even_out(
         .enumerate()
         .map(|(f, file)| {
             let had = runs_of[f].len() as u64;
-            let k = ((file_bytes[f] + share / 2) / share).max(file_bytes[f].div_ceil(budget.max(1))).max(had);
+            let k =
+                (file_bytes[f].saturating_add(share / 2) / share).max(file_bytes[f].div_ceil(budget.max(1))).max(had);
             let k = k.clamp(1, file.rows().max(1) as u64);
             (file.rows() > 0 && file_bytes[f] / k >= min_bytes).then_some(k as usize)
         })
@@ -409,7 +413,7 @@ fn row_at(edges: &[usize], before: &[u64], bytes: u64, snap: u64) -> usize {
     if b - into <= snap {
         return edges[g + 1];
     }
-    edges[g] + (into as u128 * n as u128 / b.max(1) as u128) as usize
+    edges[g].saturating_add((into as u128 * n as u128 / b.max(1) as u128) as usize)
 }
 
 /// Runs of row groups cut until their number is a multiple of `parallelism`
@@ -429,7 +433,7 @@ fn balance(
         return;
     }
     while !runs.len().is_multiple_of(parallelism) {
-        let bytes = |r: &(usize, Vec<usize>, usize)| r.1.iter().map(|&g| size(r.0, g).1).sum::<u64>();
+        let bytes = |r: &(usize, Vec<usize>, usize)| r.1.iter().fold(0u64, |a, &g| a.saturating_add(size(r.0, g).1));
         let Some(at) = (0..runs.len())
             .filter(|&i| runs[i].1.len() > 1 && bytes(&runs[i]) >= min_bytes)
             .max_by_key(|&i| (runs[i].1.len(), std::cmp::Reverse(i)))
@@ -438,7 +442,7 @@ fn balance(
         };
         let (f, mut first, _) = runs[at].clone();
         let second = first.split_off(first.len() / 2);
-        let rows = |groups: &[usize]| groups.iter().map(|&g| size(f, g).0).sum::<usize>();
+        let rows = |groups: &[usize]| groups.iter().fold(0usize, |a, &g| a.saturating_add(size(f, g).0));
         let (a, b) = (rows(&first), rows(&second));
         runs[at] = (f, first, a);
         runs.insert(at + 1, (f, second, b));
@@ -824,5 +828,26 @@ mod tests {
         }
         assert_eq!(at, n);
         assert_eq!(files[0].rows_of(&(0..n).collect::<Vec<_>>(), Some((10, n - 10))), n - 20);
+    }
+
+    /// Sizes from a graph file may be anything: row groups of u64::MAX bytes
+    /// and of near usize::MAX rows tile (into pieces that cover the rows)
+    /// without overflowing.
+    #[test]
+    fn absurd_row_group_sizes_do_not_overflow() {
+        let files =
+            [file(&[usize::MAX / 2, 3, usize::MAX / 2], &[u64::MAX, 1, u64::MAX]), file(&[5, 7], &[u64::MAX - 1, 2])];
+        for threads in [2, 3, 7] {
+            let mut runs = vec![(0, vec![0, 1, 2], usize::MAX), (1, vec![0, 1], 12)];
+            let size = |f: usize, g: usize| (files[f].row_groups[g], files[f].row_group_bytes[g]);
+            balance(&mut runs, threads, 0, size);
+            assert_eq!(runs.iter().map(|r| r.1.len()).sum::<usize>(), 5, "every group in a run once: {runs:?}");
+            if let Some(parts) = even_out(&group_runs(&files), &files, threads, 1 << 20) {
+                for (f, file) in files.iter().enumerate() {
+                    let rows: usize = parts.iter().filter(|p| p.file == f).fold(0, |a, p| a.saturating_add(p.rows));
+                    assert_eq!(rows, file.rows(), "{threads} threads: {parts:?}");
+                }
+            }
+        }
     }
 }
